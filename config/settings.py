@@ -1,0 +1,122 @@
+"""Typed settings, read once when a process starts (never at import).
+
+Every value comes from the environment with the prefix ``FLEETPATCH_``; nested groups use a
+double underscore, e.g. ``FLEETPATCH_GCP__AUDIENCE`` or ``FLEETPATCH_AWS__ENDPOINT_URL``.
+The production defaults need no file of their own: trust anchors ship with the package, and the
+Temporal connection comes from Temporal's own environment configuration (``TEMPORAL_ADDRESS``,
+``TEMPORAL_NAMESPACE``, ``TEMPORAL_PROFILE``, ``temporal.toml``).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+TRUST_DIR = Path(__file__).resolve().parent.parent / "clouds"
+
+
+class AwsSettings(BaseModel):
+    """The management account: Organizations, STS, SSM Parameter Store, S3."""
+
+    endpoint_url: str | None = None  # None: AWS's own endpoints
+    region: str = "us-east-1"
+    # Systems accounts: deterministic email per customer cloud account.
+    account_email_domain: str = "systems.fleetpatch.example"
+    account_name_prefix: str = "fleetpatch"
+    access_role_name: str = "OrganizationAccountAccessRole"
+    create_account_poll: timedelta = timedelta(seconds=5)
+    activation_expiry: timedelta = timedelta(hours=24)
+    agent_online_timeout: timedelta = timedelta(minutes=30)
+    links_parameter_prefix: str = "/fleetpatch/links"
+    reports_bucket: str = "fleetpatch-reports"
+
+
+class GcpSettings(BaseModel):
+    audience: str = "https://fleetpatch.example/v1/registrations"
+    jwks_url: str = "https://www.googleapis.com/oauth2/v3/certs"
+    jwks_file: Path | None = None  # a local JWKS file instead of the URL
+    max_token_age: timedelta = timedelta(minutes=10)
+    compute_endpoint: str | None = None  # None: Google's own
+
+
+class AzureSettings(BaseModel):
+    roots_file: Path | None = None  # None: the roots shipped with fleetpatch
+    intermediates_file: Path | None = None
+    allowed_san_domains: list[str] = Field(default_factory=lambda: ["metadata.azure.com"])
+    max_document_age: timedelta = timedelta(minutes=10)
+    arm_endpoint: str | None = None  # None: https://management.azure.com
+    ca_bundle: Path | None = None  # a TLS CA for a private ARM endpoint
+    nonce_ttl: timedelta = timedelta(minutes=5)
+
+
+class Ec2Settings(BaseModel):
+    certs_dir: Path | None = None  # None: AWS's per-region certificates shipped with fleetpatch
+    # Which signed forms are accepted: rsa2048 (PKCS#7), pkcs7 (DSA), signature (detached RSA).
+    accepted_forms: list[Literal["rsa2048", "pkcs7", "signature"]] = Field(
+        default_factory=lambda: ["rsa2048"]
+    )
+    max_document_age: timedelta | None = None  # None: any pendingTime in the past
+
+
+class VmwareSettings(BaseModel):
+    token_ttl: timedelta = timedelta(hours=24)
+    # vCenter connection details come from the tenant link; credentials from here.
+    username: str | None = None
+    password: SecretStr | None = None
+    insecure: bool = False  # local vcsim only; never in production
+
+
+class LabelSettings(BaseModel):
+    patching: str = "rackspace-addon-patching"
+    patch_group: str = "rackspace-addon-patching-patchgroup"
+
+
+class ApiSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = 8700
+    admin_token: SecretStr | None = None
+    challenge_key: SecretStr | None = None  # HMAC key for Azure nonces
+    max_body_bytes: int = 64 * 1024
+    registration_wait: timedelta = timedelta(seconds=20)
+
+
+class LocalSettings(BaseModel):
+    """Ports and behaviour of the embedded default (``fleetpatch up``)."""
+
+    temporal_port: int = 7233
+    temporal_ui_port: int = 8233
+    aws_port: int = 8701
+    gcp_port: int = 8702
+    azure_imds_port: int = 8703
+    azure_arm_port: int = 8704
+    ec2_imds_port: int = 8705
+    vcenter_port: int = 8706
+    create_account_delay: timedelta = timedelta(seconds=3)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="FLEETPATCH_", env_nested_delimiter="__", extra="ignore"
+    )
+
+    state_dir: Path = Path(".fleetpatch")
+    task_queue_prefix: str = ""
+    log_level: str = "INFO"
+    log_format: Literal["json", "text"] = "json"
+
+    aws: AwsSettings = AwsSettings()
+    gcp: GcpSettings = GcpSettings()
+    azure: AzureSettings = AzureSettings()
+    ec2: Ec2Settings = Ec2Settings()
+    vmware: VmwareSettings = VmwareSettings()
+    labels: LabelSettings = LabelSettings()
+    api: ApiSettings = ApiSettings()
+    local: LocalSettings = LocalSettings()
+
+    @property
+    def local_json(self) -> Path:
+        return self.state_dir / "local.json"

@@ -1,0 +1,25 @@
+"""Deterministic workflow ids. Starting a workflow twice with one id is how starts stay idempotent."""
+
+from __future__ import annotations
+
+from contracts.providers import PatchGroup, Provider
+
+
+def enrollment(provider: Provider | str, instance_key: str) -> str:
+    return f"enroll/{Provider(provider).value}/{instance_key}"
+
+
+def systems_account(provider: Provider | str, cloud_account: str) -> str:
+    return f"systems-account/{Provider(provider).value}/{cloud_account}"
+
+
+def ssm_configuration(systems_account_id: str) -> str:
+    return f"ssm-config/{systems_account_id}"
+
+
+def patch_window_schedule(systems_account_id: str, group: PatchGroup | str) -> str:
+    return f"patch-window/{systems_account_id}/{PatchGroup(group).value}"
+
+
+def doctor(run_id: str) -> str:
+    return f"doctor/{run_id}"

@@ -1,0 +1,101 @@
+"""Dataclasses that cross the workflow/activity boundary: one in, one out, for every call.
+
+Fields are only ever added (with defaults), never renamed or removed: running workflow histories
+hold these shapes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from contracts.identity import VerifiedIdentity
+from contracts.providers import Provider, WorkerRole
+
+
+class ActivityName:
+    """Activity names shared by every provider worker; the task queue picks the provider."""
+
+    PING = "ping"
+    VERIFY_IDENTITY = "verify_identity"
+    READ_VM_METADATA = "read_vm_metadata"
+
+
+# --- doctor --------------------------------------------------------------------------------
+
+
+@dataclass
+class PingInput:
+    role: WorkerRole
+    sent_by: str = ""
+
+
+@dataclass
+class PingResult:
+    role: WorkerRole
+    hostname: str
+    pid: int
+    task_queue: str
+    version: str
+
+
+@dataclass
+class DoctorInput:
+    roles: list[WorkerRole]
+    queue_prefix: str = ""
+    timeout_seconds: float = 10.0
+
+
+@dataclass
+class RoleStatus:
+    role: WorkerRole
+    task_queue: str
+    ok: bool
+    detail: str
+    latency_ms: float | None = None
+
+
+@dataclass
+class DoctorResult:
+    statuses: list[RoleStatus]
+
+    @property
+    def ok(self) -> bool:
+        return all(s.ok for s in self.statuses)
+
+
+# --- identity and VM metadata (per-provider task queues) -----------------------------------
+
+
+@dataclass
+class VerifyIdentityInput:
+    """What the VM sent, as received by the API (shape already checked), plus trust from links.
+
+    ``identity`` per provider: gcp ``{"token"}``; azure ``{"attested": {"encoding", "signature"}}``;
+    aws ``{"rsa2048"}`` (or ``{"pkcs7"}``, ``{"document", "signature"}`` where accepted);
+    vmware ``{"token", "bios_uuid"}``.
+    """
+
+    provider: Provider
+    identity: dict[str, Any]
+    nonce: str | None = None  # azure: the server-issued nonce the VM asked IMDS to sign
+    vcenter_public_keys: list[str] = field(default_factory=list)  # vmware: PEM keys from the link
+
+
+@dataclass
+class VmMetadataInput:
+    identity: VerifiedIdentity
+    resource_id: str | None = None  # azure: the ARM id the VM says it has; must carry the vmId
+
+
+@dataclass
+class VmMetadata:
+    """A VM as its own cloud's API describes it."""
+
+    provider: Provider
+    cloud_account: str
+    instance_id: str
+    name: str
+    labels: dict[str, str]
+    state: str
+    region: str | None = None
