@@ -41,6 +41,10 @@ class GcpSettings(BaseModel):
     jwks_file: Path | None = None  # a local JWKS file instead of the URL
     max_token_age: timedelta = timedelta(minutes=10)
     compute_endpoint: str | None = None  # None: Google's own
+    # "default": Application Default Credentials; "anonymous": none (the local GCP cloud only).
+    compute_credentials: Literal["default", "anonymous"] = "default"
+    # An unknown kid refreshes the JWKS at most this often (no refresh storm from forged kids).
+    jwks_min_refresh_interval: timedelta = timedelta(seconds=30)
 
 
 class AzureSettings(BaseModel):
@@ -63,6 +67,20 @@ class Ec2Settings(BaseModel):
 
 
 class VmwareSettings(BaseModel):
+    class Vcenter(BaseModel):
+        """One vCenter fleetpatch reaches, keyed by fleetpatch's vCenter id in ``vcenters``.
+
+        Set as JSON, e.g. ``FLEETPATCH_VMWARE__VCENTERS='{"vc-1": {"url": "https://vc/sdk"}}'``.
+        """
+
+        url: str  # the SDK URL, https://HOST/sdk (local vcsim: http://127.0.0.1:PORT/sdk)
+        username: str | None = None  # None: VmwareSettings.username
+        password: SecretStr | None = None  # None: VmwareSettings.password
+        signing_key_file: Path | None = None  # PEM private key that signs this vCenter's tokens
+        insecure: bool = False  # skip TLS verification; local only, never in production
+        customer: str | None = None  # default for `fleetpatch vcenter issue-tokens --customer`
+
+    vcenters: dict[str, Vcenter] = Field(default_factory=dict)
     token_ttl: timedelta = timedelta(hours=24)
     # vCenter connection details come from the tenant link; credentials from here.
     username: str | None = None

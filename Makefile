@@ -1,0 +1,36 @@
+# fleetpatch: `make run` runs the embedded default, `make test` runs the whole suite.
+# Both create .venv and install everything they need (Debian packages included) on first use.
+
+VENV    ?= .venv
+PYTHON  ?= python3
+PY      := $(VENV)/bin/python
+STAMP   := $(VENV)/.installed-stamp
+PYTEST_ARGS ?=
+
+.PHONY: run test install system-deps vcsim bench lint clean
+
+run: install vcsim
+	$(VENV)/bin/fleetpatch up
+
+test: install vcsim
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+install: system-deps $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+system-deps:
+	scripts/install-system-deps.sh
+
+vcsim: install
+	@if [ -x scripts/build-vcsim.sh ]; then scripts/build-vcsim.sh; fi
+
+bench: install
+	$(PY) -m benchmarks
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis

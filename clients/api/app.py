@@ -1,0 +1,49 @@
+"""The fleetpatch HTTP API (FastAPI): VM registration, admin endpoints, health, OpenAPI at /docs."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from clients.api.gateway import TemporalGateway, TemporalUnavailable
+from clients.api.routes import health
+from config.settings import Settings
+
+log = logging.getLogger("fleetpatch.api")
+
+
+def create_app(settings: Settings, gateway: TemporalGateway | None = None) -> FastAPI:
+    app = FastAPI(
+        title="fleetpatch",
+        summary="Enroll VMs from any cloud into AWS Systems Manager patching.",
+        version="0.1.0",
+    )
+    app.state.settings = settings
+    app.state.gateway = gateway or TemporalGateway.from_environment(settings.local_json)
+    app.include_router(health.router)
+
+    @app.exception_handler(TemporalUnavailable)
+    async def _temporal_down(request: Request, exc: TemporalUnavailable) -> JSONResponse:
+        return JSONResponse(
+            {"error": "TemporalUnavailable", "reason": "the workflow engine is unreachable; retry later"},
+            status_code=503,
+            headers={"Retry-After": "5"},
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _bad_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {"loc": list(e.get("loc", ())), "msg": e.get("msg", "")} for e in exc.errors()
+        ]
+        return JSONResponse({"error": "BadRequest", "reason": "malformed request", "details": errors}, status_code=400)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # A bug, not bad input: log it with its trace, answer without leaking internals.
+        log.exception("unhandled error", extra={"path": request.url.path})
+        return JSONResponse({"error": "InternalError", "reason": "unexpected server error"}, status_code=500)
+
+    return app

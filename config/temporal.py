@@ -1,0 +1,67 @@
+"""How every fleetpatch process connects to Temporal.
+
+The connection comes from Temporal's own environment configuration (``TEMPORAL_ADDRESS``,
+``TEMPORAL_NAMESPACE``, ``TEMPORAL_API_KEY``, ``TEMPORAL_TLS_*``, ``TEMPORAL_PROFILE`` and the
+``temporal.toml`` profile file). When that names no address, the embedded local default's
+``.fleetpatch/local.json`` is used, so ``fleetpatch doctor`` works next to ``fleetpatch up``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from temporalio.client import Client
+from temporalio.envconfig import ClientConfig
+
+
+class TemporalNotConfigured(RuntimeError):
+    pass
+
+
+def connect_config(local_json: Path | None = None) -> dict[str, Any]:
+    config: dict[str, Any] = dict(ClientConfig.load_client_connect_config())
+    if not config.get("target_host") and local_json is not None and local_json.exists():
+        try:
+            config["target_host"] = json.loads(local_json.read_text())["temporal"]
+        except (ValueError, KeyError) as err:
+            raise TemporalNotConfigured(f"{local_json} has no usable 'temporal' address: {err}") from err
+    if not config.get("target_host"):
+        raise TemporalNotConfigured(
+            "no Temporal address: set TEMPORAL_ADDRESS (or a temporal.toml profile), "
+            "or start the local default with `fleetpatch up`"
+        )
+    return config
+
+
+async def connect(local_json: Path | None = None, **overrides: Any) -> Client:
+    config = connect_config(local_json)
+    config.update(overrides)
+    return await Client.connect(**config)
+
+
+async def connect_with_retry(
+    local_json: Path | None = None,
+    *,
+    attempts: int = 30,
+    delay_seconds: float = 1.0,
+    **overrides: Any,
+) -> Client:
+    """Connect, waiting for a server that is still starting. Configuration errors are not retried."""
+    import asyncio
+    import logging
+
+    last: Exception | None = None
+    for attempt in range(1, attempts + 1):
+        try:
+            return await connect(local_json, **overrides)
+        except TemporalNotConfigured:
+            raise
+        except Exception as err:  # connection refused, DNS, TLS handshake: the server may be starting
+            last = err
+            logging.getLogger("fleetpatch.temporal").info(
+                "temporal not reachable yet", extra={"attempt": attempt, "error": str(err)}
+            )
+            await asyncio.sleep(min(delay_seconds * attempt, 5.0))
+    raise ConnectionError(f"Temporal unreachable after {attempts} attempts: {last}")

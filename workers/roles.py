@@ -1,0 +1,61 @@
+"""What each worker role runs. A role imports only its own cloud's SDK, lazily, here."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from activities.health import HealthActivities
+from config.settings import Settings
+from contracts.providers import WorkerRole
+
+
+@dataclass
+class WorkerParts:
+    activities: list[Callable[..., Any]] = field(default_factory=list)
+    workflows: list[type] = field(default_factory=list)
+    #: Thread pool size for synchronous activities (SDKs without asyncio); 0 = none needed.
+    sync_threads: int = 0
+
+
+def _orchestrator(settings: Settings) -> WorkerParts:
+    from workflows.registry import ALL_WORKFLOWS
+
+    return WorkerParts(workflows=list(ALL_WORKFLOWS))
+
+
+def _aws(settings: Settings) -> WorkerParts:
+    return WorkerParts()
+
+
+def _gcp(settings: Settings) -> WorkerParts:
+    return WorkerParts()
+
+
+def _azure(settings: Settings) -> WorkerParts:
+    return WorkerParts()
+
+
+def _vmware(settings: Settings) -> WorkerParts:
+    return WorkerParts()
+
+
+def _ec2(settings: Settings) -> WorkerParts:
+    return WorkerParts()
+
+
+_BUILDERS: dict[WorkerRole, Callable[[Settings], WorkerParts]] = {
+    WorkerRole.ORCHESTRATOR: _orchestrator,
+    WorkerRole.AWS: _aws,
+    WorkerRole.GCP: _gcp,
+    WorkerRole.AZURE: _azure,
+    WorkerRole.VMWARE: _vmware,
+    WorkerRole.EC2: _ec2,
+}
+
+
+def build(role: WorkerRole, settings: Settings, task_queue: str) -> WorkerParts:
+    parts = _BUILDERS[role](settings)
+    parts.activities.append(HealthActivities(role, task_queue).ping)
+    return parts

@@ -1,0 +1,56 @@
+"""Run one worker role until SIGTERM/SIGINT, then shut down gracefully."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import signal
+from datetime import timedelta
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from config.settings import Settings
+from contracts import taskqueues
+from contracts.providers import WorkerRole
+from workers.roles import build
+
+log = logging.getLogger("fleetpatch.worker")
+
+
+def make_worker(client: Client, role: WorkerRole, settings: Settings) -> tuple[Worker, concurrent.futures.Executor | None]:
+    queue = taskqueues.for_role(role, settings.task_queue_prefix)
+    parts = build(role, settings, queue)
+    executor = (
+        concurrent.futures.ThreadPoolExecutor(max_workers=parts.sync_threads, thread_name_prefix=f"{role}-act")
+        if parts.sync_threads
+        else None
+    )
+    worker = Worker(
+        client,
+        task_queue=queue,
+        activities=parts.activities,
+        workflows=parts.workflows,
+        activity_executor=executor,
+        graceful_shutdown_timeout=timedelta(seconds=20),
+    )
+    return worker, executor
+
+
+async def run(client: Client, role: WorkerRole, settings: Settings, stop: asyncio.Event | None = None) -> None:
+    worker, executor = make_worker(client, role, settings)
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError):  # not the main thread
+            pass
+    log.info("worker starting", extra={"role": role.value, "task_queue": worker.task_queue})
+    async with worker:
+        await stop.wait()
+        log.info("worker stopping", extra={"role": role.value})
+    if executor is not None:
+        executor.shutdown(wait=True)
+    log.info("worker stopped", extra={"role": role.value})

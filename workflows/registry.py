@@ -1,0 +1,7 @@
+"""Every workflow the orchestrator worker runs."""
+
+from __future__ import annotations
+
+from workflows.doctor import DoctorWorkflow
+
+ALL_WORKFLOWS: tuple[type, ...] = (DoctorWorkflow,)
