@@ -1,0 +1,40 @@
+"""Local AWS: moto in server mode, extended with the SSM hybrid plane, the SSM agent side
+(registration, ec2messages, inventory and compliance uploads) and asynchronous Organizations.
+
+Run it with ``python -m localclouds.aws --host 127.0.0.1 --port P --state-dir DIR``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+REGION = "us-east-1"
+MANAGEMENT_ACCOUNT = "123456789012"  # moto's default account: owns the Organization
+# Dummy management-account credentials; moto maps unknown keys to its default account.
+ACCESS_KEY_ID = "AKIAFLEETPATCHLOCAL0"
+SECRET_ACCESS_KEY = "fleetpatch-local-secret-not-a-secret"
+
+
+def state_path(state_dir: Path) -> Path:
+    """Where this local cloud keeps files (it has no keys: all state is in memory)."""
+    return Path(state_dir) / "aws"
+
+
+def describe(state_dir: Path, host: str, port: int) -> dict:
+    """This local cloud's entry in ``.fleetpatch/local.json``."""
+    return {
+        "endpoint": f"http://{host}:{port}",
+        "region": REGION,
+        "management_account": MANAGEMENT_ACCOUNT,
+    }
+
+
+def worker_env(state_dir: Path, host: str, port: int) -> dict[str, str]:
+    """Environment for a worker that should use this local AWS instead of AWS itself."""
+    return {
+        "FLEETPATCH_AWS__ENDPOINT_URL": f"http://{host}:{port}",
+        "FLEETPATCH_AWS__REGION": REGION,
+        "AWS_ACCESS_KEY_ID": ACCESS_KEY_ID,
+        "AWS_SECRET_ACCESS_KEY": SECRET_ACCESS_KEY,
+        "AWS_DEFAULT_REGION": REGION,
+    }

@@ -1,0 +1,58 @@
+"""``python -m localclouds.aws --host H --port P --state-dir DIR [--create-account-delay S]``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+from datetime import timedelta
+from pathlib import Path
+from types import FrameType
+
+from localclouds.aws import MANAGEMENT_ACCOUNT, REGION, state_path
+from localclouds.aws.organizations import create_organization
+from localclouds.aws.server import make_app, make_server
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m localclouds.aws", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--state-dir", type=Path, required=True)
+    parser.add_argument("--create-account-delay", type=float, default=3.0,
+                        help="seconds until an Organizations CreateAccount request is decided")
+    parser.add_argument("--ping-timeout", type=float, default=600.0,
+                        help="seconds without an agent ping before PingStatus is ConnectionLost")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    state_path(args.state_dir).mkdir(parents=True, exist_ok=True)
+    create_organization(MANAGEMENT_ACCOUNT, REGION)
+    app = make_app(
+        create_account_delay=timedelta(seconds=args.create_account_delay),
+        ping_timeout=timedelta(seconds=args.ping_timeout),
+        default_region=REGION,
+    )
+    server = make_server(args.host, args.port, app)
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    logging.getLogger(__name__).info("local AWS serving on http://%s:%s", args.host, args.port)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,234 @@
+"""The WSGI front of the local AWS: our handlers first, moto's server application for the rest.
+
+Requests are routed by their JSON-protocol target (``X-Amz-Target: AmazonSSM.SendCommand``,
+``AWSOrganizationsV20161128.CreateAccount``, ``EC2WindowsMessageDeliveryService.GetMessages``);
+actions we do not implement fall through to moto's own ``DomainDispatcherApplication`` with the
+request untouched. Fault rules apply to every request, ours or moto's.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import time
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import parse_qs
+
+from localclouds.aws.auth import caller_from_environ, credential_scope
+from localclouds.aws.context import PassToMoto, RequestContext
+from localclouds.aws.ec2messages import MessageService
+from localclouds.aws.faults import FaultInjector, FaultRule, FaultRuleError
+from localclouds.aws.organizations import OrganizationsService
+from localclouds.aws.protocol import AwsError, Response, json_error, json_response, query_error
+from localclouds.aws.ssm_associations import AssociationService
+from localclouds.aws.ssm_commands import CommandService
+from localclouds.aws.ssm_engine import CommandEngine
+from localclouds.aws.ssm_hybrid import HybridService
+from localclouds.aws.ssm_instances import InstanceService
+from localclouds.aws.ssm_patch import PatchBaselineService
+from localclouds.aws.ssm_patch_states import PatchStateService
+from localclouds.aws.ssm_state import Clock, SsmState
+
+log = logging.getLogger(__name__)
+
+TARGET_PREFIXES = {
+    "AmazonSSM": "ssm",
+    "AWSOrganizationsV20161128": "organizations",
+    "EC2WindowsMessageDeliveryService": "ec2messages",
+}
+MAX_BODY = 8 * 1024 * 1024
+HEALTH_PATH = "/__fleetpatch/health"
+FAULTS_PATH = "/__fleetpatch/faults"
+SNAPSHOT_PREFIX = "/__fleetpatch/snapshots/"
+
+WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+def system_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+class LocalAws:
+    """moto plus the SSM hybrid plane, the agent side and asynchronous Organizations."""
+
+    def __init__(
+        self,
+        moto_app: WsgiApp,
+        *,
+        clock: Clock = system_clock,
+        ping_timeout: timedelta = timedelta(minutes=10),
+        create_account_delay: timedelta = timedelta(seconds=3),
+        default_region: str = "us-east-1",
+        faults: FaultInjector | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.moto_app = moto_app
+        self.clock = clock
+        self.default_region = default_region
+        self.faults = faults or FaultInjector()
+        self.sleep = sleep
+        self.ssm = SsmState(clock, ping_timeout)
+        self.engine = CommandEngine(self.ssm)
+        hybrid = HybridService(self.ssm)
+        baselines = PatchBaselineService(self.ssm)
+        self.patch_states = PatchStateService(self.ssm, hybrid, baselines)
+        self.ssm_handlers: dict[str, Any] = {
+            **hybrid.handlers(),
+            **InstanceService(self.ssm).handlers(),
+            **CommandService(self.ssm, self.engine).handlers(),
+            **baselines.handlers(),
+            **self.patch_states.handlers(),
+            **AssociationService(self.ssm).handlers(),
+        }
+        self.message_handlers = MessageService(self.ssm, self.engine, hybrid).handlers()
+        self.organizations = OrganizationsService(create_account_delay)
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        try:
+            response = self.route(environ)
+        except Exception:  # never let a bug look like a dropped connection
+            log.exception("internal error serving %s", environ.get("PATH_INFO"))
+            response = json_error(AwsError("InternalServerError", "internal error", 500))
+        if response is None:
+            return self.moto_app(environ, start_response)
+        reason = {200: "OK", 400: "Bad Request", 404: "Not Found", 413: "Payload Too Large",
+                  500: "Internal Server Error"}.get(response.status, "Unknown")
+        start_response(f"{response.status} {reason}", response.headers)
+        return [response.body]
+
+    # -- routing ------------------------------------------------------------------------------
+
+    def route(self, environ: dict[str, Any]) -> Response | None:
+        path = environ.get("PATH_INFO", "")
+        method = environ.get("REQUEST_METHOD", "GET")
+        if path == HEALTH_PATH:
+            return json_response({"status": "ok"})
+        if path == FAULTS_PATH:
+            return self._faults(method, _read_body(environ))
+        if path.startswith(SNAPSHOT_PREFIX) and method == "GET":
+            return self._snapshot(path[len(SNAPSHOT_PREFIX):])
+        body = _read_body(environ)
+        if body is None:
+            return json_error(AwsError("SerializationException", "request body too large", 413))
+        target = environ.get("HTTP_X_AMZ_TARGET", "")
+        prefix, _, action = target.partition(".")
+        scope = credential_scope(environ.get("HTTP_AUTHORIZATION", ""))
+        service = TARGET_PREFIXES.get(prefix) or (scope[3] if scope else None)
+        if not target:
+            action = _query_action(environ, body)
+        decision = self.faults.decide(service, action)
+        if decision.latency_s:
+            self.sleep(decision.latency_s)
+        if decision.throttle:
+            if target:
+                return json_error(AwsError("ThrottlingException", "Rate exceeded"))
+            return query_error("Throttling", "Rate exceeded")
+        if not target or prefix not in TARGET_PREFIXES:
+            return None
+        return self._dispatch(TARGET_PREFIXES[prefix], action, environ, body)
+
+    def _dispatch(
+        self, service: str, action: str, environ: dict[str, Any], body: bytes
+    ) -> Response | None:
+        now = self.clock()
+        if service == "organizations":
+            with self.organizations.lock:
+                self.organizations.settle(now)
+                handler = self.organizations.handlers().get(action)
+                return self._run(handler, environ, body, now) if handler else None
+        handlers = self.ssm_handlers if service == "ssm" else self.message_handlers
+        handler = handlers.get(action)
+        if handler is None:
+            return None
+        with self.ssm.lock:
+            caller = caller_from_environ(environ, self.default_region)
+            self.engine.advance(self.ssm.region(caller.account_id, caller.region), now)
+            return self._run(handler, environ, body, now)
+
+    def _run(self, handler: Any, environ: dict[str, Any], body: bytes,
+             now: datetime) -> Response | None:
+        try:
+            params = json.loads(body or b"{}")
+            if not isinstance(params, dict):
+                raise ValueError
+        except ValueError:
+            return json_error(AwsError("SerializationException", "The request body is not a "
+                                                                 "JSON object."))
+        host = environ.get("HTTP_HOST") or f"{environ.get('SERVER_NAME')}:{environ.get('SERVER_PORT')}"
+        ctx = RequestContext(
+            caller=caller_from_environ(environ, self.default_region),
+            now=now,
+            environ=environ,
+            body=body,
+            base_url=f"{environ.get('wsgi.url_scheme', 'http')}://{host}",
+        )
+        try:
+            result = handler(ctx, params)
+        except AwsError as error:
+            return json_error(error)
+        if isinstance(result, PassToMoto):
+            return None
+        return json_response(result)
+
+    # -- emulator control ---------------------------------------------------------------------
+
+    def _faults(self, method: str, body: bytes | None) -> Response:
+        if method == "DELETE":
+            self.faults.clear()
+            return json_response({"rules": []})
+        if method == "GET":
+            return json_response({"rules": self.faults.rules()})
+        if method != "POST":
+            return json_response({"error": "use GET, POST or DELETE"}, 400)
+        try:
+            self.faults.add(FaultRule.parse(json.loads(body or b"null")))
+        except (ValueError, FaultRuleError) as error:
+            return json_response({"error": str(error)}, 400)
+        return json_response({"rules": self.faults.rules()})
+
+    def _snapshot(self, token: str) -> Response:
+        with self.ssm.lock:
+            document = self.patch_states.snapshot_document(token)
+        if document is None:
+            return json_response({"error": "no such snapshot"}, 404)
+        return json_response(document)
+
+
+def _read_body(environ: dict[str, Any]) -> bytes | None:
+    """Read the whole body once and put it back, so moto can read it again."""
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0
+    if length > MAX_BODY:
+        return None
+    body = environ["wsgi.input"].read(length) if length > 0 else b""
+    environ["wsgi.input"] = io.BytesIO(body)
+    environ["CONTENT_LENGTH"] = str(len(body))
+    return body
+
+
+def _query_action(environ: dict[str, Any], body: bytes) -> str | None:
+    """The Action of a query-protocol request (STS, IAM, ...), from the form body or the URL."""
+    form = parse_qs(body.decode("utf-8", "replace")) if body else {}
+    query = parse_qs(environ.get("QUERY_STRING", ""))
+    values = form.get("Action") or query.get("Action")
+    return values[0] if values else None
+
+
+def make_app(**kwargs: Any) -> LocalAws:
+    """LocalAws in front of a fresh moto server application."""
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+
+    return LocalAws(DomainDispatcherApplication(create_backend_app), **kwargs)
+
+
+def make_server(host: str, port: int, app: LocalAws) -> Any:
+    """A threaded werkzeug server with moto's request handler (keeps S3 header spellings)."""
+    from moto.moto_server.werkzeug_app import MotoRequestHandler
+    from werkzeug.serving import make_server as werkzeug_server
+
+    return werkzeug_server(host, port, app, threaded=True, request_handler=MotoRequestHandler)

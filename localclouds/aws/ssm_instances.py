@@ -1,0 +1,190 @@
+"""DescribeInstanceInformation and tagging of managed instances and patch baselines.
+
+Tags of other resource types (Parameter, Document, MaintenanceWindow) stay with moto, which
+owns those resources; the handlers hand such requests back to it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from localclouds.aws.context import PASS_TO_MOTO, PassToMoto, RequestContext
+from localclouds.aws.protocol import (
+    AwsError,
+    dict_to_tags,
+    paginate,
+    require,
+    string_list,
+    tags_to_dict,
+)
+from localclouds.aws.ssm_state import ManagedInstance, RegionState, SsmState
+
+LEGACY_KEYS = {
+    "InstanceIds", "AgentVersion", "PingStatus", "PlatformTypes", "ActivationIds", "IamRole",
+    "ResourceType", "AssociationStatus",
+}
+PING_STATUSES = {"Online", "ConnectionLost", "Inactive"}
+PLATFORM_TYPES = {"Windows", "Linux", "MacOS"}
+RESOURCE_TYPES = {"ManagedInstance", "EC2Instance"}
+ASSOCIATION_STATUSES = {"Pending", "Success", "Failed"}
+OUR_TAGGED_TYPES = {"ManagedInstance", "PatchBaseline"}
+
+
+def targets_instance(targets: list[dict[str, Any]], instance: ManagedInstance) -> bool:
+    """Does an SSM Targets list (InstanceIds / tag:Key / tag-key) select this instance?"""
+    if not targets:
+        return False
+    for target in targets:
+        key, values = target.get("Key", ""), target.get("Values") or []
+        if key == "InstanceIds":
+            selected = "*" in values or instance.instance_id in values
+        elif key.startswith("tag:"):
+            selected = instance.tags.get(key[4:]) in values
+        elif key == "tag-key":
+            selected = any(v in instance.tags for v in values)
+        else:
+            selected = False
+        if not selected:
+            return False
+    return True
+
+
+def association_status(region: RegionState, instance: ManagedInstance) -> str | None:
+    relevant = [a for a in region.associations.values() if targets_instance(a.targets, instance)]
+    if not relevant:
+        return None
+    return "Success" if instance.last_inventory is not None else "Pending"
+
+
+class InstanceService:
+    """Managed-instance listing and resource tags."""
+
+    def __init__(self, state: SsmState) -> None:
+        self.state = state
+
+    def handlers(self) -> dict[str, Any]:
+        return {
+            "DescribeInstanceInformation": self.describe_instance_information,
+            "AddTagsToResource": self.add_tags,
+            "RemoveTagsFromResource": self.remove_tags,
+            "ListTagsForResource": self.list_tags,
+        }
+
+    def describe_instance_information(
+        self, ctx: RequestContext, params: dict[str, Any]
+    ) -> dict[str, Any]:
+        region = self.state.region(ctx.account_id, ctx.region)
+        if params.get("Filters") and params.get("InstanceInformationFilterList"):
+            raise AwsError("InvalidInstanceInformationFilterValue",
+                           "InstanceInformationFilterList and Filters can't be used together.")
+        rows = [self._row(region, i, ctx.now) for i in region.instances.values()
+                if not i.deregistered]
+        legacy = [(f.get("key"), f.get("valueSet")) for f in
+                  params.get("InstanceInformationFilterList") or []]
+        modern = [(f.get("Key"), f.get("Values")) for f in params.get("Filters") or []]
+        for key, values in legacy:
+            rows = self._filter(region, rows, key, string_list(values, "valueSet"), tags=False)
+        for key, values in modern:
+            rows = self._filter(region, rows, key, string_list(values, "Values"), tags=True)
+        rows.sort(key=lambda row: row["RegistrationDate"])
+        page, token = paginate(rows, params, default=10, maximum=50, minimum=5)
+        result: dict[str, Any] = {"InstanceInformationList": page}
+        if token:
+            result["NextToken"] = token
+        return result
+
+    def _row(self, region: RegionState, instance: ManagedInstance, now: datetime) -> dict[str, Any]:
+        row: dict[str, Any] = {
+            "InstanceId": instance.instance_id,
+            "PingStatus": self.state.ping_status(instance, now),
+            "ActivationId": instance.activation_id,
+            "IamRole": instance.iam_role,
+            "RegistrationDate": instance.registered,
+            "ResourceType": "ManagedInstance",
+            "SourceId": instance.instance_id,
+            "SourceType": "AWS::SSM::ManagedInstance",
+            "IsLatestVersion": False,
+        }
+        if instance.name:
+            row["Name"] = instance.name
+        if instance.last_ping:
+            row["LastPingDateTime"] = instance.last_ping
+        for name, value in instance.info.items():
+            if name in ("AgentVersion", "PlatformName", "PlatformType", "PlatformVersion",
+                        "ComputerName", "IPAddress"):
+                row[name] = value
+        status = association_status(region, instance)
+        if status:
+            row["AssociationStatus"] = status
+            if instance.last_inventory:
+                row["LastAssociationExecutionDate"] = instance.last_inventory
+                row["LastSuccessfulAssociationExecutionDate"] = instance.last_inventory
+        return row
+
+    def _filter(
+        self, region: RegionState, rows: list[dict[str, Any]], key: Any, values: list[str],
+        tags: bool,
+    ) -> list[dict[str, Any]]:
+        if not isinstance(key, str) or not values:
+            raise AwsError("InvalidFilterKey", f"The filter key {key} isn't valid.")
+        if key.startswith("tag:") and tags:
+            tag = key[4:]
+            return [r for r in rows if region.instances[r["InstanceId"]].tags.get(tag) in values]
+        if key == "tag-key" and tags:
+            return [r for r in rows
+                    if any(v in region.instances[r["InstanceId"]].tags for v in values)]
+        if key not in LEGACY_KEYS:
+            raise AwsError("InvalidFilterKey", f"The filter key {key} isn't valid.")
+        allowed = {"PingStatus": PING_STATUSES, "PlatformTypes": PLATFORM_TYPES,
+                   "ResourceType": RESOURCE_TYPES, "AssociationStatus": ASSOCIATION_STATUSES}
+        if key in allowed and not set(values) <= allowed[key]:
+            raise AwsError("InvalidInstanceInformationFilterValue",
+                           f"The filter value {values} isn't valid for {key}.")
+        field = {"InstanceIds": "InstanceId", "ActivationIds": "ActivationId",
+                 "PlatformTypes": "PlatformType"}.get(key, key)
+        return [r for r in rows if r.get(field) in values]
+
+    # -- tags ---------------------------------------------------------------------------------
+
+    def _tags_of(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, str] | None:
+        resource_type = require(params, "ResourceType")
+        if resource_type not in OUR_TAGGED_TYPES:
+            return None
+        resource_id = require(params, "ResourceId")
+        region = self.state.region(ctx.account_id, ctx.region)
+        if resource_type == "ManagedInstance":
+            instance = region.instances.get(resource_id)
+            if instance is None or instance.deregistered:
+                raise AwsError("InvalidResourceId", "The resource ID isn't valid.")
+            return instance.tags
+        baseline = region.baselines.get(resource_id)
+        if baseline is None or baseline.aws_owned:
+            raise AwsError("InvalidResourceId", "The resource ID isn't valid.")
+        return baseline.tags
+
+    def add_tags(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any] | PassToMoto:
+        tags = self._tags_of(ctx, params)
+        if tags is None:
+            return PASS_TO_MOTO
+        new = tags_to_dict(require(params, "Tags", list))
+        if len({**tags, **new}) > 50:
+            raise AwsError("TooManyTagsError", "The resource can have at most 50 tags.")
+        tags.update(new)
+        return {}
+
+    def remove_tags(
+        self, ctx: RequestContext, params: dict[str, Any]
+    ) -> dict[str, Any] | PassToMoto:
+        tags = self._tags_of(ctx, params)
+        if tags is None:
+            return PASS_TO_MOTO
+        for key in string_list(require(params, "TagKeys", list), "TagKeys"):
+            tags.pop(key, None)
+        return {}
+
+    def list_tags(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any] | PassToMoto:
+        tags = self._tags_of(ctx, params)
+        if tags is None:
+            return PASS_TO_MOTO
+        return {"TagList": dict_to_tags(tags)}
