@@ -102,9 +102,7 @@ def _json_object(raw: bytes, what: str) -> dict[str, Any]:
     except UnicodeDecodeError:
         malformed(f"{what} is not UTF-8")
     try:
-        value = json.loads(
-            text, object_pairs_hook=_no_duplicates, parse_constant=_refuse_constant
-        )
+        value = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_refuse_constant)
     except _DuplicateKey as exc:
         malformed(f"{what} has a duplicate key {str(exc)[:64]!r}")
     except (ValueError, RecursionError):

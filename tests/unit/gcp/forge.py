@@ -15,9 +15,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
+from clouds.gcp.jwks import StaticJwks
+from clouds.gcp.verify import verify_gcp_token
+from contracts.errors import ErrorType, IdentityRefused
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
-
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from localclouds.gcp.keys import SigningKey
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "conformance" / "gcp" / "redhat-us-east1-2021"
@@ -114,3 +118,21 @@ class Forge:
             json.dumps(self.claims(now) if claims is None else claims),
             private_key=private_key,
         )
+
+
+def refusal(token: str, keys: Any, *, audience: str = AUDIENCE, now: Any = NOW) -> ErrorType:
+    with pytest.raises(IdentityRefused) as refused:
+        verify_gcp_token(token, keys=keys, audience=audience, now=now)
+    return refused.value.type
+
+
+class SpyKeys:
+    """A key source that records every lookup: proves a refusal came before any key use."""
+
+    def __init__(self, inner: StaticJwks) -> None:
+        self.inner = inner
+        self.asked: list[str] = []
+
+    def get_key(self, kid: str) -> RSAPublicKey | None:
+        self.asked.append(kid)
+        return self.inner.get_key(kid)

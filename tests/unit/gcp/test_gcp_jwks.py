@@ -8,12 +8,12 @@ from typing import Any
 
 import jwt
 import pytest
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-
 from clouds.gcp.jwks import JwksInvalid, RemoteJwks, StaticJwks, key_source
 from clouds.gcp.verify import verify_gcp_token
 from contracts.errors import ErrorType, IdentityRefused, TransientCloudError
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from localclouds.gcp.keys import SigningKey
+
 from tests.unit.gcp.forge import AUDIENCE, NOW, SAMPLE_JWKS, Forge
 
 GOOGLE_KID = "6a8ba5652a7044121d4fedac8f14d14c54e4895b"
@@ -179,4 +179,3 @@ def test_real_pyjwkclient_network_failure_is_transient() -> None:
 def test_non_http_jwks_url_is_a_configuration_error() -> None:
     with pytest.raises(JwksInvalid):
         RemoteJwks.for_url("file:///etc/passwd")
-

@@ -6,11 +6,11 @@ import hashlib
 from datetime import timedelta
 
 import pytest
-
 from clouds.gcp.jwks import StaticJwks
 from clouds.gcp.verify import peek_gcp_instance_key, verify_gcp_token
 from contracts.errors import ErrorType, IdentityRefused
 from contracts.providers import Provider
+
 from tests.unit.gcp.forge import SAMPLE_AUDIENCE, SAMPLE_IAT, SAMPLE_TOKEN, decode_segment
 
 
@@ -39,7 +39,9 @@ def test_sample_is_accepted_inside_its_validity(google_keys: StaticJwks) -> None
 
 
 @pytest.mark.parametrize("offset", [timedelta(0), timedelta(seconds=-59), timedelta(minutes=10)])
-def test_sample_edges_of_the_window_are_accepted(google_keys: StaticJwks, offset: timedelta) -> None:
+def test_sample_edges_of_the_window_are_accepted(
+    google_keys: StaticJwks, offset: timedelta
+) -> None:
     # iat up to 60 s ahead of our clock (skew) and up to max_age (10 min) old.
     identity = verify_gcp_token(
         SAMPLE_TOKEN, keys=google_keys, audience=SAMPLE_AUDIENCE, now=SAMPLE_IAT + offset
@@ -93,7 +95,9 @@ def test_peek_reads_the_instance_key_without_keys() -> None:
     assert peek_gcp_instance_key(SAMPLE_TOKEN) == ("fair-kingdom-308514", "2589221140676718026")
 
 
-@pytest.mark.parametrize("bad", ["", "a.b", "not a token", "a.b.c.d", SAMPLE_TOKEN + "=", "x" * 20000])
+@pytest.mark.parametrize(
+    "bad", ["", "a.b", "not a token", "a.b.c.d", SAMPLE_TOKEN + "=", "x" * 20000]
+)
 def test_peek_refuses_malformed_tokens(bad: str) -> None:
     with pytest.raises(IdentityRefused) as refused:
         peek_gcp_instance_key(bad)

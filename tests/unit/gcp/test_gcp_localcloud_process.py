@@ -1,0 +1,52 @@
+"""``python -m localclouds.gcp`` as ``fleetpatch up`` starts it: healthy once keys exist, clean
+exit on SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_module_entry_point_serves_and_stops_on_sigterm(tmp_path: Path) -> None:
+    port = _free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "localclouds.gcp", "--host", "127.0.0.1", "--port", str(port),
+         "--state-dir", str(tmp_path)],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/__fleetpatch/health").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert process.poll() is None, "the local GCP cloud exited"
+            assert time.monotonic() < deadline, "the local GCP cloud never became healthy"
+            time.sleep(0.1)
+        # Healthy means the key exists already.
+        assert (tmp_path / "gcp" / "signing-key.pem").exists()
+        assert (tmp_path / "gcp" / "jwks.json").exists()
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=15) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
