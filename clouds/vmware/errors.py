@@ -99,7 +99,7 @@ def map_vsphere_error(exc: BaseException, what: str) -> FleetpatchError | None:
             UNAVAILABLE, f"{what}: vCenter fault {_fault_name(exc)}: {_fault_message(exc)}"
         )
     if isinstance(exc, ssl.SSLCertVerificationError):
-        return VcenterAuthError(f"{what}: vCenter's TLS certificate is not trusted ({exc.reason})")
+        return VcenterAuthError(f"{what}: vCenter's TLS certificate is not trusted ({exc})")
     if isinstance(exc, OSError | http.client.HTTPException):
         # ConnectionRefusedError, TimeoutError, ConnectionResetError, socket.gaierror, other
         # ssl errors and broken HTTP exchanges: the network or vCenter may recover.

@@ -1,0 +1,76 @@
+"""``fleetpatch vcenter ...``: operator commands for linked vCenters.
+
+``issue-tokens`` writes a fresh fleetpatch identity token into ``guestinfo.fleetpatch.token`` of
+every VM labelled for patching, so each VM can prove who it is at enrollment. Connection and
+signing key come from settings (``FLEETPATCH_VMWARE__VCENTERS``). Tokens are never printed.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import typer
+from rich.table import Table
+
+from clients.cli.common import console, err_console
+from clouds.vmware.vsphere import VcenterEndpoint, VsphereClient
+from config.settings import Settings
+from contracts.errors import FleetpatchError
+
+app = typer.Typer(name="vcenter", help="Linked vCenters: identity tokens.", no_args_is_help=True)
+
+
+@app.callback()
+def vcenter() -> None:
+    """Linked vCenters: identity tokens."""  # a group even while it has one command
+
+
+@app.command("issue-tokens")
+def issue_tokens(
+    vcenter: str = typer.Option(..., "--vcenter", help="fleetpatch's id of the vCenter."),
+    customer: str | None = typer.Option(
+        None, "--customer", help="Customer the tokens name (default: the vCenter's setting)."
+    ),
+) -> None:
+    """Write a fresh identity token to every VM whose patching custom attribute is true."""
+    settings = Settings()
+    configured = settings.vmware.vcenters.get(vcenter)
+    if configured is None:
+        known = ", ".join(sorted(settings.vmware.vcenters)) or "none"
+        err_console.print(f"[red]unknown vCenter {vcenter!r} (configured: {known})[/red]")
+        raise typer.Exit(2)
+    customer = customer or configured.customer
+    if not customer:
+        err_console.print("[red]--customer is required (no customer is configured)[/red]")
+        raise typer.Exit(2)
+    if configured.signing_key_file is None:
+        err_console.print(f"[red]vCenter {vcenter!r} has no signing_key_file[/red]")
+        raise typer.Exit(2)
+    try:
+        private_pem = configured.signing_key_file.read_text()
+        endpoint = VcenterEndpoint.from_settings(settings.vmware, vcenter)
+    except (OSError, ValueError) as err:
+        err_console.print(f"[red]{err}[/red]")
+        raise typer.Exit(2) from err
+    assert endpoint is not None
+    try:
+        with VsphereClient(endpoint) as client:
+            issued = client.issue_tokens(
+                vcenter,
+                customer,
+                private_pem,
+                label_name=settings.labels.patching,
+                now=datetime.now(UTC),
+                ttl=settings.vmware.token_ttl,
+            )
+    except FleetpatchError as err:
+        err_console.print(f"[red]{err.type.value}: {err.reason}[/red]")
+        raise typer.Exit(1) from err
+    table = Table(title=f"tokens issued on {vcenter} (valid {settings.vmware.token_ttl})")
+    table.add_column("VM")
+    table.add_column("instanceUuid")
+    for name, uuid in issued:
+        table.add_row(name, uuid)
+    console.print(table)
+    if not issued:
+        err_console.print(f"no VM has {settings.labels.patching}=true")
