@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
@@ -43,12 +44,32 @@ MAX_BODY = 8 * 1024 * 1024
 HEALTH_PATH = "/__fleetpatch/health"
 FAULTS_PATH = "/__fleetpatch/faults"
 SNAPSHOT_PREFIX = "/__fleetpatch/snapshots/"
+CLOCK_PATH = "/__fleetpatch/clock"
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
 def system_clock() -> datetime:
     return datetime.now(UTC)
+
+
+class OffsetClock:
+    """Wall-clock time plus an offset that ``POST /__fleetpatch/clock`` moves forward, so tests
+    and simulations can cross delivery timeouts, activation expiry or ping thresholds without
+    waiting. Only the emulator's own services see it (moto keeps real time)."""
+
+    def __init__(self, base: Clock = system_clock) -> None:
+        self._base = base
+        self._offset = timedelta()
+        self._lock = threading.Lock()
+
+    def __call__(self) -> datetime:
+        with self._lock:
+            return self._base() + self._offset
+
+    def advance(self, seconds: float) -> None:
+        with self._lock:
+            self._offset += timedelta(seconds=seconds)
 
 
 class LocalAws:
@@ -58,7 +79,7 @@ class LocalAws:
         self,
         moto_app: WsgiApp,
         *,
-        clock: Clock = system_clock,
+        clock: Clock | None = None,
         ping_timeout: timedelta = timedelta(minutes=10),
         create_account_delay: timedelta = timedelta(seconds=3),
         default_region: str = "us-east-1",
@@ -66,11 +87,11 @@ class LocalAws:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.moto_app = moto_app
-        self.clock = clock
+        self.clock = clock or OffsetClock()
         self.default_region = default_region
         self.faults = faults or FaultInjector()
         self.sleep = sleep
-        self.ssm = SsmState(clock, ping_timeout)
+        self.ssm = SsmState(self.clock, ping_timeout)
         self.engine = CommandEngine(self.ssm)
         hybrid = HybridService(self.ssm)
         baselines = PatchBaselineService(self.ssm)
@@ -108,6 +129,8 @@ class LocalAws:
             return json_response({"status": "ok"})
         if path == FAULTS_PATH:
             return self._faults(method, _read_body(environ))
+        if path == CLOCK_PATH:
+            return self._clock(method, _read_body(environ))
         if path.startswith(SNAPSHOT_PREFIX) and method == "GET":
             return self._snapshot(path[len(SNAPSHOT_PREFIX):])
         body = _read_body(environ)
@@ -188,6 +211,21 @@ class LocalAws:
         except (ValueError, FaultRuleError) as error:
             return json_response({"error": str(error)}, 400)
         return json_response({"rules": self.faults.rules()})
+
+    def _clock(self, method: str, body: bytes | None) -> Response:
+        if method == "POST":
+            if not isinstance(self.clock, OffsetClock):
+                return json_response({"error": "this clock cannot be moved"}, 400)
+            try:
+                seconds = json.loads(body or b"null")["advance_seconds"]
+                if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not (
+                    0 <= seconds <= 400 * 86400
+                ):
+                    raise ValueError
+            except (ValueError, KeyError, TypeError):
+                return json_response({"error": "send {\"advance_seconds\": N}, N >= 0"}, 400)
+            self.clock.advance(seconds)
+        return json_response({"now": self.clock().isoformat()})
 
     def _snapshot(self, token: str) -> Response:
         with self.ssm.lock:

@@ -12,7 +12,8 @@ import hmac
 import re
 import secrets
 import uuid
-from datetime import timedelta
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from localclouds.aws import auth
@@ -47,8 +48,12 @@ def new_instance_id() -> str:
 class HybridService:
     """Activations and the managed-instance lifecycle."""
 
-    def __init__(self, state: SsmState) -> None:
+    def __init__(self, state: SsmState,
+                 wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self.state = state
+        # Signature freshness is judged against real time: agents sign with their own clock,
+        # which the emulator's movable clock must not make look stale.
+        self.wall_clock = wall_clock
 
     def handlers(self) -> dict[str, Any]:
         return {
@@ -207,7 +212,7 @@ class HybridService:
         instance = self.state.locate(location).instances.get(instance_id) if location else None
         if instance is None or instance.deregistered:
             raise AwsError("InvalidInstanceId", f"Not existing InstanceId {instance_id}")
-        auth.verify_rsa_request(ctx.environ, ctx.body, instance.public_key, ctx.now)
+        auth.verify_rsa_request(ctx.environ, ctx.body, instance.public_key, self.wall_clock())
         fingerprint = require(params, "Fingerprint")
         if not hmac.compare_digest(fingerprint, instance.fingerprint):
             raise AwsError("MachineFingerprintDoesNotMatch", "Fingerprint does not match")
