@@ -15,10 +15,11 @@ from __future__ import annotations
 from typing import Literal
 
 from google.api_core.client_options import ClientOptions
+from google.auth import exceptions as auth_exceptions
 from google.auth.credentials import AnonymousCredentials, Credentials
 from google.cloud import compute_v1
 
-from clouds.gcp.errors import SDK_ERRORS, map_compute_error
+from clouds.gcp.errors import SDK_ERRORS, GcpAccessDenied, map_compute_error
 from contracts.errors import ErrorType, IdentityRefused
 from contracts.identity import VerifiedIdentity
 from contracts.models import VmMetadata
@@ -42,9 +43,14 @@ def instances_client(
     if credentials is None and credentials_mode == "anonymous":
         credentials = AnonymousCredentials()  # type: ignore[no-untyped-call]
     options = ClientOptions(api_endpoint=api_endpoint) if api_endpoint else None
-    return compute_v1.InstancesClient(
-        credentials=credentials, transport="rest", client_options=options
-    )
+    try:
+        return compute_v1.InstancesClient(
+            credentials=credentials, transport="rest", client_options=options
+        )
+    except auth_exceptions.DefaultCredentialsError as exc:
+        raise GcpAccessDenied(
+            f"no Google credentials for the Compute API (Application Default Credentials): {exc}"
+        ) from exc
 
 
 class GceInstances:

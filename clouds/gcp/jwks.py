@@ -151,11 +151,16 @@ class RemoteJwks:
 
     def get_key(self, kid: str) -> RSAPublicKey | None:
         with self._lock:
+            cache = self._client.jwk_set_cache
+            cold = cache is None or cache.get() is None
             keys = self._fetch(refresh=False)
+            if cold:
+                # That lookup downloaded a fresh set: it is this kid's refresh.
+                self._last_refresh = self._monotonic()
             if kid in keys:
                 return keys[kid]
             now = self._monotonic()
-            if (
+            if cold or (
                 self._last_refresh is not None
                 and now - self._last_refresh < self._min_refresh_interval
             ):

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from clouds.gcp.jwks import StaticJwks
 from cryptography.hazmat.primitives.asymmetric import rsa
-from localclouds.gcp.keys import SigningKey
 
+from clouds.gcp.jwks import StaticJwks
+from localclouds.gcp.keys import SigningKey
 from tests.unit.gcp.forge import SAMPLE_JWKS, Forge
 
 

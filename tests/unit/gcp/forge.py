@@ -16,12 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from clouds.gcp.jwks import StaticJwks
-from clouds.gcp.verify import verify_gcp_token
-from contracts.errors import ErrorType, IdentityRefused
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
+
+from clouds.gcp.jwks import StaticJwks
+from clouds.gcp.verify import verify_gcp_token
+from contracts.errors import ErrorType, IdentityRefused
 from localclouds.gcp.keys import SigningKey
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "conformance" / "gcp" / "redhat-us-east1-2021"

@@ -8,6 +8,14 @@ from typing import Any
 
 import pytest
 import requests
+from google.api_core import exceptions as api_exceptions
+from google.auth import exceptions as auth_exceptions
+from google.cloud import compute_v1
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
 from clouds.gcp.compute import GceInstances, instances_client
 from clouds.gcp.errors import GcpAccessDenied, GcpRequestRefused
 from clouds.gcp.factory import gce_instances_from_settings, key_source_from_settings
@@ -20,14 +28,6 @@ from contracts.errors import (
     InstanceRefused,
     TransientCloudError,
 )
-from google.api_core import exceptions as api_exceptions
-from google.auth import exceptions as auth_exceptions
-from google.cloud import compute_v1
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse
-from starlette.routing import Route
-
 from tests.unit.gcp.serving import serve
 
 REPO = Path(__file__).resolve().parents[3]
@@ -141,3 +141,22 @@ def test_factories_follow_settings(tmp_path: Path) -> None:
     )
     with pytest.raises(TransientCloudError):
         local.get_instance("acme-prod-123", "us-east1-b", "web-1")
+
+
+def test_missing_application_default_credentials_is_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No ADC anywhere: no env file, no gcloud config, and google-auth's GCE probe switched off
+    # (it would otherwise try the metadata server's link-local address: no traffic off loopback).
+    from google.auth.compute_engine import _metadata
+
+    monkeypatch.delenv("GOOGLE_APPLICATION_CREDENTIALS", raising=False)
+    monkeypatch.setenv("CLOUDSDK_CONFIG", str(tmp_path))
+    monkeypatch.setattr(_metadata, "_NO_GCE_CHECK", True)
+    monkeypatch.setattr(_metadata, "ping", _no_probe)
+    with pytest.raises(GcpAccessDenied):
+        instances_client(credentials_mode="default")
+
+
+def _no_probe(*args: object, **kwargs: object) -> bool:
+    raise AssertionError("the test tried to reach the GCE metadata server")

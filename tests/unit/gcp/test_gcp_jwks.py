@@ -8,12 +8,12 @@ from typing import Any
 
 import jwt
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
 from clouds.gcp.jwks import JwksInvalid, RemoteJwks, StaticJwks, key_source
 from clouds.gcp.verify import verify_gcp_token
 from contracts.errors import ErrorType, IdentityRefused, TransientCloudError
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from localclouds.gcp.keys import SigningKey
-
 from tests.unit.gcp.forge import AUDIENCE, NOW, SAMPLE_JWKS, Forge
 
 GOOGLE_KID = "6a8ba5652a7044121d4fedac8f14d14c54e4895b"
@@ -126,11 +126,15 @@ def test_unknown_kid_refreshes_exactly_once_then_is_refused(forge: Forge) -> Non
     served = ServedJwks(SAMPLE_JWKS)
     clock = FakeClock()
     keys = RemoteJwks(served, min_refresh_interval=30, monotonic=clock)
+    assert keys.get_key(GOOGLE_KID) is not None  # the JWKS is loaded and cached
+    assert served.fetches == 1
+    clock.now += 60
+
     token = forge.token()  # signed by a key the JWKS does not hold
     with pytest.raises(IdentityRefused) as refused:
         verify_gcp_token(token, keys=keys, audience=AUDIENCE, now=NOW)
     assert refused.value.type is ErrorType.IDENTITY_KEY_UNKNOWN
-    assert served.fetches == 2  # the first load, then one refresh
+    assert served.fetches == 2  # exactly one refresh
 
     # More unknown kids within the interval: no refresh storm.
     for _ in range(20):
@@ -144,10 +148,19 @@ def test_unknown_kid_refreshes_exactly_once_then_is_refused(forge: Forge) -> Non
     assert served.fetches == 3
 
 
-def test_rotated_key_is_found_by_the_refresh(forge: Forge) -> None:
+def test_unknown_kid_on_a_cold_cache_downloads_once() -> None:
     served = ServedJwks(SAMPLE_JWKS)
     keys = RemoteJwks(served, monotonic=FakeClock())
+    assert keys.get_key("unknown") is None
+    assert served.fetches == 1  # the first download was already fresh: no second one
+
+
+def test_rotated_key_is_found_by_the_refresh(forge: Forge) -> None:
+    served = ServedJwks(SAMPLE_JWKS)
+    clock = FakeClock()
+    keys = RemoteJwks(served, monotonic=clock)
     assert keys.get_key(GOOGLE_KID) is not None  # JWKS cached before the rotation
+    clock.now += 60
     served.jwks = {"keys": [*SAMPLE_JWKS["keys"], forge.key.jwk()]}  # Google publishes a new key
     identity = verify_gcp_token(forge.token(), keys=keys, audience=AUDIENCE, now=NOW)
     assert identity.evidence["kid"] == forge.key.kid

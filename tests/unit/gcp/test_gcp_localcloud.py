@@ -9,16 +9,16 @@ from pathlib import Path
 
 import httpx
 import pytest
+from google.api_core import exceptions as api_exceptions
+from google.auth.credentials import AnonymousCredentials
+from google.cloud import compute_v1
+
 from clouds.gcp.compute import GceInstances, instances_client
 from clouds.gcp.jwks import RemoteJwks, StaticJwks
 from clouds.gcp.verify import peek_gcp_instance_key, verify_gcp_token
 from contracts.errors import ErrorType, IdentityRefused, InstanceRefused
-from google.api_core import exceptions as api_exceptions
-from google.auth.credentials import AnonymousCredentials
-from google.cloud import compute_v1
 from localclouds.gcp import describe, worker_env
 from localclouds.gcp.app import create_app
-
 from tests.unit.gcp.forge import decode_segment, segments
 from tests.unit.gcp.serving import serve
 

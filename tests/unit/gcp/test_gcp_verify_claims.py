@@ -9,12 +9,12 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+
 from clouds.gcp.claims import REQUIRED_FIELDS
 from clouds.gcp.jwks import StaticJwks
 from clouds.gcp.verify import verify_gcp_token
 from contracts.errors import ErrorType
 from localclouds.gcp.tokens import mint_identity_token
-
 from tests.unit.gcp.forge import (
     AUDIENCE,
     NOW,

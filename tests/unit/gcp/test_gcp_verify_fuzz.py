@@ -9,12 +9,12 @@ from __future__ import annotations
 import string
 
 import pytest
-from clouds.gcp.jwks import StaticJwks
-from clouds.gcp.verify import verify_gcp_token
-from contracts.errors import IdentityRefused
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from clouds.gcp.jwks import StaticJwks
+from clouds.gcp.verify import verify_gcp_token
+from contracts.errors import IdentityRefused
 from tests.unit.gcp.forge import AUDIENCE, NOW, SAMPLE_AUDIENCE, SAMPLE_IAT, SAMPLE_TOKEN, Forge
 
 B64URL = string.ascii_letters + string.digits + "-_"

@@ -11,13 +11,13 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
 from clouds.gcp.jwks import StaticJwks
 from clouds.gcp.token import MAX_TOKEN_BYTES
 from clouds.gcp.verify import verify_gcp_token
 from contracts.errors import ErrorType
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-
 from tests.unit.gcp.forge import (
     AUDIENCE,
     NOW,

@@ -6,11 +6,11 @@ import hashlib
 from datetime import timedelta
 
 import pytest
+
 from clouds.gcp.jwks import StaticJwks
 from clouds.gcp.verify import peek_gcp_instance_key, verify_gcp_token
 from contracts.errors import ErrorType, IdentityRefused
 from contracts.providers import Provider
-
 from tests.unit.gcp.forge import SAMPLE_AUDIENCE, SAMPLE_IAT, SAMPLE_TOKEN, decode_segment
 
 
