@@ -33,10 +33,7 @@ Nothing but ``contracts.errors.IdentityRefused`` escapes ``verify_token`` or
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
-import json
 import re
 import secrets
 from dataclasses import dataclass
@@ -52,6 +49,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
 )
 
 from clouds.vmware.biosuuid import bios_uuid_matches
+from clouds.vmware.jws import b64url, b64url_decode, compact_json, json_object
 from contracts.errors import ErrorType, IdentityRefused
 
 __all__ = [
@@ -80,7 +78,6 @@ DEFAULT_LEEWAY = timedelta(seconds=60)
 SigningAlg = Literal["EdDSA", "ES256"]
 _ALGS: tuple[str, ...] = ("EdDSA", "ES256")
 _REQUIRED_CLAIMS = ("iss", "vc", "sub", "customer", "jti", "iat", "exp")
-_B64URL = re.compile(r"[A-Za-z0-9_-]*\Z")
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\Z")
 
 _PublicKey = ed25519.Ed25519PublicKey | ec.EllipticCurvePublicKey
@@ -136,7 +133,7 @@ def key_fingerprint(public_key: _PublicKey) -> str:
 def _kid(public_key: _PublicKey) -> str:
     """The header ``kid``: the fingerprint's digest, base64url (short, still collision-free)."""
     digest = bytes.fromhex(key_fingerprint(public_key).removeprefix("sha256:"))
-    return _b64url(digest)
+    return b64url(digest)
 
 
 def _alg_of(key: object) -> str | None:
@@ -191,13 +188,13 @@ def issue_token(
         "exp": iat + int(ttl.total_seconds()),
     }
     header = {"alg": alg, "typ": "JWT", "kid": _kid(key.public_key())}  # type: ignore[union-attr]
-    signing_input = (_b64url(_json(header)) + "." + _b64url(_json(claims))).encode()
+    signing_input = (b64url(compact_json(header)) + "." + b64url(compact_json(claims))).encode()
     if isinstance(key, ed25519.Ed25519PrivateKey):
         signature = key.sign(signing_input)
     else:
         assert isinstance(key, ec.EllipticCurvePrivateKey)
         signature = _der_to_raw_p256(key.sign(signing_input, ec.ECDSA(hashes.SHA256())))
-    return signing_input.decode() + "." + _b64url(signature)
+    return signing_input.decode() + "." + b64url(signature)
 
 
 # --- verifying -----------------------------------------------------------------------------
@@ -270,11 +267,11 @@ def _parse(token: object) -> tuple[dict[str, Any], dict[str, Any], bytes, bytes]
     parts = token.split(".")
     if len(parts) != 3:
         _refuse(ErrorType.IDENTITY_MALFORMED, "the token does not have three parts")
-    header = _json_object(_b64url_decode(parts[0], "header"), "header")
+    header = json_object(b64url_decode(parts[0], "header"), "header")
     _check_header(header)  # before the rest: an "alg": "none" token is refused as such
-    claims = _json_object(_b64url_decode(parts[1], "payload"), "payload")
+    claims = json_object(b64url_decode(parts[1], "payload"), "payload")
     _check_claims(claims)
-    signature = _b64url_decode(parts[2], "signature")  # may be empty; never verifies then
+    signature = b64url_decode(parts[2], "signature")  # may be empty; never verifies then
     return header, claims, (parts[0] + "." + parts[1]).encode("ascii"), signature
 
 
@@ -361,54 +358,6 @@ def _load_public_keys(pems: list[str]) -> list[_PublicKey]:
             )
         keys.append(key)  # type: ignore[arg-type]
     return keys
-
-
-def _b64url_decode(part: str, what: str) -> bytes:
-    """Strict base64url without padding; non-canonical encodings are refused (no malleability)."""
-    if not _B64URL.match(part) or len(part) % 4 == 1:
-        _refuse(ErrorType.IDENTITY_MALFORMED, f"the token {what} is not base64url")
-    try:
-        raw = base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
-    except (binascii.Error, ValueError):
-        _refuse(ErrorType.IDENTITY_MALFORMED, f"the token {what} is not base64url")
-    if _b64url(raw) != part:
-        _refuse(ErrorType.IDENTITY_MALFORMED, f"the token {what} is not canonical base64url")
-    return raw
-
-
-def _json_object(raw: bytes, what: str) -> dict[str, Any]:
-    try:
-        value = json.loads(
-            raw.decode("utf-8"),
-            object_pairs_hook=_no_duplicates,
-            parse_constant=_no_constants,
-        )
-    except (ValueError, RecursionError):  # UnicodeDecodeError and JSONDecodeError are ValueErrors
-        _refuse(ErrorType.IDENTITY_MALFORMED, f"the token {what} is not a JSON object")
-    if not isinstance(value, dict):
-        _refuse(ErrorType.IDENTITY_MALFORMED, f"the token {what} is not a JSON object")
-    return value
-
-
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for name, value in pairs:
-        if name in result:
-            raise ValueError(f"duplicate key {name[:20]!r}")
-        result[name] = value
-    return result
-
-
-def _no_constants(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
-def _b64url(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
-
-
-def _json(value: dict[str, Any]) -> bytes:
-    return json.dumps(value, separators=(",", ":"), sort_keys=True).encode()
 
 
 def _der_to_raw_p256(der: bytes) -> bytes:
