@@ -16,7 +16,9 @@ throttling is retried by botocore's own retry handler.
 from __future__ import annotations
 
 import base64
+import functools
 import json
+import threading
 import urllib.request
 import uuid
 from dataclasses import dataclass
@@ -97,7 +99,12 @@ class _RsaSigV4(SigV4Auth):
         return self._key.sign(string_to_sign)
 
 
+_SESSION_LOCK = threading.Lock()
+
+
+@functools.cache
 def _session() -> botocore.session.Session:
+    """One botocore session that also knows our two models (shared: loading models is slow)."""
     session = botocore.session.get_session()
     loader = session.get_component("data_loader")
     loader.search_paths.insert(0, str(MODELS_DIR))
@@ -114,9 +121,10 @@ class AgentClient:
         self._session = _session()
 
     def _client(self, service: str, config: Config | None = None, **credentials: Any) -> Any:
-        return self._session.create_client(service, region_name=self.region,
-                                           endpoint_url=self.endpoint_url,
-                                           config=config or self.config, **credentials)
+        with _SESSION_LOCK:  # botocore sessions are not safe for concurrent client creation
+            return self._session.create_client(service, region_name=self.region,
+                                               endpoint_url=self.endpoint_url,
+                                               config=config or self.config, **credentials)
 
     def register(self, activation_id: str, activation_code: str,
                  fingerprint: str | None = None, key: InstanceKey | None = None) -> Registration:
