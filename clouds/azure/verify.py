@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID
@@ -48,7 +49,6 @@ from cryptography.x509.verification import (
     Policy,
     PolicyBuilder,
     Store,
-    VerificationError,
 )
 
 from clouds import pkcs7
@@ -202,9 +202,20 @@ def _parse(attested: object) -> pkcs7.SignedData:
 
 
 def _load_certificate(der: bytes) -> x509.Certificate:
+    """Parse an embedded certificate completely now: cryptography parses the key, names and
+    extensions lazily, and a malformed one must be refused here, not fail later."""
     try:
-        return x509.load_der_x509_certificate(der)
-    except ValueError:
+        cert = x509.load_der_x509_certificate(der)
+        cert.public_key()
+        cert.subject.rfc4514_string()
+        cert.issuer.rfc4514_string()
+        list(cert.extensions)
+        return cert
+    except UnsupportedAlgorithm:
+        raise IdentityRefused(
+            ErrorType.IDENTITY_ALGORITHM_REFUSED, "embedded certificate has an unknown key type"
+        ) from None
+    except Exception:  # ValueError, TypeError (e.g. a name attribute of the wrong string type)
         raise IdentityRefused(
             ErrorType.IDENTITY_MALFORMED, "embedded certificate is malformed"
         ) from None
@@ -249,7 +260,7 @@ def _validate_chain(
     )
     try:
         return list(verifier.verify(leaf, pool).chain)
-    except VerificationError as exc:
+    except Exception as exc:  # VerificationError, or anything odd in an untrusted certificate
         raise IdentityRefused(
             ErrorType.IDENTITY_CERTIFICATE_UNTRUSTED, f"signer chain not trusted: {exc}"[:300]
         ) from None

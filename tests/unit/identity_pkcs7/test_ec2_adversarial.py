@@ -89,9 +89,7 @@ def test_self_signed_aws_looking_embedded_certificate_does_not_help(
         not_before=pinned.not_valid_before_utc,
         not_after=pinned.not_valid_after_utc,
     )
-    forged = build_signed_data(
-        ec2_document(region="us-west-2"), key=key, signer=fake, embed=[fake]
-    )
+    forged = build_signed_data(ec2_document(region="us-west-2"), key=key, signer=fake, embed=[fake])
     assert refused({"rsa2048": b64(forged)}, production_ec2) is ErrorType.IDENTITY_SIGNATURE_INVALID
 
 
@@ -129,9 +127,7 @@ def test_two_signer_infos(local_ec2: LocalEc2) -> None:
     assert refused(identity, local_ec2.trust) is ErrorType.IDENTITY_MALFORMED
 
 
-def test_signed_attributes_are_required(
-    local_ec2: LocalEc2, production_ec2: Ec2TrustStore
-) -> None:
+def test_signed_attributes_are_required(local_ec2: LocalEc2, production_ec2: Ec2TrustStore) -> None:
     stripped = strip_signed_attributes(base64.b64decode(TC.identity["rsa2048"]))
     assert refused({"rsa2048": b64(stripped)}, production_ec2, now=TC.now) is (
         ErrorType.IDENTITY_MALFORMED
@@ -261,4 +257,3 @@ def test_rsa2048_sample_with_line_breaks_and_pem_body(production_ec2: Ec2TrustSt
 def test_naive_clock_is_a_programming_error(production_ec2: Ec2TrustStore) -> None:
     with pytest.raises(ValueError):
         verify_ec2_identity(TC.identity, trust=production_ec2, now=TC.now.replace(tzinfo=None))
-
