@@ -29,7 +29,7 @@ from localclouds.aws.agent_client import AgentClient, AgentSession
 REPO = Path(__file__).resolve().parents[3]
 PING_TIMEOUT = 60
 CREATE_ACCOUNT_DELAY = 30
-NO_RETRIES = Config(retries={"mode": "standard", "max_attempts": 1})
+NO_RETRIES = Config(retries={"mode": "standard", "total_max_attempts": 1})
 
 
 def _free_port() -> int:

@@ -1,0 +1,82 @@
+"""Fault injection seen through botocore, and the package's describe/worker_env contract."""
+
+from __future__ import annotations
+
+import time
+import urllib.error
+from pathlib import Path
+
+import boto3
+import botocore.exceptions
+import pytest
+from botocore.config import Config
+
+from localclouds.aws import describe, worker_env
+
+
+def test_throttling_raises_the_real_exception(local_aws, ssm):
+    local_aws.control("/__fleetpatch/faults", "POST",
+                      {"service": "ssm", "action": "SendCommand", "throttle_rate": 1.0})
+    with pytest.raises(botocore.exceptions.ClientError) as throttled:
+        ssm.send_command(DocumentName="AWS-RunShellScript", Parameters={"commands": ["x"]},
+                         Targets=[{"Key": "tag:none", "Values": ["none"]}])
+    error = throttled.value
+    assert error.response["Error"]["Code"] == "ThrottlingException"
+    assert error.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    assert isinstance(error, ssm.exceptions.ThrottlingException)
+    # Other actions are untouched.
+    assert ssm.describe_activations()["ActivationList"] == []
+
+
+def test_botocore_retries_through_counted_throttling(local_aws, account):
+    local_aws.control("/__fleetpatch/faults", "POST",
+                      {"service": "ssm", "action": "*", "throttle_rate": 1.0, "count": 2})
+    retrying = local_aws.client("ssm", account[1],
+                                Config(retries={"mode": "standard", "max_attempts": 4}))
+    answer = retrying.describe_activations()
+    assert answer["ResponseMetadata"]["RetryAttempts"] == 2
+    assert local_aws.control("/__fleetpatch/faults", "GET")["rules"] == []
+
+
+def test_query_protocol_throttling_and_latency(local_aws):
+    local_aws.control("/__fleetpatch/faults", "POST",
+                      {"service": "sts", "action": "GetCallerIdentity", "throttle_rate": 1.0,
+                       "count": 1})
+    sts = local_aws.client("sts")
+    with pytest.raises(botocore.exceptions.ClientError) as throttled:
+        sts.get_caller_identity()
+    assert throttled.value.response["Error"]["Code"] == "Throttling"
+    assert sts.get_caller_identity()["Account"] == "123456789012"
+
+    local_aws.control("/__fleetpatch/faults", "POST",
+                      {"service": "organizations", "action": "*", "latency_ms": 300})
+    started = time.monotonic()
+    local_aws.client("organizations").describe_organization()
+    assert time.monotonic() - started >= 0.3
+    local_aws.control("/__fleetpatch/faults", "DELETE")
+    assert local_aws.control("/__fleetpatch/faults", "GET")["rules"] == []
+
+
+def test_malformed_fault_rules_are_refused(local_aws):
+    for rule in ({"throttle_rate": 1}, {"service": "ssm", "throttle_rate": 2},
+                 {"service": "ssm", "latency_ms": -1}, {"service": "ssm", "count": 0}):
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            local_aws.control("/__fleetpatch/faults", "POST", rule)
+        assert refused.value.code == 400
+
+
+def test_describe_and_worker_env(local_aws, tmp_path):
+    entry = describe(tmp_path, "127.0.0.1", 8701)
+    assert entry == {"endpoint": "http://127.0.0.1:8701", "region": "us-east-1",
+                     "management_account": "123456789012"}
+    env = worker_env(tmp_path, "127.0.0.1", 8701)
+    assert env["FLEETPATCH_AWS__ENDPOINT_URL"] == "http://127.0.0.1:8701"
+    assert env["AWS_DEFAULT_REGION"] == "us-east-1"
+    # The dummy credentials are the management account's.
+    host, port = local_aws.endpoint.rsplit(":", 1)
+    env = worker_env(Path(tmp_path), host.removeprefix("http://"), int(port))
+    session = boto3.Session(aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+                            aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+                            region_name=env["AWS_DEFAULT_REGION"])
+    sts = session.client("sts", endpoint_url=env["FLEETPATCH_AWS__ENDPOINT_URL"])
+    assert sts.get_caller_identity()["Account"] == entry["management_account"]
