@@ -4,6 +4,7 @@ the property under test can refuse them."""
 from __future__ import annotations
 
 import base64
+import hashlib
 from collections.abc import Sequence
 
 import pytest
@@ -223,8 +224,6 @@ def test_message_digest_mismatch(local_chain: LocalChain) -> None:
 
 
 def test_content_type_attribute_required(local_chain: LocalChain) -> None:
-    import hashlib
-
     digest = hashlib.sha256(azure_document()).digest()
     only_digest = [cms.CMSAttribute({"type": "message_digest", "values": [digest]})]
     der = sign(local_chain, signed_attrs=only_digest)

@@ -7,6 +7,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
 from clouds.ec2.verify import (
@@ -90,7 +91,6 @@ def test_conformance_certificates_match_the_production_pins(
     production_ec2: Ec2TrustStore,
 ) -> None:
     """The certificates the conformance notes name (spire, vault) are the ones shipped."""
-    from cryptography import x509
 
     def cert(name: str) -> x509.Certificate:
         return x509.load_pem_x509_certificate((AWS / "certs" / name).read_bytes())
