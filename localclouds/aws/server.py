@@ -133,13 +133,18 @@ class LocalAws:
             return self._clock(method, _read_body(environ))
         if path.startswith(SNAPSHOT_PREFIX) and method == "GET":
             return self._snapshot(path[len(SNAPSHOT_PREFIX):])
-        body = _read_body(environ)
-        if body is None:
-            return json_error(AwsError("SerializationException", "request body too large", 413))
         target = environ.get("HTTP_X_AMZ_TARGET", "")
         prefix, _, action = target.partition(".")
         scope = credential_scope(environ.get("HTTP_AUTHORIZATION", ""))
         service = TARGET_PREFIXES.get(prefix) or (scope[3] if scope else None)
+        body = b""
+        form = environ.get("CONTENT_TYPE", "").startswith("application/x-www-form-urlencoded")
+        if prefix in TARGET_PREFIXES or (not target and form):
+            # Only bodies we parse are read; REST payloads (S3 objects) stream to moto untouched.
+            read = _read_body(environ)
+            if read is None:
+                return json_error(AwsError("SerializationException", "request too large", 413))
+            body = read
         if not target:
             action = _query_action(environ, body)
         decision = self.faults.decide(service, action)

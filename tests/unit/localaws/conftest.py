@@ -23,7 +23,7 @@ import boto3
 import pytest
 from botocore.config import Config
 
-from localclouds.aws import ACCESS_KEY_ID, MANAGEMENT_ACCOUNT, REGION, SECRET_ACCESS_KEY
+from localclouds.aws import ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY
 from localclouds.aws.agent_client import AgentClient, AgentSession
 
 REPO = Path(__file__).resolve().parents[3]
@@ -121,11 +121,12 @@ def local_aws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalAws]:
     finally:
         process.terminate()
         try:
-            process.wait(timeout=10)
+            code = process.wait(timeout=10)
         finally:
             if process.poll() is None:
                 process.kill()
             process.stderr.close()
+    assert code == 0, "SIGTERM must stop the server cleanly"
 
 
 @pytest.fixture(autouse=True)
@@ -142,6 +143,3 @@ def account(local_aws: LocalAws) -> tuple[str, boto3.Session]:
 @pytest.fixture
 def ssm(local_aws: LocalAws, account: tuple[str, boto3.Session]) -> Any:
     return local_aws.client("ssm", account[1])
-
-
-__all__ = ["MANAGEMENT_ACCOUNT", "LocalAws"]

@@ -80,3 +80,15 @@ def test_describe_and_worker_env(local_aws, tmp_path):
                             region_name=env["AWS_DEFAULT_REGION"])
     sts = session.client("sts", endpoint_url=env["FLEETPATCH_AWS__ENDPOINT_URL"])
     assert sts.get_caller_identity()["Account"] == entry["management_account"]
+
+
+def test_everything_else_is_still_moto(local_aws, account):
+    s3 = local_aws.client("s3", account[1])
+    s3.create_bucket(Bucket="fleetpatch-reports-test")
+    payload = b"x" * (9 * 1024 * 1024)  # larger than any body the dispatcher itself parses
+    s3.put_object(Bucket="fleetpatch-reports-test", Key="report.json", Body=payload)
+    got = s3.get_object(Bucket="fleetpatch-reports-test", Key="report.json")["Body"].read()
+    assert got == payload
+    ssm = local_aws.client("ssm", account[1])
+    ssm.put_parameter(Name="/fleetpatch/links/gcp/p1", Value="{}", Type="String")
+    assert ssm.get_parameter(Name="/fleetpatch/links/gcp/p1")["Parameter"]["Value"] == "{}"
