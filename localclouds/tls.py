@@ -54,7 +54,10 @@ def dsa_key(bits: int = 1024) -> KeyFactory:
 def name(common_name: str, organization: str = LOCAL_ORGANIZATION, **extra: str) -> x509.Name:
     """An X.509 name: C=US, O=..., optional OU / ST / L, CN."""
     attrs = [x509.NameAttribute(NameOID.COUNTRY_NAME, "US")]
-    for key, oid in (("state", NameOID.STATE_OR_PROVINCE_NAME), ("locality", NameOID.LOCALITY_NAME)):
+    for key, oid in (
+        ("state", NameOID.STATE_OR_PROVINCE_NAME),
+        ("locality", NameOID.LOCALITY_NAME),
+    ):
         if key in extra:
             attrs.append(x509.NameAttribute(oid, extra[key]))
     attrs.append(x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization))
@@ -204,7 +207,9 @@ def ensure_certificate(
         general += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ip_addresses]
         builder = builder.add_extension(x509.SubjectAlternativeName(general), critical=False)
     if extended_key_usages:
-        builder = builder.add_extension(x509.ExtendedKeyUsage(list(extended_key_usages)), critical=False)
+        builder = builder.add_extension(
+            x509.ExtendedKeyUsage(list(extended_key_usages)), critical=False
+        )
     cert = builder.sign(signer_key, hashes.SHA256())
     _write_atomic(cert_path, cert.public_bytes(serialization.Encoding.PEM), 0o644)
     return CertifiedKey(cert, key, cert_path, key_path)
@@ -249,19 +254,36 @@ def ensure_root_ca(
 ) -> CertifiedKey:
     """A self-signed root CA (RSA-2048, 10 years)."""
     return ensure_certificate(
-        cert_path, key_path, subject=name(common_name), issuer=None, new_key=rsa_key(),
-        is_ca=True, validity=timedelta(days=3650), now=now,
+        cert_path,
+        key_path,
+        subject=name(common_name),
+        issuer=None,
+        new_key=rsa_key(),
+        is_ca=True,
+        validity=timedelta(days=3650),
+        now=now,
     )
 
 
 def ensure_intermediate_ca(
-    cert_path: Path, key_path: Path, *, issuer: CertifiedKey, common_name: str,
+    cert_path: Path,
+    key_path: Path,
+    *,
+    issuer: CertifiedKey,
+    common_name: str,
     now: datetime | None = None,
 ) -> CertifiedKey:
     """An issuing CA below ``issuer`` (path length 0, 5 years)."""
     return ensure_certificate(
-        cert_path, key_path, subject=name(common_name), issuer=issuer, new_key=rsa_key(),
-        is_ca=True, path_length=0, validity=timedelta(days=1825), now=now,
+        cert_path,
+        key_path,
+        subject=name(common_name),
+        issuer=issuer,
+        new_key=rsa_key(),
+        is_ca=True,
+        path_length=0,
+        validity=timedelta(days=1825),
+        now=now,
     )
 
 
@@ -279,16 +301,27 @@ def ensure_leaf(
 ) -> CertifiedKey:
     """An end-entity certificate (RSA-2048) issued by ``issuer``."""
     return ensure_certificate(
-        cert_path, key_path, subject=subject, issuer=issuer, new_key=rsa_key(), is_ca=False,
-        validity=validity, dns_names=dns_names, ip_addresses=ip_addresses,
-        extended_key_usages=extended_key_usages, now=now,
+        cert_path,
+        key_path,
+        subject=subject,
+        issuer=issuer,
+        new_key=rsa_key(),
+        is_ca=False,
+        validity=validity,
+        dns_names=dns_names,
+        ip_addresses=ip_addresses,
+        extended_key_usages=extended_key_usages,
+        now=now,
     )
 
 
 # --- PKCS#7 / CMS SignedData -----------------------------------------------------------------
 
 Digest = Literal["sha1", "sha256"]
-_HASHES: dict[str, Callable[[], hashes.HashAlgorithm]] = {"sha1": hashes.SHA1, "sha256": hashes.SHA256}
+_HASHES: dict[str, Callable[[], hashes.HashAlgorithm]] = {
+    "sha1": hashes.SHA1,
+    "sha256": hashes.SHA256,
+}
 
 
 def sign_pkcs7(
@@ -315,13 +348,22 @@ def sign_pkcs7(
     h.update(content)
     attrs = [
         {"type": "content_type", "values": ["data"]},
-        {"type": "signing_time", "values": [cms.Time({"utc_time": signing_time or datetime.now(UTC)})]},
+        {
+            "type": "signing_time",
+            "values": [cms.Time({"utc_time": signing_time or datetime.now(UTC)})],
+        },
     ]
     if algorithm_protection:
-        attrs.append({
-            "type": "cms_algorithm_protection",
-            "values": [cms.CMSAlgorithmProtection({"digest_algorithm": digest_algo, "signature_algorithm": sig_algo})],
-        })
+        attrs.append(
+            {
+                "type": "cms_algorithm_protection",
+                "values": [
+                    cms.CMSAlgorithmProtection(
+                        {"digest_algorithm": digest_algo, "signature_algorithm": sig_algo}
+                    )
+                ],
+            }
+        )
     attrs.append({"type": "message_digest", "values": [h.finalize()]})
     signed_attrs = cms.CMSAttributes(attrs)
     to_sign = signed_attrs.dump(force=True)  # DER SET OF, the bytes the signature covers
@@ -330,25 +372,35 @@ def sign_pkcs7(
     else:
         signature = key.sign(to_sign, hash_cls())
     cert = asn1_x509.Certificate.load(signer.certificate.public_bytes(serialization.Encoding.DER))
-    signer_info = cms.SignerInfo({
-        "version": "v1",
-        "sid": cms.SignerIdentifier({"issuer_and_serial_number": cms.IssuerAndSerialNumber(
-            {"issuer": cert.issuer, "serial_number": cert.serial_number})}),
-        "digest_algorithm": digest_algo,
-        "signed_attrs": signed_attrs,
-        "signature_algorithm": sig_algo,
-        "signature": signature,
-    })
-    signed_data = cms.SignedData({
-        "version": "v1",
-        "digest_algorithms": [digest_algo],
-        "encap_content_info": {"content_type": "data", "content": content},
-        "certificates": [
-            asn1_x509.Certificate.load(c.public_bytes(serialization.Encoding.DER))
-            for c in certificates
-        ] or None,
-        "signer_infos": [signer_info],
-    })
+    signer_info = cms.SignerInfo(
+        {
+            "version": "v1",
+            "sid": cms.SignerIdentifier(
+                {
+                    "issuer_and_serial_number": cms.IssuerAndSerialNumber(
+                        {"issuer": cert.issuer, "serial_number": cert.serial_number}
+                    )
+                }
+            ),
+            "digest_algorithm": digest_algo,
+            "signed_attrs": signed_attrs,
+            "signature_algorithm": sig_algo,
+            "signature": signature,
+        }
+    )
+    signed_data = cms.SignedData(
+        {
+            "version": "v1",
+            "digest_algorithms": [digest_algo],
+            "encap_content_info": {"content_type": "data", "content": content},
+            "certificates": [
+                asn1_x509.Certificate.load(c.public_bytes(serialization.Encoding.DER))
+                for c in certificates
+            ]
+            or None,
+            "signer_infos": [signer_info],
+        }
+    )
     if ber_indefinite:
         return _ber_content_info(content, signed_data)
     return cms.ContentInfo({"content_type": "signed_data", "content": signed_data}).dump()
@@ -356,7 +408,9 @@ def sign_pkcs7(
 
 def _signature_algorithm(key: PrivateKey, digest: Digest) -> algos.SignedDigestAlgorithm:
     if isinstance(key, rsa.RSAPrivateKey):
-        return algos.SignedDigestAlgorithm({"algorithm": f"{digest}_rsa", "parameters": core.Null()})
+        return algos.SignedDigestAlgorithm(
+            {"algorithm": f"{digest}_rsa", "parameters": core.Null()}
+        )
     return algos.SignedDigestAlgorithm({"algorithm": f"{digest}_dsa"})
 
 
@@ -372,8 +426,14 @@ def _ber_content_info(content: bytes, signed_data: cms.SignedData) -> bytes:
     taken from the DER structure; only the envelopes and the content are re-wrapped.
     """
     encap = (
-        b"\x30\x80" + _OID_DATA
-        + b"\xa0\x80" + b"\x24\x80" + core.OctetString(content).dump() + _EOC + _EOC + _EOC
+        b"\x30\x80"
+        + _OID_DATA
+        + b"\xa0\x80"
+        + b"\x24\x80"
+        + core.OctetString(content).dump()
+        + _EOC
+        + _EOC
+        + _EOC
     )
     certs = signed_data["certificates"]
     body = (

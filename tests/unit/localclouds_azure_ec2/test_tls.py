@@ -14,16 +14,23 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 from localclouds import tls
 
 
-def _chain(d: Path, now: datetime | None = None) -> tuple[tls.CertifiedKey, tls.CertifiedKey, tls.CertifiedKey]:
-    root = tls.ensure_root_ca(d / "root.pem", d / "private" / "root.key", common_name="T Root", now=now)
+def _chain(
+    d: Path, now: datetime | None = None
+) -> tuple[tls.CertifiedKey, tls.CertifiedKey, tls.CertifiedKey]:
+    root = tls.ensure_root_ca(
+        d / "root.pem", d / "private" / "root.key", common_name="T Root", now=now
+    )
     inter = tls.ensure_intermediate_ca(
         d / "int.pem", d / "private" / "int.key", issuer=root, common_name="T Issuing", now=now
     )
     leaf = tls.ensure_leaf(
-        d / "leaf.pem", d / "private" / "leaf.key", issuer=inter,
+        d / "leaf.pem",
+        d / "private" / "leaf.key",
+        issuer=inter,
         subject=tls.name("metadata.azure.com"),
         dns_names=["eastus.metadata.azure.com", "metadata.azure.com"],
-        extended_key_usages=[tls.SERVER_AUTH, tls.CLIENT_AUTH], now=now,
+        extended_key_usages=[tls.SERVER_AUTH, tls.CLIENT_AUTH],
+        now=now,
     )
     return root, inter, leaf
 
@@ -31,13 +38,24 @@ def _chain(d: Path, now: datetime | None = None) -> tuple[tls.CertifiedKey, tls.
 def test_chain_verifies_with_openssl_and_carries_sans_and_ekus(tmp_path: Path) -> None:
     root, inter, leaf = _chain(tmp_path)
     result = subprocess.run(
-        ["openssl", "verify", "-CAfile", str(root.cert_path), "-untrusted", str(inter.cert_path),
-         str(leaf.cert_path)],
-        capture_output=True, text=True,
+        [
+            "openssl",
+            "verify",
+            "-CAfile",
+            str(root.cert_path),
+            "-untrusted",
+            str(inter.cert_path),
+            str(leaf.cert_path),
+        ],
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 0, result.stderr
     sans = leaf.certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    assert sans.get_values_for_type(x509.DNSName) == ["eastus.metadata.azure.com", "metadata.azure.com"]
+    assert sans.get_values_for_type(x509.DNSName) == [
+        "eastus.metadata.azure.com",
+        "metadata.azure.com",
+    ]
     ekus = list(leaf.certificate.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value)
     assert ekus == [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
     basic = inter.certificate.extensions.get_extension_for_class(x509.BasicConstraints).value
@@ -56,8 +74,11 @@ def test_keys_are_private_and_reused_on_reload(tmp_path: Path) -> None:
 def test_changed_sans_reissue_the_leaf_with_the_same_key(tmp_path: Path) -> None:
     root, inter, leaf = _chain(tmp_path)
     other = tls.ensure_leaf(
-        tmp_path / "leaf.pem", tmp_path / "private" / "leaf.key", issuer=inter,
-        subject=tls.name("metadata.azure.com"), dns_names=["westus.metadata.azure.com"],
+        tmp_path / "leaf.pem",
+        tmp_path / "private" / "leaf.key",
+        issuer=inter,
+        subject=tls.name("metadata.azure.com"),
+        dns_names=["westus.metadata.azure.com"],
     )
     assert other.fingerprint != leaf.fingerprint
     assert other.key_fingerprint == leaf.key_fingerprint
@@ -82,8 +103,9 @@ def test_certificates_near_expiry_are_renewed(tmp_path: Path) -> None:
 
 
 def _openssl_verify(der: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(["openssl", "cms", "-verify", "-inform", "DER", "-in", str(der), *args],
-                          capture_output=True)
+    return subprocess.run(
+        ["openssl", "cms", "-verify", "-inform", "DER", "-in", str(der), *args], capture_output=True
+    )
 
 
 def test_pkcs7_der_with_embedded_signer_verifies_against_the_chain(tmp_path: Path) -> None:
@@ -106,16 +128,32 @@ def test_pkcs7_der_with_embedded_signer_verifies_against_the_chain(tmp_path: Pat
 
 def test_pkcs7_ber_forms_verify_and_tampering_fails(tmp_path: Path) -> None:
     rsa_cert = tls.ensure_certificate(
-        tmp_path / "rsa.pem", tmp_path / "k" / "rsa.key", subject=tls.name("r"), issuer=None,
-        new_key=tls.rsa_key(2048), is_ca=False, validity=timedelta(days=30),
+        tmp_path / "rsa.pem",
+        tmp_path / "k" / "rsa.key",
+        subject=tls.name("r"),
+        issuer=None,
+        new_key=tls.rsa_key(2048),
+        is_ca=False,
+        validity=timedelta(days=30),
     )
     dsa_cert = tls.ensure_certificate(
-        tmp_path / "dsa.pem", tmp_path / "k" / "dsa.key", subject=tls.name("d"), issuer=None,
-        new_key=tls.dsa_key(1024), is_ca=False, validity=timedelta(days=30),
+        tmp_path / "dsa.pem",
+        tmp_path / "k" / "dsa.key",
+        subject=tls.name("d"),
+        issuer=None,
+        new_key=tls.dsa_key(1024),
+        is_ca=False,
+        validity=timedelta(days=30),
     )
     content = b'{\n  "x" : "y"\n}'
     for signer, digest in ((rsa_cert, "sha256"), (dsa_cert, "sha1")):
-        blob = tls.sign_pkcs7(content, signer, digest=digest, ber_indefinite=True, algorithm_protection=digest == "sha256")
+        blob = tls.sign_pkcs7(
+            content,
+            signer,
+            digest=digest,
+            ber_indefinite=True,
+            algorithm_protection=digest == "sha256",
+        )
         assert blob[:2] == b"\x30\x80"  # indefinite length, as EC2 writes it
         path = tmp_path / f"{digest}.ber"
         path.write_bytes(blob)
@@ -123,4 +161,6 @@ def test_pkcs7_ber_forms_verify_and_tampering_fails(tmp_path: Path) -> None:
         assert ok.returncode == 0, ok.stderr
         assert ok.stdout == content
         path.write_bytes(blob.replace(b'"y"', b'"z"'))
-        assert _openssl_verify(path, "-certfile", str(signer.cert_path), "-noverify").returncode != 0
+        assert (
+            _openssl_verify(path, "-certfile", str(signer.cert_path), "-noverify").returncode != 0
+        )
