@@ -64,6 +64,10 @@ class Ec2Settings(BaseModel):
         default_factory=lambda: ["rsa2048"]
     )
     max_document_age: timedelta | None = None  # None: any pendingTime in the past
+    # EC2 and STS API endpoint; None: FLEETPATCH_AWS__ENDPOINT_URL, and if that is unset too,
+    # AWS's own regional endpoints. Locally it is the moto server.
+    endpoint_url: str | None = None
+    role_session_name: str = "fleetpatch-ec2"  # on the customer's cross-account role
 
 
 class VmwareSettings(BaseModel):

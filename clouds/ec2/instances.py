@@ -1,0 +1,289 @@
+"""An EC2 instance as the EC2 API describes it (tags, state), and tagging it for patching.
+
+:class:`Ec2Instances` takes an injected boto3 session factory (the worker's own credentials).
+When a customer link names a cross-account role, it is assumed (STS ``AssumeRole``, credentials
+cached until shortly before they expire) and the instance is read in that account. The endpoint
+comes from settings (``FLEETPATCH_EC2__ENDPOINT_URL``, else ``FLEETPATCH_AWS__ENDPOINT_URL``,
+else AWS's own), so locally the moto server is used by configuration only.
+
+Every botocore failure is mapped in :func:`map_aws_error`, the one place that knows them.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    ReadTimeoutError,
+)
+
+from config.settings import Settings
+from contracts.errors import (
+    ErrorType,
+    FleetpatchError,
+    IdentityRefused,
+    InstanceRefused,
+    TransientCloudError,
+)
+from contracts.models import VmMetadata
+from contracts.providers import Provider
+
+SessionFactory = Callable[[], boto3.session.Session]
+
+ACCOUNT_ID = re.compile(r"^\d{12}$")
+REGION = re.compile(r"^[a-z]{2}(?:-[a-z]+)+-\d{1,2}$")
+INSTANCE_ID = re.compile(r"^i-(?:[0-9a-f]{8}|[0-9a-f]{17})$")
+ROLE_ARN = re.compile(r"^arn:aws(?:-cn|-us-gov)?:iam::(?P<account>\d{12}):role/[\w+=,.@/-]{1,512}$")
+#: States in which an instance may enroll; anything else is InstanceNotRunning.
+ENROLLABLE_STATES = frozenset({"pending", "running"})
+NOT_FOUND_CODES = frozenset({"InvalidInstanceID.NotFound", "InvalidInstanceID.Malformed"})
+THROTTLING_CODES = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "RequestThrottled",
+        "TooManyRequestsException",
+        "EC2ThrottledException",
+    }
+)
+SERVER_CODES = frozenset({"InternalError", "InternalFailure", "ServiceUnavailable", "Unavailable"})
+ACCESS_CODES = frozenset(
+    {
+        "AccessDenied",
+        "AccessDeniedException",
+        "UnauthorizedOperation",
+        "AuthFailure",
+        "InvalidClientTokenId",
+        "ExpiredToken",
+        "ExpiredTokenException",
+        "SignatureDoesNotMatch",
+    }
+)
+NETWORK_ERRORS = (
+    EndpointConnectionError,
+    ConnectTimeoutError,
+    ReadTimeoutError,
+    ConnectionClosedError,
+)
+#: Tag limits of EC2: keys 1-128 characters, values up to 256, no ``aws:`` prefix.
+MAX_TAG_KEY, MAX_TAG_VALUE = 128, 256
+_REFRESH_MARGIN = timedelta(minutes=5)
+
+
+class Ec2AccessDenied(FleetpatchError):
+    """The ec2 worker may not assume the customer's role or call EC2 there. Not retried."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(ErrorType.AWS_ACCESS_DENIED, reason)
+
+
+class Ec2RequestRefused(FleetpatchError):
+    """EC2 or STS refused a request for a reason that waiting will not fix."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(ErrorType.CONFIGURATION_INVALID, reason)
+
+
+def map_aws_error(exc: Exception, what: str) -> FleetpatchError:
+    """The fleetpatch error for a botocore failure while working on ``what``.
+
+    The caller raises it ``from exc``.
+    """
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        code = str(error.get("Code", ""))
+        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+        if code in NOT_FOUND_CODES:
+            return InstanceRefused(ErrorType.INSTANCE_NOT_FOUND, f"{what} does not exist")
+        if code in THROTTLING_CODES or status == 429:
+            return TransientCloudError(ErrorType.AWS_THROTTLED, f"AWS throttled {what} ({code})")
+        if code in SERVER_CODES or status >= 500:
+            # No "unavailable" type exists; AwsThrottled is the retried AWS type. Change it here.
+            return TransientCloudError(
+                ErrorType.AWS_THROTTLED, f"AWS failed on {what} ({code or status})"
+            )
+        if code in ACCESS_CODES:
+            return Ec2AccessDenied(f"access denied on {what} ({code})")
+        return Ec2RequestRefused(f"AWS refused {what} ({code}): {error.get('Message', '')}"[:400])
+    if isinstance(exc, NETWORK_ERRORS):
+        return TransientCloudError(ErrorType.AWS_THROTTLED, f"AWS unreachable on {what}: {exc}")
+    if isinstance(exc, NoCredentialsError):
+        return Ec2AccessDenied(f"the ec2 worker has no AWS credentials ({what})")
+    return Ec2RequestRefused(f"AWS SDK failed on {what}: {type(exc).__name__}: {exc}"[:400])
+
+
+def _check_ids(account_id: str, region: str, instance_id: str) -> None:
+    for value, pattern, label in (
+        (account_id, ACCOUNT_ID, "account id"),
+        (region, REGION, "region"),
+        (instance_id, INSTANCE_ID, "instance id"),
+    ):
+        if not isinstance(value, str) or not pattern.fullmatch(value):
+            raise IdentityRefused(ErrorType.IDENTITY_MALFORMED, f"{label} {value!r} is malformed")
+
+
+class Ec2Instances:
+    """Describes and tags EC2 instances, in the worker's account or through a customer role."""
+
+    def __init__(
+        self,
+        *,
+        session_factory: SessionFactory = boto3.session.Session,
+        endpoint_url: str | None = None,
+        role_session_name: str = "fleetpatch-ec2",
+        config: Config | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._base = session_factory()
+        self._endpoint = endpoint_url
+        self._session_name = role_session_name
+        self._config = config or Config(
+            retries={"mode": "standard", "max_attempts": 2}, connect_timeout=5, read_timeout=20
+        )
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._assumed: dict[tuple[str, str | None], tuple[boto3.session.Session, datetime]] = {}
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, session_factory: SessionFactory = boto3.session.Session
+    ) -> Ec2Instances:
+        return cls(
+            session_factory=session_factory,
+            endpoint_url=settings.ec2.endpoint_url or settings.aws.endpoint_url,
+            role_session_name=settings.ec2.role_session_name,
+        )
+
+    def _session(
+        self, account_id: str, region: str, role_arn: str | None, external_id: str | None
+    ) -> boto3.session.Session:
+        if role_arn is None:
+            return self._base
+        match = ROLE_ARN.fullmatch(role_arn) if isinstance(role_arn, str) else None
+        if match is None:
+            raise Ec2RequestRefused(f"role {role_arn!r} is not an IAM role ARN")
+        if match.group("account") != account_id:
+            raise Ec2RequestRefused(f"role {role_arn} is not in account {account_id}")
+        key = (role_arn, external_id)
+        with self._lock:
+            cached = self._assumed.get(key)
+            if cached and cached[1] - _REFRESH_MARGIN > self._clock():
+                return cached[0]
+        kwargs: dict[str, Any] = {"RoleArn": role_arn, "RoleSessionName": self._session_name}
+        if external_id:
+            kwargs["ExternalId"] = external_id
+        sts = self._base.client(
+            "sts", region_name=region, endpoint_url=self._endpoint, config=self._config
+        )
+        try:
+            creds = sts.assume_role(**kwargs)["Credentials"]
+        except (ClientError, BotoCoreError) as exc:
+            raise map_aws_error(exc, f"assuming {role_arn}") from exc
+        session = boto3.session.Session(
+            aws_access_key_id=creds["AccessKeyId"],
+            aws_secret_access_key=creds["SecretAccessKey"],
+            aws_session_token=creds["SessionToken"],
+        )
+        expires = creds["Expiration"]
+        expires = expires if expires.tzinfo else expires.replace(tzinfo=UTC)
+        with self._lock:
+            self._assumed[key] = (session, expires)
+        return session
+
+    def _ec2(
+        self, account_id: str, region: str, role_arn: str | None, external_id: str | None
+    ) -> Any:
+        session = self._session(account_id, region, role_arn, external_id)
+        return session.client(
+            "ec2", region_name=region, endpoint_url=self._endpoint, config=self._config
+        )
+
+    def describe(
+        self,
+        account_id: str,
+        region: str,
+        instance_id: str,
+        role_arn: str | None = None,
+        *,
+        external_id: str | None = None,
+    ) -> VmMetadata:
+        """The instance, which must belong to ``account_id`` and be pending or running."""
+        _check_ids(account_id, region, instance_id)
+        what = f"instance {instance_id} in {account_id}/{region}"
+        ec2 = self._ec2(account_id, region, role_arn, external_id)
+        try:
+            answer = ec2.describe_instances(InstanceIds=[instance_id])
+        except (ClientError, BotoCoreError) as exc:
+            raise map_aws_error(exc, what) from exc
+        found = [
+            (reservation, inst)
+            for reservation in answer.get("Reservations", [])
+            for inst in reservation.get("Instances", [])
+            if inst.get("InstanceId") == instance_id
+        ]
+        if len(found) != 1:
+            raise InstanceRefused(ErrorType.INSTANCE_NOT_FOUND, f"{what} does not exist")
+        reservation, inst = found[0]
+        if reservation.get("OwnerId") != account_id:
+            raise IdentityRefused(
+                ErrorType.IDENTITY_INSTANCE_MISMATCH,
+                f"{instance_id} belongs to {reservation.get('OwnerId')!r}, not {account_id}",
+            )
+        state = str((inst.get("State") or {}).get("Name", "unknown"))
+        if state not in ENROLLABLE_STATES:
+            raise InstanceRefused(ErrorType.INSTANCE_NOT_RUNNING, f"{what} is {state}")
+        tags = {str(t["Key"]): str(t.get("Value", "")) for t in inst.get("Tags") or []}
+        return VmMetadata(
+            provider=Provider.AWS,
+            cloud_account=account_id,
+            instance_id=instance_id,
+            name=tags.get("Name") or instance_id,
+            labels=tags,
+            state=state,
+            region=region,
+        )
+
+    def tag_instance(
+        self,
+        account_id: str,
+        region: str,
+        instance_id: str,
+        role_arn: str | None,
+        tags: Mapping[str, str],
+        *,
+        external_id: str | None = None,
+    ) -> None:
+        """Add or overwrite ``tags`` on the instance (e.g. ``Patch Group``); others are kept."""
+        _check_ids(account_id, region, instance_id)
+        for key, value in tags.items():
+            if not isinstance(key, str) or not isinstance(value, str):
+                raise Ec2RequestRefused("tag keys and values must be strings")
+            if (
+                not 1 <= len(key) <= MAX_TAG_KEY
+                or len(value) > MAX_TAG_VALUE
+                or key.lower().startswith("aws:")
+            ):
+                raise Ec2RequestRefused(f"tag {key[:40]!r} breaks EC2's tag rules")
+        if not tags:
+            return
+        what = f"instance {instance_id} in {account_id}/{region}"
+        ec2 = self._ec2(account_id, region, role_arn, external_id)
+        try:
+            ec2.create_tags(
+                Resources=[instance_id], Tags=[{"Key": k, "Value": v} for k, v in tags.items()]
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise map_aws_error(exc, f"tagging {what}") from exc
