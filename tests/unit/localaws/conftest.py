@@ -96,11 +96,13 @@ def local_aws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalAws]:
     port = _free_port()
     state_dir = tmp_path_factory.mktemp("state")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MOTO_"))}
+    log_path = state_dir / "server.log"  # a file, not a pipe: a full pipe would block the server
+    log = log_path.open("wb")
     process = subprocess.Popen(
         [sys.executable, "-m", "localclouds.aws", "--host", "127.0.0.1", "--port", str(port),
          "--state-dir", str(state_dir), "--create-account-delay", str(CREATE_ACCOUNT_DELAY),
          "--ping-timeout", str(PING_TIMEOUT)],
-        cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=log,
     )
     endpoint = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
@@ -113,7 +115,8 @@ def local_aws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalAws]:
             pass
         if process.poll() is not None or time.monotonic() > deadline:
             process.kill()
-            raise RuntimeError("local AWS did not start: " + process.stderr.read().decode()[-2000:])
+            log.close()
+            raise RuntimeError("local AWS did not start: " + log_path.read_text()[-2000:])
         time.sleep(0.1)
     assert (state_dir / "aws").is_dir()
     try:
@@ -125,7 +128,7 @@ def local_aws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalAws]:
         finally:
             if process.poll() is None:
                 process.kill()
-            process.stderr.close()
+            log.close()
     assert code == 0, "SIGTERM must stop the server cleanly"
 
 
