@@ -12,8 +12,7 @@ import ipaddress
 import re
 import threading
 from dataclasses import dataclass, field
-from datetime import datetime
-from pathlib import Path
+from datetime import UTC, datetime
 
 from localclouds import tls
 from localclouds.azure.layout import AzurePaths, LocalIdentity, ensure_identity
@@ -49,7 +48,8 @@ class AzureMaterial:
             raise ValueError(f"not an Azure location: {location!r}")
         with self._lock:
             signer = self._signers.get(location)
-            if signer is None or (now and signer.certificate.not_valid_after_utc <= now):
+            renew_at = signer.certificate.not_valid_after_utc - tls.RENEW_MARGIN if signer else None
+            if renew_at is None or renew_at <= (now or datetime.now(UTC)):
                 signer = tls.ensure_leaf(
                     self.paths.imds_signer(location),
                     self.paths.imds_signer_key(location),
@@ -61,10 +61,6 @@ class AzureMaterial:
                 )
                 self._signers[location] = signer
             return signer
-
-    @property
-    def arm_tls_key_path(self) -> Path:
-        return self.arm_tls.key_path
 
 
 def _tls_names(host: str) -> tuple[list[str], list[str]]:

@@ -19,7 +19,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from localclouds.azure.material import normalise_location
+from localclouds.azure.material import LOCATION, normalise_location
 
 VM_TYPE = "Microsoft.Compute/virtualMachines"
 #: Azure VM names: 1-64 of letters, digits, '_', '.', '-'; not ending in '.' or '-'.
@@ -121,6 +121,13 @@ class VmStore:
                 400, "LocationRequired", "The location property is required for this definition."
             )
         location = normalise_location(location)
+        if not LOCATION.fullmatch(location):
+            raise ArmError(
+                400,
+                "LocationNotAvailableForResourceType",
+                f"The provided location '{location}' is not available for resource type "
+                f"'{VM_TYPE}'.",
+            )
         props = body.get("properties") or {}
         tags = body.get("tags") or {}
         if not isinstance(props, dict) or not isinstance(tags, dict):

@@ -301,3 +301,34 @@ def test_describe_and_worker_env_name_the_same_files(azure_cloud: AzureCloud) ->
         local_azure.worker_env(azure_cloud.state_dir, "127.0.0.1", 1)["IDENTITY_HEADER"]
         == env["IDENTITY_HEADER"]
     )
+
+
+def test_arm_validates_requests_like_arm(azure_env: dict[str, str]) -> None:
+    token = _msi_token(azure_env).json()["access_token"]
+    base = azure_env["FLEETPATCH_AZURE__ARM_ENDPOINT"]
+    tls = ssl.create_default_context(cafile=azure_env["FLEETPATCH_AZURE__CA_BUNDLE"])
+    auth = {"Authorization": f"Bearer {token}"}
+    vm_path = f"/subscriptions/{new_subscription()}/resourceGroups/rg-v/{VMS}/v-1"
+
+    def call(method: str, path: str, body: object = None, api: bool = True) -> httpx.Response:
+        params = {"api-version": "2024-07-01"} if api else {}
+        return httpx.request(
+            method, f"{base}{path}", params=params, headers=auth, json=body, verify=tls
+        )
+
+    no_version = call("GET", vm_path, api=False)
+    assert no_version.status_code == 400
+    assert no_version.json()["error"]["code"] == "MissingApiVersionParameter"
+    bad_sub = call("GET", f"/subscriptions/nope/resourceGroups/rg/{VMS}/x")
+    assert bad_sub.json()["error"]["code"] == "InvalidSubscriptionId"
+    assert call("PUT", vm_path, {"properties": {}}).json()["error"]["code"] == "LocationRequired"
+    odd_location = call("PUT", vm_path, {"location": "East US (Stage)"})
+    assert odd_location.status_code == 400
+    assert call("PUT", vm_path, {"location": "eastus"}).status_code == 201
+    assert call("PUT", vm_path, {"location": "eastus"}).status_code == 200
+    moved = call("PUT", vm_path, {"location": "westus"})
+    assert moved.status_code == 409 and moved.json()["error"]["code"] == "InvalidResourceLocation"
+    assert call("GET", "/subscriptions").status_code == 404
+    assert call("DELETE", vm_path).status_code == 200
+    assert call("DELETE", vm_path).status_code == 204
+    assert call("GET", vm_path).json()["error"]["code"] == "ResourceNotFound"
