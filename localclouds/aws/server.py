@@ -197,6 +197,11 @@ class LocalAws:
             result = handler(ctx, params)
         except AwsError as error:
             return json_error(error)
+        except (TypeError, AttributeError, KeyError, ValueError):
+            # Members of the wrong JSON type (botocore never sends them; raw callers may).
+            log.warning("malformed %s request", environ.get("HTTP_X_AMZ_TARGET"), exc_info=True)
+            return json_error(AwsError("SerializationException",
+                                       "A member of the request has the wrong type."))
         if isinstance(result, PassToMoto):
             return None
         return json_response(result)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import botocore.exceptions
@@ -153,3 +154,41 @@ def test_malformed_public_key_is_refused(local_aws, ssm):
         client.register(activation["ActivationId"], activation["ActivationCode"], key=bogus)
     assert _code(refused.value) == "ValidationException"
     assert ssm.describe_activations()["ActivationList"][0]["RegistrationsCount"] == 0
+
+
+def test_role_token_signature_covers_the_body(local_aws, ssm):
+    """A signed RequestManagedInstanceRoleToken whose body is altered in flight is refused."""
+    from localclouds.aws import agent_client
+
+    activation = ssm.create_activation(IamRole="R")
+    client = AgentClient(local_aws.endpoint, REGION)
+    registration = client.register(activation["ActivationId"], activation["ActivationCode"])
+
+    def tamper(request, **_):
+        request.body = json.dumps({"Fingerprint": registration.fingerprint + " "}).encode()
+        request.headers["Content-Length"] = str(len(request.body))
+
+    session = agent_client._session()
+    session.register("before-send.ssm-agent.RequestManagedInstanceRoleToken", tamper)
+    try:
+        with pytest.raises(botocore.exceptions.ClientError) as refused:
+            client.request_role_token(registration)
+    finally:
+        session.unregister("before-send.ssm-agent.RequestManagedInstanceRoleToken", tamper)
+    assert _code(refused.value) == "AccessDeniedException"
+    assert client.request_role_token(registration).access_key_id.startswith("ASIA")
+
+
+def test_malformed_members_are_refused_not_crashed(local_aws, ssm):
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(
+        local_aws.endpoint, method="POST",
+        data=json.dumps({"Filters": "not-a-list"}).encode(),
+        headers={"X-Amz-Target": "AmazonSSM.DescribeActivations",
+                 "Content-Type": "application/x-amz-json-1.1"})
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=10)
+    assert refused.value.code == 400
+    assert json.loads(refused.value.read())["__type"] == "SerializationException"
