@@ -3,6 +3,7 @@
 A VM's IMDS is ``/vm/{name or vmId}`` followed by the real paths. As real IMDS, every request
 must carry ``Metadata: true`` and must not carry ``X-Forwarded-For``; ``api-version`` is
 mandatory (except ``/metadata/versions``) and duplicate query parameters are refused.
+A VM that is not running (ARM power actions) has no IMDS: 404.
 
 ``/msi/token`` speaks the App Service managed-identity protocol azure-identity uses when
 ``IDENTITY_ENDPOINT`` and ``IDENTITY_HEADER`` are set: ``GET ?api-version=2019-08-01&resource=R``
@@ -124,6 +125,9 @@ def create_imds_app(
             record = store.for_imds(vm)
         except ArmError as exc:
             return _imds_error(exc.status, exc.message)
+        if record.get("_local", {}).get("powerState", "running") != "running":
+            # A stopped or deallocated VM runs nothing that could ask; treat it as absent.
+            return _imds_error(404, "Not found")
         if segments[0] == "attested":
             return _attested(segments, query, api_version, record)
         return _instance(segments[1:], query, record)

@@ -28,6 +28,7 @@ from contracts.providers import Provider
 from tests.unit.localclouds_azure_ec2.azure_helpers import (
     compute_client,
     create_vm,
+    imds_get,
     new_subscription,
     settings_from_env,
 )
@@ -62,7 +63,9 @@ def test_sdk_creates_a_vm_with_a_vm_id_and_without_echoing_secrets(
     assert again.tags == {"rackspace-addon-patching": "false"}
 
 
-def test_product_reads_tags_state_and_location(azure_env: dict[str, str]) -> None:
+def test_product_reads_tags_state_and_location(
+    azure_env: dict[str, str], azure_cloud: AzureCloud
+) -> None:
     sub = new_subscription()
     tags = {"rackspace-addon-patching": "true", "rackspace-addon-patching-patchgroup": "early"}
     made = create_vm(sub, "rg-b", "db-1", tags=tags, location="westeurope", windows=True)
@@ -76,10 +79,16 @@ def test_product_reads_tags_state_and_location(azure_env: dict[str, str]) -> Non
     assert meta.labels == tags
     assert meta.state == "running"
     assert meta.region == "westeurope"
+    imds = azure_cloud.imds_url(made.properties.vm_id)
+    attested = "/metadata/attested/document"
+    assert imds_get(imds, attested, **{"api-version": "2020-09-01"}).status_code == 200
     compute_client(sub).virtual_machines.begin_deallocate("rg-b", "db-1").result()
     assert (
         product_vms().get_vm(rid(sub, "rg-b", "db-1"), made.properties.vm_id).state == "deallocated"
     )
+    assert imds_get(imds, attested, **{"api-version": "2020-09-01"}).status_code == 404  # it is off
+    compute_client(sub).virtual_machines.begin_start("rg-b", "db-1").result()
+    assert imds_get(imds, attested, **{"api-version": "2020-09-01"}).status_code == 200
 
 
 def test_resource_ids_are_case_insensitive_where_arm_is(azure_env: dict[str, str]) -> None:
