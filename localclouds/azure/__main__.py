@@ -25,6 +25,11 @@ from localclouds.azure.material import DEFAULT_LOCATIONS, ensure_material
 from localclouds.azure.vms import VmStore
 
 
+#: Seconds a stop waits for open connections (an idle keep-alive TLS client may never answer
+#: the close, and asyncio would wait 30 s for it) before they are cut.
+GRACE = 3
+
+
 class _Server(uvicorn.Server):
     """A uvicorn server that leaves signal handling to :func:`serve` (two servers, one loop)."""
 
@@ -49,6 +54,7 @@ async def serve(args: argparse.Namespace) -> None:
             port=args.port,
             log_level=args.log_level,
             server_header=False,
+            timeout_graceful_shutdown=GRACE,
         )
     )
     arm = _Server(
@@ -58,6 +64,7 @@ async def serve(args: argparse.Namespace) -> None:
             port=args.arm_port,
             log_level=args.log_level,
             server_header=False,
+            timeout_graceful_shutdown=GRACE,
             ssl_certfile=str(material.arm_tls.cert_path),
             ssl_keyfile=str(material.arm_tls.key_path),
         )

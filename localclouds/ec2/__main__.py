@@ -23,6 +23,11 @@ from localclouds.ec2.layout import Ec2Paths
 from localclouds.ec2.signing import DEFAULT_REGIONS, RegionSigners
 
 
+#: Seconds a stop waits for open connections (an idle keep-alive TLS client may never answer
+#: the close, and asyncio would wait 30 s for it) before they are cut.
+GRACE = 3
+
+
 class _Server(uvicorn.Server):
     """uvicorn without its signal capture (which re-raises the signal after shutdown)."""
 
@@ -46,6 +51,7 @@ async def serve(args: argparse.Namespace) -> None:
             port=args.port,
             log_level=args.log_level,
             server_header=False,
+            timeout_graceful_shutdown=GRACE,
         )
     )
     loop = asyncio.get_running_loop()
