@@ -24,7 +24,6 @@ from localclouds.azure.layout import AzurePaths
 from localclouds.azure.material import DEFAULT_LOCATIONS, ensure_material
 from localclouds.azure.vms import VmStore
 
-
 #: Seconds a stop waits for open connections (an idle keep-alive TLS client may never answer
 #: the close, and asyncio would wait 30 s for it) before they are cut.
 GRACE = 3

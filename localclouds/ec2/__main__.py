@@ -22,7 +22,6 @@ from localclouds.ec2.instances import MotoInstances
 from localclouds.ec2.layout import Ec2Paths
 from localclouds.ec2.signing import DEFAULT_REGIONS, RegionSigners
 
-
 #: Seconds a stop waits for open connections (an idle keep-alive TLS client may never answer
 #: the close, and asyncio would wait 30 s for it) before they are cut.
 GRACE = 3
