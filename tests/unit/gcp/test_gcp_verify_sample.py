@@ -11,7 +11,13 @@ from clouds.gcp.jwks import StaticJwks
 from clouds.gcp.verify import peek_gcp_instance_key, verify_gcp_token
 from contracts.errors import ErrorType, IdentityRefused
 from contracts.providers import Provider
-from tests.unit.gcp.forge import SAMPLE_AUDIENCE, SAMPLE_IAT, SAMPLE_TOKEN, decode_segment
+from tests.unit.gcp.forge import (
+    SAMPLE_AUDIENCE,
+    SAMPLE_IAT,
+    SAMPLE_TOKEN,
+    b64url_json,
+    decode_segment,
+)
 
 
 def test_sample_is_accepted_inside_its_validity(google_keys: StaticJwks) -> None:
@@ -117,3 +123,13 @@ def test_naive_now_is_a_caller_error(google_keys: StaticJwks) -> None:
 def test_empty_configured_audience_is_a_caller_error(google_keys: StaticJwks) -> None:
     with pytest.raises(ValueError):
         verify_gcp_token(SAMPLE_TOKEN, keys=google_keys, audience="", now=SAMPLE_IAT)
+
+
+def test_peek_refuses_a_token_without_compute_claims() -> None:
+    h, p, s = SAMPLE_TOKEN.split(".")
+    claims = decode_segment(p)
+    del claims["google"]
+    stripped = f"{h}.{b64url_json(claims)}.{s}"
+    with pytest.raises(IdentityRefused) as refused:
+        peek_gcp_instance_key(stripped)
+    assert refused.value.type is ErrorType.IDENTITY_CLAIMS_MISSING
