@@ -36,7 +36,12 @@ class Process:
         """SIGTERM this process (only it) and return its exit code."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout=timeout)
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()  # never leave it behind; the test still fails
+            self.proc.wait(timeout=5)
+            raise
 
 
 def start(

@@ -35,20 +35,24 @@ def test_azure_restart_keeps_keys_vms_and_tokens(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     cloud = start_azure(tmp_path)
-    for name, value in cloud.env.items():
-        monkeypatch.setenv(name, value)
-    sub = new_subscription()
-    made = create_vm(sub, "rg-r", "keep-me", tags={"k": "v"})
-    token = httpx.get(
-        cloud.env["IDENTITY_ENDPOINT"],
-        params={"api-version": "2019-08-01", "resource": "https://management.azure.com"},
-        headers={"X-IDENTITY-HEADER": cloud.env["IDENTITY_HEADER"]},
-    ).json()["access_token"]
-    before = _fingerprints(tmp_path / "azure")
-    assert (
-        any(k.startswith("imds-signers/") for k in before) and "private/token-signing.key" in before
-    )
-    assert cloud.imds.stop() == 0
+    try:
+        for name, value in cloud.env.items():
+            monkeypatch.setenv(name, value)
+        sub = new_subscription()
+        made = create_vm(sub, "rg-r", "keep-me", tags={"k": "v"})
+        token = httpx.get(
+            cloud.env["IDENTITY_ENDPOINT"],
+            params={"api-version": "2019-08-01", "resource": "https://management.azure.com"},
+            headers={"X-IDENTITY-HEADER": cloud.env["IDENTITY_HEADER"]},
+        ).json()["access_token"]
+        before = _fingerprints(tmp_path / "azure")
+        assert (
+            any(k.startswith("imds-signers/") for k in before)
+            and "private/token-signing.key" in before
+        )
+    finally:
+        first_exit = cloud.imds.stop()
+    assert first_exit == 0
 
     again = start_azure(tmp_path)  # new ports, same state directory
     try:
@@ -90,26 +94,29 @@ def test_ec2_restart_keeps_certificates(moto: str, tmp_path: Path) -> None:
     proc = start_cloud(
         "localclouds.ec2", free_port(), tmp_path, "--aws-endpoint", moto, "--regions", "us-east-1"
     )
-    inst = run_instance(moto, "123456789012", "ap-southeast-2")
-    base = f"{proc.base}/vm/123456789012/ap-southeast-2/{inst['InstanceId']}"
-    token = httpx.put(
-        f"{base}/latest/api/token", headers={"X-aws-ec2-metadata-token-ttl-seconds": "60"}
-    ).text
-    assert (
-        httpx.get(
-            f"{base}/latest/dynamic/instance-identity/rsa2048",
-            headers={"X-aws-ec2-metadata-token": token},
-        ).status_code
-        == 200
-    )
-    before = _fingerprints(tmp_path / "ec2")
-    # us-east-1 prepared at start, ap-southeast-2 issued on first use; all three forms each.
-    assert {k for k in before if k.startswith("certs/")} == {
-        f"certs/{form}/{region}.pem"
-        for form in ("rsa2048", "rsa", "dsa")
-        for region in ("us-east-1", "ap-southeast-2")
-    }
-    assert proc.stop() == 0
+    try:
+        inst = run_instance(moto, "123456789012", "ap-southeast-2")
+        base = f"{proc.base}/vm/123456789012/ap-southeast-2/{inst['InstanceId']}"
+        token = httpx.put(
+            f"{base}/latest/api/token", headers={"X-aws-ec2-metadata-token-ttl-seconds": "60"}
+        ).text
+        assert (
+            httpx.get(
+                f"{base}/latest/dynamic/instance-identity/rsa2048",
+                headers={"X-aws-ec2-metadata-token": token},
+            ).status_code
+            == 200
+        )
+        before = _fingerprints(tmp_path / "ec2")
+        # us-east-1 prepared at start, ap-southeast-2 issued on first use; all three forms each.
+        assert {k for k in before if k.startswith("certs/")} == {
+            f"certs/{form}/{region}.pem"
+            for form in ("rsa2048", "rsa", "dsa")
+            for region in ("us-east-1", "ap-southeast-2")
+        }
+    finally:
+        first_exit = proc.stop()
+    assert first_exit == 0
     again = start_cloud(
         "localclouds.ec2", free_port(), tmp_path, "--aws-endpoint", moto, "--regions", "us-east-1"
     )
