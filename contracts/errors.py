@@ -44,6 +44,7 @@ class ErrorType(StrEnum):
     # AWS control plane.
     ACCOUNT_VENDING_FAILED = "AccountVendingFailed"
     ACCOUNT_NOT_READY = "AccountNotReady"  # benign: still being created, retried
+    AGENT_NOT_READY = "AgentNotReady"  # benign: the managed instance has not registered yet
     AWS_ACCESS_DENIED = "AwsAccessDenied"
     AWS_THROTTLED = "AwsThrottled"  # retried
 
@@ -51,8 +52,17 @@ class ErrorType(StrEnum):
     WINDOW_HELD = "WindowHeld"
     WINDOW_NOT_FOUND = "WindowNotFound"
 
+    # Any cloud API: throttled, 5xx, unreachable. Retried.
+    CLOUD_UNAVAILABLE = "CloudUnavailable"
+
     # Configuration the operator must fix.
     CONFIGURATION_INVALID = "ConfigurationInvalid"
+
+
+#: Error types a retry may cure; every other type is final.
+RETRYABLE: frozenset[ErrorType] = frozenset(
+    {ErrorType.CLOUD_UNAVAILABLE, ErrorType.AWS_THROTTLED, ErrorType.ACCOUNT_NOT_READY, ErrorType.AGENT_NOT_READY}
+)
 
 
 #: Identity refusals: the API answers 401 for these.
@@ -82,5 +92,11 @@ class InstanceRefused(FleetpatchError):
 
 class TransientCloudError(FleetpatchError):
     """A cloud API failed in a way that may pass: throttling, 5xx, network."""
+
+    retryable = True
+
+
+class NotReady(FleetpatchError):
+    """Something being created elsewhere is not there yet: polled again on a flat backoff."""
 
     retryable = True

@@ -13,8 +13,9 @@ def systems_account(provider: Provider | str, cloud_account: str) -> str:
     return f"systems-account/{Provider(provider).value}/{cloud_account}"
 
 
-def ssm_configuration(systems_account_id: str) -> str:
-    return f"ssm-config/{systems_account_id}"
+def ssm_configuration(systems_account_id: str, version: int) -> str:
+    """One run per account and configuration version: a new version re-applies, once."""
+    return f"ssm-config/{systems_account_id}/v{version}"
 
 
 def patch_window_schedule(systems_account_id: str, group: PatchGroup | str) -> str:

@@ -19,6 +19,23 @@ class ActivityName:
     PING = "ping"
     VERIFY_IDENTITY = "verify_identity"
     READ_VM_METADATA = "read_vm_metadata"
+    TAG_EC2_INSTANCE = "tag_ec2_instance"
+
+    # aws worker
+    GET_LINK = "get_link"
+    FIND_SYSTEMS_ACCOUNT = "find_systems_account"
+    SUBMIT_CREATE_ACCOUNT = "submit_create_account"
+    POLL_CREATE_ACCOUNT = "poll_create_account"
+    TAG_SYSTEMS_ACCOUNT = "tag_systems_account"
+    APPLY_SSM_CONFIGURATION = "apply_ssm_configuration"
+    CREATE_ACTIVATION = "create_activation"
+    DELETE_ACTIVATION = "delete_activation"
+    FIND_MANAGED_INSTANCE = "find_managed_instance"
+    AWAIT_MANAGED_INSTANCE = "await_managed_instance"
+    TAG_MANAGED_INSTANCE = "tag_managed_instance"
+
+    # orchestrator worker (talks to Temporal itself)
+    AWAIT_WORKFLOW = "await_workflow"
 
 
 # --- doctor --------------------------------------------------------------------------------

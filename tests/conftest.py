@@ -17,6 +17,7 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from clients.local.tools import temporal_cli, temporal_test_server
+from config.temporal import register_search_attributes
 from contracts import search_attributes
 
 
@@ -30,16 +31,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 async def _start(kind: str) -> WorkflowEnvironment:
     if kind == "time-skipping":
-        return await WorkflowEnvironment.start_time_skipping(
+        environment = await WorkflowEnvironment.start_time_skipping(
             test_server_existing_path=str(temporal_test_server())
         )
+        await register_search_attributes(environment.client)
+        return environment
     if kind == "local":
         return await WorkflowEnvironment.start_local(
             dev_server_existing_path=str(temporal_cli()),
             search_attributes=search_attributes.ALL,
             dev_server_extra_args=["--log-level", "error"],
         )
-    return WorkflowEnvironment.from_client(await Client.connect(kind))
+    environment = WorkflowEnvironment.from_client(await Client.connect(kind))
+    await register_search_attributes(environment.client)
+    return environment
 
 
 @pytest.fixture(scope="session")

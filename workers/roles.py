@@ -6,6 +6,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from temporalio.client import Client
+
 from activities.health import HealthActivities
 from config.settings import Settings
 from contracts.providers import WorkerRole
@@ -19,33 +21,36 @@ class WorkerParts:
     sync_threads: int = 0
 
 
-def _orchestrator(settings: Settings) -> WorkerParts:
+def _orchestrator(settings: Settings, client: Client) -> WorkerParts:
+    from activities.temporal_ops import TemporalActivities
     from workflows.registry import ALL_WORKFLOWS
 
-    return WorkerParts(workflows=list(ALL_WORKFLOWS))
+    return WorkerParts(workflows=list(ALL_WORKFLOWS), activities=[TemporalActivities(client).await_workflow])
 
 
-def _aws(settings: Settings) -> WorkerParts:
+def _aws(settings: Settings, client: Client) -> WorkerParts:
+    from activities.aws import AwsActivities
+
+    return WorkerParts(activities=AwsActivities(settings.aws).all(), sync_threads=16)
+
+
+def _gcp(settings: Settings, client: Client) -> WorkerParts:
     return WorkerParts()
 
 
-def _gcp(settings: Settings) -> WorkerParts:
+def _azure(settings: Settings, client: Client) -> WorkerParts:
     return WorkerParts()
 
 
-def _azure(settings: Settings) -> WorkerParts:
+def _vmware(settings: Settings, client: Client) -> WorkerParts:
     return WorkerParts()
 
 
-def _vmware(settings: Settings) -> WorkerParts:
+def _ec2(settings: Settings, client: Client) -> WorkerParts:
     return WorkerParts()
 
 
-def _ec2(settings: Settings) -> WorkerParts:
-    return WorkerParts()
-
-
-_BUILDERS: dict[WorkerRole, Callable[[Settings], WorkerParts]] = {
+_BUILDERS: dict[WorkerRole, Callable[[Settings, Client], WorkerParts]] = {
     WorkerRole.ORCHESTRATOR: _orchestrator,
     WorkerRole.AWS: _aws,
     WorkerRole.GCP: _gcp,
@@ -55,7 +60,7 @@ _BUILDERS: dict[WorkerRole, Callable[[Settings], WorkerParts]] = {
 }
 
 
-def build(role: WorkerRole, settings: Settings, task_queue: str) -> WorkerParts:
-    parts = _BUILDERS[role](settings)
+def build(role: WorkerRole, settings: Settings, task_queue: str, client: Client) -> WorkerParts:
+    parts = _BUILDERS[role](settings, client)
     parts.activities.append(HealthActivities(role, task_queue).ping)
     return parts

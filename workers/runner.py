@@ -14,6 +14,7 @@ from temporalio.worker import Worker
 from config.settings import Settings
 from contracts import taskqueues
 from contracts.providers import WorkerRole
+from workers.interceptors import ErrorMappingInterceptor
 from workers.roles import build
 
 log = logging.getLogger("fleetpatch.worker")
@@ -21,7 +22,7 @@ log = logging.getLogger("fleetpatch.worker")
 
 def make_worker(client: Client, role: WorkerRole, settings: Settings) -> tuple[Worker, concurrent.futures.Executor | None]:
     queue = taskqueues.for_role(role, settings.task_queue_prefix)
-    parts = build(role, settings, queue)
+    parts = build(role, settings, queue, client)
     executor = (
         concurrent.futures.ThreadPoolExecutor(max_workers=parts.sync_threads, thread_name_prefix=f"{role}-act")
         if parts.sync_threads
@@ -33,6 +34,7 @@ def make_worker(client: Client, role: WorkerRole, settings: Settings) -> tuple[W
         activities=parts.activities,
         workflows=parts.workflows,
         activity_executor=executor,
+        interceptors=[ErrorMappingInterceptor()],
         graceful_shutdown_timeout=timedelta(seconds=20),
     )
     return worker, executor

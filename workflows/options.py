@@ -7,14 +7,10 @@ from datetime import timedelta
 
 from temporalio.common import RetryPolicy
 
-from contracts.errors import ErrorType
+from contracts.errors import RETRYABLE, ErrorType
 
 #: Business refusals and configuration errors never retry, whatever activity raised them.
-NON_RETRYABLE: list[str] = [
-    t.value
-    for t in ErrorType
-    if t not in (ErrorType.ACCOUNT_NOT_READY, ErrorType.AWS_THROTTLED)
-]
+NON_RETRYABLE: list[str] = [t.value for t in ErrorType if t not in RETRYABLE]
 
 
 @dataclass(frozen=True)

@@ -3,5 +3,13 @@
 from __future__ import annotations
 
 from workflows.doctor import DoctorWorkflow
+from workflows.enroll import EnrollVmWorkflow
+from workflows.ssm_configuration import SsmConfigurationWorkflow
+from workflows.systems_account import SystemsAccountWorkflow
 
-ALL_WORKFLOWS: tuple[type, ...] = (DoctorWorkflow,)
+ALL_WORKFLOWS: tuple[type, ...] = (
+    DoctorWorkflow,
+    EnrollVmWorkflow,
+    SystemsAccountWorkflow,
+    SsmConfigurationWorkflow,
+)

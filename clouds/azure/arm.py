@@ -52,7 +52,7 @@ from contracts.providers import Provider
 ComputeClientFactory = Callable[[str], ComputeManagementClient]
 
 #: contracts has no "cloud unavailable" type; retryable failures carry this one. Change it here.
-UNAVAILABLE = ErrorType.CONFIGURATION_INVALID
+UNAVAILABLE = ErrorType.CLOUD_UNAVAILABLE
 
 _UUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 #: /subscriptions/{uuid}/resourceGroups/{rg}/providers/Microsoft.Compute/virtualMachines/{name};

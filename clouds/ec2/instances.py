@@ -111,15 +111,12 @@ def map_aws_error(exc: Exception, what: str) -> FleetpatchError:
         if code in THROTTLING_CODES or status == 429:
             return TransientCloudError(ErrorType.AWS_THROTTLED, f"AWS throttled {what} ({code})")
         if code in SERVER_CODES or status >= 500:
-            # No "unavailable" type exists; AwsThrottled is the retried AWS type. Change it here.
-            return TransientCloudError(
-                ErrorType.AWS_THROTTLED, f"AWS failed on {what} ({code or status})"
-            )
+            return TransientCloudError(ErrorType.CLOUD_UNAVAILABLE, f"AWS failed on {what} ({code or status})")
         if code in ACCESS_CODES:
             return Ec2AccessDenied(f"access denied on {what} ({code})")
         return Ec2RequestRefused(f"AWS refused {what} ({code}): {error.get('Message', '')}"[:400])
     if isinstance(exc, NETWORK_ERRORS):
-        return TransientCloudError(ErrorType.AWS_THROTTLED, f"AWS unreachable on {what}: {exc}")
+        return TransientCloudError(ErrorType.CLOUD_UNAVAILABLE, f"AWS unreachable on {what}: {exc}")
     if isinstance(exc, NoCredentialsError):
         return Ec2AccessDenied(f"the ec2 worker has no AWS credentials ({what})")
     return Ec2RequestRefused(f"AWS SDK failed on {what}: {type(exc).__name__}: {exc}"[:400])

@@ -22,7 +22,7 @@ from contracts.errors import ErrorType, FleetpatchError, InstanceRefused, Transi
 #: The type carried by retryable failures (JWKS or Compute API unreachable). contracts has no
 #: "cloud unavailable" type yet; once retries are exhausted the operator has to look, so this is
 #: the closest stable name. Change it here only.
-UNAVAILABLE = ErrorType.CONFIGURATION_INVALID
+UNAVAILABLE = ErrorType.CLOUD_UNAVAILABLE
 
 
 class GcpAccessDenied(FleetpatchError):

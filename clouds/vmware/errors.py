@@ -33,7 +33,7 @@ from contracts.errors import (
 
 #: The type carried by retryable failures (vCenter unreachable, busy, failing). contracts has no
 #: cloud-neutral "unavailable" type yet; callers branch on ``retryable``. Change it here only.
-UNAVAILABLE = ErrorType.CONFIGURATION_INVALID
+UNAVAILABLE = ErrorType.CLOUD_UNAVAILABLE
 
 
 class VcenterAuthError(FleetpatchError):

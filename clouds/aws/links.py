@@ -1,0 +1,101 @@
+"""Tenant links in the management account's Parameter Store: nothing enrolls unless linked.
+
+One parameter per customer cloud account, ``{prefix}/{provider}/{cloud account}``, holding the
+link as JSON. Parameter Store is the system of record; fleetpatch keeps no database.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from clouds.aws.errors import aws_call, error_code
+from clouds.aws.sessions import AwsSessions
+from contracts.enrollment import TenantLink
+from contracts.providers import PatchGroup, Provider
+
+_SAFE = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
+
+
+def parameter_name(prefix: str, provider: Provider, cloud_account: str) -> str:
+    if not cloud_account or not set(cloud_account) <= _SAFE:
+        raise ValueError(f"cloud account {cloud_account!r} may hold only letters, digits, '_', '.', '-'")
+    return f"{prefix}/{Provider(provider).value}/{cloud_account}"
+
+
+def link_from_json(text: str) -> TenantLink:
+    raw: dict[str, Any] = json.loads(text)
+    return TenantLink(
+        provider=Provider(raw["provider"]),
+        cloud_account=raw["cloud_account"],
+        customer=raw["customer"],
+        default_patch_group=PatchGroup(raw.get("default_patch_group", PatchGroup.ON_TIME)),
+        time_zone=raw.get("time_zone", "UTC"),
+        role_arn=raw.get("role_arn"),
+        external_id=raw.get("external_id"),
+        vcenter_public_keys=list(raw.get("vcenter_public_keys", [])),
+        windows=dict(raw.get("windows", {})),
+    )
+
+
+def link_to_json(link: TenantLink) -> str:
+    doc = asdict(link)
+    doc["provider"] = link.provider.value
+    doc["default_patch_group"] = PatchGroup(link.default_patch_group).value
+    return json.dumps(doc, sort_keys=True)
+
+
+class LinkStore:
+    def __init__(self, sessions: AwsSessions, prefix: str) -> None:
+        self._sessions = sessions
+        self._prefix = prefix.rstrip("/")
+
+    def _ssm(self) -> Any:
+        return self._sessions.management("ssm")
+
+    def get(self, provider: Provider, cloud_account: str) -> TenantLink | None:
+        try:
+            name = parameter_name(self._prefix, provider, cloud_account)
+        except ValueError:
+            return None  # such an account cannot have been linked
+        try:
+            with aws_call("ssm:GetParameter"):
+                value = self._ssm().get_parameter(Name=name)["Parameter"]["Value"]
+        except ClientError as err:
+            if error_code(err) == "ParameterNotFound":
+                return None
+            raise
+        return link_from_json(value)
+
+    def put(self, link: TenantLink) -> None:
+        name = parameter_name(self._prefix, link.provider, link.cloud_account)
+        with aws_call("ssm:PutParameter"):
+            self._ssm().put_parameter(
+                Name=name,
+                Value=link_to_json(link),
+                Type="String",
+                Overwrite=True,
+                Description=f"fleetpatch link: {link.customer}",
+            )
+
+    def delete(self, provider: Provider, cloud_account: str) -> bool:
+        name = parameter_name(self._prefix, provider, cloud_account)
+        try:
+            with aws_call("ssm:DeleteParameter"):
+                self._ssm().delete_parameter(Name=name)
+        except ClientError as err:
+            if error_code(err) == "ParameterNotFound":
+                return False
+            raise
+        return True
+
+    def list(self) -> list[TenantLink]:
+        links: list[TenantLink] = []
+        with aws_call("ssm:GetParametersByPath"):
+            paginator = self._ssm().get_paginator("get_parameters_by_path")
+            for page in paginator.paginate(Path=self._prefix, Recursive=True):
+                links += [link_from_json(p["Value"]) for p in page["Parameters"]]
+        return sorted(links, key=lambda l: (l.customer, l.provider.value, l.cloud_account))

@@ -1,0 +1,244 @@
+"""EnrollVm against scripted clouds on the time-skipping server: order, refusals, slow paths."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+
+import pytest
+from temporalio.client import Client, WorkflowFailureError, WorkflowUpdateFailedError
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from activities.temporal_ops import TemporalActivities
+from contracts import ids, taskqueues
+from contracts.enrollment import EnrollInput, EnrollmentPolicy, EnrollResult, RegistrationAnswer
+from contracts.errors import ErrorType
+from contracts.providers import OsFamily, PatchGroup, Provider, WorkerRole
+from tests.unit.enrollment.fakes import FakeClouds, Vm
+from workers.interceptors import ErrorMappingInterceptor
+from workflows.registry import ALL_WORKFLOWS
+
+
+@asynccontextmanager
+async def workers(client: Client, prefix: str, fake: FakeClouds) -> AsyncIterator[None]:
+    async with AsyncExitStack() as stack:
+        specs = [
+            (WorkerRole.ORCHESTRATOR, [TemporalActivities(client).await_workflow], list(ALL_WORKFLOWS)),
+            (WorkerRole.AWS, fake.aws_activities(), []),
+            (WorkerRole.GCP, fake.provider_activities(), []),
+            (WorkerRole.EC2, fake.provider_activities(), []),
+        ]
+        for role, acts, wfs in specs:
+            worker = Worker(
+                client, task_queue=taskqueues.for_role(role, prefix), activities=acts, workflows=wfs,
+                interceptors=[ErrorMappingInterceptor()],
+            )
+            await stack.enter_async_context(worker)
+        yield
+
+
+def _input(vm: Vm, prefix: str, token: str, **policy) -> EnrollInput:
+    return EnrollInput(
+        provider=vm.provider,
+        instance_key=f"{vm.cloud_account}/{vm.instance_id}",
+        identity={"token": token},
+        hostname=f"host-{vm.instance_id}",
+        os=OsFamily.UBUNTU,
+        os_version="22.04",
+        secret_digest=hashlib.sha256(b"s").hexdigest(),
+        policy=EnrollmentPolicy(**policy),
+        queue_prefix=prefix,
+    )
+
+
+async def _enroll(client: Client, inp: EnrollInput) -> tuple[RegistrationAnswer | BaseException, object]:
+    handle = await client.start_workflow(
+        "EnrollVm", inp, id=ids.enrollment(inp.provider, inp.instance_key) + uuid.uuid4().hex[:6],
+        task_queue=taskqueues.for_role(WorkerRole.ORCHESTRATOR, inp.queue_prefix),
+        result_type=EnrollResult,
+    )
+
+    async def answer() -> RegistrationAnswer | BaseException:
+        try:
+            return await handle.execute_update("register", result_type=RegistrationAnswer)
+        except WorkflowUpdateFailedError as err:
+            return err.cause
+
+    async def result() -> object:
+        # Waiting on the result is what lets the time-skipping server skip the backoffs.
+        try:
+            return await handle.result()
+        except WorkflowFailureError as err:
+            return err.cause
+
+    return tuple(await asyncio.gather(answer(), result()))  # type: ignore[return-value]
+
+
+def _gcp_vm(project: str, n: int = 1, **kw) -> Vm:
+    return Vm(provider=Provider.GCP, cloud_account=project, instance_id=str(1000 + n), **kw)
+
+
+@pytest.fixture
+def project(queue_prefix: str) -> str:
+    """A cloud account of this test alone: shared workflows (systems accounts) are keyed by it."""
+    return "proj-" + queue_prefix.strip("-")
+
+
+async def test_enrolls_a_gcp_vm_end_to_end(time_skipping_env: WorkflowEnvironment, queue_prefix: str, project: str) -> None:
+    fake = FakeClouds()
+    vm = _gcp_vm(project, labels={"rackspace-addon-patching": "true", "rackspace-addon-patching-patchgroup": "early"})
+    fake.vms["tok"] = vm
+    fake.link(Provider.GCP, project, customer="acme")
+    async with workers(time_skipping_env.client, queue_prefix, fake):
+        answer, result = await _enroll(time_skipping_env.client, _input(vm, queue_prefix, "tok"))
+    assert isinstance(answer, RegistrationAnswer)
+    assert answer.activation is not None and answer.activation.code == "secret-code"
+    assert answer.patch_group == "early"
+    assert isinstance(result, EnrollResult)
+    assert result.patch_group is PatchGroup.EARLY
+    assert result.customer == "acme"
+    assert result.managed_instance_id.startswith("mi-")
+    assert result.systems_account == answer.systems_account
+    request = fake.activations[answer.activation.id]
+    assert request.tags["Patch Group"] == "early"
+    assert request.tags["fleetpatch:instance-key"] == f"{project}/1001"
+    assert fake.calls["create_account"] == 1 and fake.calls["ssm_config"] == 1
+    assert fake.deleted_activations == [answer.activation.id]  # used up after registration
+
+
+async def test_default_patch_group_comes_from_the_link(time_skipping_env: WorkflowEnvironment, queue_prefix: str, project: str) -> None:
+    fake = FakeClouds()
+    vm = _gcp_vm(project)
+    fake.vms["tok"] = vm
+    fake.link(Provider.GCP, project, default_patch_group=PatchGroup.LATE)
+    async with workers(time_skipping_env.client, queue_prefix, fake):
+        answer, result = await _enroll(time_skipping_env.client, _input(vm, queue_prefix, "tok"))
+    assert isinstance(result, EnrollResult) and result.patch_group is PatchGroup.LATE
+
+
+@pytest.mark.parametrize(
+    ("setup", "expected"),
+    [
+        ("unlinked", ErrorType.TENANT_NOT_LINKED),
+        ("label-false", ErrorType.PATCHING_NOT_ENABLED),
+        ("bad-group", ErrorType.PATCH_GROUP_INVALID),
+        ("forged", ErrorType.IDENTITY_SIGNATURE_INVALID),
+        ("already", ErrorType.ALREADY_ENROLLED),
+        ("other-key", ErrorType.IDENTITY_INSTANCE_MISMATCH),
+    ],
+)
+async def test_refusals_leave_nothing_behind(
+    time_skipping_env: WorkflowEnvironment, queue_prefix: str, project: str, setup: str, expected: ErrorType
+) -> None:
+    fake = FakeClouds()
+    vm = _gcp_vm(project)
+    fake.vms["tok"] = vm
+    if setup != "unlinked":
+        fake.link(Provider.GCP, project)
+    if setup == "label-false":
+        vm.labels["rackspace-addon-patching"] = "false"
+    if setup == "bad-group":
+        vm.labels["rackspace-addon-patching-patchgroup"] = "sometime"
+    if setup == "already":
+        from contracts.enrollment import ManagedInstance
+
+        fake.managed[f"{project}/1001"] = ManagedInstance(instance_id="mi-0000000000000000a", ping_status="Online", tags={})
+    inp = _input(vm, queue_prefix, "forged" if setup == "forged" else "tok")
+    if setup == "other-key":
+        inp.instance_key = f"{project}/9999"
+    async with workers(time_skipping_env.client, queue_prefix, fake):
+        answer, result = await _enroll(time_skipping_env.client, inp)
+    assert getattr(answer, "type", None) == expected.value, answer
+    assert getattr(result, "type", None) == expected.value
+    assert fake.activations == {}
+    if setup in ("unlinked", "label-false", "bad-group", "forged", "other-key"):
+        assert fake.calls["create_account"] == 0
+
+
+async def test_agent_timeout_deletes_the_activation(time_skipping_env: WorkflowEnvironment, queue_prefix: str, project: str) -> None:
+    fake = FakeClouds(agent_online_after_polls=None)
+    vm = _gcp_vm(project)
+    fake.vms["tok"] = vm
+    fake.link(Provider.GCP, project)
+    async with workers(time_skipping_env.client, queue_prefix, fake):
+        answer, result = await _enroll(
+            time_skipping_env.client, _input(vm, queue_prefix, "tok", agent_online_timeout_seconds=600)
+        )
+    assert isinstance(answer, RegistrationAnswer) and answer.activation is not None
+    assert getattr(result, "type", None) == ErrorType.AGENT_REGISTRATION_TIMEOUT.value
+    assert fake.deleted_activations == [answer.activation.id]
+
+
+async def test_concurrent_enrollments_share_one_systems_account(
+    dev_env: WorkflowEnvironment, queue_prefix: str, project: str
+) -> None:
+    # Real time on a real dev server: five enrollments find one vending in progress and wait for it.
+    fake = FakeClouds(create_delay_polls=1)
+    vms = [_gcp_vm(project, n) for n in range(1, 6)]
+    for n, vm in enumerate(vms):
+        fake.vms[f"tok{n}"] = vm
+    fake.link(Provider.GCP, project)
+    async with workers(dev_env.client, queue_prefix, fake):
+        outcomes = await asyncio.gather(
+            *(_enroll(dev_env.client, _input(vm, queue_prefix, f"tok{n}")) for n, vm in enumerate(vms))
+        )
+    results = [r for _, r in outcomes]
+    assert all(isinstance(r, EnrollResult) for r in results), results
+    assert len({r.systems_account for r in results}) == 1
+    assert fake.calls["create_account"] == 1
+    assert fake.calls["ssm_config"] == 1
+    assert len(fake.activations) == 5
+
+
+async def test_email_already_exists_adopts_the_account(time_skipping_env: WorkflowEnvironment, queue_prefix: str, project: str) -> None:
+    fake = FakeClouds(create_failure="EMAIL_ALREADY_EXISTS")
+    vm = _gcp_vm(project)
+    fake.vms["tok"] = vm
+    fake.link(Provider.GCP, project)
+    async with workers(time_skipping_env.client, queue_prefix, fake):
+        _, result = await _enroll(time_skipping_env.client, _input(vm, queue_prefix, "tok"))
+    assert isinstance(result, EnrollResult)
+    assert result.systems_account == f"{fake.account_base + 999}"
+    assert fake.calls["find_account"] == 2  # looked up, submitted, failed, looked up again
+
+
+async def test_account_vending_failure_is_clear(time_skipping_env: WorkflowEnvironment, queue_prefix: str, project: str) -> None:
+    fake = FakeClouds(create_failure="ACCOUNT_LIMIT_EXCEEDED")
+    vm = _gcp_vm(project)
+    fake.vms["tok"] = vm
+    fake.link(Provider.GCP, project)
+    async with workers(time_skipping_env.client, queue_prefix, fake):
+        answer, result = await _enroll(time_skipping_env.client, _input(vm, queue_prefix, "tok"))
+    assert getattr(result, "type", None) == ErrorType.ACCOUNT_VENDING_FAILED.value
+    assert "ACCOUNT_LIMIT_EXCEEDED" in str(getattr(result, "message", ""))
+    assert fake.activations == {}
+
+
+async def test_missing_tags_are_added_and_confirmed(time_skipping_env: WorkflowEnvironment, queue_prefix: str, project: str) -> None:
+    fake = FakeClouds(agent_tags_land=False)
+    vm = _gcp_vm(project)
+    fake.vms["tok"] = vm
+    fake.link(Provider.GCP, project)
+    async with workers(time_skipping_env.client, queue_prefix, fake):
+        _, result = await _enroll(time_skipping_env.client, _input(vm, queue_prefix, "tok"))
+    assert isinstance(result, EnrollResult)
+    assert fake.calls["tag_managed"] == 1
+    assert fake.managed[f"{project}/1001"].tags["Patch Group"] == "on-time"
+
+
+async def test_ec2_is_tagged_not_activated(time_skipping_env: WorkflowEnvironment, queue_prefix: str, project: str) -> None:
+    fake = FakeClouds()
+    vm = Vm(provider=Provider.AWS, cloud_account="111122223333", instance_id="i-0abc")
+    fake.vms["tok"] = vm
+    fake.link(Provider.AWS, "111122223333", role_arn="arn:aws:iam::111122223333:role/fleetpatch")
+    async with workers(time_skipping_env.client, queue_prefix, fake):
+        answer, result = await _enroll(time_skipping_env.client, _input(vm, queue_prefix, "tok"))
+    assert isinstance(answer, RegistrationAnswer)
+    assert answer.activation is None and answer.managed_instance_id == "i-0abc"
+    assert isinstance(result, EnrollResult) and result.systems_account == "111122223333"
+    assert vm.labels["Patch Group"] == "on-time"
+    assert fake.calls["create_account"] == 0 and fake.activations == {}
