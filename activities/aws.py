@@ -26,12 +26,14 @@ from contracts.enrollment import (
     FoundAccount,
     GetLinkResult,
     LinkKey,
+    ListLinksResult,
     ManagedInstanceQuery,
     ManagedInstanceResult,
     SsmConfigurationInput,
     SsmConfigurationResult,
     TagAccountInput,
     TagManagedInstanceInput,
+    TenantLink,
 )
 from contracts.errors import ErrorType, NotReady
 from contracts.models import ActivityName
@@ -49,6 +51,9 @@ class AwsActivities:
     def all(self) -> list:
         return [
             self.get_link,
+            self.put_link,
+            self.delete_link,
+            self.list_links,
             self.find_systems_account,
             self.submit_create_account,
             self.poll_create_account,
@@ -66,6 +71,18 @@ class AwsActivities:
     @activity.defn(name=ActivityName.GET_LINK)
     def get_link(self, key: LinkKey) -> GetLinkResult:
         return GetLinkResult(link=self._links.get(key.provider, key.cloud_account))
+
+    @activity.defn(name=ActivityName.PUT_LINK)
+    def put_link(self, link: TenantLink) -> None:
+        self._links.put(link)
+
+    @activity.defn(name=ActivityName.DELETE_LINK)
+    def delete_link(self, key: LinkKey) -> bool:
+        return self._links.delete(key.provider, key.cloud_account)
+
+    @activity.defn(name=ActivityName.LIST_LINKS)
+    def list_links(self) -> ListLinksResult:
+        return ListLinksResult(links=self._links.list())
 
     # --- account vending -------------------------------------------------------------------
 

@@ -11,10 +11,26 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
-from typing import Literal
+import re
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, BeforeValidator, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
+
+
+def _duration(value: object) -> object:
+    """Durations read from the environment: ``90`` (seconds), ``90s``, ``5m``, ``2h``, ``1d``, or ISO 8601."""
+    if isinstance(value, str):
+        match = _DURATION.match(value)
+        if match:
+            return timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
+    return value
+
+
+Duration = Annotated[timedelta, BeforeValidator(_duration)]
 
 TRUST_DIR = Path(__file__).resolve().parent.parent / "clouds"
 
@@ -28,9 +44,9 @@ class AwsSettings(BaseModel):
     account_email_domain: str = "systems.fleetpatch.example"
     account_name_prefix: str = "fleetpatch"
     access_role_name: str = "OrganizationAccountAccessRole"
-    create_account_poll: timedelta = timedelta(seconds=5)
-    activation_expiry: timedelta = timedelta(hours=24)
-    agent_online_timeout: timedelta = timedelta(minutes=30)
+    create_account_poll: Duration = timedelta(seconds=5)
+    activation_expiry: Duration = timedelta(hours=24)
+    agent_online_timeout: Duration = timedelta(minutes=30)
     links_parameter_prefix: str = "/fleetpatch/links"
     reports_bucket: str = "fleetpatch-reports"
 
@@ -39,22 +55,22 @@ class GcpSettings(BaseModel):
     audience: str = "https://fleetpatch.example/v1/registrations"
     jwks_url: str = "https://www.googleapis.com/oauth2/v3/certs"
     jwks_file: Path | None = None  # a local JWKS file instead of the URL
-    max_token_age: timedelta = timedelta(minutes=10)
+    max_token_age: Duration = timedelta(minutes=10)
     compute_endpoint: str | None = None  # None: Google's own
     # "default": Application Default Credentials; "anonymous": none (the local GCP cloud only).
     compute_credentials: Literal["default", "anonymous"] = "default"
     # An unknown kid refreshes the JWKS at most this often (no refresh storm from forged kids).
-    jwks_min_refresh_interval: timedelta = timedelta(seconds=30)
+    jwks_min_refresh_interval: Duration = timedelta(seconds=30)
 
 
 class AzureSettings(BaseModel):
     roots_file: Path | None = None  # None: the roots shipped with fleetpatch
     intermediates_file: Path | None = None
     allowed_san_domains: list[str] = Field(default_factory=lambda: ["metadata.azure.com"])
-    max_document_age: timedelta = timedelta(minutes=10)
+    max_document_age: Duration = timedelta(minutes=10)
     arm_endpoint: str | None = None  # None: https://management.azure.com
     ca_bundle: Path | None = None  # a TLS CA for a private ARM endpoint
-    nonce_ttl: timedelta = timedelta(minutes=5)
+    nonce_ttl: Duration = timedelta(minutes=5)
 
 
 class Ec2Settings(BaseModel):
@@ -63,7 +79,7 @@ class Ec2Settings(BaseModel):
     accepted_forms: list[Literal["rsa2048", "pkcs7", "signature"]] = Field(
         default_factory=lambda: ["rsa2048"]
     )
-    max_document_age: timedelta | None = None  # None: any pendingTime in the past
+    max_document_age: Duration | None = None  # None: any pendingTime in the past
     # EC2 and STS API endpoint; None: FLEETPATCH_AWS__ENDPOINT_URL, and if that is unset too,
     # AWS's own regional endpoints. Locally it is the moto server.
     endpoint_url: str | None = None
@@ -85,7 +101,7 @@ class VmwareSettings(BaseModel):
         customer: str | None = None  # default for `fleetpatch vcenter issue-tokens --customer`
 
     vcenters: dict[str, Vcenter] = Field(default_factory=dict)
-    token_ttl: timedelta = timedelta(hours=24)
+    token_ttl: Duration = timedelta(hours=24)
     # vCenter connection details come from the tenant link; credentials from here.
     username: str | None = None
     password: SecretStr | None = None
@@ -103,7 +119,7 @@ class ApiSettings(BaseModel):
     admin_token: SecretStr | None = None
     challenge_key: SecretStr | None = None  # HMAC key for Azure nonces
     max_body_bytes: int = 64 * 1024
-    registration_wait: timedelta = timedelta(seconds=20)
+    registration_wait: Duration = timedelta(seconds=20)
 
 
 class LocalSettings(BaseModel):
@@ -117,7 +133,8 @@ class LocalSettings(BaseModel):
     azure_arm_port: int = 8704
     ec2_imds_port: int = 8705
     vcenter_port: int = 8706
-    create_account_delay: timedelta = timedelta(seconds=3)
+    vcenter_guest_port: int = 8707  # the guest-tools stand-in simulated vCenter VMs read tokens from
+    create_account_delay: Duration = timedelta(seconds=3)
 
 
 class Settings(BaseSettings):

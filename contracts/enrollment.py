@@ -63,6 +63,11 @@ class GetLinkResult:
 
 
 @dataclass
+class ListLinksResult:
+    links: list[TenantLink]
+
+
+@dataclass
 class SystemsAccountInput:
     provider: Provider
     cloud_account: str
@@ -281,9 +286,26 @@ class EnrollmentStatusQuery:
 @dataclass
 class EnrollmentStatus:
     state: EnrollmentState
+    owner: bool = False  # the query presented the enrollment id's secret: only then the rest is filled
     answer: RegistrationAnswer | None = None
     error_type: str | None = None
     reason: str | None = None
+
+
+@dataclass
+class LinkCommand:
+    """What an operator asks of the tenant links (run as a LinkAdmin workflow: audited)."""
+
+    action: str  # "put" | "delete" | "list"
+    link: TenantLink | None = None
+    key: LinkKey | None = None
+    queue_prefix: str = ""
+
+
+@dataclass
+class LinkCommandResult:
+    links: list[TenantLink] = field(default_factory=list)
+    removed: bool = False
 
 
 @dataclass

@@ -23,6 +23,9 @@ class ActivityName:
 
     # aws worker
     GET_LINK = "get_link"
+    PUT_LINK = "put_link"
+    DELETE_LINK = "delete_link"
+    LIST_LINKS = "list_links"
     FIND_SYSTEMS_ACCOUNT = "find_systems_account"
     SUBMIT_CREATE_ACCOUNT = "submit_create_account"
     POLL_CREATE_ACCOUNT = "poll_create_account"
@@ -103,6 +106,8 @@ class VerifyIdentityInput:
 class VmMetadataInput:
     identity: VerifiedIdentity
     resource_id: str | None = None  # azure: the ARM id the VM says it has; must carry the vmId
+    role_arn: str | None = None  # aws: the customer's cross-account role from the link
+    external_id: str | None = None
 
 
 @dataclass

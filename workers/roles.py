@@ -35,19 +35,31 @@ def _aws(settings: Settings, client: Client) -> WorkerParts:
 
 
 def _gcp(settings: Settings, client: Client) -> WorkerParts:
-    return WorkerParts()
+    from activities.gcp import GcpActivities
+
+    return WorkerParts(activities=GcpActivities(settings.gcp).all(), sync_threads=8)
 
 
 def _azure(settings: Settings, client: Client) -> WorkerParts:
-    return WorkerParts()
+    from activities.azure import AzureActivities
+
+    key = settings.api.challenge_key
+    return WorkerParts(
+        activities=AzureActivities(settings.azure, key.get_secret_value().encode() if key else None).all(),
+        sync_threads=8,
+    )
 
 
 def _vmware(settings: Settings, client: Client) -> WorkerParts:
-    return WorkerParts()
+    from activities.vmware import VmwareActivities
+
+    return WorkerParts(activities=VmwareActivities(settings.vmware).all(), sync_threads=8)
 
 
 def _ec2(settings: Settings, client: Client) -> WorkerParts:
-    return WorkerParts()
+    from activities.ec2 import Ec2Activities
+
+    return WorkerParts(activities=Ec2Activities(settings).all(), sync_threads=8)
 
 
 _BUILDERS: dict[WorkerRole, Callable[[Settings, Client], WorkerParts]] = {

@@ -100,10 +100,12 @@ class EnrollVmWorkflow:
     @workflow.query(name="status")
     def status(self, query: EnrollmentStatusQuery) -> EnrollmentStatus:
         """The state; the answer (with its activation code) only for the enrollment id's holder."""
-        owner = _same(query.secret_digest, self._secret_digest)
+        if not _same(query.secret_digest, self._secret_digest):
+            return EnrollmentStatus(state=self._state)
         return EnrollmentStatus(
             state=self._state,
-            answer=self._answer if owner else None,
+            owner=True,
+            answer=self._answer,
             error_type=self._failure.type if self._failure else None,
             reason=self._failure.message if self._failure else None,
         )
@@ -143,12 +145,28 @@ class EnrollVmWorkflow:
                 ErrorType.IDENTITY_INSTANCE_MISMATCH,
                 f"the signed identity names {identity.cloud_account}/{identity.instance_id}, not {inp.instance_key}",
             )
+        if link is None and identity.cloud_account:
+            # The tenant comes from the signed identity: an unlinked account is refused before
+            # fleetpatch calls its cloud's API at all.
+            link = await self._link(provider, identity.cloud_account, inp)
         metadata: VmMetadata = await self._on_provider(
-            ActivityName.READ_VM_METADATA, VmMetadataInput(identity=identity, resource_id=inp.resource_id), VmMetadata, inp
+            ActivityName.READ_VM_METADATA,
+            VmMetadataInput(
+                identity=identity,
+                resource_id=inp.resource_id,
+                role_arn=link.role_arn if link else None,
+                external_id=link.external_id if link else None,
+            ),
+            VmMetadata,
+            inp,
         )
+        # Old Azure documents carry no subscription: ARM placed the attested vmId in it instead.
         cloud_account = identity.cloud_account or metadata.cloud_account
         if cloud_account != claimed_account or metadata.instance_id != identity.instance_id:
-            raise _refuse(ErrorType.IDENTITY_INSTANCE_MISMATCH, f"the cloud's API places this VM in {cloud_account}, not {claimed_account}")
+            raise _refuse(
+                ErrorType.IDENTITY_INSTANCE_MISMATCH,
+                f"the cloud's API places this VM in {cloud_account}, not {claimed_account}",
+            )
         if link is None:
             link = await self._link(provider, cloud_account, inp)
         upsert(sa.CLOUD_ACCOUNT.value_set(cloud_account), sa.CUSTOMER.value_set(link.customer))

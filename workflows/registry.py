@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from workflows.doctor import DoctorWorkflow
 from workflows.enroll import EnrollVmWorkflow
+from workflows.links import LinkAdminWorkflow
 from workflows.ssm_configuration import SsmConfigurationWorkflow
 from workflows.systems_account import SystemsAccountWorkflow
 
 ALL_WORKFLOWS: tuple[type, ...] = (
     DoctorWorkflow,
     EnrollVmWorkflow,
+    LinkAdminWorkflow,
     SystemsAccountWorkflow,
     SsmConfigurationWorkflow,
 )

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 
 from clients.api.gateway import TemporalGateway, TemporalUnavailable
-from clients.api.routes import health
+from clients.api.registration_input import RegistrationRequest
+from clients.api.routes import admin, health, registration
 from config.settings import Settings
 
 log = logging.getLogger("fleetpatch.api")
@@ -24,6 +26,14 @@ def create_app(settings: Settings, gateway: TemporalGateway | None = None) -> Fa
     app.state.settings = settings
     app.state.gateway = gateway or TemporalGateway.from_environment(settings.local_json)
     app.include_router(health.router)
+    app.include_router(registration.router)
+    app.include_router(admin.router)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+
+    @app.exception_handler(HTTPException)
+    async def _http(request: Request, exc: HTTPException) -> JSONResponse:
+        body = exc.detail if isinstance(exc.detail, dict) else {"error": "HTTPError", "reason": str(exc.detail)}
+        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(TemporalUnavailable)
     async def _temporal_down(request: Request, exc: TemporalUnavailable) -> JSONResponse:
@@ -47,3 +57,15 @@ def create_app(settings: Settings, gateway: TemporalGateway | None = None) -> Fa
         return JSONResponse({"error": "InternalError", "reason": "unexpected server error"}, status_code=500)
 
     return app
+
+
+def _openapi(app: FastAPI) -> dict:
+    """The generated schema, plus the registration body (parsed by hand for strict size/JSON checks)."""
+    if app.openapi_schema is None:
+        schema = get_openapi(title=app.title, version=app.version, summary=app.summary, routes=app.routes)
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        model = RegistrationRequest.model_json_schema(ref_template="#/components/schemas/{model}")
+        components.update(model.pop("$defs", {}))
+        components["RegistrationRequest"] = model
+        app.openapi_schema = schema
+    return app.openapi_schema

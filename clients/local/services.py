@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib
+import json
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +38,8 @@ class LocalCloud:
     module: str
     port_setting: str
     extra: tuple[tuple[str, str], ...] = ()  # (flag, LocalSettings attribute or "aws_endpoint")
+    #: keyword arguments of describe()/worker_env() beyond the main port: (name, LocalSettings attr)
+    describe_ports: tuple[tuple[str, str], ...] = ()
 
     def port(self, settings: Settings) -> int:
         return getattr(settings.local, self.port_setting)
@@ -43,11 +47,14 @@ class LocalCloud:
     def _package(self) -> Any:
         return importlib.import_module(self.module)
 
+    def _kwargs(self, settings: Settings) -> dict[str, int]:
+        return {name: getattr(settings.local, attr) for name, attr in self.describe_ports}
+
     def describe(self, settings: Settings) -> dict[str, Any]:
-        return self._package().describe(settings.state_dir.resolve(), HOST, self.port(settings))
+        return self._package().describe(settings.state_dir.resolve(), HOST, self.port(settings), **self._kwargs(settings))
 
     def worker_env(self, settings: Settings) -> dict[str, str]:
-        return self._package().worker_env(settings.state_dir.resolve(), HOST, self.port(settings))
+        return self._package().worker_env(settings.state_dir.resolve(), HOST, self.port(settings), **self._kwargs(settings))
 
     def argv(self, settings: Settings) -> list[str]:
         argv = [
@@ -71,9 +78,15 @@ def _extra_value(settings: Settings, source: str) -> str:
 LOCAL_CLOUDS: tuple[LocalCloud, ...] = (
     LocalCloud("aws", "localclouds.aws", "aws_port", (("--create-account-delay", "create_account_delay"),)),
     LocalCloud("gcp", "localclouds.gcp", "gcp_port"),
-    LocalCloud("azure", "localclouds.azure", "azure_imds_port", (("--arm-port", "azure_arm_port"),)),
+    LocalCloud(
+        "azure", "localclouds.azure", "azure_imds_port",
+        (("--arm-port", "azure_arm_port"),), describe_ports=(("arm_port", "azure_arm_port"),),
+    ),
     LocalCloud("ec2", "localclouds.ec2", "ec2_imds_port", (("--aws-endpoint", "aws_endpoint"),)),
-    LocalCloud("vcenter", "localclouds.vcsim", "vcenter_port"),
+    LocalCloud(
+        "vcenter", "localclouds.vcsim", "vcenter_port",
+        (("--guest-port", "vcenter_guest_port"),), describe_ports=(("guest_port", "vcenter_guest_port"),),
+    ),
 )
 
 
@@ -114,12 +127,33 @@ def temporal_address(settings: Settings) -> str:
     return f"{HOST}:{settings.local.temporal_port}"
 
 
+def secret(settings: Settings, name: str) -> tuple[Path, str]:
+    """A local secret, generated once and kept (mode 0600) under ``{state}/secrets/``."""
+    import secrets as _secrets
+
+    directory = settings.state_dir.resolve() / "secrets"
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path = directory / name
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(_secrets.token_urlsafe(32))
+    return path, path.read_text().strip()
+
+
+def api_url(settings: Settings) -> str:
+    return f"http://{settings.api.host}:{settings.api.port}"
+
+
 def shared_env(settings: Settings, clouds: list[LocalCloud]) -> dict[str, str]:
     """Environment every fleetpatch process of the embedded default gets."""
     env = {
         "TEMPORAL_ADDRESS": temporal_address(settings),
         "TEMPORAL_NAMESPACE": "default",
         "FLEETPATCH_STATE_DIR": str(settings.state_dir.resolve()),
+        "FLEETPATCH_API__ADMIN_TOKEN": secret(settings, "admin-token")[1],
+        "FLEETPATCH_API__CHALLENGE_KEY": secret(settings, "challenge-key")[1],
+        "FLEETPATCH_GCP__AUDIENCE": f"{api_url(settings)}/v1/registrations",
     }
     for cloud in clouds:
         env.update(cloud.worker_env(settings))
@@ -160,7 +194,8 @@ def api_spec(settings: Settings, env: dict[str, str]) -> ServiceSpec:
 def local_json(settings: Settings, clouds: list[LocalCloud], pids: dict[str, int]) -> dict[str, Any]:
     """The contract other tools read from ``.fleetpatch/local.json``."""
     doc: dict[str, Any] = {
-        "api": f"http://{settings.api.host}:{settings.api.port}",
+        "api": api_url(settings),
+        "admin_token_file": str(secret(settings, "admin-token")[0]),
         "temporal": temporal_address(settings),
         "temporal_ui": f"http://{HOST}:{settings.local.temporal_ui_port}",
         "state_dir": str(settings.state_dir.resolve()),
@@ -173,10 +208,14 @@ def local_json(settings: Settings, clouds: list[LocalCloud], pids: dict[str, int
             doc["aws_details"] = described
         else:
             doc[cloud.key] = described
+    vms = settings.state_dir.resolve() / "fleet" / "vms.json"
+    if vms.exists():
+        try:
+            doc["vms"] = json.loads(vms.read_text())
+        except ValueError:
+            doc["vms"] = []
     return doc
 
 
 def read_local_json(path: Path) -> dict[str, Any]:
-    import json
-
     return json.loads(path.read_text())

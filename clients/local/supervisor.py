@@ -82,14 +82,19 @@ class Supervisor:
         self._lock_file = fd
 
     async def start(self) -> None:
-        self.logs_dir.mkdir(parents=True, exist_ok=True)
+        """Everything: Temporal, the local clouds, the workers and the API."""
+        await self._launch(services.temporal_spec(self.settings))
+        await self.start_clouds()
         env = services.shared_env(self.settings, self.clouds)
-        first = [services.temporal_spec(self.settings), *services.cloud_specs(self.settings, self.clouds)]
-        for spec in first:
-            await self._launch(spec)
         for spec in [*services.worker_specs(env), services.api_spec(self.settings, env)]:
             await self._launch(spec)
         self.write_local_json()
+
+    async def start_clouds(self) -> None:
+        """Only the local clouds (tests run Temporal and fleetpatch themselves)."""
+        self.logs_dir.mkdir(parents=True, exist_ok=True)
+        for spec in services.cloud_specs(self.settings, self.clouds):
+            await self._launch(spec)
 
     async def wait_ready(self, timeout: float = 180.0) -> list[str]:
         """Wait until every service with a health URL answers. Returns those that never did."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 from datetime import timedelta
@@ -29,6 +30,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    # Like real IAM, know the AWS-managed policies (e.g. AmazonSSMManagedInstanceCore), so
+    # AttachRolePolicy with their ARNs works. moto reads this when it creates an account's IAM.
+    os.environ.setdefault("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     state_path(args.state_dir).mkdir(parents=True, exist_ok=True)
     create_organization(MANAGEMENT_ACCOUNT, REGION)

@@ -32,7 +32,7 @@ def _env(state: Path) -> dict[str, str]:
         "FLEETPATCH_LOCAL__TEMPORAL_UI_PORT": free_port(),
         "FLEETPATCH_API__PORT": free_port(),
     }
-    for name in ("AWS", "GCP", "AZURE_IMDS", "AZURE_ARM", "EC2_IMDS", "VCENTER"):
+    for name in ("AWS", "GCP", "AZURE_IMDS", "AZURE_ARM", "EC2_IMDS", "VCENTER", "VCENTER_GUEST", "FLEET"):
         ports[f"FLEETPATCH_LOCAL__{name}_PORT"] = free_port()
     env.update({k: str(v) for k, v in ports.items()})
     return env

@@ -1,0 +1,200 @@
+"""Admin endpoints (bearer token): tenant links and the enrollment ledger."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import timedelta
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.hazmat.primitives.serialization import load_pem_public_key
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from temporalio.client import WorkflowFailureError
+
+from clients.api.auth import require_admin
+from clients.api.errors import error_response
+from contracts import search_attributes as sa
+from contracts import taskqueues
+from contracts.enrollment import LinkCommand, LinkCommandResult, LinkKey, TenantLink
+from contracts.providers import PatchGroup, Provider, WorkerRole
+
+router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[Depends(require_admin)])
+
+_ACCOUNT_FORMATS = {
+    Provider.GCP: re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$"),
+    Provider.AZURE: re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"),
+    Provider.AWS: re.compile(r"^[0-9]{12}$"),
+    Provider.VMWARE: re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"),
+}
+_ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::(\d{12}):role/[\w+=,.@/-]{1,512}$")
+
+
+class LinkBody(BaseModel):
+    """A customer cloud account fleetpatch may enroll VMs from."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    provider: Provider
+    cloud_account: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    customer: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9 _.-]{0,63}$")]
+    default_patch_group: PatchGroup = PatchGroup.ON_TIME
+    time_zone: str = "UTC"
+    role_arn: str | None = None
+    external_id: Annotated[str, StringConstraints(min_length=2, max_length=1224)] | None = None
+    vcenter_public_keys: list[str] = Field(default_factory=list, max_length=4)
+    windows: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("time_zone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{value!r} is not an IANA time zone") from None
+        return value
+
+    @model_validator(mode="after")
+    def _per_provider(self) -> LinkBody:
+        if self.provider is Provider.AZURE:
+            self.cloud_account = self.cloud_account.lower()
+        if not _ACCOUNT_FORMATS[self.provider].match(self.cloud_account):
+            raise ValueError(f"{self.cloud_account!r} is not a {self.provider.value} cloud account id")
+        if self.provider is Provider.AWS:
+            match = _ROLE_ARN.match(self.role_arn or "")
+            if not match:
+                raise ValueError("an aws link needs role_arn: the cross-account role fleetpatch assumes")
+            if match.group(1) != self.cloud_account:
+                raise ValueError("role_arn must be a role in the linked account itself")
+        elif self.role_arn or self.external_id:
+            raise ValueError("role_arn/external_id belong to aws links only")
+        if self.provider is Provider.VMWARE:
+            if not self.vcenter_public_keys:
+                raise ValueError("a vmware link needs vcenter_public_keys (PEM): the keys its tokens are signed with")
+            for pem in self.vcenter_public_keys:
+                try:
+                    key = load_pem_public_key(pem.encode())
+                except ValueError:
+                    raise ValueError("vcenter_public_keys holds something that is not a PEM public key") from None
+                if not isinstance(key, (ed25519.Ed25519PublicKey, ec.EllipticCurvePublicKey)):
+                    raise ValueError("vCenter token keys are Ed25519 or P-256")
+        elif self.vcenter_public_keys:
+            raise ValueError("vcenter_public_keys belong to vmware links only")
+        return self
+
+    def to_link(self) -> TenantLink:
+        return TenantLink(**self.model_dump())
+
+
+def _link_json(link: TenantLink) -> dict[str, Any]:
+    return {
+        "provider": link.provider.value,
+        "cloud_account": link.cloud_account,
+        "customer": link.customer,
+        "default_patch_group": PatchGroup(link.default_patch_group).value,
+        "time_zone": link.time_zone,
+        "role_arn": link.role_arn,
+        "external_id": "***" if link.external_id else None,
+        "vcenter_public_keys": link.vcenter_public_keys,
+        "windows": link.windows,
+    }
+
+
+async def _run_link_command(request: Request, command: LinkCommand, workflow_id: str) -> LinkCommandResult:
+    settings = request.app.state.settings
+    command.queue_prefix = settings.task_queue_prefix
+    client = await request.app.state.gateway.client()
+    return await client.execute_workflow(
+        "LinkAdmin",
+        command,
+        id=f"{workflow_id}/{uuid.uuid4().hex[:8]}",
+        task_queue=taskqueues.for_role(WorkerRole.ORCHESTRATOR, settings.task_queue_prefix),
+        result_type=LinkCommandResult,
+        execution_timeout=timedelta(minutes=2),
+    )
+
+
+def _failed(err: WorkflowFailureError) -> JSONResponse:
+    cause = err.cause
+    while getattr(cause, "cause", None) is not None and not getattr(cause, "type", None):
+        cause = cause.cause
+    return error_response(getattr(cause, "type", None) or "LinkCommandFailed", getattr(cause, "message", str(err)), 502)
+
+
+@router.post("/links", status_code=201, summary="Link a customer cloud account (nothing enrolls unless linked)")
+async def add_link(body: LinkBody, request: Request) -> JSONResponse:
+    link = body.to_link()
+    try:
+        await _run_link_command(request, LinkCommand(action="put", link=link), f"links/{link.provider.value}/{link.cloud_account}")
+    except WorkflowFailureError as err:
+        return _failed(err)
+    return JSONResponse(_link_json(link), status_code=201)
+
+
+@router.get("/links", summary="Every linked cloud account")
+async def list_links(request: Request, customer: str | None = None) -> JSONResponse:
+    try:
+        result = await _run_link_command(request, LinkCommand(action="list"), "links/list")
+    except WorkflowFailureError as err:
+        return _failed(err)
+    links = [l for l in result.links if customer is None or l.customer == customer]
+    return JSONResponse({"links": [_link_json(l) for l in links]})
+
+
+@router.delete("/links/{provider}/{cloud_account}", summary="Unlink a cloud account: its VMs can no longer enroll")
+async def remove_link(provider: Provider, cloud_account: str, request: Request) -> JSONResponse:
+    key = LinkKey(provider=provider, cloud_account=cloud_account)
+    try:
+        result = await _run_link_command(request, LinkCommand(action="delete", key=key), f"links/{provider.value}/{cloud_account}")
+    except WorkflowFailureError as err:
+        return _failed(err)
+    if not result.removed:
+        return error_response("NotFound", f"{provider.value}/{cloud_account} is not linked", 404)
+    return JSONResponse({"removed": f"{provider.value}/{cloud_account}"})
+
+
+_QUERY_VALUE = re.compile(r"^[A-Za-z0-9 _.:/@-]{1,128}$")
+
+
+@router.get("/enrollments", summary="Enrollments, newest first, from Temporal visibility")
+async def list_enrollments(
+    request: Request,
+    customer: str | None = None,
+    provider: Provider | None = None,
+    state: str | None = None,
+    cloud_account: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> JSONResponse:
+    clauses = ["WorkflowType = 'EnrollVm'"]
+    for attribute, value in (
+        (sa.CUSTOMER, customer), (sa.PROVIDER, provider.value if provider else None),
+        (sa.ENROLLMENT_STATE, state), (sa.CLOUD_ACCOUNT, cloud_account),
+    ):
+        if value is None:
+            continue
+        if not _QUERY_VALUE.match(value):
+            return error_response("BadRequest", f"{attribute.name} has characters a filter cannot hold", 400)
+        clauses.append(f"{attribute.name} = '{value}'")
+    client = await request.app.state.gateway.client()
+    rows = []
+    async for execution in client.list_workflows(" AND ".join(clauses), limit=limit):
+        attrs = execution.typed_search_attributes
+        rows.append(
+            {
+                "workflow_id": execution.id,
+                "run_id": execution.run_id,
+                "status": execution.status.name if execution.status else None,
+                "started": execution.start_time.isoformat() if execution.start_time else None,
+                "provider": attrs.get(sa.PROVIDER),
+                "instance_key": attrs.get(sa.INSTANCE_KEY),
+                "customer": attrs.get(sa.CUSTOMER),
+                "cloud_account": attrs.get(sa.CLOUD_ACCOUNT),
+                "systems_account": attrs.get(sa.SYSTEMS_ACCOUNT),
+                "patch_group": attrs.get(sa.PATCH_GROUP),
+                "state": attrs.get(sa.ENROLLMENT_STATE),
+            }
+        )
+    return JSONResponse({"enrollments": rows})

@@ -1,0 +1,302 @@
+#!/usr/bin/env bash
+# fleetpatch startup script for Linux VMs.
+#
+# Reads this VM's signed identity from its cloud's metadata service, registers it with the
+# fleetpatch API, then registers and starts the AWS SSM agent with the activation the API
+# returns (EC2: the agent is already installed and only has to run).
+#
+# Served by the fleetpatch API at GET /v1/startup/{provider}; the API fills in the values below.
+# Environment overrides (for local runs and simulated VMs; none is needed in a real cloud):
+#   FLEETPATCH_API_URL          the API base URL (default: the URL baked in below)
+#   FLEETPATCH_METADATA_URL     the metadata service base URL (default: the cloud's own)
+#   FLEETPATCH_OS_RELEASE       the os-release file (default /etc/os-release)
+#   FLEETPATCH_BIOS_UUID_PATH   vSphere: the BIOS UUID file (default /sys/class/dmi/id/product_uuid)
+#   FLEETPATCH_HOSTNAME         the hostname to report (default: hostname)
+#   FLEETPATCH_MAX_ATTEMPTS, FLEETPATCH_RETRY_BASE, FLEETPATCH_RETRY_CAP   retry policy (seconds)
+# Exit status: 0 enrolled; 1 local failure (unsupported OS, metadata unreachable, agent failed);
+# 2 the API refused the registration (its reason is printed); 3 gave up after retries.
+# The activation code is never printed.
+set -euo pipefail
+
+PROVIDER='@@PROVIDER@@'
+API_URL="${FLEETPATCH_API_URL:-@@API_URL@@}"
+AUDIENCE='@@AUDIENCE@@'
+OS_RELEASE="${FLEETPATCH_OS_RELEASE:-/etc/os-release}"
+BIOS_UUID_PATH="${FLEETPATCH_BIOS_UUID_PATH:-/sys/class/dmi/id/product_uuid}"
+MAX_ATTEMPTS="${FLEETPATCH_MAX_ATTEMPTS:-40}"
+RETRY_BASE="${FLEETPATCH_RETRY_BASE:-2}"
+RETRY_CAP="${FLEETPATCH_RETRY_CAP:-300}"
+AGENT_SERVICE=amazon-ssm-agent
+
+case "$PROVIDER" in
+    gcp) DEFAULT_METADATA_URL='http://metadata.google.internal' ;;
+    azure | aws) DEFAULT_METADATA_URL='http://169.254.169.254' ;;
+    vmware) DEFAULT_METADATA_URL='' ;;
+    *) echo "fleetpatch: unknown provider '$PROVIDER'" >&2; exit 1 ;;
+esac
+METADATA_URL="${FLEETPATCH_METADATA_URL:-$DEFAULT_METADATA_URL}"
+API_URL="${API_URL%/}"
+METADATA_URL="${METADATA_URL%/}"
+
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
+chmod 700 "$WORK"
+
+log() { printf 'fleetpatch: %s\n' "$*" >&2; }
+die() { local code=$1; shift; log "$*"; exit "$code"; }
+
+# --- JSON (no jq or python on a fresh VM: only the flat shapes the API and IMDS answer) ---------
+
+json_escape() {
+    local s=$1
+    s=${s//\\/\\\\}
+    s=${s//\"/\\\"}
+    s=${s//$'\n'/\\n}
+    s=${s//$'\r'/\\r}
+    s=${s//$'\t'/\\t}
+    printf '%s' "$s" | tr -d '\000-\010\013\014\016-\037'
+}
+
+# The first string value of "KEY" in the JSON on stdin, unescaped; empty when absent.
+json_get() {
+    local key=$1 raw
+    raw=$(tr -d '\n\r' | sed -n -E 's/^[^"]*("([^"\\]|\\.)*"[^"]*)*"'"$key"'"[[:space:]]*:[[:space:]]*"(([^"\\]|\\.)*)".*$/\3/p' | head -n 1)
+    raw=${raw//\\\//\/}
+    raw=${raw//\\\"/\"}
+    raw=${raw//\\n/ }
+    printf '%s' "${raw//\\\\/\\}"
+}
+
+# The JSON object (without nested objects) under "KEY", or "null".
+json_object() {
+    tr -d '\n\r' | sed -n -E 's/.*"'"$1"'"[[:space:]]*:[[:space:]]*(\{[^{}]*\}|null).*/\1/p' | head -n 1
+}
+
+urlencode() {
+    local s=$1 out='' c i
+    for ((i = 0; i < ${#s}; i++)); do
+        c=${s:i:1}
+        case "$c" in
+            [A-Za-z0-9._~-]) out+=$c ;;
+            *) out+=$(printf '%%%02X' "'$c") ;;
+        esac
+    done
+    printf '%s' "$out"
+}
+
+# --- HTTP --------------------------------------------------------------------------------------
+
+# http METHOD URL [BODY_FILE] [HEADER...]: sets HTTP_STATUS (000 on a network error), HTTP_BODY,
+# HTTP_RETRY_AFTER, HTTP_LOCATION. Request bodies go through files, never the command line.
+http() {
+    local method=$1 url=$2 body=${3:-} args=()
+    shift 3 || shift $#
+    local header
+    for header in "$@"; do args+=(-H "$header"); done
+    if [ -n "$body" ]; then args+=(-H 'Content-Type: application/json' --data-binary "@$body"); fi
+    HTTP_STATUS=$(curl -sS -X "$method" --connect-timeout 5 --max-time 60 -o "$WORK/body" \
+        -D "$WORK/headers" -w '%{http_code}' "${args[@]}" "$url" 2>"$WORK/curl.err") || HTTP_STATUS=000
+    HTTP_BODY=$(cat "$WORK/body" 2>/dev/null || true)
+    HTTP_RETRY_AFTER=$(tr -d '\r' <"$WORK/headers" 2>/dev/null | sed -n -E 's/^[Rr]etry-[Aa]fter:[[:space:]]*([0-9]+)[[:space:]]*$/\1/p' | tail -n 1)
+    HTTP_LOCATION=$(tr -d '\r' <"$WORK/headers" 2>/dev/null | sed -n -E 's/^[Ll]ocation:[[:space:]]*(.*)$/\1/p' | tail -n 1)
+    rm -f "$WORK/body" "$WORK/headers"
+}
+
+# Seconds to wait before retry number $1 (1-based): Retry-After when the server gave one,
+# else exponential backoff with jitter; never more than RETRY_CAP.
+backoff() {
+    local attempt=$1 wait
+    if [ -n "${HTTP_RETRY_AFTER:-}" ]; then
+        wait=$HTTP_RETRY_AFTER
+    else
+        wait=$(awk -v b="$RETRY_BASE" -v n="$attempt" -v r="$RANDOM" \
+            'BEGIN { w = b * 2 ^ (n - 1); printf "%.2f", w * (0.5 + r / 65535) }')
+    fi
+    awk -v w="$wait" -v c="$RETRY_CAP" 'BEGIN { printf "%.2f", (w > c ? c : w) }'
+}
+
+# metadata URL [HEADER...]: the body of a GET, retried a few times (the service may be starting).
+metadata() {
+    local url=$1 attempt
+    shift
+    for attempt in 1 2 3 4 5; do
+        http GET "$url" "" "$@"
+        if [ "$HTTP_STATUS" = 200 ]; then printf '%s' "$HTTP_BODY"; return 0; fi
+        HTTP_RETRY_AFTER=''
+        sleep "$(backoff "$attempt")"
+    done
+    die 1 "metadata service did not answer ${url%%\?*} (HTTP $HTTP_STATUS)"
+}
+
+# --- this VM -----------------------------------------------------------------------------------
+
+os_release_value() {
+    sed -n -E "s/^$1=[\"']?([^\"']*)[\"']?[[:space:]]*\$/\\1/p" "$OS_RELEASE" | head -n 1
+}
+
+detect_platform() {
+    [ -r "$OS_RELEASE" ] || die 1 "cannot read $OS_RELEASE"
+    local id version
+    id=$(os_release_value ID | tr '[:upper:]' '[:lower:]')
+    version=$(os_release_value VERSION_ID)
+    case "$id" in
+        ubuntu | debian | centos | rhel | windows) PLATFORM_OS=$id ;;
+        ol) PLATFORM_OS=oracle ;;
+        amzn) if [ "$version" = 2 ]; then PLATFORM_OS=amazon-linux-2; else PLATFORM_OS=amazon-linux; fi ;;
+        *) die 1 "unsupported operating system '$id' (from $OS_RELEASE)" ;;
+    esac
+    PLATFORM_VERSION=$version
+}
+
+identity_gcp() {
+    local token
+    token=$(metadata "$METADATA_URL/computeMetadata/v1/instance/service-accounts/default/identity?audience=$(urlencode "$AUDIENCE")&format=full" 'Metadata-Flavor: Google')
+    printf '{"token":"%s"}' "$(json_escape "$token")"
+}
+
+identity_azure() {
+    local nonce attested resource_id attempt
+    for attempt in $(seq 1 "$MAX_ATTEMPTS"); do
+        http GET "$API_URL/v1/challenge" ""
+        [ "$HTTP_STATUS" = 200 ] && break
+        retryable "$HTTP_STATUS" || refused
+        sleep "$(backoff "$attempt")"
+    done
+    nonce=$(printf '%s' "$HTTP_BODY" | json_get nonce)
+    case "$nonce" in
+        '' | *[!A-Za-z0-9]*) die 1 "the API gave no usable challenge nonce" ;;
+    esac
+    attested=$(metadata "$METADATA_URL/metadata/attested/document?api-version=2020-09-01&nonce=$nonce" 'Metadata: true')
+    case "$attested" in
+        '{'*'}') ;;
+        *) die 1 "the attested document is not a JSON object" ;;
+    esac
+    resource_id=$(metadata "$METADATA_URL/metadata/instance/compute/resourceId?api-version=2021-02-01&format=text" 'Metadata: true')
+    printf '{"attested":%s,"nonce":"%s","resource_id":"%s"}' "$attested" "$nonce" "$(json_escape "$resource_id")"
+}
+
+identity_aws() {
+    local token rsa2048
+    http PUT "$METADATA_URL/latest/api/token" "" 'X-aws-ec2-metadata-token-ttl-seconds: 300'
+    [ "$HTTP_STATUS" = 200 ] || die 1 "IMDSv2 token request failed (HTTP $HTTP_STATUS)"
+    token=$HTTP_BODY
+    rsa2048=$(metadata "$METADATA_URL/latest/dynamic/instance-identity/rsa2048" "X-aws-ec2-metadata-token: $token")
+    printf '{"rsa2048":"%s"}' "$(json_escape "$rsa2048")"
+}
+
+identity_vmware() {
+    local token bios
+    token=$(vmware-rpctool 'info-get guestinfo.fleetpatch.token' 2>/dev/null) ||
+        die 1 "this VM holds no fleetpatch token (guestinfo.fleetpatch.token); ask your operator to issue tokens"
+    [ -r "$BIOS_UUID_PATH" ] || die 1 "cannot read the BIOS UUID from $BIOS_UUID_PATH"
+    bios=$(tr -d '[:space:]' <"$BIOS_UUID_PATH" | tr '[:upper:]' '[:lower:]')
+    printf '{"token":"%s","bios_uuid":"%s"}' "$(json_escape "$token")" "$(json_escape "$bios")"
+}
+
+registration_body() {
+    local identity host
+    identity=$("identity_$PROVIDER")
+    host=${FLEETPATCH_HOSTNAME:-$(hostname 2>/dev/null || cat /etc/hostname)}
+    printf '{"provider":"%s","identity":%s,"hostname":"%s","platform":{"os":"%s","version":"%s"}}' \
+        "$PROVIDER" "$identity" "$(json_escape "$host")" "$PLATFORM_OS" "$(json_escape "$PLATFORM_VERSION")" \
+        >"$WORK/registration.json"
+}
+
+# --- outcomes ----------------------------------------------------------------------------------
+
+retryable() {
+    case "$1" in
+        000 | 429 | 5??) return 0 ;;
+        *) return 1 ;;
+    esac
+}
+
+refused() {
+    local error reason
+    error=$(printf '%s' "$HTTP_BODY" | json_get error)
+    reason=$(printf '%s' "$HTTP_BODY" | json_get reason)
+    die 2 "registration refused (HTTP $HTTP_STATUS ${error:-error}): ${reason:-no reason given}"
+}
+
+start_agent() {
+    if command -v systemctl >/dev/null 2>&1; then
+        systemctl enable "$AGENT_SERVICE" >/dev/null 2>&1 || true
+        systemctl restart "$AGENT_SERVICE"
+    else
+        service "$AGENT_SERVICE" restart
+    fi
+}
+
+enrolled() {
+    local answer=$1 activation id code region
+    log "enrolled: enrollment $(printf '%s' "$answer" | json_get enrollment_id)," \
+        "systems account $(printf '%s' "$answer" | json_get systems_account)," \
+        "patch group $(printf '%s' "$answer" | json_get patch_group)"
+    activation=$(printf '%s' "$answer" | json_object activation)
+    if [ -z "$activation" ] || [ "$activation" = null ]; then
+        log "no activation needed (EC2): making sure the SSM agent runs"
+        start_agent || die 1 "could not start $AGENT_SERVICE"
+        return 0
+    fi
+    id=$(printf '%s' "$activation" | json_get id)
+    code=$(printf '%s' "$activation" | json_get code)
+    region=$(printf '%s' "$activation" | json_get region)
+    if [ -z "$id" ] || [ -z "$code" ] || [ -z "$region" ]; then
+        die 1 "the API's activation is incomplete"
+    fi
+    systemctl stop "$AGENT_SERVICE" >/dev/null 2>&1 || true
+    amazon-ssm-agent -register -code "$code" -id "$id" -region "$region" -y >"$WORK/agent.out" 2>&1 || {
+        local out
+        out=$(cat "$WORK/agent.out")
+        printf '%s\n' "${out//"$code"/<redacted>}" >&2
+        die 1 "amazon-ssm-agent -register failed for activation $id"
+    }
+    log "SSM agent registered with activation $id in $region"
+    start_agent || die 1 "could not start $AGENT_SERVICE"
+    log "SSM agent started"
+}
+
+# Poll GET Location after a 202 until the enrollment answers 200 (or is refused).
+await_enrollment() {
+    local location=$1 attempt
+    case "$location" in
+        http://* | https://*) ;;
+        /*) location="$API_URL$location" ;;
+        *) die 1 "the API answered 202 without a usable Location" ;;
+    esac
+    for attempt in $(seq 1 "$MAX_ATTEMPTS"); do
+        sleep "$(backoff "$attempt")"
+        http GET "$location" ""
+        case "$HTTP_STATUS" in
+            200 | 201) enrolled "$HTTP_BODY"; return 0 ;;
+            202) log "enrollment $(printf '%s' "$HTTP_BODY" | json_get state); waiting" ;;
+            *) retryable "$HTTP_STATUS" || refused; log "API answered $HTTP_STATUS; retrying" ;;
+        esac
+    done
+    die 3 "the enrollment did not finish after $MAX_ATTEMPTS polls"
+}
+
+main() {
+    command -v curl >/dev/null 2>&1 || die 1 "curl is required"
+    detect_platform
+    log "registering this $PLATFORM_OS $PLATFORM_VERSION VM ($PROVIDER) with $API_URL"
+    local attempt
+    for attempt in $(seq 1 "$MAX_ATTEMPTS"); do
+        registration_body
+        http POST "$API_URL/v1/registrations" "$WORK/registration.json"
+        case "$HTTP_STATUS" in
+            201 | 200) enrolled "$HTTP_BODY"; return 0 ;;
+            202) HTTP_RETRY_AFTER=''; await_enrollment "$HTTP_LOCATION"; return 0 ;;
+        esac
+        retryable "$HTTP_STATUS" || refused
+        if [ "$HTTP_STATUS" = 000 ]; then
+            log "API unreachable ($(head -c 200 "$WORK/curl.err")); retry $attempt of $MAX_ATTEMPTS"
+        else
+            log "API answered $HTTP_STATUS; retry $attempt of $MAX_ATTEMPTS"
+        fi
+        [ "$attempt" -lt "$MAX_ATTEMPTS" ] && sleep "$(backoff "$attempt")"
+    done
+    die 3 "gave up after $MAX_ATTEMPTS attempts"
+}
+
+main "$@"

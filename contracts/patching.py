@@ -1,0 +1,597 @@
+"""Contracts of patch windows: window configuration, runs, batches, the patch train, the gate.
+
+A patch window is a Temporal Schedule per systems account and patch group; each firing runs a
+``PatchWindow`` workflow (one account, one group) that fans out to ``PatchBatch`` children.
+
+Rings and the train: ``early`` installs what its baselines approve and records exactly what it
+installed, per OS (the patch train). ``on-time`` and ``late`` install exactly that set through
+AWS-RunPatchBaseline's ``InstallOverrideList`` (a YAML file in S3 in the systems account), so a
+later ring never installs a patch that did not pass ``early`` - also on Ubuntu and Debian, whose
+baselines cannot delay approval by days. Each later ring installs the train its predecessor ring
+ran, so a new ``early`` run in between does not change what ``late`` gets.
+
+Every dataclass crosses the workflow/activity boundary: fields are only ever added with defaults.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from contracts.enrollment import AccountRef
+from contracts.providers import OsFamily, PatchGroup
+
+#: The rings in promotion order; each later ring is gated by the one before it.
+RING_ORDER: tuple[PatchGroup, ...] = (PatchGroup.EARLY, PatchGroup.ON_TIME, PatchGroup.LATE)
+
+#: SendCommand accepts at most 50 instance ids per call.
+MAX_INSTANCE_IDS_PER_COMMAND = 50
+
+#: Targets whose platform maps to no OsFamily (a later ring cannot pick a train list for them).
+UNKNOWN_OS = "unknown"
+
+DOCUMENT = "AWS-RunPatchBaseline"
+DOCUMENT_WITH_HOOKS = "AWS-RunPatchBaselineWithHooks"
+
+
+def earlier_ring(group: PatchGroup | str) -> PatchGroup | None:
+    """The ring whose last run gates ``group`` (None for ``early``)."""
+    index = RING_ORDER.index(PatchGroup(group))
+    return RING_ORDER[index - 1] if index else None
+
+
+class PatchingActivity:
+    """Activity names of patch windows. The aws worker runs all but the last one."""
+
+    RESOLVE_TARGETS = "resolve_patch_targets"
+    SEND_COMMAND = "send_patch_command"
+    POLL_COMMANDS = "poll_patch_commands"
+    CANCEL_PENDING = "cancel_pending_invocations"
+    COLLECT_BATCH = "collect_patch_batch"
+    READ_RING_RECORD = "read_ring_record"
+    RECORD_RING_RUN = "record_ring_run"
+    RECORD_TRAIN = "record_patch_train"
+    # orchestrator worker (talks to Temporal itself)
+    ENSURE_WINDOW_SCHEDULES = "ensure_window_schedules"
+
+
+class WindowOutcome(StrEnum):
+    """Values of the WindowOutcome search attribute and of ``WindowSummary.outcome``."""
+
+    RUNNING = "running"
+    HELD = "held"  # the promotion gate held the ring (result and memo say why)
+    SUCCEEDED = "succeeded"  # every target succeeded
+    COMPLETED_WITH_FAILURES = "completed-with-failures"  # all dispatched, some failed
+    STOPPED_MAX_ERRORS = "stopped-max-errors"  # more errors than max errors: dispatch stopped
+    CUT_OFF = "cut-off"  # the cutoff came before every target was dispatched
+    NO_TARGETS = "no-targets"
+    REFUSED = "refused"  # the window's configuration cannot be run as asked
+
+
+class RebootOption(StrEnum):
+    REBOOT_IF_NEEDED = "RebootIfNeeded"
+    NO_REBOOT = "NoReboot"
+
+
+class Operation(StrEnum):
+    SCAN = "Scan"
+    INSTALL = "Install"
+
+
+class InstanceStatus(StrEnum):
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"  # not started before the cutoff or the error stop; cancelled
+    NOT_DISPATCHED = "not-dispatched"  # never sent (cutoff or max errors reached first)
+    NOT_DELIVERED = "not-delivered"  # SSM could not deliver it (offline, deregistered)
+    IN_PROGRESS = "in-progress"  # still running when the window ended
+
+
+# --- configuration ---------------------------------------------------------------------------
+
+_LIMIT = re.compile(r"^(?:[0-9]|[1-9][0-9]{0,5})%?$")
+_TRAIN_HOOKS = ("refuse", "without-hooks")
+_UNTRAINED = ("scan", "baseline")
+
+#: Default week of the month per ring: early on the second Tuesday ("Patch Tuesday"), on-time
+#: exactly 7 days later, late 14 days later; always inside one month, so one monthly cycle.
+DEFAULT_DAYS_OF_MONTH: dict[PatchGroup, tuple[int, int]] = {
+    PatchGroup.EARLY: (8, 14),
+    PatchGroup.ON_TIME: (15, 21),
+    PatchGroup.LATE: (22, 28),
+}
+
+
+@dataclass
+class Hooks:
+    """SSM documents AWS-RunPatchBaselineWithHooks runs around the install."""
+
+    pre_install: str = "AWS-Noop"
+    post_install: str = "AWS-Noop"
+    on_exit: str = "AWS-Noop"
+
+
+@dataclass
+class WindowConfig:
+    """When a window opens and how it runs. Defaults per group; overridden per tenant link by
+    ``TenantLink.windows[group]`` (a dict of these field names)."""
+
+    # When: a calendar (all fields must match) in the link's IANA time zone, or a cron string.
+    day_of_week: int = 2  # 0 = Sunday; Tuesday
+    days_of_month: list[int] = field(default_factory=lambda: [8, 14])  # inclusive range
+    hour: int = 2
+    minute: int = 0
+    cron: str | None = None  # replaces the calendar fields when set
+    time_zone: str = "UTC"
+    duration_minutes: int = 240
+    cutoff_minutes: int = 60  # stop dispatching this long before the window ends
+    # How each run patches.
+    max_concurrency: str = "10%"  # a number or a percentage of the window's targets
+    max_errors: str = "5%"
+    reboot: str = RebootOption.REBOOT_IF_NEEDED.value
+    scan_first: bool = False
+    hooks: Hooks | None = None
+    # AWS-RunPatchBaselineWithHooks takes no InstallOverrideList: on train rings with hooks,
+    # "refuse" (default) refuses to run, "without-hooks" installs the train without the hooks.
+    hooks_on_train: str = "refuse"
+    # A later ring's OS for which the train holds nothing: "scan" (default: install nothing,
+    # report), or "baseline" (install what the ring's baseline approves; never for OSes whose
+    # baselines cannot delay approval, Ubuntu and Debian, which always scan).
+    untrained_os: str = "scan"
+    success_threshold: float = 0.95  # the gate of the NEXT ring compares this run's success rate
+
+    @property
+    def cutoff_offset_minutes(self) -> int:
+        return self.duration_minutes - self.cutoff_minutes
+
+    def describe_when(self) -> str:
+        if self.cron:
+            return f"cron {self.cron!r} ({self.time_zone})"
+        day = ("Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat")[self.day_of_week]
+        first, last = self.days_of_month
+        return f"{day} {self.hour:02d}:{self.minute:02d} on days {first}-{last} ({self.time_zone})"
+
+
+class WindowConfigError(ValueError):
+    """A window override is malformed: the operator must fix the link."""
+
+
+def window_config(group: PatchGroup | str, time_zone: str = "UTC", overrides: dict[str, Any] | None = None) -> WindowConfig:
+    """The group's defaults with the link's overrides for that group applied and validated."""
+    group = PatchGroup(group)
+    config = WindowConfig(days_of_month=list(DEFAULT_DAYS_OF_MONTH[group]), time_zone=time_zone)
+    overrides = dict(overrides or {})
+    hooks = overrides.pop("hooks", None)
+    known = set(WindowConfig.__dataclass_fields__) - {"hooks"}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise WindowConfigError(f"window {group.value}: unknown settings {unknown}")
+    for name, value in overrides.items():
+        setattr(config, name, value)
+    if hooks is not None:
+        if not isinstance(hooks, dict) or set(hooks) - set(Hooks.__dataclass_fields__):
+            raise WindowConfigError(f"window {group.value}: hooks must be an object of {sorted(Hooks.__dataclass_fields__)}")
+        config.hooks = Hooks(**{k: str(v) for k, v in hooks.items()})
+    validate_window_config(config, group)
+    return config
+
+
+def validate_window_config(config: WindowConfig, group: PatchGroup | str = "") -> None:
+    where = f"window {PatchGroup(group).value}" if group else "window"
+
+    def need(ok: bool, what: str) -> None:
+        if not ok:
+            raise WindowConfigError(f"{where}: {what}")
+
+    need(isinstance(config.day_of_week, int) and 0 <= config.day_of_week <= 6, "day_of_week is 0 (Sunday) to 6")
+    days = config.days_of_month
+    need(isinstance(days, list | tuple) and len(days) == 2 and all(isinstance(d, int) for d in days)
+         and 1 <= days[0] <= days[1] <= 31, "days_of_month is [first, last] within 1-31")
+    need(isinstance(config.hour, int) and 0 <= config.hour <= 23, "hour is 0-23")
+    need(isinstance(config.minute, int) and 0 <= config.minute <= 59, "minute is 0-59")
+    need(config.cron is None or (isinstance(config.cron, str) and config.cron.strip() != ""), "cron is a non-empty string")
+    need(isinstance(config.time_zone, str) and config.time_zone != "", "time_zone is an IANA name")
+    need(isinstance(config.duration_minutes, int) and 30 <= config.duration_minutes <= 24 * 60,
+         "duration_minutes is 30 to 1440")
+    need(isinstance(config.cutoff_minutes, int) and 0 <= config.cutoff_minutes < config.duration_minutes,
+         "cutoff_minutes is at least 0 and less than the duration")
+    need(_valid_limit(config.max_concurrency, concurrency=True), "max_concurrency is a number >= 1 or a percentage 1%-100%")
+    need(_valid_limit(config.max_errors, concurrency=False), "max_errors is a number or a percentage 0%-100%")
+    need(config.reboot in {r.value for r in RebootOption}, f"reboot is one of {[r.value for r in RebootOption]}")
+    need(isinstance(config.scan_first, bool), "scan_first is true or false")
+    need(config.hooks_on_train in _TRAIN_HOOKS, f"hooks_on_train is one of {list(_TRAIN_HOOKS)}")
+    need(config.untrained_os in _UNTRAINED, f"untrained_os is one of {list(_UNTRAINED)}")
+    need(isinstance(config.success_threshold, int | float) and not isinstance(config.success_threshold, bool)
+         and 0.0 <= config.success_threshold <= 1.0, "success_threshold is between 0 and 1")
+
+
+def _valid_limit(value: Any, *, concurrency: bool) -> bool:
+    if not isinstance(value, str) or not _LIMIT.match(value):
+        return False
+    number = int(value.rstrip("%"))
+    if value.endswith("%"):
+        return number <= 100 and (number >= 1 or not concurrency)
+    return number >= 1 or not concurrency
+
+
+def resolve_limit(value: str, total: int, *, concurrency: bool) -> int:
+    """'10' or '10%' -> an absolute count for ``total`` targets, rounded the way SSM rounds:
+    concurrency up (at least 1), errors down."""
+    if not _valid_limit(value, concurrency=concurrency):
+        raise WindowConfigError(f"{value!r} is not a valid {'concurrency' if concurrency else 'error'} limit")
+    number = int(value.rstrip("%"))
+    if not value.endswith("%"):
+        return number
+    share = number * total / 100
+    return max(1, math.ceil(share)) if concurrency else math.floor(share)
+
+
+# --- a run -----------------------------------------------------------------------------------
+
+
+@dataclass
+class PatchWindowInput:
+    account: AccountRef
+    group: PatchGroup
+    customer: str = ""
+    config: WindowConfig = field(default_factory=WindowConfig)
+    #: Workflow ids of earlier-ring runs an operator released ahead of time
+    #: (``fleetpatch windows release`` when no run is waiting).
+    gate_releases: list[str] = field(default_factory=list)
+    queue_prefix: str = ""
+    batch_size: int = 500  # instances per PatchBatch child
+    max_parallel_batches: int = 4
+    poll_interval_seconds: int = 30
+    poll_hold_seconds: int = 300  # a poll activity waits (heartbeating) up to this for a change
+
+
+@dataclass
+class ReleaseRequest:
+    """Signal ``release`` of a held PatchWindow run."""
+
+    by: str = "operator"
+    reason: str = ""
+
+
+@dataclass
+class TargetQuery:
+    account: AccountRef
+    group: PatchGroup
+
+
+@dataclass
+class PatchTargets:
+    """Online managed instances (hybrid and EC2) with the group's Patch Group tag, by OS."""
+
+    by_os: dict[str, list[str]] = field(default_factory=dict)  # OsFamily value | "unknown" -> ids
+
+    @property
+    def total(self) -> int:
+        return sum(len(ids) for ids in self.by_os.values())
+
+
+@dataclass
+class PatchRef:
+    """One patch as the instances report it and as an InstallOverrideList names it:
+    Windows ``id`` = KB id; Linux ``id`` = ``name.arch``, ``title`` = ``name.arch:version``."""
+
+    id: str
+    title: str = ""
+
+
+@dataclass
+class TrainOs:
+    os: str
+    count: int
+    url: str | None = None  # s3://bucket/key of the InstallOverrideList; None when empty
+
+
+@dataclass
+class PatchTrain:
+    """What an ``early`` run installed, per OS, as InstallOverrideList files in S3."""
+
+    train_id: str
+    recorded_by: str  # the early run's workflow id
+    recorded_at: datetime
+    per_os: dict[str, TrainOs] = field(default_factory=dict)
+
+    def list_for(self, os: str) -> TrainOs | None:
+        return self.per_os.get(os)
+
+
+@dataclass
+class RecordTrainInput:
+    account: AccountRef
+    train_id: str
+    recorded_by: str
+    installed: dict[str, list[PatchRef]]  # os -> patches installed during the early run
+    failed: dict[str, list[PatchRef]]  # os -> patches that failed on some early instance
+    covered_os: list[str] = field(default_factory=list)  # OSes the early run had targets of
+
+
+@dataclass
+class RingRunRecord:
+    """The last run of one ring in one systems account (S3): what the next ring's gate reads."""
+
+    group: PatchGroup
+    workflow_id: str
+    run_id: str
+    started: datetime
+    finished: datetime
+    outcome: WindowOutcome
+    targets: int = 0
+    succeeded: int = 0
+    success_rate: float | None = None  # None: no targets
+    train: PatchTrain | None = None  # early: the train it recorded; later: the train it installed
+    held_reason: str | None = None
+
+
+@dataclass
+class RingRecordQuery:
+    account: AccountRef
+    group: PatchGroup
+
+
+@dataclass
+class RingRecordResult:
+    record: RingRunRecord | None
+
+
+# --- batches and commands --------------------------------------------------------------------
+
+
+@dataclass
+class CommandSpec:
+    """One SendCommand: at most 50 instances of one OS, one operation."""
+
+    index: int
+    key: str  # idempotency key: the window's workflow id, batch and index (also the Comment)
+    os: str
+    instance_ids: list[str]
+    operation: Operation
+    document: str = DOCUMENT
+    reboot: str = RebootOption.REBOOT_IF_NEEDED.value
+    install_override_list: str | None = None
+    hooks: Hooks | None = None
+    snapshot_id: str = ""  # one per window: every instance patches against the same snapshot
+    max_concurrency: str = "50"
+    max_errors: str = "0"
+    phase: int = 1  # 0: the scan before the install (scan_first)
+
+    def parameters(self) -> dict[str, list[str]]:
+        params: dict[str, list[str]] = {"Operation": [self.operation.value], "RebootOption": [self.reboot]}
+        if self.snapshot_id:
+            params["SnapshotId"] = [self.snapshot_id]
+        if self.document == DOCUMENT_WITH_HOOKS and self.hooks is not None:
+            params["PreInstallHookDocName"] = [self.hooks.pre_install]
+            params["PostInstallHookDocName"] = [self.hooks.post_install]
+            params["OnExitHookDocName"] = [self.hooks.on_exit]
+        if self.install_override_list and self.document == DOCUMENT:
+            params["InstallOverrideList"] = [self.install_override_list]
+        return params
+
+
+@dataclass
+class SendCommandInput:
+    account: AccountRef
+    spec: CommandSpec
+    delivery_timeout_seconds: int  # invocations not started by then time out (the cutoff)
+    sent_after: datetime  # the window's start: where a retried send looks for its own command
+
+
+@dataclass
+class SentCommand:
+    index: int
+    command_id: str
+
+
+@dataclass
+class CommandProgress:
+    command_id: str
+    status: str
+    target_count: int = 0
+    completed_count: int = 0
+    error_count: int = 0
+
+    @property
+    def done(self) -> bool:
+        return self.status not in ("Pending", "InProgress", "Cancelling")
+
+
+@dataclass
+class PollCommandsInput:
+    account: AccountRef
+    command_ids: list[str]
+    #: Wait (heartbeating) up to this long for a command to finish or an error count to change.
+    wait_seconds: int = 0
+    known_errors: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class PollCommandsResult:
+    progress: list[CommandProgress]
+
+
+@dataclass
+class CancelPendingInput:
+    account: AccountRef
+    command_ids: list[str]
+
+
+@dataclass
+class CancelPendingResult:
+    cancelled: int  # invocations that had not started and were cancelled
+
+
+@dataclass
+class InstanceResult:
+    instance_id: str
+    os: str
+    status: InstanceStatus
+    reason: str = ""
+    installed: int = 0
+    missing: int = 0
+    failed: int = 0
+    pending_reboot: int = 0
+    operation: str = ""
+
+
+@dataclass
+class CollectBatchInput:
+    account: AccountRef
+    window_id: str  # the PatchWindow workflow id: reports go under it
+    batch: int
+    sent: list[SentCommand]
+    specs: list[CommandSpec]
+    not_dispatched_reason: str = ""  # for specs never sent
+    since: datetime | None = None  # the window's start
+    record_patches: bool = False  # early: report each instance's installed and failed patches
+
+
+@dataclass
+class BatchResult:
+    batch: int
+    instances: list[InstanceResult] = field(default_factory=list)
+    installed: dict[str, list[PatchRef]] = field(default_factory=dict)
+    failed_patches: dict[str, list[PatchRef]] = field(default_factory=dict)
+    errors: int = 0
+    report_url: str | None = None
+
+
+@dataclass
+class BatchState:
+    """What a PatchBatch carries over continue-as-new."""
+
+    next_index: int = 0
+    sent: list[SentCommand] = field(default_factory=list)
+    done: list[str] = field(default_factory=list)
+    errors: dict[str, int] = field(default_factory=dict)  # command id -> error count
+    reported_errors: int = 0
+    stop_reason: str | None = None
+    cancelled: bool = False
+
+
+@dataclass
+class BatchInput:
+    account: AccountRef
+    window_id: str
+    batch: int
+    specs: list[CommandSpec]
+    started: datetime  # the window's start
+    cutoff_at: datetime
+    end_at: datetime
+    error_budget: int  # errors this batch may see before it stops (window's max minus known)
+    commands_in_flight: int = 1
+    record_patches: bool = False
+    poll_interval_seconds: int = 30
+    poll_hold_seconds: int = 300
+    queue_prefix: str = ""
+    state: BatchState = field(default_factory=BatchState)
+
+
+@dataclass
+class BatchErrors:
+    """Signal ``batch_errors`` a PatchBatch sends its window when its error count grows."""
+
+    batch: int
+    errors: int
+
+
+# --- the summary -----------------------------------------------------------------------------
+
+
+@dataclass
+class InstanceFailure:
+    instance_id: str
+    os: str
+    reason: str
+
+
+@dataclass
+class WindowSummary:
+    """A PatchWindow run's result. Per-instance rows are included up to a cap; every row is in
+    the batch reports in S3 (``report_prefix``)."""
+
+    account_id: str
+    group: PatchGroup
+    outcome: WindowOutcome
+    started: datetime
+    finished: datetime
+    workflow_id: str = ""
+    targets: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    cancelled: int = 0
+    not_dispatched: int = 0
+    not_delivered: int = 0
+    in_progress: int = 0
+    success_rate: float | None = None
+    errors: int = 0
+    max_errors: int = 0
+    max_concurrency: int = 0
+    held_reason: str | None = None
+    released_by: str | None = None
+    train_id: str | None = None
+    train: dict[str, int] = field(default_factory=dict)  # os -> patches in the train
+    notes: list[str] = field(default_factory=list)
+    failures: list[InstanceFailure] = field(default_factory=list)
+    instances: list[InstanceResult] = field(default_factory=list)
+    instances_truncated: bool = False
+    report_prefix: str | None = None
+
+
+@dataclass
+class RecordRingRunInput:
+    account: AccountRef
+    record: RingRunRecord
+    summary: WindowSummary
+
+
+# --- schedules -------------------------------------------------------------------------------
+
+
+@dataclass
+class EnsureWindowsInput:
+    """Create (or bring up to date) the three window schedules of one systems account."""
+
+    account: AccountRef
+    customer: str
+    provider: str = ""
+    cloud_account: str = ""
+    time_zone: str = "UTC"
+    windows: dict[str, Any] = field(default_factory=dict)  # TenantLink.windows
+    queue_prefix: str = ""
+
+
+@dataclass
+class EnsureWindowsResult:
+    created: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+
+
+def os_of_platform(platform_name: str | None, platform_version: str | None = None) -> str:
+    """The OsFamily value of an SSM PlatformName/PlatformVersion, or ``unknown``."""
+    name = (platform_name or "").strip().lower()
+    version = (platform_version or "").strip()
+    if name.startswith("microsoft windows") or name.startswith("windows"):
+        return OsFamily.WINDOWS.value
+    if name.startswith("ubuntu"):
+        return OsFamily.UBUNTU.value
+    if name.startswith("debian"):
+        return OsFamily.DEBIAN.value
+    if name.startswith("centos"):
+        return OsFamily.CENTOS.value
+    if name.startswith("red hat") or name.startswith("rhel"):
+        return OsFamily.RHEL.value
+    if name.startswith("oracle"):
+        return OsFamily.ORACLE.value
+    if name.startswith("amazon linux"):
+        if name.startswith("amazon linux ami") or version.startswith("201"):
+            return OsFamily.AMAZON_LINUX.value
+        if version.startswith("2") and not version.startswith("2023") and not version.startswith("2022"):
+            return OsFamily.AMAZON_LINUX_2.value
+    return UNKNOWN_OS

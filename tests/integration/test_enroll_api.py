@@ -1,0 +1,233 @@
+"""Enrollment through the API against a real dev server and the local clouds.
+
+A GCP VM is created through the Compute API, fetches its identity token from its metadata server
+with the real request shape, registers, and its agent registers with the activation it got:
+the managed instance ends up online in its customer's systems account with the right Patch Group.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
+
+import boto3
+import httpx
+import pytest
+from google.cloud import compute_v1
+
+from temporalio.testing import WorkflowEnvironment
+
+from clouds.gcp.compute import instances_client
+from contracts import ids
+from contracts.enrollment import EnrollResult
+from localclouds.aws.agent_client import AgentClient
+from tests.integration.stack import Stack, eventually, start_stack
+
+pytestmark = pytest.mark.integration
+
+ZONE = "us-east1-b"
+IDENTITY = "/computeMetadata/v1/instance/service-accounts/default/identity"
+
+
+@pytest.fixture(scope="module")
+async def stack(dev_env: WorkflowEnvironment, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
+    async with AsyncExitStack() as exits:
+        prefix = f"i{uuid.uuid4().hex[:8]}-"
+        yield await start_stack(exits, dev_env.client, tmp_path_factory.mktemp("state"), prefix)
+
+
+def _project() -> str:
+    return f"acme-{uuid.uuid4().hex[:10]}"
+
+
+def _create_vm(stack: Stack, project: str, labels: dict[str, str]) -> str:
+    sdk = instances_client(api_endpoint=stack.settings.gcp.compute_endpoint, credentials_mode="anonymous")
+    name = f"vm-{uuid.uuid4().hex[:10]}"
+    sdk.insert(
+        project=project, zone=ZONE,
+        instance_resource=compute_v1.Instance(name=name, machine_type=f"zones/{ZONE}/machineTypes/e2-small", labels=labels),
+    ).result(timeout=10)
+    return name
+
+
+async def _identity(stack: Stack, vm: str) -> str:
+    base = stack.local["gcp"]["metadata"].replace("{name}", vm)
+    async with httpx.AsyncClient() as http:
+        response = await http.get(
+            base + IDENTITY,
+            params={"audience": stack.settings.gcp.audience, "format": "full"},
+            headers={"Metadata-Flavor": "Google"},
+        )
+    response.raise_for_status()
+    return response.text
+
+
+def _registration(token: str, hostname: str = "web-1") -> dict:
+    return {
+        "provider": "gcp",
+        "identity": {"token": token},
+        "hostname": hostname,
+        "platform": {"os": "ubuntu", "version": "22.04"},
+    }
+
+
+def _ssm_in(stack: Stack, account_id: str):  # noqa: ANN202
+    sts = boto3.client("sts", endpoint_url=stack.settings.aws.endpoint_url, region_name="us-east-1")
+    creds = sts.assume_role(RoleArn=f"arn:aws:iam::{account_id}:role/OrganizationAccountAccessRole", RoleSessionName="test")["Credentials"]
+    return boto3.client(
+        "ssm", endpoint_url=stack.settings.aws.endpoint_url, region_name="us-east-1",
+        aws_access_key_id=creds["AccessKeyId"], aws_secret_access_key=creds["SecretAccessKey"], aws_session_token=creds["SessionToken"],
+    )
+
+
+async def _register_agent(stack: Stack, activation: dict) -> str:
+    def register() -> str:
+        agent = AgentClient(stack.settings.aws.endpoint_url, activation["region"])
+        registration = agent.register(activation["id"], activation["code"])
+        session = agent.session(registration)
+        session.update_instance_information(
+            AgentVersion="3.3.0.0", PlatformName="Ubuntu", PlatformType="Linux", PlatformVersion="22.04",
+            ComputerName="web-1", IPAddress="10.0.0.5", AgentStatus="Active",
+        )
+        return registration.instance_id
+
+    return await asyncio.to_thread(register)
+
+
+async def test_a_gcp_vm_enrolls_end_to_end(stack: Stack) -> None:
+    project = _project()
+    assert (await stack.link(provider="gcp", cloud_account=project, customer="acme")).status_code == 201
+    vm = _create_vm(stack, project, {"rackspace-addon-patching": "true", "rackspace-addon-patching-patchgroup": "early"})
+    token = await _identity(stack, vm)
+
+    response = await stack.api.post("/v1/registrations", json=_registration(token))
+    if response.status_code == 202:  # the systems account was still being vended: poll as the script does
+        location = response.headers["location"]
+        response = await eventually(lambda: _poll(stack, location), timeout=90)
+    assert response.status_code in (200, 201), response.text
+    body = response.json()
+    assert body["patch_group"] == "early"
+    assert body["activation"]["code"] and body["activation"]["id"]
+    account = body["systems_account"]
+
+    instance_id = await _register_agent(stack, body["activation"])
+    key = f"{project}/{instance_from(token)}"
+    handle = stack.client.get_workflow_handle(ids.enrollment("gcp", key), result_type=EnrollResult)
+    result = await asyncio.wait_for(handle.result(), timeout=90)
+    assert result.managed_instance_id == instance_id
+
+    ssm = _ssm_in(stack, account)
+    tags = {t["Key"]: t["Value"] for t in ssm.list_tags_for_resource(ResourceType="ManagedInstance", ResourceId=instance_id)["TagList"]}
+    assert tags["Patch Group"] == "early"
+    assert tags["fleetpatch:instance-key"] == key
+    baselines = ssm.describe_patch_baselines(Filters=[{"Key": "NAME_PREFIX", "Values": ["fleetpatch-"]}], MaxResults=100)["BaselineIdentities"]
+    assert len(baselines) == 24
+    groups = {g["PatchGroup"] for g in ssm.describe_patch_groups()["Mappings"]}
+    assert {"early", "on-time", "late"} <= groups
+    # Its one activation is used up and deleted.
+    assert ssm.describe_activations()["ActivationList"] == []
+
+    # Searchable in Temporal by customer and state.
+    async def visible() -> bool:
+        query = f"WorkflowType = 'EnrollVm' AND Customer = 'acme' AND CloudAccount = '{project}' AND EnrollmentState = 'enrolled'"
+        return [w async for w in stack.client.list_workflows(query)] != []
+
+    await eventually(visible, timeout=30)
+
+    # Trust on first use: the same VM again is refused and leaves nothing behind.
+    again = await stack.api.post("/v1/registrations", json=_registration(await _identity(stack, vm)))
+    assert again.status_code == 409, again.text
+    assert again.json()["error"] == "AlreadyEnrolled"
+    assert ssm.describe_activations()["ActivationList"] == []
+
+
+async def _poll(stack: Stack, location: str) -> httpx.Response | None:
+    response = await stack.api.get(location)
+    return response if response.status_code != 202 else None
+
+
+def instance_from(token: str) -> str:
+    from clouds.gcp.verify import peek_gcp_instance_key
+
+    return peek_gcp_instance_key(token)[1]
+
+
+async def test_fifty_concurrent_registrations_give_one_activation(stack: Stack) -> None:
+    project = _project()
+    await stack.link(provider="gcp", cloud_account=project, customer="globex")
+    vm = _create_vm(stack, project, {"rackspace-addon-patching": "true"})
+    token = await _identity(stack, vm)
+    responses = await asyncio.gather(*(stack.api.post("/v1/registrations", json=_registration(token)) for _ in range(50)))
+    codes = sorted(r.status_code for r in responses)
+    winners = [r for r in responses if r.status_code in (201, 202)]
+    assert len(winners) == 1, codes
+    assert codes.count(409) == 49, codes
+    assert {r.json()["error"] for r in responses if r.status_code == 409} == {"EnrollmentRunning"}
+    # Exactly one run of the enrollment workflow, and (once it has answered) one activation.
+    key = f"{project}/{instance_from(token)}"
+    runs = [w async for w in stack.client.list_workflows(f"WorkflowId = '{ids.enrollment('gcp', key)}'")]
+    assert len(runs) == 1
+
+
+async def test_unlinked_project_is_403_and_leaves_nothing(stack: Stack) -> None:
+    project = _project()
+    vm = _create_vm(stack, project, {"rackspace-addon-patching": "true"})
+    response = await stack.api.post("/v1/registrations", json=_registration(await _identity(stack, vm)))
+    assert response.status_code == 403, response.text
+    assert response.json()["error"] == "TenantNotLinked"
+    vended = [w async for w in stack.client.list_workflows(f"WorkflowType = 'SystemsAccount' AND CloudAccount = '{project}'")]
+    assert vended == []
+
+
+async def test_unlabelled_vm_is_403(stack: Stack) -> None:
+    project = _project()
+    await stack.link(provider="gcp", cloud_account=project, customer="acme")
+    vm = _create_vm(stack, project, {"rackspace-addon-patching": "false"})
+    response = await stack.api.post("/v1/registrations", json=_registration(await _identity(stack, vm)))
+    assert response.status_code == 403
+    assert response.json()["error"] == "PatchingNotEnabled"
+
+
+async def test_forged_identity_is_401(stack: Stack) -> None:
+    project = _project()
+    await stack.link(provider="gcp", cloud_account=project, customer="acme")
+    vm = _create_vm(stack, project, {"rackspace-addon-patching": "true"})
+    header, payload, signature = (await _identity(stack, vm)).split(".")
+    forged = ".".join([header, payload, signature[:-8] + ("A" * 8 if not signature.endswith("A" * 8) else "B" * 8)])
+    response = await stack.api.post("/v1/registrations", json=_registration(forged))
+    assert response.status_code == 401, response.text
+    assert response.json()["error"].startswith("Identity")
+    vended = [w async for w in stack.client.list_workflows(f"WorkflowType = 'SystemsAccount' AND CloudAccount = '{project}'")]
+    assert vended == []
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        (b"{not json", 400),
+        (b'{"provider": "gcp", "provider": "gcp"}', 400),
+        (b'{"provider": "gcp", "identity": {"token": "x"}, "hostname": "h", "platform": {"os": "plan9"}}', 400),
+        (b'{"provider": "gcp", "identity": {"token": "a.b.c"}, "hostname": "h", "platform": {"os": "ubuntu"}}', 400),
+        (b'{"provider": "azure", "identity": {"token": "x"}, "hostname": "h", "platform": {"os": "ubuntu"}}', 400),
+        (b"x" * (65 * 1024), 413),
+    ],
+)
+async def test_bad_input_is_never_a_500(stack: Stack, body: bytes, status: int) -> None:
+    response = await stack.api.post("/v1/registrations", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == status, response.text
+    assert "error" in response.json()
+
+
+async def test_admin_endpoints_need_the_token(stack: Stack) -> None:
+    assert (await stack.api.get("/v1/admin/links")).status_code == 401
+    wrong = await stack.api.get("/v1/admin/links", headers={"Authorization": "Bearer nope"})
+    assert wrong.status_code == 403
+    bad = await stack.api.post("/v1/admin/links", json={"provider": "aws", "cloud_account": "123456789012", "customer": "x"}, headers=stack.admin_headers)
+    assert bad.status_code == 400  # an aws link needs its role ARN
+    listed = await stack.api.get("/v1/admin/links", headers=stack.admin_headers)
+    assert listed.status_code == 200 and isinstance(listed.json()["links"], list)
+
+
+
