@@ -92,7 +92,6 @@ class Supervisor:
 
     async def start_clouds(self) -> None:
         """Only the local clouds (tests run Temporal and fleetpatch themselves)."""
-        self.logs_dir.mkdir(parents=True, exist_ok=True)
         for spec in services.cloud_specs(self.settings, self.clouds):
             await self._launch(spec)
 
@@ -131,6 +130,7 @@ class Supervisor:
         child = self.children.get(spec.name) or Supervised(spec=spec, log_path=self.logs_dir / f"{spec.name}.log")
         self.children[spec.name] = child
         env = {**os.environ, **spec.env, "PYTHONUNBUFFERED": "1"}
+        self.logs_dir.mkdir(parents=True, exist_ok=True)
         logfile = open(child.log_path, "ab")  # noqa: SIM115 - handed to the child
         try:
             child.process = await asyncio.create_subprocess_exec(

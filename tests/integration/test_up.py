@@ -61,6 +61,24 @@ async def _wait_healthy(local_json: Path, proc: subprocess.Popen, timeout: float
     raise AssertionError("fleetpatch up did not become healthy in time")
 
 
+def _cli(state: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    wide = {**env, "COLUMNS": "200"}
+    return subprocess.run([FLEETPATCH, *args], env=wide, cwd=state.parent, capture_output=True, text=True, timeout=120)
+
+
+def _links_cli(state: Path, env: dict[str, str]) -> None:
+    """The operator's link commands, through the admin API of the running stack."""
+    added = _cli(state, env, "links", "add", "--customer", "ACME", "--gcp-project", "acme-proj-1", "--time-zone", "Europe/London")
+    assert added.returncode == 0, added.stderr
+    refused = _cli(state, env, "links", "add", "--customer", "ACME", "--aws-account", "123456789012")
+    assert refused.returncode == 1 and "role" in refused.stderr
+    listed = _cli(state, env, "links", "list")
+    assert listed.returncode == 0 and "acme-proj-1" in listed.stdout and "Europe/London" in listed.stdout
+    assert _cli(state, env, "links", "remove", "gcp", "acme-proj-1").returncode == 0
+    assert "acme-proj-1" not in _cli(state, env, "links", "list").stdout
+    assert _cli(state, env, "links", "remove", "gcp", "acme-proj-1").returncode == 1
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -101,6 +119,7 @@ async def test_up_doctor_restart_and_clean_stop(tmp_path: Path) -> None:
         else:
             raise AssertionError("worker-gcp was not restarted")
         assert (await run_doctor(client, timeout=20)).ok
+        _links_cli(state, env)
         first_run_workflows = [w.id async for w in client.list_workflows("WorkflowType = 'Doctor'")]
         assert first_run_workflows
         pids = list(json.loads((state / "local.json").read_text())["processes"].values())

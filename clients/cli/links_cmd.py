@@ -1,0 +1,83 @@
+"""``fleetpatch links``: which customer cloud accounts may enroll VMs (admin API)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from clients.cli.api_client import call
+from clients.cli.common import console, err_console
+from config.settings import Settings
+from contracts.providers import PatchGroup
+
+app = typer.Typer(no_args_is_help=True, help="Link customer cloud accounts: nothing enrolls unless linked.")
+
+
+@app.command("add")
+def add(
+    customer: str = typer.Option(..., "--customer", help="The customer the account belongs to."),
+    gcp_project: str | None = typer.Option(None, "--gcp-project"),
+    azure_subscription: str | None = typer.Option(None, "--azure-subscription"),
+    aws_account: str | None = typer.Option(None, "--aws-account"),
+    role_arn: str | None = typer.Option(None, "--role-arn", help="aws: the cross-account role fleetpatch assumes."),
+    external_id: str | None = typer.Option(None, "--external-id", help="aws: the role's ExternalId, if any."),
+    vcenter: str | None = typer.Option(None, "--vcenter", help="A vCenter id (its VMs get fleetpatch tokens)."),
+    public_key: list[Path] = typer.Option(
+        [], "--public-key", exists=True, dir_okay=False, help="vmware: PEM public key(s) the vCenter's tokens are signed with."
+    ),
+    default_patch_group: PatchGroup = typer.Option(PatchGroup.ON_TIME, "--default-patch-group"),
+    time_zone: str = typer.Option("UTC", "--time-zone", help="IANA time zone of the customer's patch windows."),
+) -> None:
+    """Link one cloud account to a customer."""
+    chosen = [(p, a) for p, a in (("gcp", gcp_project), ("azure", azure_subscription), ("aws", aws_account), ("vmware", vcenter)) if a]
+    if len(chosen) != 1:
+        err_console.print("[red]name exactly one of --gcp-project, --azure-subscription, --aws-account, --vcenter[/red]")
+        raise typer.Exit(2)
+    provider, account = chosen[0]
+    body = {
+        "provider": provider,
+        "cloud_account": account,
+        "customer": customer,
+        "default_patch_group": default_patch_group.value,
+        "time_zone": time_zone,
+    }
+    if role_arn:
+        body["role_arn"] = role_arn
+    if external_id:
+        body["external_id"] = external_id
+    if public_key:
+        body["vcenter_public_keys"] = [p.read_text() for p in public_key]
+    link = call(Settings(), "POST", "/v1/admin/links", json=body)
+    console.print(f"linked {link['provider']}/{link['cloud_account']} to {link['customer']} "
+                  f"(default patch group {link['default_patch_group']}, {link['time_zone']})")
+
+
+@app.command("list")
+def list_(
+    customer: str | None = typer.Option(None, "--customer"),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    """Every linked cloud account."""
+    links = call(Settings(), "GET", "/v1/admin/links", params={"customer": customer} if customer else None)["links"]
+    if as_json:
+        console.print_json(data={"links": links})
+        return
+    table = Table(title=f"{len(links)} linked cloud account(s)")
+    for column in ("customer", "provider", "cloud account", "default group", "time zone", "role / keys"):
+        table.add_column(column)
+    for link in links:
+        extra = link.get("role_arn") or (f"{len(link['vcenter_public_keys'])} key(s)" if link.get("vcenter_public_keys") else "")
+        table.add_row(link["customer"], link["provider"], link["cloud_account"], link["default_patch_group"], link["time_zone"], extra)
+    console.print(table)
+
+
+@app.command("remove")
+def remove(
+    provider: str = typer.Argument(..., help="gcp, azure, aws or vmware"),
+    cloud_account: str = typer.Argument(...),
+) -> None:
+    """Unlink a cloud account: its VMs can no longer enroll (enrolled ones stay managed)."""
+    call(Settings(), "DELETE", f"/v1/admin/links/{provider}/{cloud_account}")
+    console.print(f"unlinked {provider}/{cloud_account}")
