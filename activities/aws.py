@@ -23,6 +23,7 @@ from contracts.enrollment import (
     CreateAccountStatus,
     CreateAccountSubmitted,
     DeleteActivationInput,
+    DeregisterInput,
     FoundAccount,
     GetLinkResult,
     LinkKey,
@@ -64,6 +65,7 @@ class AwsActivities:
             self.find_managed_instance,
             self.await_managed_instance,
             self.tag_managed_instance,
+            self.deregister_managed_instance,
         ]
 
     # --- links -----------------------------------------------------------------------------
@@ -166,6 +168,10 @@ class AwsActivities:
             state = "not registered" if found is None else f"registered, ping {found.ping_status}"
             raise NotReady(ErrorType.AGENT_NOT_READY, f"managed instance {state} yet")
         return ManagedInstanceResult(instance=found)
+
+    @activity.defn(name=ActivityName.DEREGISTER_MANAGED_INSTANCE)
+    def deregister_managed_instance(self, inp: DeregisterInput) -> None:
+        self._agents.deregister(inp.account, inp.instance_id)
 
     @activity.defn(name=ActivityName.TAG_MANAGED_INSTANCE)
     def tag_managed_instance(self, inp: TagManagedInstanceInput) -> None:

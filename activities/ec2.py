@@ -9,7 +9,7 @@ from temporalio import activity
 from clouds.ec2.instances import Ec2Instances
 from clouds.ec2.verify import Ec2TrustStore, verify_ec2_identity
 from config.settings import Settings
-from contracts.enrollment import Ec2TagInput
+from contracts.enrollment import Ec2TagInput, Ec2UntagInput
 from contracts.identity import VerifiedIdentity
 from contracts.models import ActivityName, VerifyIdentityInput, VmMetadata, VmMetadataInput
 
@@ -48,5 +48,11 @@ class Ec2Activities:
             inp.account_id, inp.region, inp.instance_id, inp.role_arn, inp.tags, external_id=inp.external_id
         )
 
+    @activity.defn(name=ActivityName.UNTAG_EC2_INSTANCE)
+    def untag_ec2_instance(self, inp: Ec2UntagInput) -> None:
+        self._instances.untag_instance(
+            inp.account_id, inp.region, inp.instance_id, inp.role_arn, inp.keys, external_id=inp.external_id
+        )
+
     def all(self) -> list:
-        return [self.verify_identity, self.read_vm_metadata, self.tag_ec2_instance]
+        return [self.verify_identity, self.read_vm_metadata, self.tag_ec2_instance, self.untag_ec2_instance]

@@ -316,3 +316,35 @@ class EnrollResult:
     patch_group: PatchGroup
     managed_instance_id: str
     activation_id: str | None = None
+
+
+@dataclass
+class Ec2UntagInput:
+    account_id: str
+    region: str
+    instance_id: str
+    role_arn: str | None
+    external_id: str | None
+    keys: list[str]
+
+
+@dataclass
+class DeregisterInput:
+    account: AccountRef
+    instance_id: str
+
+
+@dataclass
+class ReenrollInput:
+    """An operator allows a VM that is already enrolled to enrol again (trust on first use)."""
+
+    provider: Provider
+    instance_key: str
+    region: str = "us-east-1"  # aws: the instance's region
+    queue_prefix: str = ""
+
+
+@dataclass
+class ReenrollResult:
+    done: str  # what was undone, for the operator
+    managed_instance_id: str | None = None

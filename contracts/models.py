@@ -20,6 +20,7 @@ class ActivityName:
     VERIFY_IDENTITY = "verify_identity"
     READ_VM_METADATA = "read_vm_metadata"
     TAG_EC2_INSTANCE = "tag_ec2_instance"
+    UNTAG_EC2_INSTANCE = "untag_ec2_instance"
 
     # aws worker
     GET_LINK = "get_link"
@@ -36,6 +37,7 @@ class ActivityName:
     FIND_MANAGED_INSTANCE = "find_managed_instance"
     AWAIT_MANAGED_INSTANCE = "await_managed_instance"
     TAG_MANAGED_INSTANCE = "tag_managed_instance"
+    DEREGISTER_MANAGED_INSTANCE = "deregister_managed_instance"
 
     # orchestrator worker (talks to Temporal itself)
     AWAIT_WORKFLOW = "await_workflow"

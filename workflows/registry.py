@@ -5,6 +5,7 @@ from __future__ import annotations
 from workflows.doctor import DoctorWorkflow
 from workflows.enroll import EnrollVmWorkflow
 from workflows.links import LinkAdminWorkflow
+from workflows.reenroll import AllowReenrollmentWorkflow
 from workflows.ssm_configuration import SsmConfigurationWorkflow
 from workflows.systems_account import SystemsAccountWorkflow
 
@@ -12,6 +13,7 @@ ALL_WORKFLOWS: tuple[type, ...] = (
     DoctorWorkflow,
     EnrollVmWorkflow,
     LinkAdminWorkflow,
+    AllowReenrollmentWorkflow,
     SystemsAccountWorkflow,
     SsmConfigurationWorkflow,
 )

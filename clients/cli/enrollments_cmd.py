@@ -32,3 +32,15 @@ def list_(
             row.get("systems_account") or "-", (row.get("started") or "")[:19],
         )
     console.print(table)
+
+
+@app.command("reenroll")
+def reenroll(
+    provider: str = typer.Option(..., "--provider", help="gcp, azure, aws or vmware"),
+    instance_key: str = typer.Option(..., "--instance-key", help="{cloud account}/{instance id}, as `enrollments list` shows"),
+    region: str = typer.Option("us-east-1", "--region", help="aws: the instance's region"),
+) -> None:
+    """Allow an enrolled VM to enrol again: its managed instance is deregistered (EC2: untagged)."""
+    done = call(Settings(), "POST", "/v1/admin/enrollments/reenroll",
+                json={"provider": provider, "instance_key": instance_key, "region": region})
+    console.print(done["done"])

@@ -284,3 +284,24 @@ class Ec2Instances:
             )
         except (ClientError, BotoCoreError) as exc:
             raise map_aws_error(exc, f"tagging {what}") from exc
+
+    def untag_instance(
+        self,
+        account_id: str,
+        region: str,
+        instance_id: str,
+        role_arn: str | None,
+        keys: list[str],
+        *,
+        external_id: str | None = None,
+    ) -> None:
+        """Remove the tags named ``keys`` (absent ones are fine)."""
+        _check_ids(account_id, region, instance_id)
+        if not keys:
+            return
+        what = f"instance {instance_id} in {account_id}/{region}"
+        ec2 = self._ec2(account_id, region, role_arn, external_id)
+        try:
+            ec2.delete_tags(Resources=[instance_id], Tags=[{"Key": k} for k in keys])
+        except (ClientError, BotoCoreError) as exc:
+            raise map_aws_error(exc, f"untagging {what}") from exc

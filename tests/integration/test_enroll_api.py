@@ -231,3 +231,27 @@ async def test_admin_endpoints_need_the_token(stack: Stack) -> None:
 
 
 
+
+
+async def test_an_operator_allows_reenrollment(stack: Stack) -> None:
+    project = _project()
+    await stack.link(provider="gcp", cloud_account=project, customer="acme")
+    vm = _create_vm(stack, project, {"rackspace-addon-patching": "true"})
+    first = await stack.api.post("/v1/registrations", json=_registration(await _identity(stack, vm)))
+    if first.status_code == 202:
+        location = first.headers["location"]
+        first = await eventually(lambda: _poll(stack, location), timeout=90)
+    managed = await _register_agent(stack, first.json()["activation"])
+    token = await _identity(stack, vm)
+    key = f"{project}/{instance_from(token)}"
+    await asyncio.wait_for(stack.client.get_workflow_handle(ids.enrollment("gcp", key)).result(), timeout=90)
+    assert (await stack.api.post("/v1/registrations", json=_registration(token))).status_code == 409
+
+    allowed = await stack.api.post(
+        "/v1/admin/enrollments/reenroll", json={"provider": "gcp", "instance_key": key}, headers=stack.admin_headers
+    )
+    assert allowed.status_code == 200, allowed.text
+    assert allowed.json()["managed_instance_id"] == managed
+    again = await stack.api.post("/v1/registrations", json=_registration(await _identity(stack, vm)))
+    assert again.status_code == 201, again.text
+    assert again.json()["activation"]["id"] != first.json()["activation"]["id"]

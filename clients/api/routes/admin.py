@@ -19,7 +19,7 @@ from clients.api.auth import require_admin
 from clients.api.errors import error_response
 from contracts import search_attributes as sa
 from contracts import taskqueues
-from contracts.enrollment import LinkCommand, LinkCommandResult, LinkKey, TenantLink
+from contracts.enrollment import LinkCommand, LinkCommandResult, LinkKey, ReenrollInput, ReenrollResult, TenantLink
 from contracts.providers import PatchGroup, Provider, WorkerRole
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[Depends(require_admin)])
@@ -121,7 +121,8 @@ def _failed(err: WorkflowFailureError) -> JSONResponse:
     cause = err.cause
     while getattr(cause, "cause", None) is not None and not getattr(cause, "type", None):
         cause = cause.cause
-    return error_response(getattr(cause, "type", None) or "LinkCommandFailed", getattr(cause, "message", str(err)), 502)
+    kind = getattr(cause, "type", None) or "CommandFailed"
+    return error_response(kind, getattr(cause, "message", str(err)))
 
 
 @router.post("/links", status_code=201, summary="Link a customer cloud account (nothing enrolls unless linked)")
@@ -198,3 +199,32 @@ async def list_enrollments(
             }
         )
     return JSONResponse({"enrollments": rows})
+
+
+class ReenrollBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    provider: Provider
+    instance_key: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._:-]{1,128}/[A-Za-z0-9._:-]{1,128}$")]
+    region: Annotated[str, StringConstraints(pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")] = "us-east-1"
+
+
+@router.post("/enrollments/reenroll", summary="Allow an enrolled VM to enrol again (lifts trust on first use)")
+async def allow_reenrollment(body: ReenrollBody, request: Request) -> JSONResponse:
+    settings = request.app.state.settings
+    client = await request.app.state.gateway.client()
+    inp = ReenrollInput(
+        provider=body.provider, instance_key=body.instance_key, region=body.region, queue_prefix=settings.task_queue_prefix
+    )
+    try:
+        result = await client.execute_workflow(
+            "AllowReenrollment",
+            inp,
+            id=f"reenroll/{body.provider.value}/{body.instance_key}/{uuid.uuid4().hex[:8]}",
+            task_queue=taskqueues.for_role(WorkerRole.ORCHESTRATOR, settings.task_queue_prefix),
+            result_type=ReenrollResult,
+            execution_timeout=timedelta(minutes=5),
+        )
+    except WorkflowFailureError as err:
+        return _failed(err)
+    return JSONResponse({"done": result.done, "managed_instance_id": result.managed_instance_id})
