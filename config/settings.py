@@ -122,6 +122,21 @@ class ApiSettings(BaseModel):
     registration_wait: Duration = timedelta(seconds=20)
 
 
+class PatchingSettings(BaseModel):
+    """Patch windows: where the patch train and reports live, how fast SSM is called, run shape."""
+
+    # S3 bucket in each systems account for the patch train, ring records and reports.
+    bucket: str = "fleetpatch-patching-{account_id}-{region}"
+    # Calls per second per systems account and aws worker (SSM throttles per account and API).
+    send_per_second: float = 2.0  # SendCommand, CancelCommand
+    read_per_second: float = 10.0  # ListCommands, ListCommandInvocations, Describe*
+    # The shape of a run (passed to each PatchWindow through its schedule).
+    batch_size: int = 500
+    max_parallel_batches: int = 4
+    poll_interval: Duration = timedelta(seconds=30)
+    poll_hold: Duration = timedelta(minutes=5)
+
+
 class LocalSettings(BaseModel):
     """Ports and behaviour of the embedded default (``fleetpatch up``)."""
 
@@ -154,6 +169,7 @@ class Settings(BaseSettings):
     vmware: VmwareSettings = VmwareSettings()
     labels: LabelSettings = LabelSettings()
     api: ApiSettings = ApiSettings()
+    patching: PatchingSettings = PatchingSettings()
     local: LocalSettings = LocalSettings()
 
     @property

@@ -32,9 +32,6 @@ with workflow.unsafe.imports_passed_through():
     from contracts.providers import WorkerRole
     from workflows import patch_options
 
-#: Continue as new well before Temporal's 10,240-event limit (and its 50 MB size limit).
-HISTORY_EVENTS_LIMIT = 4000
-
 STOP_CUTOFF = "cutoff"
 STOP_MAX_ERRORS = "max-errors"
 _REASONS = {
@@ -86,7 +83,10 @@ class PatchBatchWorkflow:
             if (not in_flight and finished_sending) or workflow.now() >= inp.end_at:
                 break
             await self._pause(inp, in_flight)
-            if workflow.info().get_current_history_length() > HISTORY_EVENTS_LIMIT:
+            info = workflow.info()
+            if info.get_current_history_length() > inp.history_limit or info.is_continue_as_new_suggested():
+                if state.stop_reason is None and self._stop_signal is not None:
+                    state.stop_reason = self._stop_signal
                 workflow.continue_as_new(inp)
         return await workflow.execute_activity(
             PatchingActivity.COLLECT_BATCH,

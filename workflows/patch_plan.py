@@ -30,11 +30,10 @@ from contracts.patching import (
     PatchTargets,
     PatchTrain,
     RingRunRecord,
-    WindowConfig,
     WindowOutcome,
     earlier_ring,
-    resolve_limit,
 )
+from contracts.patch_config import WindowConfig, resolve_limit
 from contracts.providers import OsFamily, PatchGroup
 
 #: OSes whose baselines cannot delay approval: a later ring never installs from their baseline.

@@ -1,0 +1,345 @@
+"""PatchWindow: one window of one systems account and patch group (a schedule's action).
+
+gate (later rings: the earlier ring's last run must have reached the success threshold, or an
+operator releases it) -> resolve targets -> plan per OS (early: what its baselines approve;
+later rings: exactly the patch train via InstallOverrideList) -> PatchBatch children (at most
+``parallel_batches`` at a time, window-wide error budget, cutoff) -> early records the train ->
+the ring's record (what the next ring's gate reads) -> the summary as result, search attribute
+``WindowOutcome`` and memo.
+
+History stays bounded at any fleet size: the parent holds one child per batch (500 instances by
+default); the children continue as new before their histories grow long.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta
+
+from temporalio import workflow
+from temporalio.common import SearchAttributeKey
+from temporalio.exceptions import ChildWorkflowError
+
+with workflow.unsafe.imports_passed_through():
+    from contracts import search_attributes as sa
+    from contracts import taskqueues
+    from contracts.patching import (
+        BatchErrors,
+        BatchInput,
+        BatchResult,
+        InstanceResult,
+        InstanceStatus,
+        PatchingActivity,
+        PatchTargets,
+        PatchTrain,
+        PatchWindowInput,
+        RecordRingRunInput,
+        RecordTrainInput,
+        ReleaseRequest,
+        RingRecordQuery,
+        RingRecordResult,
+        RingRunRecord,
+        TargetQuery,
+        WindowOutcome,
+        WindowSummary,
+        earlier_ring,
+    )
+    from contracts.patch_config import WindowConfigError, validate_window_config
+    from contracts.providers import PatchGroup, WorkerRole
+    from workflows import patch_options
+    from workflows.patch_batch import STOP_CUTOFF, STOP_MAX_ERRORS, PatchBatchWorkflow
+    from workflows.patch_plan import (
+        MAX_INSTANCES_IN_SUMMARY,
+        RateControl,
+        RefusedConfiguration,
+        Tally,
+        batches_of,
+        command_specs,
+        judge_gate,
+        os_plan,
+        outcome_of,
+        rate_control,
+        success_rate,
+    )
+    from workflows.shared import application_error, upsert
+
+
+#: Set by Temporal on every workflow a schedule starts: the time the window was planned for.
+SCHEDULED_START = SearchAttributeKey.for_datetime("TemporalScheduledStartTime")
+
+
+def _window_start(inp: PatchWindowInput) -> datetime:
+    """The window opens at its scheduled time when the run starts within the dispatch part of
+    it (normal and catch-up runs); a backfill or a manual trigger opens a window now."""
+    now = workflow.now()
+    scheduled = workflow.info().typed_search_attributes.get(SCHEDULED_START)
+    if scheduled is not None and timedelta(0) <= now - scheduled <= timedelta(minutes=inp.config.cutoff_offset_minutes):
+        return scheduled
+    return now
+
+
+@workflow.defn(name="PatchWindow")
+class PatchWindowWorkflow:
+    def __init__(self) -> None:
+        self._release: ReleaseRequest | None = None
+        self._batch_errors: dict[int, int] = {}
+        self._results: dict[int, BatchResult] = {}
+        self._failed_batches: dict[int, str] = {}
+        self._outcome = WindowOutcome.RUNNING
+        self._held_reason: str | None = None
+        self._report_prefix: str | None = None
+        self._tasks: list[asyncio.Task] = []
+
+    # --- operators ---------------------------------------------------------------------------
+
+    @workflow.signal(name="release")
+    def release(self, request: ReleaseRequest) -> None:
+        """Let a held run proceed (``fleetpatch windows release``)."""
+        if self._release is None:
+            self._release = request
+
+    @workflow.signal(name="batch_errors")
+    def batch_errors(self, report: BatchErrors) -> None:
+        self._batch_errors[report.batch] = max(report.errors, self._batch_errors.get(report.batch, 0))
+
+    @workflow.query(name="status")
+    def status(self) -> dict:
+        return {
+            "outcome": self._outcome.value,
+            "held_reason": self._held_reason,
+            "errors": self._errors(),
+            "batches_done": len(self._results) + len(self._failed_batches),
+        }
+
+    # --- the run -----------------------------------------------------------------------------
+
+    @workflow.run
+    async def run(self, inp: PatchWindowInput) -> WindowSummary:
+        info = workflow.info()
+        started = _window_start(inp)
+        end_at = started + timedelta(minutes=inp.config.duration_minutes)
+        cutoff_at = end_at - timedelta(minutes=inp.config.cutoff_minutes)
+        attributes = [sa.SYSTEMS_ACCOUNT.value_set(inp.account.account_id), sa.PATCH_GROUP.value_set(inp.group.value)]
+        if inp.customer:
+            attributes.append(sa.CUSTOMER.value_set(inp.customer))
+        upsert(*attributes)
+        self._set_outcome(WindowOutcome.RUNNING)
+        summary = WindowSummary(
+            account_id=inp.account.account_id, group=inp.group, outcome=WindowOutcome.RUNNING,
+            started=started, finished=started, workflow_id=info.workflow_id,
+        )
+        try:
+            validate_window_config(inp.config, inp.group)
+        except WindowConfigError as err:
+            return await self._finish(inp, summary, WindowOutcome.REFUSED, None, note=str(err))
+
+        train: PatchTrain | None = None
+        if earlier_ring(inp.group) is not None:
+            found: RingRecordResult = await self._aws(
+                PatchingActivity.READ_RING_RECORD, RingRecordQuery(account=inp.account, group=earlier_ring(inp.group)),
+                RingRecordResult, inp,
+            )
+            gate = judge_gate(inp.group, found.record, inp.config.success_threshold, inp.gate_releases)
+            summary.notes.append(f"gate: {gate.reason}")
+            if gate.holds and not await self._held(gate.reason, cutoff_at):
+                summary.held_reason = gate.reason
+                return await self._finish(inp, summary, WindowOutcome.HELD, found.record.train if found.record else None)
+            if self._release is not None:
+                summary.released_by = self._release.by
+                summary.notes.append(f"released by {self._release.by}: {self._release.reason or 'no reason given'}")
+            train = found.record.train if found.record else None
+            self._set_outcome(WindowOutcome.RUNNING)
+        if train is not None:
+            summary.train_id = train.train_id
+            summary.train = {os: entry.count for os, entry in sorted(train.per_os.items())}
+
+        targets: PatchTargets = await self._aws(
+            PatchingActivity.RESOLVE_TARGETS, TargetQuery(account=inp.account, group=inp.group), PatchTargets, inp,
+            preset=patch_options.SSM_SWEEP,
+        )
+        summary.targets = targets.total
+        if targets.total == 0:
+            return await self._finish(inp, summary, WindowOutcome.NO_TARGETS, train)
+        batches = batches_of(targets, inp.batch_size)
+        rates = rate_control(inp.config, targets.total, len(batches), inp.max_parallel_batches)
+        summary.max_concurrency, summary.max_errors = rates.max_concurrency, rates.max_errors
+        try:
+            plans = {os: os_plan(os, inp.group, inp.config, train) for os in sorted(targets.by_os)}
+        except RefusedConfiguration as err:
+            return await self._finish(inp, summary, WindowOutcome.REFUSED, train, note=str(err))
+        summary.notes += [plan.note for plan in plans.values() if plan.note]
+
+        tally = Tally()
+        stop_reason = await self._run_batches(inp, batches, plans, rates, tally, started, cutoff_at, end_at)
+        if inp.group is PatchGroup.EARLY:
+            train = await self._aws(
+                PatchingActivity.RECORD_TRAIN,
+                RecordTrainInput(
+                    account=inp.account, train_id=info.run_id, recorded_by=info.workflow_id,
+                    installed=tally.patches("installed"), failed=tally.patches("failed"),
+                    covered_os=sorted(targets.by_os),
+                ),
+                PatchTrain, inp,
+            )
+            summary.train_id = train.train_id
+            summary.train = {os: entry.count for os, entry in sorted(train.per_os.items())}
+        self._summarise(summary, tally, targets.total)
+        return await self._finish(inp, summary, outcome_of(tally, targets.total, stop_reason), train)
+
+    async def _held(self, reason: str, cutoff_at: datetime) -> bool:
+        """Hold until an operator releases this run or the cutoff passes. True when released."""
+        self._held_reason = reason
+        self._set_outcome(WindowOutcome.HELD)
+        workflow.upsert_memo({"held_reason": reason})
+        remaining = cutoff_at - workflow.now()
+        if remaining > timedelta(0):
+            try:
+                await workflow.wait_condition(lambda: self._release is not None, timeout=remaining)
+            except asyncio.TimeoutError:
+                pass
+        if self._release is None:
+            return False
+        workflow.upsert_memo({"held_reason": None, "released_by": self._release.by})
+        return True
+
+    async def _run_batches(
+        self, inp: PatchWindowInput, batches: list[list[tuple[str, str]]], plans: dict, rates: RateControl,
+        tally: Tally, started: datetime, cutoff_at: datetime, end_at: datetime,
+    ) -> str | None:
+        window_id = workflow.info().workflow_id
+        snapshot_id = str(workflow.uuid4())
+        pending = list(range(len(batches)))
+        running: dict[int, workflow.ChildWorkflowHandle] = {}
+        stop_reason: str | None = None
+        stopped_children: set[int] = set()
+        while pending or running:
+            if stop_reason is None:
+                if self._errors() > rates.max_errors:
+                    stop_reason = STOP_MAX_ERRORS
+                elif workflow.now() >= cutoff_at:
+                    stop_reason = STOP_CUTOFF
+            if stop_reason is not None:
+                for index, handle in running.items():
+                    if index not in stopped_children:
+                        stopped_children.add(index)
+                        await handle.signal(PatchBatchWorkflow.stop, stop_reason)
+                reason = "max errors reached" if stop_reason == STOP_MAX_ERRORS else "the cutoff came"
+                for index in pending:
+                    tally.add([InstanceResult(i, os, InstanceStatus.NOT_DISPATCHED, f"{reason} before it was dispatched")
+                               for os, i in batches[index]], {}, {})
+                pending = []
+            while stop_reason is None and pending and len(running) < rates.parallel_batches:
+                index = pending.pop(0)
+                running[index] = await self._start_batch(inp, index, batches[index], plans, rates, snapshot_id,
+                                                         started, cutoff_at, end_at, window_id)
+            if not running:
+                break
+            timeout = cutoff_at - workflow.now() if stop_reason is None else None
+            try:
+                await workflow.wait_condition(
+                    lambda: any(i in self._results or i in self._failed_batches for i in running)
+                    or (stop_reason is None and self._errors() > rates.max_errors),
+                    timeout=timeout if timeout is None or timeout > timedelta(0) else timedelta(seconds=1),
+                )
+            except asyncio.TimeoutError:
+                pass
+            for index in [i for i in running if i in self._results or i in self._failed_batches]:
+                del running[index]
+                self._tally_batch(tally, index, batches[index])
+        return stop_reason
+
+    async def _start_batch(
+        self, inp: PatchWindowInput, index: int, batch: list[tuple[str, str]], plans: dict, rates: RateControl,
+        snapshot_id: str, started: datetime, cutoff_at: datetime, end_at: datetime, window_id: str,
+    ) -> workflow.ChildWorkflowHandle:
+        specs = command_specs(batch, batch_index=index, window_id=window_id, plans=plans, config=inp.config,
+                              rates=rates, snapshot_id=snapshot_id)
+        handle = await workflow.start_child_workflow(
+            PatchBatchWorkflow.run,
+            BatchInput(
+                account=inp.account, window_id=window_id, batch=index, specs=specs, started=started,
+                cutoff_at=cutoff_at, end_at=end_at, error_budget=max(0, rates.max_errors - self._errors()),
+                commands_in_flight=rates.commands_in_flight, record_patches=inp.group is PatchGroup.EARLY,
+                poll_interval_seconds=inp.poll_interval_seconds, poll_hold_seconds=inp.poll_hold_seconds,
+                queue_prefix=inp.queue_prefix, history_limit=inp.batch_history_limit,
+            ),
+            id=f"{window_id}/batch-{index:04d}",
+            task_queue=taskqueues.for_role(WorkerRole.ORCHESTRATOR, inp.queue_prefix),
+        )
+
+        async def settle() -> None:
+            try:
+                self._results[index] = await handle
+            except ChildWorkflowError as err:
+                self._failed_batches[index] = application_error(err).message
+
+        self._tasks.append(asyncio.create_task(settle()))
+        return handle
+
+    def _tally_batch(self, tally: Tally, index: int, batch: list[tuple[str, str]]) -> None:
+        result = self._results.get(index)
+        if result is None:
+            reason = f"batch {index} failed: {self._failed_batches.get(index, 'unknown error')}"
+            tally.add([InstanceResult(i, os, InstanceStatus.FAILED, reason) for os, i in batch], {}, {})
+            return
+        self._batch_errors[index] = max(self._batch_errors.get(index, 0), result.errors)
+        tally.add(result.instances, result.installed, result.failed_patches)
+        if result.report_url:
+            self._report_prefix = result.report_url.rsplit("/", 1)[0] + "/"
+
+    def _errors(self) -> int:
+        return sum(self._batch_errors.values())
+
+    def _summarise(self, summary: WindowSummary, tally: Tally, targets: int) -> None:
+        summary.succeeded = tally.count(InstanceStatus.SUCCEEDED)
+        summary.failed = tally.count(InstanceStatus.FAILED)
+        summary.cancelled = tally.count(InstanceStatus.CANCELLED)
+        summary.not_dispatched = tally.count(InstanceStatus.NOT_DISPATCHED)
+        summary.not_delivered = tally.count(InstanceStatus.NOT_DELIVERED)
+        summary.in_progress = tally.count(InstanceStatus.IN_PROGRESS)
+        summary.success_rate = success_rate(summary.succeeded, targets)
+        summary.errors = self._errors()
+        summary.failures = tally.failures()
+        rows = sorted(tally.instances, key=lambda r: r.instance_id)
+        summary.instances_truncated = len(rows) > MAX_INSTANCES_IN_SUMMARY
+        summary.instances = rows[:MAX_INSTANCES_IN_SUMMARY] if not summary.instances_truncated else []
+        summary.report_prefix = self._report_prefix
+
+    async def _finish(
+        self, inp: PatchWindowInput, summary: WindowSummary, outcome: WindowOutcome, train: PatchTrain | None,
+        note: str | None = None,
+    ) -> WindowSummary:
+        info = workflow.info()
+        if note:
+            summary.notes.append(note)
+        summary.outcome = outcome
+        summary.finished = workflow.now()
+        if summary.success_rate is None and summary.targets and outcome is not WindowOutcome.HELD:
+            summary.success_rate = success_rate(summary.succeeded, summary.targets)
+        record = RingRunRecord(
+            group=inp.group, workflow_id=info.workflow_id, run_id=info.run_id, started=summary.started,
+            finished=summary.finished, outcome=outcome, targets=summary.targets, succeeded=summary.succeeded,
+            success_rate=summary.success_rate if outcome is not WindowOutcome.REFUSED else 0.0,
+            train=train, held_reason=summary.held_reason,
+        )
+        await self._aws(PatchingActivity.RECORD_RING_RUN, RecordRingRunInput(account=inp.account, record=record, summary=summary),
+                        None, inp)
+        self._set_outcome(outcome)
+        workflow.upsert_memo({"summary": {
+            "outcome": outcome.value, "targets": summary.targets, "succeeded": summary.succeeded,
+            "failed": summary.failed, "not_dispatched": summary.not_dispatched, "cancelled": summary.cancelled,
+            "success_rate": summary.success_rate, "held_reason": summary.held_reason, "train": summary.train,
+            "notes": summary.notes[:10],
+        }})
+        return summary
+
+    def _set_outcome(self, outcome: WindowOutcome) -> None:
+        self._outcome = outcome
+        upsert(sa.WINDOW_OUTCOME.value_set(outcome.value))
+
+    async def _aws(self, name: str, arg: object, result_type: type | None, inp: PatchWindowInput,
+                   preset: patch_options.ActivityPreset = patch_options.SSM_CALL):
+        return await workflow.execute_activity(
+            name, arg, task_queue=taskqueues.for_role(WorkerRole.AWS, inp.queue_prefix), result_type=result_type,
+            **preset.kwargs(),
+        )
