@@ -31,7 +31,6 @@ import base64
 import binascii
 import hashlib
 import hmac
-import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -41,6 +40,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import dsa, padding, rsa
 
+from contracts import strict_json
 from contracts.errors import ErrorType, IdentityRefused
 
 #: Largest DER document accepted (real ones are 1-3 KiB).
@@ -121,34 +121,14 @@ def decode_base64(text: object, *, what: str, max_bytes: int = MAX_DER_BYTES) ->
     return raw
 
 
-def _refuse_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise _malformed(f"duplicate JSON key {key[:40]!r} in signed content")
-        result[key] = value
-    return result
-
-
-def _refuse_constant(name: str) -> Any:
-    raise _malformed(f"non-standard JSON constant {name} in signed content")
-
-
 def load_json_object(data: bytes) -> dict[str, Any]:
-    """Parse signed content as one JSON object: strict UTF-8, no duplicate keys (two parsers
-    could otherwise read different values from the same signed bytes), no NaN/Infinity."""
+    """Parse signed content as one strict JSON object (see contracts.strict_json)."""
     try:
-        text = data.decode("utf-8")
-        value = json.loads(
-            text, object_pairs_hook=_refuse_duplicates, parse_constant=_refuse_constant
-        )
-    except IdentityRefused:
-        raise
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        raise _malformed("signed content is not valid JSON") from None
-    if not isinstance(value, dict):
-        raise _malformed("signed content is not a JSON object")
-    return value
+        return strict_json.loads_object(data)
+    except strict_json.DuplicateKey as err:
+        raise _malformed(f"{err} in signed content") from None
+    except strict_json.StrictJsonError as err:
+        raise _malformed(f"signed content is {err}") from None
 
 
 # --- encoding check --------------------------------------------------------------------------

@@ -6,7 +6,6 @@ on each provider's worker; here the identity is merely read (unverified) to name
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Annotated, Any, Literal
 
@@ -16,6 +15,7 @@ from clouds.azure.verify import peek_azure_instance_key
 from clouds.ec2.verify import peek_ec2_instance_key
 from clouds.gcp.verify import peek_gcp_instance_key
 from clouds.vmware.token import peek_vcenter_token
+from contracts import strict_json
 from contracts.errors import ErrorType, IdentityRefused
 from contracts.identity import instance_key
 from contracts.providers import OsFamily, Provider
@@ -90,24 +90,13 @@ class TooLarge(Exception):
     pass
 
 
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    seen: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in seen:
-            raise BadRequest(f"duplicate JSON key {key!r}")
-        seen[key] = value
-    return seen
-
-
 def parse_json(body: bytes, limit: int) -> Any:
     if len(body) > limit:
         raise TooLarge(f"the body is over {limit} bytes")
     try:
-        return json.loads(body, object_pairs_hook=_no_duplicates)
-    except BadRequest:
-        raise
-    except (ValueError, UnicodeDecodeError) as err:
-        raise BadRequest(f"the body is not JSON: {err}") from None
+        return strict_json.loads(body)
+    except strict_json.StrictJsonError as err:
+        raise BadRequest(f"the body is {err}") from None
 
 
 def _details(err: ValidationError) -> list[dict[str, Any]]:

@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import re
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
+from contracts import strict_json
 from contracts.errors import ErrorType, IdentityRefused
 
 #: Largest token accepted (bytes). Real ones are ~1.2 KiB; this bounds parsing work.
@@ -79,34 +79,10 @@ def _b64url_decode(segment: str, what: str) -> bytes:
     return raw
 
 
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    obj: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in obj:
-            raise _DuplicateKey(key)
-        obj[key] = value
-    return obj
-
-
-class _DuplicateKey(ValueError):
-    pass
-
-
-def _refuse_constant(name: str) -> NoReturn:
-    raise ValueError(f"JSON constant {name} is not allowed")
-
-
 def _json_object(raw: bytes, what: str) -> dict[str, Any]:
     try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        malformed(f"{what} is not UTF-8")
-    try:
-        value = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_refuse_constant)
-    except _DuplicateKey as exc:
-        malformed(f"{what} has a duplicate key {str(exc)[:64]!r}")
-    except (ValueError, RecursionError):
-        malformed(f"{what} is not JSON")
-    if not isinstance(value, dict):
-        malformed(f"{what} is not a JSON object")
-    return value
+        return strict_json.loads_object(raw)
+    except strict_json.DuplicateKey as exc:
+        malformed(f"{what} has a {exc}")
+    except strict_json.StrictJsonError as exc:
+        malformed(f"{what} is {exc}")

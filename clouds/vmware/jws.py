@@ -13,6 +13,7 @@ import json
 import re
 from typing import Any, NoReturn
 
+from contracts import strict_json
 from contracts.errors import ErrorType, IdentityRefused
 
 _B64URL = re.compile(r"[A-Za-z0-9_-]*\Z")
@@ -39,31 +40,11 @@ def b64url_decode(part: str, what: str) -> bytes:
 
 
 def json_object(raw: bytes, what: str) -> dict[str, Any]:
-    """Parse a JSON object, refusing duplicate keys, NaN/Infinity and anything but an object."""
+    """Parse a strict JSON object (contracts.strict_json): no duplicate keys, no NaN/Infinity."""
     try:
-        value = json.loads(
-            raw.decode("utf-8"),
-            object_pairs_hook=_no_duplicates,
-            parse_constant=_no_constants,
-        )
-    except (ValueError, RecursionError):  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        return strict_json.loads_object(raw)
+    except strict_json.StrictJsonError:
         _refuse(f"the token {what} is not a JSON object")
-    if not isinstance(value, dict):
-        _refuse(f"the token {what} is not a JSON object")
-    return value
-
-
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for name, value in pairs:
-        if name in result:
-            raise ValueError(f"duplicate key {name[:20]!r}")
-        result[name] = value
-    return result
-
-
-def _no_constants(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
 
 
 def b64url(raw: bytes) -> str:
