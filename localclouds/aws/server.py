@@ -93,7 +93,7 @@ class LocalAws:
         self.sleep = sleep
         self.ssm = SsmState(self.clock, ping_timeout)
         self.engine = CommandEngine(self.ssm)
-        hybrid = HybridService(self.ssm)
+        hybrid = self.hybrid = HybridService(self.ssm)
         baselines = PatchBaselineService(self.ssm)
         self.patch_states = PatchStateService(self.ssm, hybrid, baselines)
         self.ssm_handlers: dict[str, Any] = {
@@ -173,7 +173,9 @@ class LocalAws:
             return None
         with self.ssm.lock:
             caller = caller_from_environ(environ, self.default_region)
-            self.engine.advance(self.ssm.region(caller.account_id, caller.region), now)
+            region = self.ssm.region(caller.account_id, caller.region)
+            self.hybrid.ec2.refresh(region)
+            self.engine.advance(region, now)
             return self._run(handler, environ, body, now)
 
     def _run(self, handler: Any, environ: dict[str, Any], body: bytes,

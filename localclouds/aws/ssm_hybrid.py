@@ -28,6 +28,7 @@ from localclouds.aws.protocol import (
     tags_to_dict,
     validation,
 )
+from localclouds.aws.ssm_ec2 import Ec2Nodes, is_ec2_id
 from localclouds.aws.ssm_state import Activation, Location, ManagedInstance, SsmState
 
 DEFAULT_EXPIRY = timedelta(hours=24)
@@ -54,6 +55,7 @@ class HybridService:
         # Signature freshness is judged against real time: agents sign with their own clock,
         # which the emulator's movable clock must not make look stale.
         self.wall_clock = wall_clock
+        self.ec2 = Ec2Nodes(state)
 
     def handlers(self) -> dict[str, Any]:
         return {
@@ -210,7 +212,7 @@ class HybridService:
         instance_id = auth.rsa_signer_id(ctx.environ)
         location = self.state.instance_index.get(instance_id)
         instance = self.state.locate(location).instances.get(instance_id) if location else None
-        if instance is None or instance.deregistered:
+        if instance is None or instance.deregistered or instance.public_key is None:
             raise AwsError("InvalidInstanceId", f"Not existing InstanceId {instance_id}")
         auth.verify_rsa_request(ctx.environ, ctx.body, instance.public_key, self.wall_clock())
         fingerprint = require(params, "Fingerprint")
@@ -229,7 +231,11 @@ class HybridService:
     def update_instance_information(
         self, ctx: RequestContext, params: dict[str, Any]
     ) -> dict[str, Any]:
-        instance = self.instance_for_agent(ctx, require(params, "InstanceId"))
+        instance_id = require(params, "InstanceId")
+        if is_ec2_id(instance_id):  # an EC2 instance's agent: no activation, instance credentials
+            instance = self.ec2.node_for_ping(ctx, instance_id)
+        else:
+            instance = self.instance_for_agent(ctx, instance_id)
         instance.last_ping = ctx.now
         for name in INFO_FIELDS:
             if isinstance(params.get(name), str):

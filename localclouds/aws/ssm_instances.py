@@ -95,17 +95,19 @@ class InstanceService:
         return result
 
     def _row(self, region: RegionState, instance: ManagedInstance, now: datetime) -> dict[str, Any]:
+        ec2 = instance.resource_type == "EC2Instance"
         row: dict[str, Any] = {
             "InstanceId": instance.instance_id,
             "PingStatus": self.state.ping_status(instance, now),
-            "ActivationId": instance.activation_id,
             "IamRole": instance.iam_role,
             "RegistrationDate": instance.registered,
-            "ResourceType": "ManagedInstance",
+            "ResourceType": instance.resource_type,
             "SourceId": instance.instance_id,
-            "SourceType": "AWS::SSM::ManagedInstance",
+            "SourceType": "AWS::EC2::Instance" if ec2 else "AWS::SSM::ManagedInstance",
             "IsLatestVersion": False,
         }
+        if not ec2:
+            row["ActivationId"] = instance.activation_id
         if instance.name:
             row["Name"] = instance.name
         if instance.last_ping:
@@ -155,7 +157,10 @@ class InstanceService:
         region = self.state.region(ctx.account_id, ctx.region)
         if resource_type == "ManagedInstance":
             instance = region.instances.get(resource_id)
-            if instance is None or instance.deregistered:
+            # EC2 instances carry their tags in EC2; SSM tags only managed (mi-) instances.
+            if instance is None or instance.deregistered or (
+                instance.resource_type != "ManagedInstance"
+            ):
                 raise AwsError("InvalidResourceId", "The resource ID isn't valid.")
             return instance.tags
         baseline = region.baselines.get(resource_id)

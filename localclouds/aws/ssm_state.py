@@ -36,11 +36,14 @@ class Activation:
 
 @dataclass
 class ManagedInstance:
+    """A hybrid managed instance (``mi-``, registered with an activation) or an EC2 instance
+    (``i-``) whose agent pinged with its instance credentials (no activation, no key)."""
+
     instance_id: str
     activation_id: str
     iam_role: str
     registered: datetime
-    public_key: rsa.RSAPublicKey
+    public_key: rsa.RSAPublicKey | None
     fingerprint: str
     name: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
@@ -48,6 +51,7 @@ class ManagedInstance:
     info: dict[str, Any] = field(default_factory=dict)  # AgentVersion, PlatformName, ...
     deregistered: bool = False
     last_inventory: datetime | None = None
+    resource_type: str = "ManagedInstance"  # or "EC2Instance"
 
 
 @dataclass
