@@ -9,6 +9,7 @@ from contextlib import AsyncExitStack
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import boto3
 import httpx
 import pytest
 from temporalio.testing import WorkflowEnvironment
@@ -133,3 +134,61 @@ async def test_a_vcenter_vm_enrolls_with_its_fleetpatch_token(stack: Stack) -> N
     result = await _enrolled(stack, "vmware", f"{vc_id}/{instance_uuid}")
     assert result.managed_instance_id == managed
     assert result.identity.instance_name == name
+
+
+def _customer_session(stack: Stack, account_id: str) -> boto3.session.Session:
+    sts = boto3.client("sts", endpoint_url=stack.settings.aws.endpoint_url, region_name="us-east-1")
+    creds = sts.assume_role(RoleArn=f"arn:aws:iam::{account_id}:role/CustomerAdmin", RoleSessionName="customer")["Credentials"]
+    return boto3.session.Session(
+        aws_access_key_id=creds["AccessKeyId"], aws_secret_access_key=creds["SecretAccessKey"],
+        aws_session_token=creds["SessionToken"], region_name="us-east-1",
+    )
+
+
+async def test_an_ec2_instance_enrolls_with_its_identity_document(stack: Stack) -> None:
+    account = f"{uuid.uuid4().int % 10**12:012d}"
+    role = f"arn:aws:iam::{account}:role/FleetpatchAccess"
+    assert (await stack.link(provider="aws", cloud_account=account, customer="hooli", role_arn=role)).status_code == 201
+    customer = _customer_session(stack, account)
+    ec2 = customer.client("ec2", endpoint_url=stack.settings.aws.endpoint_url)
+    instance_id = ec2.run_instances(
+        ImageId="ami-12c6146b", MinCount=1, MaxCount=1,
+        TagSpecifications=[{"ResourceType": "instance", "Tags": [
+            {"Key": "rackspace-addon-patching", "Value": "true"},
+            {"Key": "rackspace-addon-patching-patchgroup", "Value": "early"},
+        ]}],
+    )["Instances"][0]["InstanceId"]
+    imds = stack.local["ec2"]["imds"].format(account=account, region="us-east-1", instance_id=instance_id)
+    async with httpx.AsyncClient() as http:
+        token = (await http.put(f"{imds}/latest/api/token", headers={"X-aws-ec2-metadata-token-ttl-seconds": "60"})).text
+        rsa2048 = (await http.get(f"{imds}/latest/dynamic/instance-identity/rsa2048", headers={"X-aws-ec2-metadata-token": token})).text
+    body = {"provider": "aws", "identity": {"rsa2048": rsa2048}, "hostname": "ip-10-0-0-7",
+            "platform": {"os": "amazon-linux-2", "version": "2"}}
+    answer = await _register(stack, body)
+    assert answer["activation"] is None  # EC2: the agent is already there, with its instance profile
+    assert answer["managed_instance_id"] == instance_id
+    assert answer["systems_account"] == account  # the customer's own account
+    tags = {t["Key"]: t["Value"] for t in ec2.describe_tags(Filters=[{"Name": "resource-id", "Values": [instance_id]}])["Tags"]}
+    assert tags["Patch Group"] == "early"
+
+    # The pre-installed agent reports with the instance's credentials: the enrollment completes.
+    from localclouds.aws.agent_client import _session
+
+    creds = customer.get_credentials()
+    agent = _session().create_client(
+        "ssm-agent", region_name="us-east-1", endpoint_url=stack.settings.aws.endpoint_url,
+        aws_access_key_id=creds.access_key, aws_secret_access_key=creds.secret_key, aws_session_token=creds.token,
+    )
+    await asyncio.to_thread(
+        agent.update_instance_information, InstanceId=instance_id, AgentVersion="3.3.0.0", PlatformName="Amazon Linux",
+        PlatformType="Linux", PlatformVersion="2", ComputerName="ip-10-0-0-7", IPAddress="10.0.0.7",
+    )
+    result = await _enrolled(stack, "aws", f"{account}/{instance_id}")
+    assert result.managed_instance_id == instance_id and result.systems_account == account
+
+    # Registering again is refused: tagged by an enrollment and reporting to SSM.
+    async with httpx.AsyncClient() as http:
+        token = (await http.put(f"{imds}/latest/api/token", headers={"X-aws-ec2-metadata-token-ttl-seconds": "60"})).text
+        body["identity"]["rsa2048"] = (await http.get(f"{imds}/latest/dynamic/instance-identity/rsa2048", headers={"X-aws-ec2-metadata-token": token})).text
+    again = await stack.api.post("/v1/registrations", json=body)
+    assert again.status_code == 409 and again.json()["error"] == "AlreadyEnrolled"
