@@ -116,6 +116,7 @@ class LabelSettings(BaseModel):
 class ApiSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = 8700
+    public_url: str | None = None  # how VMs reach the API (baked into startup scripts); None: as requested
     admin_token: SecretStr | None = None
     challenge_key: SecretStr | None = None  # HMAC key for Azure nonces
     max_body_bytes: int = 64 * 1024
@@ -149,6 +150,7 @@ class LocalSettings(BaseModel):
     ec2_imds_port: int = 8705
     vcenter_port: int = 8706
     vcenter_guest_port: int = 8707  # the guest-tools stand-in simulated vCenter VMs read tokens from
+    fleet_port: int = 8708  # the simulated fleet (localclouds.fleet): `fleetpatch simulate` talks to it
     create_account_delay: Duration = timedelta(seconds=3)
 
 

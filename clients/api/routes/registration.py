@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
@@ -23,6 +23,7 @@ from temporalio.common import (
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from clients import startup
 from clients.api import enrollment_ids
 from clients.api.errors import error_response
 from clients.api.gateway import TemporalUnavailable
@@ -243,14 +244,12 @@ async def enrollment(enrollment_id: str, request: Request) -> JSONResponse:
 
 
 @router.get("/startup/{provider}", summary="The startup script a VM runs at boot", response_class=PlainTextResponse)
-async def startup_script(provider: Provider, request: Request, os: str = "linux") -> Response:
-    from clients import startup
-
+async def startup_script(provider: Provider, request: Request, os: Literal["linux", "windows"] = "linux") -> Response:
+    """Bash for Linux, PowerShell for Windows, with this API's public URL baked in."""
     settings = _settings(request)
-    base = str(request.base_url).rstrip("/")
+    base = settings.api.public_url or str(request.base_url).rstrip("/")
     try:
         text = startup.render(provider, os, api_url=base, audience=settings.gcp.audience)
     except ValueError as err:
-        return error_response("BadRequest", str(err), 400)
-    media = "text/x-powershell" if os == "windows" else "text/x-shellscript"
-    return PlainTextResponse(text, media_type=media)
+        return error_response("ConfigurationInvalid", str(err), 503 if settings.api.public_url else 400)
+    return PlainTextResponse(text, media_type=startup.media_type(os) if os == "linux" else "text/x-powershell; charset=utf-8")

@@ -135,3 +135,15 @@ async def test_no_input_is_a_500(body: Any) -> None:
         response = await api.post("/v1/registrations", json=body)
     assert response.status_code in (400, 401, 403, 413, 503), response.text
     assert "error" in response.json()
+
+
+@pytest.mark.parametrize("provider", ["gcp", "azure", "aws", "vmware"])
+async def test_startup_scripts_are_served(provider: str) -> None:
+    async with _api() as api:
+        linux = await api.get(f"/v1/startup/{provider}")
+        windows = await api.get(f"/v1/startup/{provider}", params={"os": "windows"})
+        other = await api.get(f"/v1/startup/{provider}", params={"os": "plan9"})
+    assert linux.status_code == 200 and linux.text.startswith("#!") and "http://api" in linux.text
+    assert "shellscript" in linux.headers["content-type"]
+    assert windows.status_code == 200 and "powershell" in windows.headers["content-type"]
+    assert other.status_code == 400
