@@ -87,6 +87,8 @@ LOCAL_CLOUDS: tuple[LocalCloud, ...] = (
         "vcenter", "localclouds.vcsim", "vcenter_port",
         (("--guest-port", "vcenter_guest_port"),), describe_ports=(("guest_port", "vcenter_guest_port"),),
     ),
+    # The simulated fleet (VMs + SSM agents); reads the others from local.json when it boots VMs.
+    LocalCloud("fleet", "localclouds.fleet", "fleet_port"),
 )
 
 

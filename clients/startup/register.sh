@@ -17,6 +17,7 @@
 # 2 the API refused the registration (its reason is printed); 3 gave up after retries.
 # The activation code is never printed.
 set -euo pipefail
+shopt -s inherit_errexit  # failures inside $(...) stop the script too (bash >= 4.4)
 
 PROVIDER='@@PROVIDER@@'
 API_URL="${FLEETPATCH_API_URL:-@@API_URL@@}"
