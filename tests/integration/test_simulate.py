@@ -1,0 +1,64 @@
+"""``fleetpatch up`` in a temporary directory, then ``fleetpatch simulate --vms 8 --customers 2``:
+all eight VMs enroll over the four clouds, and local.json lists them under ``vms``."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import boto3
+import httpx
+import pytest
+
+from tests.conftest import free_port
+from tests.integration.test_up import _env, _start, _stop, _wait_healthy
+
+pytestmark = pytest.mark.integration
+
+SIMULATE = [sys.executable, "-c",
+            "import typer; from clients.cli.simulate_cmd import simulate; typer.run(simulate)"]
+
+
+async def test_simulate_enrolls_eight_vms_over_four_clouds(tmp_path: Path) -> None:
+    state = tmp_path / ".fleetpatch"
+    env = _env(state)
+    env["FLEETPATCH_LOCAL__FLEET_PORT"] = str(free_port())
+    env["FLEETPATCH_LOCAL__VCENTER_GUEST_PORT"] = str(free_port())
+    proc = _start(state, env)
+    try:
+        doc = await _wait_healthy(state / "local.json", proc)
+        assert "fleet" in doc, "fleetpatch up must start the fleet host"
+        if httpx.get(f"{doc['api']}/v1/startup/gcp", timeout=10).status_code != 200:
+            pytest.skip("the API does not serve startup scripts yet")
+        result = subprocess.run([*SIMULATE, "--vms", "8", "--customers", "2", "--timeout", "600"],
+                                env=env, cwd=tmp_path, capture_output=True, text=True, timeout=900)
+        assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+        vms = httpx.get(f"{doc['fleet']['url']}/vms").json()["vms"]
+        assert len(vms) == 8 and {v["state"] for v in vms} == {"agent online"}
+        assert {v["provider"] for v in vms} == {"gcp", "azure", "aws", "vmware"}
+        assert {v["customer"] for v in vms} == {"acme", "globex"}
+        listed = json.loads((state / "fleet" / "vms.json").read_text())
+        assert {v["name"] for v in listed} == {v["name"] for v in vms}
+
+        # Every hybrid VM is a managed instance online in some systems account; the EC2 VMs are
+        # EC2 nodes in their customers' own accounts.
+        aws = doc["aws"]
+        for vm in vms:
+            if vm["provider"] != "aws":
+                assert vm["managed_instance_id"].startswith("mi-")
+                continue
+            sts = boto3.client("sts", endpoint_url=aws, region_name="us-east-1",
+                               aws_access_key_id="AKIATESTINTEGRATION0", aws_secret_access_key="x")
+            creds = sts.assume_role(RoleArn=f"arn:aws:iam::{vm['cloud_account']}:role/Check",
+                                    RoleSessionName="check")["Credentials"]
+            ssm = boto3.client("ssm", endpoint_url=aws, region_name="us-east-1",
+                               aws_access_key_id=creds["AccessKeyId"],
+                               aws_secret_access_key=creds["SecretAccessKey"],
+                               aws_session_token=creds["SessionToken"])
+            (node,) = ssm.describe_instance_information(
+                Filters=[{"Key": "InstanceIds", "Values": [vm["instance_id"]]}])["InstanceInformationList"]
+            assert node["PingStatus"] == "Online"
+    finally:
+        _stop(proc)
