@@ -84,7 +84,22 @@ class FleetHost:
     # --- lifecycle ---------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """After a restart the VMs "reboot": agents that ran come back."""
+        """After a restart the VMs "reboot": agents that ran come back, once local.json says
+        the local default is running (``fleetpatch up`` writes it after starting everything)."""
+        if any(r.state in (records.ACTIVATED, records.ONLINE) for r in self.store.records.values()):
+            task = asyncio.create_task(self._restore_agents())
+            self._boots.add(task)
+            task.add_done_callback(self._boots.discard)
+
+    async def _restore_agents(self, attempts: int = 90, interval: float = 2.0) -> None:
+        for _ in range(attempts):
+            try:
+                if json.loads(self.settings.local_json.read_text()).get("running", True):
+                    self.endpoints()
+                    break
+            except (OSError, ValueError, LookupError):
+                pass
+            await asyncio.sleep(interval)
         for record in self.store.records.values():
             if record.state in (records.ACTIVATED, records.ONLINE):
                 try:
