@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from clients.cli import doctor_cmd, enrollments_cmd, links_cmd, up_cmd, vcenter_cmd, verify_cmd
+from clients.cli import doctor_cmd, enrollments_cmd, links_cmd, simulate_cmd, up_cmd, vcenter_cmd, verify_cmd
 
 app = typer.Typer(
     name="fleetpatch",
@@ -15,6 +15,7 @@ app = typer.Typer(
 app.command("up")(up_cmd.up)
 app.command("doctor")(doctor_cmd.doctor)
 app.command("verify")(verify_cmd.verify)
+app.command("simulate")(simulate_cmd.simulate)
 app.add_typer(vcenter_cmd.app, name="vcenter", help="vCenter identity tokens.")
 app.add_typer(links_cmd.app, name="links")
 app.add_typer(enrollments_cmd.app, name="enrollments")

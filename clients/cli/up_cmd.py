@@ -41,6 +41,7 @@ async def _up(settings: Settings, ready_timeout: float) -> int:
         loop.add_signal_handler(sig, stop.set)
     try:
         await supervisor.start()
+        refresher = asyncio.create_task(supervisor.keep_local_json_fresh())
         waiter = asyncio.create_task(supervisor.wait_ready(ready_timeout))
         done, _ = await asyncio.wait({waiter, asyncio.create_task(stop.wait())}, return_when=asyncio.FIRST_COMPLETED)
         if waiter in done:
@@ -48,6 +49,7 @@ async def _up(settings: Settings, ready_timeout: float) -> int:
             _print_addresses(supervisor, missing)
             console.print("[bold]fleetpatch is running.[/bold] Ctrl-C stops everything.")
         await stop.wait()
+        refresher.cancel()
     finally:
         console.print("stopping...")
         await supervisor.stop()

@@ -95,6 +95,20 @@ class Supervisor:
         for spec in services.cloud_specs(self.settings, self.clouds):
             await self._launch(spec)
 
+    async def keep_local_json_fresh(self, interval: float = 1.0) -> None:
+        """Rewrite local.json when the simulated fleet's VM list changes (it lists them under ``vms``)."""
+        vms = self.state_dir / "fleet" / "vms.json"
+        seen: float | None = None
+        while not self._stopping:
+            try:
+                mtime = vms.stat().st_mtime
+            except FileNotFoundError:
+                mtime = None
+            if mtime != seen:
+                seen = mtime
+                self.write_local_json()
+            await asyncio.sleep(interval)
+
     async def wait_ready(self, timeout: float = 180.0) -> list[str]:
         """Wait until every service with a health URL answers. Returns those that never did."""
         deadline = time.monotonic() + timeout
