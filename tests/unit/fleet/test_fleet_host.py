@@ -103,15 +103,20 @@ def test_boot_one_vm_per_cloud_to_agent_online(fleet: tuple[str, FleetHost], fak
         if seen.path == "/v1/registrations":
             assert json.loads(seen.body)["provider"] in ("gcp", "azure", "aws", "vmware")
 
-    # A command to one of them, through the agent loop the stand-in systemctl started.
+    # RunPatchBaseline Install to one of them, through the registration the stand-in
+    # amazon-ssm-agent made and the agent loop the stand-in systemctl started.
     target = next(v for v in vms if v["provider"] == "gcp")
-    command = ssm.send_command(InstanceIds=[target["managed_instance_id"]], DocumentName="AWS-RunShellScript",
-                               Parameters={"commands": ["echo hello"]})["Command"]
+    command = ssm.send_command(InstanceIds=[target["managed_instance_id"]], DocumentName="AWS-RunPatchBaseline",
+                               Parameters={"Operation": ["Install"]})["Command"]
     deadline = time.monotonic() + 15
     while (status := ssm.get_command_invocation(CommandId=command["CommandId"],
                                                 InstanceId=target["managed_instance_id"])["Status"]) != "Success":
         assert time.monotonic() < deadline, status
         time.sleep(0.2)
+    (state,) = ssm.describe_instance_patch_states(InstanceIds=[target["managed_instance_id"]])["InstancePatchStates"]
+    assert state["Operation"] == "Install" and state["PatchGroup"] == "early" and state["MissingCount"] == 0
+    saved = json.loads((host.store.vm_dir(target["name"]) / "software.json").read_text())
+    assert saved == host.agents[target["name"]].vm.software.to_json()  # installs survive a restart
 
 
 def test_a_refused_vm_fails_with_the_reason(fleet: tuple[str, FleetHost], fake_api: FakeApi) -> None:
