@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import signal
 import sys
 from datetime import timedelta
 from pathlib import Path
 from types import FrameType
 
-from localclouds.aws import MANAGEMENT_ACCOUNT, REGION, state_path
+from localclouds.aws import MANAGEMENT_ACCOUNT, REGION, iam_policies, state_path
 from localclouds.aws.organizations import create_organization
 from localclouds.aws.server import make_app, make_server
 
@@ -30,9 +29,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    # Like real IAM, know the AWS-managed policies (e.g. AmazonSSMManagedInstanceCore), so
-    # AttachRolePolicy with their ARNs works. moto reads this when it creates an account's IAM.
-    os.environ.setdefault("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
+    # Like real IAM, know the AWS-managed policies fleetpatch attaches (AmazonSSMManagedInstanceCore).
+    iam_policies.install()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     state_path(args.state_dir).mkdir(parents=True, exist_ok=True)
     create_organization(MANAGEMENT_ACCOUNT, REGION)
@@ -42,6 +40,9 @@ def main(argv: list[str] | None = None) -> int:
         default_region=REGION,
     )
     server = make_server(args.host, args.port, app)
+    # Request threads may sit on idle keep-alive connections: never wait for them at shutdown.
+    server.daemon_threads = True
+    server.block_on_close = False
 
     def stop(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt

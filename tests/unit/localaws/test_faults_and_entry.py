@@ -92,3 +92,15 @@ def test_everything_else_is_still_moto(local_aws, account):
     ssm = local_aws.client("ssm", account[1])
     ssm.put_parameter(Name="/fleetpatch/links/gcp/p1", Value="{}", Type="String")
     assert ssm.get_parameter(Name="/fleetpatch/links/gcp/p1")["Parameter"]["Value"] == "{}"
+
+
+def test_aws_managed_policies_exist_in_every_account(local_aws, account):
+    iam = local_aws.client("iam", account[1])
+    iam.create_role(RoleName="ssm-service", AssumeRolePolicyDocument='{"Version": "2012-10-17", "Statement": []}')
+    arn = "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
+    iam.attach_role_policy(RoleName="ssm-service", PolicyArn=arn)
+    attached = iam.list_attached_role_policies(RoleName="ssm-service")["AttachedPolicies"]
+    assert [p["PolicyArn"] for p in attached] == [arn]
+    with pytest.raises(botocore.exceptions.ClientError) as missing:
+        iam.attach_role_policy(RoleName="ssm-service", PolicyArn="arn:aws:iam::aws:policy/NoSuchPolicy")
+    assert missing.value.response["Error"]["Code"] == "NoSuchEntity"
