@@ -22,7 +22,7 @@ from contracts.providers import Provider
 
 _NAME_SAFE = re.compile(r"[^A-Za-z0-9 ._-]+")
 #: Organizations refuses a 6th concurrent CreateAccount; the caller retries later.
-_BUSY_REASONS = ("CREATE_ACCOUNT_RATE_LIMIT", "TOO_MANY_REQUESTS", "CONCURRENT_ACCOUNT_MODIFICATION")
+_BUSY_REASONS = ("ACCOUNT_CREATION_RATE_LIMIT_EXCEEDED", "TOO_MANY_REQUESTS", "CONCURRENT_ACCOUNT_MODIFICATION")
 
 
 def account_email(provider: Provider, cloud_account: str, *, prefix: str, domain: str) -> str:
@@ -82,8 +82,9 @@ class Organizations:
                 )
         except ClientError as err:
             message = str(err.response.get("Error", {}).get("Message", ""))
+            reason = str(err.response.get("Reason") or err.response.get("Error", {}).get("Reason", ""))
             if error_code(err) in ("ConstraintViolationException", "TooManyRequestsException") and any(
-                r in message.upper() or r in str(err.response).upper() for r in _BUSY_REASONS
+                r in reason.upper() or r in message.upper() for r in _BUSY_REASONS
             ):
                 raise TransientCloudError(
                     ErrorType.AWS_THROTTLED, f"Organizations is busy creating accounts: {message}"
