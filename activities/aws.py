@@ -36,13 +36,15 @@ from contracts.enrollment import (
     TagManagedInstanceInput,
     TenantLink,
 )
-from contracts.errors import ErrorType, NotReady
+from contracts.errors import ErrorType, FleetpatchError, NotReady
+from contracts.sealing import seal
 from contracts.models import ActivityName
 
 
 class AwsActivities:
-    def __init__(self, settings: AwsSettings, sessions: AwsSessions | None = None) -> None:
+    def __init__(self, settings: AwsSettings, sessions: AwsSessions | None = None, sealing_key: str | None = None) -> None:
         self._settings = settings
+        self._sealing_key = sealing_key
         self._sessions = sessions or AwsSessions(settings)
         self._links = LinkStore(self._sessions, settings.links_parameter_prefix)
         self._org = Organizations(self._sessions)
@@ -131,7 +133,10 @@ class AwsActivities:
 
     @activity.defn(name=ActivityName.CREATE_ACTIVATION)
     def create_activation(self, request: ActivationRequest) -> Activation:
-        return self._agents.create_activation(
+        """The activation, its code sealed: it travels through history to the API unreadable."""
+        if not self._sealing_key:
+            raise FleetpatchError(ErrorType.CONFIGURATION_INVALID, "no sealing key: set FLEETPATCH_SEALING_KEY")
+        activation = self._agents.create_activation(
             request.account,
             service_role=request.service_role,
             default_instance_name=request.default_instance_name,
@@ -139,6 +144,8 @@ class AwsActivities:
             tags=request.tags,
             expiry=timedelta(seconds=request.expiry_seconds),
         )
+        activation.code = seal(self._sealing_key, activation.code)
+        return activation
 
     @activity.defn(name=ActivityName.DELETE_ACTIVATION)
     def delete_activation(self, inp: DeleteActivationInput) -> None:

@@ -160,6 +160,8 @@ class Settings(BaseSettings):
     )
 
     state_dir: Path = Path(".fleetpatch")
+    #: Seals activation codes on their way through Temporal history (aws worker and API share it).
+    sealing_key: SecretStr | None = None
     task_queue_prefix: str = ""
     log_level: str = "INFO"
     log_format: Literal["json", "text"] = "json"

@@ -31,7 +31,8 @@ def _orchestrator(settings: Settings, client: Client) -> WorkerParts:
 def _aws(settings: Settings, client: Client) -> WorkerParts:
     from activities.aws import AwsActivities
 
-    return WorkerParts(activities=AwsActivities(settings.aws).all(), sync_threads=16)
+    sealing = settings.sealing_key.get_secret_value() if settings.sealing_key else None
+    return WorkerParts(activities=AwsActivities(settings.aws, sealing_key=sealing).all(), sync_threads=16)
 
 
 def _gcp(settings: Settings, client: Client) -> WorkerParts:

@@ -9,6 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 
+from clients.api.errors import ServiceMisconfigured
 from clients.api.gateway import TemporalGateway, TemporalUnavailable
 from clients.api.registration_input import RegistrationRequest
 from clients.api.routes import admin, health, registration
@@ -42,6 +43,10 @@ def create_app(settings: Settings, gateway: TemporalGateway | None = None) -> Fa
             status_code=503,
             headers={"Retry-After": "5"},
         )
+
+    @app.exception_handler(ServiceMisconfigured)
+    async def _misconfigured(request: Request, exc: ServiceMisconfigured) -> JSONResponse:
+        return JSONResponse({"error": "ConfigurationInvalid", "reason": str(exc)}, status_code=503)
 
     @app.exception_handler(RequestValidationError)
     async def _bad_request(request: Request, exc: RequestValidationError) -> JSONResponse:

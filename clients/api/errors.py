@@ -31,3 +31,7 @@ def status_for(error_type: str | None) -> int:
 
 def error_response(error: str, reason: str, status: int | None = None, **headers: str) -> JSONResponse:
     return JSONResponse({"error": error, "reason": reason}, status_code=status or status_for(error), headers=headers or None)
+
+
+class ServiceMisconfigured(Exception):
+    """The API lacks configuration it needs for this call (answered 503, with the reason)."""

@@ -155,6 +155,7 @@ def shared_env(settings: Settings, clouds: list[LocalCloud]) -> dict[str, str]:
         "FLEETPATCH_STATE_DIR": str(settings.state_dir.resolve()),
         "FLEETPATCH_API__ADMIN_TOKEN": secret(settings, "admin-token")[1],
         "FLEETPATCH_API__CHALLENGE_KEY": secret(settings, "challenge-key")[1],
+        "FLEETPATCH_SEALING_KEY": secret(settings, "sealing-key")[1],
         "FLEETPATCH_GCP__AUDIENCE": f"{api_url(settings)}/v1/registrations",
     }
     for cloud in clouds:

@@ -117,6 +117,11 @@ async def test_a_gcp_vm_enrolls_end_to_end(stack: Stack) -> None:
     handle = stack.client.get_workflow_handle(ids.enrollment("gcp", key), result_type=EnrollResult)
     result = await asyncio.wait_for(handle.result(), timeout=90)
     assert result.managed_instance_id == instance_id
+    # The activation code crossed Temporal sealed: its history never holds it in clear.
+    history = _payload_text(await handle.fetch_history())
+    assert body["activation"]["id"] in history  # the check below reads real payloads
+    assert body["activation"]["code"] not in history
+    assert "sealed:v1:" in history
 
     ssm = _ssm_in(stack, account)
     tags = {t["Key"]: t["Value"] for t in ssm.list_tags_for_resource(ResourceType="ManagedInstance", ResourceId=instance_id)["TagList"]}
@@ -141,6 +146,33 @@ async def test_a_gcp_vm_enrolls_end_to_end(stack: Stack) -> None:
     assert again.status_code == 409, again.text
     assert again.json()["error"] == "AlreadyEnrolled"
     assert ssm.describe_activations()["ActivationList"] == []
+
+
+def _payload_text(history) -> str:  # noqa: ANN001 - temporalio WorkflowHistory
+    """Every payload's data in a workflow history, decoded, as one string."""
+    from google.protobuf.message import Message
+    from temporalio.api.common.v1 import Payload
+
+    found: list[str] = []
+
+    def walk(message: Message) -> None:
+        if isinstance(message, Payload):
+            found.append(message.data.decode(errors="replace"))
+            return
+        for field, value in message.ListFields():
+            if field.type != field.TYPE_MESSAGE:
+                continue
+            if isinstance(value, Message):
+                walk(value)
+                continue
+            items = value.values() if hasattr(value, "keys") else value  # map or repeated field
+            for item in items:
+                if isinstance(item, Message):
+                    walk(item)
+
+    for event in history.events:
+        walk(event)
+    return "\n".join(found)
 
 
 async def _poll(stack: Stack, location: str) -> httpx.Response | None:

@@ -25,7 +25,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from clients import startup
 from clients.api import enrollment_ids
-from clients.api.errors import error_response
+from clients.api.errors import ServiceMisconfigured, error_response
 from clients.api.gateway import TemporalUnavailable
 from clients.api.registration_input import (
     AzureIdentity,
@@ -49,6 +49,7 @@ from contracts.enrollment import (
 )
 from contracts.errors import ErrorType, IdentityRefused
 from contracts.providers import Provider, WorkerRole
+from contracts.sealing import unseal
 
 log = logging.getLogger("fleetpatch.api")
 router = APIRouter(prefix="/v1", tags=["registration"])
@@ -63,6 +64,12 @@ _REGISTRATION_SCHEMA = {
 
 def _settings(request: Request) -> Settings:
     return request.app.state.settings
+
+
+def _sealing_key(settings: Settings) -> str:
+    if settings.sealing_key is None:
+        raise ServiceMisconfigured("this API has no sealing key (FLEETPATCH_SEALING_KEY)")
+    return settings.sealing_key.get_secret_value()
 
 
 def _challenge_key(settings: Settings) -> bytes | None:
@@ -93,11 +100,13 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return bytes(body)
 
 
-def _answer_body(answer: RegistrationAnswer, enrollment_id: str) -> dict[str, Any]:
+def _answer_body(answer: RegistrationAnswer, enrollment_id: str, sealing_key: str) -> dict[str, Any]:
+    """The VM's answer; the activation code is unsealed here, for this one response only."""
     activation = answer.activation
+    code = unseal(sealing_key, activation.code) if activation else None
     return {
         "enrollment_id": enrollment_id,
-        "activation": {"id": activation.id, "code": activation.code, "region": activation.region} if activation else None,
+        "activation": {"id": activation.id, "code": code, "region": activation.region} if activation else None,
         "systems_account": answer.systems_account,
         "patch_group": answer.patch_group,
         "managed_instance_id": answer.managed_instance_id,
@@ -199,7 +208,7 @@ async def register(request: Request) -> Response:
             return error_response(ErrorType.ENROLLMENT_RUNNING.value, f"an enrollment for {key} is already running")
         raise TemporalUnavailable(str(err)) from err
     log.info("registration answered", extra={"provider": registration.provider.value, "instance_key": key})
-    return JSONResponse(_answer_body(answer, str(enrollment_id)), status_code=201)
+    return JSONResponse(_answer_body(answer, str(enrollment_id), _sealing_key(settings)), status_code=201)
 
 
 def sa_pairs(provider: Provider, key: str) -> TypedSearchAttributes:
@@ -233,7 +242,7 @@ async def enrollment(enrollment_id: str, request: Request) -> JSONResponse:
         # The run exists but the secret does not match: reveal nothing about it.
         return error_response("NotFound", "no such enrollment", 404)
     if status.answer is not None:
-        return JSONResponse(_answer_body(status.answer, enrollment_id), status_code=200)
+        return JSONResponse(_answer_body(status.answer, enrollment_id, _sealing_key(_settings(request))), status_code=200)
     if status.error_type:
         return error_response(status.error_type, status.reason or "the enrollment failed")
     return JSONResponse(
