@@ -29,7 +29,7 @@ from temporalio.client import (
     ScheduleUpdate,
     ScheduleUpdateInput,
 )
-from temporalio.common import TypedSearchAttributes
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.service import RPCError, RPCStatusCode
 
 from config.settings import PatchingSettings
@@ -148,13 +148,11 @@ def schedule_spec(config: WindowConfig) -> ScheduleSpec:
 
 
 def _attributes(window: PatchWindowInput, inp: EnsureWindowsInput) -> TypedSearchAttributes:
-    pairs = [sa.SYSTEMS_ACCOUNT.value_set(window.account.account_id), sa.PATCH_GROUP.value_set(window.group.value)]
-    if inp.customer:
-        pairs.append(sa.CUSTOMER.value_set(inp.customer))
-    if inp.cloud_account:
-        pairs.append(sa.CLOUD_ACCOUNT.value_set(inp.cloud_account))
-    if inp.provider:
-        pairs.append(sa.PROVIDER.value_set(inp.provider))
+    pairs = [SearchAttributePair(sa.SYSTEMS_ACCOUNT, window.account.account_id),
+             SearchAttributePair(sa.PATCH_GROUP, window.group.value)]
+    for key, value in ((sa.CUSTOMER, inp.customer), (sa.CLOUD_ACCOUNT, inp.cloud_account), (sa.PROVIDER, inp.provider)):
+        if value:
+            pairs.append(SearchAttributePair(key, value))
     return TypedSearchAttributes(pairs)
 
 
@@ -358,7 +356,7 @@ async def trigger(client: Client, account_id: str, group: PatchGroup | str, *, s
 
 
 async def wait(client: Client, workflow_id: str) -> WindowSummary:
-    return await client.get_workflow_handle(workflow_id).result(result_type=WindowSummary)
+    return await client.get_workflow_handle(workflow_id, result_type=WindowSummary).result()
 
 
 async def backfill(client: Client, account_id: str, group: PatchGroup | str, start: datetime, end: datetime) -> None:

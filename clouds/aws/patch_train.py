@@ -43,16 +43,34 @@ _ROWS = TypeAdapter(list[InstanceResult])
 
 
 def render_override_list(patches: list[PatchRef]) -> str:
-    """An InstallOverrideList document. Scalars are double-quoted (JSON string escapes are valid
-    YAML), so any package name, version or KB title stays one literal value."""
+    """An InstallOverrideList document. Every scalar is double-quoted with YAML escapes, so any
+    package name, version or KB title stays exactly one literal value (no YAML typing, no
+    comments, no line breaks)."""
     if not patches:
         return "patches: []\n"
     lines = ["patches:"]
     for patch in patches:
-        lines.append(f"  - id: {json.dumps(patch.id)}")
+        lines.append(f"  - id: {yaml_quote(patch.id)}")
         if patch.title:
-            lines.append(f"    title: {json.dumps(patch.title)}")
+            lines.append(f"    title: {yaml_quote(patch.title)}")
     return "\n".join(lines) + "\n"
+
+
+def yaml_quote(value: str) -> str:
+    """A YAML double-quoted scalar: printable ASCII as is, everything else escaped."""
+    out = ['"']
+    for char in value:
+        code = ord(char)
+        if char in ('"', "\\"):
+            out.append("\\" + char)
+        elif 0x20 <= code <= 0x7E:
+            out.append(char)
+        elif code <= 0xFFFF:
+            out.append(f"\\u{code:04x}")
+        else:
+            out.append(f"\\U{code:08x}")
+    out.append('"')
+    return "".join(out)
 
 
 def train_entries(installed: list[PatchRef], failed: list[PatchRef]) -> list[PatchRef]:

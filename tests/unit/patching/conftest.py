@@ -1,0 +1,101 @@
+"""The real local AWS (a subprocess, spoken to over the wire) for the cloud-layer tests.
+
+Started once for the folder, only when a test asks for it; every test works in a fresh account
+reached through STS AssumeRole, like a vended systems account.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from botocore.config import Config
+
+from clouds.aws.sessions import AwsSessions
+from config.settings import AwsSettings
+from contracts.enrollment import AccountRef
+from localclouds.aws import ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY
+from tests.conftest import free_port
+from tests.unit.localaws.conftest import LocalAws
+
+REPO = Path(__file__).resolve().parents[3]
+NO_RETRIES = Config(retries={"mode": "standard", "total_max_attempts": 1}, connect_timeout=5, read_timeout=30)
+
+
+class TestSessions(AwsSessions):
+    """AwsSessions with botocore's own retries off: throttling reaches the mapping at once."""
+
+    def client(self, service: str, session: Any = None, region: str | None = None) -> Any:
+        return (session or self._base).client(
+            service, region_name=region or self.region, endpoint_url=self._settings.endpoint_url, config=NO_RETRIES
+        )
+
+
+@pytest.fixture(scope="session")
+def local_aws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalAws]:
+    port = free_port()
+    state_dir = tmp_path_factory.mktemp("patching-aws")
+    log_path = state_dir / "server.log"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MOTO_"))}
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "localclouds.aws", "--host", "127.0.0.1", "--port", str(port),
+             "--state-dir", str(state_dir), "--ping-timeout", "600"],
+            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=log,
+        )
+        endpoint = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    with urllib.request.urlopen(endpoint + "/__fleetpatch/health", timeout=1) as answer:
+                        if answer.status == 200:
+                            break
+                except OSError:
+                    pass
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("local AWS did not start: " + log_path.read_text()[-2000:])
+                time.sleep(0.1)
+            yield LocalAws(endpoint)
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=5)
+
+
+@pytest.fixture
+def sessions(local_aws: LocalAws) -> AwsSessions:
+    base = boto3.session.Session(aws_access_key_id=ACCESS_KEY_ID, aws_secret_access_key=SECRET_ACCESS_KEY,
+                                 region_name=REGION)
+    return TestSessions(AwsSettings(endpoint_url=local_aws.endpoint, region=REGION), base=base)
+
+
+@pytest.fixture
+def systems_account(local_aws: LocalAws) -> AccountRef:
+    account_id = "8" + "".join(secrets.choice("0123456789") for _ in range(11))
+    return AccountRef(account_id=account_id, role_arn=f"arn:aws:iam::{account_id}:role/OrganizationAccountAccessRole",
+                      region=REGION)
+
+
+@pytest.fixture
+def account_ssm(local_aws: LocalAws, systems_account: AccountRef) -> Any:
+    """A plain SSM client in the systems account (the test's view of the same state)."""
+    return local_aws.client("ssm", local_aws.assume(systems_account.account_id))
+
+
+@pytest.fixture
+def no_faults(local_aws: LocalAws) -> Iterator[None]:
+    yield
+    local_aws.control("/__fleetpatch/faults", "DELETE")
