@@ -1,0 +1,39 @@
+"""The product's AWS control-plane code against the real local AWS (one server per session)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from botocore.config import Config
+
+from clouds.aws.sessions import AwsSessions
+from config.settings import AwsSettings
+from contracts.enrollment import AccountRef
+from tests.unit.localaws.conftest import LocalAws, local_aws  # noqa: F401 - the shared server fixture
+
+NO_RETRIES = Config(retries={"mode": "standard", "total_max_attempts": 1})
+
+
+class _Sessions(AwsSessions):
+    """botocore's own retries off, so throttling and refusals reach the code under test at once."""
+
+    def client(self, service: str, session: Any = None, region: str | None = None) -> Any:
+        return (session or self._base).client(
+            service, region_name=region or self.region, endpoint_url=self._settings.endpoint_url, config=NO_RETRIES
+        )
+
+
+@pytest.fixture
+def sessions(local_aws: LocalAws, monkeypatch: pytest.MonkeyPatch) -> AwsSessions:  # noqa: F811
+    from localclouds.aws import ACCESS_KEY_ID, SECRET_ACCESS_KEY
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY_ID)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET_ACCESS_KEY)
+    return _Sessions(AwsSettings(endpoint_url=local_aws.endpoint))
+
+
+@pytest.fixture
+def systems_account(local_aws: LocalAws, sessions: AwsSessions) -> AccountRef:  # noqa: F811
+    account_id, _ = local_aws.new_account()
+    return AccountRef(account_id=account_id, role_arn=sessions.role_arn_for(account_id))

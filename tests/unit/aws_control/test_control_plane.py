@@ -1,0 +1,117 @@
+"""Links, account vending, SSM configuration and activations, through boto3 to the local AWS."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+import pytest
+
+from clouds.aws.links import LinkStore
+from clouds.aws.organizations import Organizations, account_email, account_name
+from clouds.aws.sessions import AwsSessions
+from clouds.aws.ssm_agents import SsmAgents
+from clouds.aws.ssm_config import SERVICE_ROLE, SsmConfigurator
+from contracts.enrollment import TAG_INSTANCE_KEY, AccountRef, TenantLink, account_tags
+from contracts.errors import ErrorType, TransientCloudError
+from contracts.providers import PatchGroup, Provider
+from tests.unit.localaws.conftest import LocalAws
+
+
+def test_links_round_trip(sessions: AwsSessions) -> None:
+    store = LinkStore(sessions, f"/fleetpatch/test-{uuid.uuid4().hex[:6]}/links")
+    link = TenantLink(provider=Provider.GCP, cloud_account="acme-prod-1", customer="ACME",
+                      default_patch_group=PatchGroup.LATE, time_zone="Europe/London")
+    assert store.get(Provider.GCP, "acme-prod-1") is None
+    store.put(link)
+    assert store.get(Provider.GCP, "acme-prod-1") == link
+    assert store.get(Provider.AZURE, "acme-prod-1") is None
+    assert store.get(Provider.GCP, "../etc") is None  # unsafe names cannot have been linked
+    with pytest.raises(ValueError):
+        store.put(TenantLink(provider=Provider.GCP, cloud_account="a/b", customer="x"))
+    assert [l.cloud_account for l in store.list()] == ["acme-prod-1"]
+    assert store.delete(Provider.GCP, "acme-prod-1") is True
+    assert store.delete(Provider.GCP, "acme-prod-1") is False
+
+
+def test_vending_is_asynchronous_adopts_by_email_and_tags(local_aws: LocalAws, sessions: AwsSessions) -> None:
+    org = Organizations(sessions)
+    cloud_account = f"proj-{uuid.uuid4().hex[:8]}"
+    email = account_email(Provider.GCP, cloud_account, prefix="fleetpatch", domain="systems.example")
+    name = account_name("ACME", Provider.GCP, cloud_account, prefix="fleetpatch")
+    assert org.find(email, Provider.GCP, cloud_account) is None
+
+    request = org.submit(name, email, account_tags("ACME", Provider.GCP, cloud_account))
+    assert org.status(request).state == "IN_PROGRESS"
+    local_aws.advance(31)
+    done = org.status(request)
+    assert done.state == "SUCCEEDED" and done.account_id
+    assert org.find(email, Provider.GCP, cloud_account) == done.account_id
+    assert org.tags_of(done.account_id)["fleetpatch:cloud-account"] == cloud_account
+
+    again = org.submit(name, email, {})
+    local_aws.advance(31)
+    failed = org.status(again)
+    assert (failed.state, failed.failure_reason) == ("FAILED", "EMAIL_ALREADY_EXISTS")
+
+
+def test_a_sixth_account_request_in_progress_is_a_retryable_busy(local_aws: LocalAws, sessions: AwsSessions) -> None:
+    org = Organizations(sessions)
+    local_aws.advance(31)  # settle what other tests left in progress
+    stem = uuid.uuid4().hex[:8]
+    for n in range(5):
+        org.submit(f"busy-{stem}-{n}", f"busy-{stem}-{n}@systems.example", {})
+    with pytest.raises(TransientCloudError) as busy:
+        org.submit(f"busy-{stem}-5", f"busy-{stem}-5@systems.example", {})
+    assert busy.value.type is ErrorType.AWS_THROTTLED
+    local_aws.advance(31)
+
+
+def test_ssm_configuration_applies_once_and_reapplies_idempotently(sessions: AwsSessions, systems_account: AccountRef) -> None:
+    configurator = SsmConfigurator(sessions)
+    first = configurator.apply(systems_account, version=1)
+    assert first.changed and first.service_role == SERVICE_ROLE
+    assert len(first.baselines) == 24 and len(set(first.baselines.values())) == 24
+    second = configurator.apply(systems_account, version=1)
+    assert not second.changed
+    assert second.baselines == first.baselines
+    assert second.inventory_association_id == first.inventory_association_id
+    assert configurator.apply(systems_account, version=2).changed  # a new version re-applies
+
+    ssm = sessions.in_account("ssm", systems_account.role_arn)
+    mappings = ssm.describe_patch_groups()["Mappings"]
+    per_group = {g: sum(1 for m in mappings if m["PatchGroup"] == g) for g in ("early", "on-time", "late")}
+    assert per_group == {"early": 8, "on-time": 8, "late": 8}
+    ubuntu_late = ssm.get_patch_baseline(BaselineId=first.baselines["ubuntu/late"])
+    windows_late = ssm.get_patch_baseline(BaselineId=first.baselines["windows/late"])
+    assert "ApproveAfterDays" not in ubuntu_late["ApprovalRules"]["PatchRules"][0]  # SSM refuses it there
+    assert windows_late["ApprovalRules"]["PatchRules"][0]["ApproveAfterDays"] == 14
+    iam = sessions.in_account("iam", systems_account.role_arn)
+    attached = iam.list_attached_role_policies(RoleName=SERVICE_ROLE)["AttachedPolicies"]
+    assert [p["PolicyName"] for p in attached] == ["AmazonSSMManagedInstanceCore"]
+
+
+def test_activation_retry_replaces_the_earlier_one_and_tags_land(
+    local_aws: LocalAws, sessions: AwsSessions, systems_account: AccountRef
+) -> None:
+    agents = SsmAgents(sessions)
+    SsmConfigurator(sessions).ensure_service_role(systems_account)
+    tags = {"Patch Group": "early", TAG_INSTANCE_KEY: "proj/123"}
+    kwargs = dict(service_role=SERVICE_ROLE, default_instance_name="web-1", idempotency_key="enroll/x/run-1",
+                  tags=tags, expiry=timedelta(hours=1))
+    first = agents.create_activation(systems_account, **kwargs)
+    second = agents.create_activation(systems_account, **kwargs)  # a retried activity
+    ssm = sessions.in_account("ssm", systems_account.role_arn)
+    listed = [a["ActivationId"] for a in ssm.describe_activations()["ActivationList"]]
+    assert listed == [second.id] and first.id != second.id
+
+    assert agents.find(systems_account, activation_id=second.id) is None
+    session = local_aws.agent(ssm, {"ActivationId": second.id, "ActivationCode": second.code})
+    found = agents.find(systems_account, activation_id=second.id)
+    assert found is not None and found.instance_id == session.instance_id
+    assert found.ping_status == "Online" and found.tags["Patch Group"] == "early"
+    assert agents.find(systems_account, instance_key="proj/123").instance_id == session.instance_id
+    agents.tag(systems_account, found.instance_id, {"Patch Group": "late"})
+    assert agents.tags(systems_account, found.instance_id)["Patch Group"] == "late"
+    agents.deregister(systems_account, found.instance_id)
+    assert agents.find(systems_account, instance_key="proj/123") is None
