@@ -1,7 +1,11 @@
-"""EnsurePatchWindows: create (or update) the window schedules of one systems account.
+"""Ensure the patch-window schedules of a systems account, from a workflow (SystemsAccount).
 
-Started by SystemsAccount once the account exists, without waiting for it: an enrollment never
-waits on schedule bookkeeping, and Temporal retries it until it is done.
+The schedule activity needs the Temporal client, which only the orchestrator worker holds, so it
+runs as a local activity of the orchestrator worker running the calling workflow. It is best
+effort for the caller: an enrollment never fails because of schedule bookkeeping. A worker that
+does not run the activity at all (an older orchestrator during an upgrade) skips it with a
+warning, and the account's windows stay absent (``fleetpatch windows list`` shows it) until
+``clients.schedules.ensure_window_schedules`` runs for it again.
 """
 
 from __future__ import annotations
@@ -9,50 +13,30 @@ from __future__ import annotations
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.common import WorkflowIDReusePolicy
-from temporalio.exceptions import WorkflowAlreadyStartedError
-from temporalio.workflow import ParentClosePolicy
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
-    from contracts import search_attributes as sa
-    from contracts import taskqueues
     from contracts.patching import EnsureWindowsInput, EnsureWindowsResult, PatchingActivity
-    from contracts.providers import WorkerRole
-    from workflows import options
-    from workflows.shared import upsert
+    from workflows.options import NON_RETRYABLE
+
+#: Schedule RPCs are quick; retried for a while when Temporal itself is briefly unavailable.
+_ENSURE = {
+    "start_to_close_timeout": timedelta(seconds=30),
+    "schedule_to_close_timeout": timedelta(minutes=10),
+    "retry_policy": RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30),
+                                non_retryable_error_types=NON_RETRYABLE),
+}
 
 
-def ensure_windows_id(account_id: str) -> str:
-    return f"patch-windows/{account_id}"
-
-
-@workflow.defn(name="EnsurePatchWindows")
-class EnsurePatchWindowsWorkflow:
-    @workflow.run
-    async def run(self, inp: EnsureWindowsInput) -> EnsureWindowsResult:
-        upsert(sa.SYSTEMS_ACCOUNT.value_set(inp.account.account_id))
-        if inp.customer:
-            upsert(sa.CUSTOMER.value_set(inp.customer))
-        return await workflow.execute_activity(
-            PatchingActivity.ENSURE_WINDOW_SCHEDULES,
-            inp,
-            task_queue=taskqueues.for_role(WorkerRole.ORCHESTRATOR, inp.queue_prefix),
-            result_type=EnsureWindowsResult,
-            **options.AWS_CONTROL.kwargs(),
-        )
-
-
-async def start_ensure_windows(inp: EnsureWindowsInput) -> None:
-    """From a workflow: start EnsurePatchWindows for the account and do not wait for it."""
+async def ensure_windows(inp: EnsureWindowsInput) -> EnsureWindowsResult | None:
+    """The account's three window schedules exist and match its link; None when skipped."""
     try:
-        await workflow.start_child_workflow(
-            EnsurePatchWindowsWorkflow.run,
-            inp,
-            id=ensure_windows_id(inp.account.account_id),
-            task_queue=taskqueues.for_role(WorkerRole.ORCHESTRATOR, inp.queue_prefix),
-            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-            parent_close_policy=ParentClosePolicy.ABANDON,
-            execution_timeout=timedelta(hours=1),
+        return await workflow.execute_local_activity(
+            PatchingActivity.ENSURE_WINDOW_SCHEDULES, inp, result_type=EnsureWindowsResult, **_ENSURE
         )
-    except WorkflowAlreadyStartedError:
-        pass  # another enrollment of this account is ensuring them right now
+    except ValueError as err:  # this worker does not run the schedule activity
+        workflow.logger.warning("patch windows not ensured", extra={"reason": str(err)})
+    except ActivityError as err:
+        workflow.logger.warning("patch windows not ensured", extra={"reason": str(err.cause or err)})
+    return None

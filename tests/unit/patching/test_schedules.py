@@ -1,13 +1,12 @@
-"""Schedule management against a real Temporal dev server: ensure (through the EnsurePatchWindows
-workflow and its activity), list, show, pause/resume, trigger --wait, release, backfill."""
+"""Schedule management against a real Temporal dev server: created when SystemsAccount configures
+an account (its local activity), ensure, list, show, pause/resume, trigger --wait, release, backfill."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from temporalio.client import ScheduleOverlapPolicy
@@ -19,13 +18,13 @@ from clients import schedules
 from config.settings import PatchingSettings
 from contracts import search_attributes as sa
 from contracts import taskqueues
-from contracts.enrollment import AccountRef
+from contracts.enrollment import AccountRef, SystemsAccount, SystemsAccountInput
 from contracts.patch_config import WindowConfigError
-from contracts.patching import EnsureWindowsInput, EnsureWindowsResult, PatchRef, RingRunRecord, WindowOutcome
-from contracts.providers import PatchGroup, WorkerRole
+from contracts.patching import EnsureWindowsInput, PatchRef, RingRunRecord, WindowOutcome
+from contracts.providers import PatchGroup, Provider, WorkerRole
 from tests.unit.patching.fake_ssm import FakeSsm
 from tests.unit.patching.harness import workers
-from workflows.patch_schedules import EnsurePatchWindowsWorkflow, ensure_windows_id
+from workflows.systems_account import SystemsAccountWorkflow
 
 FAST = PatchingSettings(poll_interval=timedelta(seconds=1), poll_hold=timedelta(seconds=0))
 
@@ -38,33 +37,28 @@ def account_id() -> str:
 def _ensure_input(account_id: str, prefix: str, **windows) -> EnsureWindowsInput:
     return EnsureWindowsInput(
         account=AccountRef(account_id=account_id, role_arn=f"arn:aws:iam::{account_id}:role/OrganizationAccountAccessRole"),
-        customer=f"acme-{account_id}", provider="gcp", cloud_account=f"proj-{account_id}", time_zone="Europe/London",
+        customer=f"acme-{account_id}", provider="aws", cloud_account=f"proj-{account_id}", time_zone="Europe/London",
         windows=windows, queue_prefix=prefix,
     )
 
 
-@asynccontextmanager
-async def fleet(env: WorkflowEnvironment, prefix: str, fake: FakeSsm) -> AsyncIterator[None]:
-    client = env.client
-    async with workers(client, prefix, fake), Worker(
-        client, task_queue=taskqueues.for_role(WorkerRole.ORCHESTRATOR, prefix) + "-ensure",
-        workflows=[EnsurePatchWindowsWorkflow], activities=[],
-    ):
-        yield
-
-
-async def test_ensure_creates_three_schedules_and_keeps_operator_state(
+async def test_configuring_an_account_creates_three_schedules_and_ensure_keeps_operator_state(
     dev_env: WorkflowEnvironment, queue_prefix: str, account_id: str
 ) -> None:
     client = dev_env.client
     inp = _ensure_input(account_id, queue_prefix, **{"late": {"hour": 4, "max_errors": "2"}})
+    # SystemsAccount of an EC2 customer (its own account, no vending) ensures the windows.
     async with Worker(client, task_queue=taskqueues.for_role(WorkerRole.ORCHESTRATOR, queue_prefix),
-                      workflows=[EnsurePatchWindowsWorkflow], activities=ScheduleActivities(client, FAST).all()):
-        created = await client.execute_workflow(
-            EnsurePatchWindowsWorkflow.run, inp, id=ensure_windows_id(account_id),
-            task_queue=taskqueues.for_role(WorkerRole.ORCHESTRATOR, queue_prefix), result_type=EnsureWindowsResult)
+                      workflows=[SystemsAccountWorkflow], activities=ScheduleActivities(client, FAST).all()):
+        account = await client.execute_workflow(
+            SystemsAccountWorkflow.run,
+            SystemsAccountInput(provider=Provider.AWS, cloud_account=f"proj-{account_id}", customer=f"acme-{account_id}",
+                                time_zone="Europe/London", role_arn=inp.account.role_arn, windows=inp.windows,
+                                queue_prefix=queue_prefix),
+            id=f"systems-account/aws/{account_id}-{uuid.uuid4().hex[:6]}",
+            task_queue=taskqueues.for_role(WorkerRole.ORCHESTRATOR, queue_prefix), result_type=SystemsAccount)
+    assert account.account_id == account_id
     ids = [schedules.schedule_id(account_id, g) for g in ("early", "on-time", "late")]
-    assert created.created == ids and created.updated == []
 
     early = await schedules.describe(client, account_id, PatchGroup.EARLY)
     spec = early.schedule.spec
@@ -77,7 +71,7 @@ async def test_ensure_creates_three_schedules_and_keeps_operator_state(
     assert early.typed_search_attributes.get(sa.PATCH_GROUP) == "early"
     assert (await early.memo())["customer"] == f"acme-{account_id}"
     for next_run in early.info.next_action_times:  # the second Tuesday, 02:00 in London
-        local = next_run.astimezone(__import__("zoneinfo").ZoneInfo("Europe/London"))
+        local = next_run.astimezone(ZoneInfo("Europe/London"))
         assert local.weekday() == 1 and 8 <= local.day <= 14 and local.hour == 2
     on_time = await schedules.describe(client, account_id, PatchGroup.ON_TIME)
     first_early, first_on_time = early.info.next_action_times[0], on_time.info.next_action_times[0]
@@ -88,7 +82,7 @@ async def test_ensure_creates_three_schedules_and_keeps_operator_state(
     await schedules.pause(client, account_id, PatchGroup.LATE, "change freeze")
     await schedules.release(client, account_id, PatchGroup.LATE, earlier_run="patch-window/x/on-time-1")
     again = await schedules.ensure_window_schedules(client, inp, schedules.RunShape.from_settings(FAST))
-    assert again.updated == ids and again.created == []
+    assert again.updated == ids and again.created == []  # SystemsAccount created them
     late = await schedules.show(client, account_id, PatchGroup.LATE)
     assert late.paused and late.note == "change freeze"
     assert late.gate_releases == ["patch-window/x/on-time-1"]
