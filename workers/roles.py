@@ -22,17 +22,26 @@ class WorkerParts:
 
 
 def _orchestrator(settings: Settings, client: Client) -> WorkerParts:
+    from activities.schedules import ScheduleActivities
     from activities.temporal_ops import TemporalActivities
     from workflows.registry import ALL_WORKFLOWS
 
-    return WorkerParts(workflows=list(ALL_WORKFLOWS), activities=[TemporalActivities(client).await_workflow])
+    return WorkerParts(
+        workflows=list(ALL_WORKFLOWS),
+        activities=[TemporalActivities(client).await_workflow, *ScheduleActivities(client, settings.patching).all()],
+    )
 
 
 def _aws(settings: Settings, client: Client) -> WorkerParts:
     from activities.aws import AwsActivities
+    from activities.patching import PatchingActivities
 
     sealing = settings.sealing_key.get_secret_value() if settings.sealing_key else None
-    return WorkerParts(activities=AwsActivities(settings.aws, sealing_key=sealing).all(), sync_threads=16)
+    return WorkerParts(
+        activities=AwsActivities(settings.aws, sealing_key=sealing).all()
+        + PatchingActivities(settings.aws, settings.patching).all(),
+        sync_threads=16,
+    )
 
 
 def _gcp(settings: Settings, client: Client) -> WorkerParts:

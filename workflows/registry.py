@@ -5,6 +5,8 @@ from __future__ import annotations
 from workflows.doctor import DoctorWorkflow
 from workflows.enroll import EnrollVmWorkflow
 from workflows.links import LinkAdminWorkflow
+from workflows.patch_batch import PatchBatchWorkflow
+from workflows.patch_window import PatchWindowWorkflow
 from workflows.reenroll import AllowReenrollmentWorkflow
 from workflows.ssm_configuration import SsmConfigurationWorkflow
 from workflows.systems_account import SystemsAccountWorkflow
@@ -16,4 +18,6 @@ ALL_WORKFLOWS: tuple[type, ...] = (
     AllowReenrollmentWorkflow,
     SystemsAccountWorkflow,
     SsmConfigurationWorkflow,
+    PatchWindowWorkflow,
+    PatchBatchWorkflow,
 )

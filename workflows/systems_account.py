@@ -17,6 +17,7 @@ with workflow.unsafe.imports_passed_through():
     from contracts import taskqueues
     from contracts.enrollment import (
         AccountLookup,
+        AccountRef,
         CreateAccountRequest,
         CreateAccountStatus,
         CreateAccountSubmitted,
@@ -29,7 +30,9 @@ with workflow.unsafe.imports_passed_through():
     from contracts.errors import ErrorType
     from contracts.models import ActivityName
     from contracts.providers import WorkerRole
+    from contracts.patching import EnsureWindowsInput
     from workflows import options
+    from workflows.patch_schedules import ensure_windows
     from workflows.shared import upsert
 
 #: How long account creation may take before the vending fails (real AWS: usually minutes).
@@ -50,6 +53,16 @@ class SystemsAccountWorkflow:
         else:
             account = await self._vend(inp)
         upsert(sa.SYSTEMS_ACCOUNT.value_set(account.account_id))
+        if workflow.patched("ensure-patch-windows"):
+            # The account's patch-window schedules (best effort: see workflows.patch_schedules).
+            await ensure_windows(
+                EnsureWindowsInput(
+                    account=AccountRef(account_id=account.account_id, role_arn=account.role_arn,
+                                       external_id=account.external_id, region=account.region),
+                    customer=inp.customer, provider=inp.provider.value, cloud_account=inp.cloud_account,
+                    time_zone=inp.time_zone, windows=inp.windows, queue_prefix=inp.queue_prefix,
+                )
+            )
         return account
 
     @staticmethod
