@@ -139,8 +139,9 @@ class PatchBatchWorkflow:
 
     async def _poll(self, inp: BatchInput, queue: str, in_flight: list[str], now: datetime) -> None:
         state = inp.state
-        until_cutoff = int((inp.cutoff_at - now).total_seconds())
-        wait = max(0, min(inp.poll_hold_seconds, until_cutoff if until_cutoff > 0 else inp.poll_hold_seconds))
+        # Hold at most until the next moment the workflow must act: the cutoff, then the window's end.
+        deadline = inp.cutoff_at if now < inp.cutoff_at else inp.end_at
+        wait = max(0, min(inp.poll_hold_seconds, int((deadline - now).total_seconds())))
         result: PollCommandsResult = await workflow.execute_activity(
             PatchingActivity.POLL_COMMANDS,
             PollCommandsInput(

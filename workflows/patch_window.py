@@ -319,6 +319,7 @@ class PatchWindowWorkflow:
         record = RingRunRecord(
             group=inp.group, workflow_id=info.workflow_id, run_id=info.run_id, started=summary.started,
             finished=summary.finished, outcome=outcome, targets=summary.targets, succeeded=summary.succeeded,
+            # A refused run counts as 0%: the next ring holds until the configuration is fixed.
             success_rate=summary.success_rate if outcome is not WindowOutcome.REFUSED else 0.0,
             train=train, held_reason=summary.held_reason,
         )

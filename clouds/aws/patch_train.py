@@ -13,6 +13,9 @@ Layout (bucket name from settings, e.g. ``fleetpatch-patching-{account_id}-{regi
 - ``rings/{group}/last-run.json``  the ring's last run (``RingRunRecord``): the next ring's gate.
 - ``reports/{window workflow id}/batch-NNNN.json`` and ``summary.json``  every instance's result.
 
+The bucket blocks public access; its policy lets the managed instances' service role read
+``patch-train/`` only (the role exists once the account's SSM configuration is applied).
+
 What goes into a train: patches reported INSTALLED or INSTALLED_PENDING_REBOOT with an install
 time inside the early run, minus any patch (same id and title) that FAILED on an early instance
 of the same OS. An OS the early ring covered but installed nothing on gets an empty entry; later
@@ -32,6 +35,7 @@ from pydantic import TypeAdapter
 
 from clouds.aws.errors import aws_call, error_code
 from clouds.aws.sessions import AwsSessions
+from clouds.aws.ssm_config import SERVICE_ROLE
 from contracts.enrollment import AccountRef
 from contracts.patching import InstanceResult, PatchRef, PatchTrain, RingRunRecord, TrainOs, WindowSummary
 from contracts.providers import PatchGroup
@@ -80,6 +84,22 @@ def train_entries(installed: list[PatchRef], failed: list[PatchRef]) -> list[Pat
     return [unique[key] for key in sorted(unique)]
 
 
+def train_read_policy(bucket: str, account_id: str) -> dict[str, Any]:
+    """The hybrid instances' service role may read the train (its InstallOverrideLists): a fixed
+    role principal, so the policy is not public and Block Public Access keeps it. EC2 instances
+    read it with their own instance profile, which needs ``s3:GetObject`` on ``patch-train/*``."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Sid": "ManagedInstancesReadThePatchTrain",
+            "Effect": "Allow",
+            "Principal": {"AWS": f"arn:aws:iam::{account_id}:role/{SERVICE_ROLE}"},
+            "Action": "s3:GetObject",
+            "Resource": f"arn:aws:s3:::{bucket}/patch-train/*",
+        }],
+    }
+
+
 class PatchTrainStore:
     def __init__(self, sessions: AwsSessions, bucket_template: str, clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self._sessions = sessions
@@ -123,6 +143,8 @@ class PatchTrainStore:
                     "BlockPublicPolicy": True, "RestrictPublicBuckets": True,
                 },
             )
+        with aws_call("s3:PutBucketPolicy"):
+            s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(train_read_policy(bucket, account.account_id)))
         self._ensured.add(bucket)
         return bucket
 

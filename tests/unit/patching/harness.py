@@ -6,7 +6,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
-from datetime import datetime, timedelta
 
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
@@ -77,7 +76,3 @@ async def histories(client: Client, handle: WorkflowHandle) -> dict[str, int]:
             run_id = (last.workflow_execution_continued_as_new_event_attributes.new_execution_run_id
                       if last.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW else "")
     return counts
-
-
-def at(summary: WindowSummary, minutes: float) -> datetime:
-    return summary.started + timedelta(minutes=minutes)

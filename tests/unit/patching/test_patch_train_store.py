@@ -3,6 +3,7 @@ InstallOverrideList rendering as YAML."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import yaml
@@ -48,6 +49,10 @@ def test_record_train_writes_override_lists_and_a_manifest(local_aws, sessions, 
     s3 = local_aws.client("s3", local_aws.assume(systems_account.account_id))
     block = s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
     assert all(block.values())
+    statement = json.loads(s3.get_bucket_policy(Bucket=bucket)["Policy"])["Statement"][0]
+    assert statement["Resource"] == f"arn:aws:s3:::{bucket}/patch-train/*" and statement["Action"] == "s3:GetObject"
+    role = f"arn:aws:iam::{systems_account.account_id}:role/fleetpatch-ssm-managed-instance"
+    assert statement["Principal"] == {"AWS": role}
     assert store.read_train(systems_account, "no-such-run") is None
 
 
