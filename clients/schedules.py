@@ -116,6 +116,9 @@ class ReleaseResult:
 
 
 def schedule_id(account_id: str, group: PatchGroup | str) -> str:
+    """The schedule of one window; ValueError unless the account is a 12-digit AWS account id."""
+    if not (len(account_id) == 12 and account_id.isascii() and account_id.isdigit()):
+        raise ValueError(f"{account_id!r} is not a systems account id (12 digits)")
     return ids.patch_window_schedule(account_id, group)
 
 
