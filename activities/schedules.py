@@ -27,5 +27,5 @@ class ScheduleActivities:
             result = await ensure_window_schedules(self._client, inp, self._shape)
         except WindowConfigError as err:
             raise FleetpatchError(ErrorType.CONFIGURATION_INVALID, f"link of {inp.customer}: {err}") from err
-        activity.logger.info("patch windows ensured", extra={"created": result.created, "updated": result.updated})
+        activity.logger.info("patch windows ensured", extra={"windows_created": result.created, "windows_updated": result.updated})
         return result

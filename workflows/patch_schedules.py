@@ -23,7 +23,7 @@ with workflow.unsafe.imports_passed_through():
 #: Schedule RPCs are quick; retried for a while when Temporal itself is briefly unavailable.
 _ENSURE = {
     "start_to_close_timeout": timedelta(seconds=30),
-    "schedule_to_close_timeout": timedelta(minutes=10),
+    "schedule_to_close_timeout": timedelta(minutes=2),  # best effort: never hold vending up for long
     "retry_policy": RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30),
                                 non_retryable_error_types=NON_RETRYABLE),
 }

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import typer
 
-from clients.cli import doctor_cmd, enrollments_cmd, links_cmd, simulate_cmd, up_cmd, vcenter_cmd, verify_cmd
+from clients.cli import (
+    doctor_cmd,
+    enrollments_cmd,
+    links_cmd,
+    simulate_cmd,
+    up_cmd,
+    vcenter_cmd,
+    verify_cmd,
+    windows_cmd,
+)
 
 app = typer.Typer(
     name="fleetpatch",
@@ -19,6 +28,7 @@ app.command("simulate")(simulate_cmd.simulate)
 app.add_typer(vcenter_cmd.app, name="vcenter", help="vCenter identity tokens.")
 app.add_typer(links_cmd.app, name="links")
 app.add_typer(enrollments_cmd.app, name="enrollments")
+app.add_typer(windows_cmd.app, name="windows")
 
 
 def main() -> None:

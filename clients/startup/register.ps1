@@ -180,7 +180,10 @@ for ($attempt = 1; $attempt -le $MaxAttempts; $attempt++) {
     $r = Invoke-Http 'POST' "$ApiUrl/v1/registrations" (Get-RegistrationBody)
     if ($r.Status -eq 200 -or $r.Status -eq 201) { Complete-Enrollment $r.Body; exit 0 }
     if ($r.Status -eq 202) { Wait-Enrollment ([string]$r.Location); exit 0 }
-    if (-not (Test-Retryable $r.Status)) { Invoke-Refused $r }
+    $running = $false
+    if ($r.Status -eq 409) { try { $running = (($r.Body | ConvertFrom-Json).error -eq 'EnrollmentRunning') } catch { } }
+    # An earlier attempt (whose answer was lost) may still be enrolling this VM: wait and retry.
+    if (-not $running -and -not (Test-Retryable $r.Status)) { Invoke-Refused $r }
     Write-Log "API answered $($r.Status); retry $attempt of $MaxAttempts"
     if ($attempt -lt $MaxAttempts) { Start-Sleep -Milliseconds ([int](1000 * (Get-Backoff $attempt $r.RetryAfter))) }
 }

@@ -289,6 +289,13 @@ main() {
             201 | 200) enrolled "$HTTP_BODY"; return 0 ;;
             202) HTTP_RETRY_AFTER=''; await_enrollment "$HTTP_LOCATION"; return 0 ;;
         esac
+        if [ "$HTTP_STATUS" = 409 ] && [ "$(printf '%s' "$HTTP_BODY" | json_get error)" = EnrollmentRunning ]; then
+            # An earlier attempt (whose answer was lost) is still enrolling this VM; it ends
+            # enrolled or times out, after which this VM's next attempt starts afresh.
+            log "an earlier attempt is still enrolling this VM; retry $attempt of $MAX_ATTEMPTS"
+            [ "$attempt" -lt "$MAX_ATTEMPTS" ] && sleep "$(backoff "$attempt")"
+            continue
+        fi
         retryable "$HTTP_STATUS" || refused
         if [ "$HTTP_STATUS" = 000 ]; then
             log "API unreachable ($(head -c 200 "$WORK/curl.err")); retry $attempt of $MAX_ATTEMPTS"

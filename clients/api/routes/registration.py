@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from temporalio.client import (
     WithStartWorkflowOperation,
     WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
     WorkflowUpdateStage,
 )
 from temporalio.common import (
@@ -193,10 +194,12 @@ async def register(request: Request) -> Response:
             handle.result(), timeout=settings.api.registration_wait.total_seconds()
         )
     except WorkflowAlreadyStartedError:
-        return error_response(ErrorType.ENROLLMENT_RUNNING.value, f"an enrollment for {key} is already running")
+        await _settle(start)
+        return _running(key)
     except WorkflowUpdateFailedError as err:
         return _failure_response(err.cause)
-    except TimeoutError:
+    except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
+        # The update was accepted and goes on: the VM polls for its answer.
         location = f"/v1/enrollments/{enrollment_id}"
         return JSONResponse(
             {"enrollment_id": str(enrollment_id), "state": EnrollmentState.VENDING.value},
@@ -205,10 +208,25 @@ async def register(request: Request) -> Response:
         )
     except RPCError as err:
         if err.status == RPCStatusCode.ALREADY_EXISTS:
-            return error_response(ErrorType.ENROLLMENT_RUNNING.value, f"an enrollment for {key} is already running")
+            await _settle(start)
+            return _running(key)
         raise TemporalUnavailable(str(err)) from err
     log.info("registration answered", extra={"provider": registration.provider.value, "instance_key": key})
     return JSONResponse(_answer_body(answer, str(enrollment_id), _sealing_key(settings)), status_code=201)
+
+
+def _running(key: str) -> JSONResponse:
+    return error_response(
+        ErrorType.ENROLLMENT_RUNNING.value, f"an enrollment for {key} is already running", **{"Retry-After": "30"}
+    )
+
+
+async def _settle(start: WithStartWorkflowOperation) -> None:
+    """Collect the start operation's own copy of the refusal (else asyncio logs it as lost)."""
+    try:
+        await start.workflow_handle()
+    except Exception:  # noqa: BLE001 - the same refusal the caller already handled
+        pass
 
 
 def sa_pairs(provider: Provider, key: str) -> TypedSearchAttributes:

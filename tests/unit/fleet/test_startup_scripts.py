@@ -166,6 +166,19 @@ def test_retries_503_with_retry_after_and_network_errors(clouds: dict[str, Any],
     assert "API answered 503" in result.stderr and "API unreachable" in result.stderr
 
 
+def test_a_running_earlier_attempt_is_waited_for(clouds: dict[str, Any], fake_api: FakeApi, tmp_path: Path) -> None:
+    # The answer to an earlier attempt was lost: its enrollment still runs (409 EnrollmentRunning)
+    # until it ends; the script keeps trying instead of giving up on the VM.
+    vm = _create(clouds, Provider.GCP)
+    fake_api.on("POST", "/v1/registrations",
+                Answer(409, {"error": "EnrollmentRunning", "reason": "already running"}, {"Retry-After": "1"}),
+                Answer(201, ENROLLED))
+    result = _run(tmp_path, vm, fake_api.url)
+    assert result.returncode == 0, result.stderr
+    assert len(fake_api.posts()) == 2
+    assert "still enrolling" in result.stderr
+
+
 def test_gives_up_after_max_attempts(clouds: dict[str, Any], fake_api: FakeApi, tmp_path: Path) -> None:
     vm = _create(clouds, Provider.GCP)
     fake_api.on("POST", "/v1/registrations", Answer(503, {"error": "TemporalUnavailable", "reason": "down"}))
