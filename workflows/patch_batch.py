@@ -40,6 +40,9 @@ _REASONS = {
 }
 
 
+#: Patch marker: dispatching as soon as a command frees a place (runs before it paused first).
+_SEND_WHEN_FREED = "send-when-capacity-frees"
+
 @workflow.defn(name="PatchBatch")
 class PatchBatchWorkflow:
     def __init__(self) -> None:
@@ -82,7 +85,9 @@ class PatchBatchWorkflow:
             finished_sending = state.next_index >= len(specs) or state.stop_reason is not None
             if (not in_flight and finished_sending) or workflow.now() >= inp.end_at:
                 break
-            await self._pause(inp, in_flight)
+            # A command finished and freed a place: dispatch the next one now, not after a pause.
+            if not (self._can_send(inp) and workflow.patched(_SEND_WHEN_FREED)):
+                await self._pause(inp, in_flight)
             info = workflow.info()
             if info.get_current_history_length() > inp.history_limit or info.is_continue_as_new_suggested():
                 if state.stop_reason is None and self._stop_signal is not None:
@@ -136,6 +141,17 @@ class PatchBatchWorkflow:
             )
             state.sent.append(sent)
             state.next_index += 1
+
+    @staticmethod
+    def _can_send(inp: BatchInput) -> bool:
+        state = inp.state
+        if state.stop_reason is not None or state.next_index >= len(inp.specs):
+            return False
+        in_flight = sum(1 for s in state.sent if s.command_id not in state.done)
+        if in_flight >= inp.commands_in_flight:
+            return False
+        scans_pending = any(s.command_id not in state.done for s in state.sent if inp.specs[s.index].phase == 0)
+        return not (inp.specs[state.next_index].phase == 1 and scans_pending)
 
     async def _poll(self, inp: BatchInput, queue: str, in_flight: list[str], now: datetime) -> None:
         state = inp.state
