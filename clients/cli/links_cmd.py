@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import typer
@@ -29,8 +30,11 @@ def add(
     ),
     default_patch_group: PatchGroup = typer.Option(PatchGroup.ON_TIME, "--default-patch-group"),
     time_zone: str = typer.Option("UTC", "--time-zone", help="IANA time zone of the customer's patch windows."),
+    window: list[str] = typer.Option(
+        [], "--window", help="A patch-window setting, GROUP.FIELD=VALUE (e.g. early.hour=4, late.max_concurrency=25%)."
+    ),
 ) -> None:
-    """Link one cloud account to a customer."""
+    """Link one cloud account to a customer (again: to change it; its windows follow)."""
     chosen = [(p, a) for p, a in (("gcp", gcp_project), ("azure", azure_subscription), ("aws", aws_account), ("vmware", vcenter)) if a]
     if len(chosen) != 1:
         err_console.print("[red]name exactly one of --gcp-project, --azure-subscription, --aws-account, --vcenter[/red]")
@@ -49,9 +53,27 @@ def add(
         body["external_id"] = external_id
     if public_key:
         body["vcenter_public_keys"] = [p.read_text() for p in public_key]
+    if window:
+        body["windows"] = _windows(window)
     link = call(Settings(), "POST", "/v1/admin/links", json=body)
     console.print(f"linked {link['provider']}/{link['cloud_account']} to {link['customer']} "
                   f"(default patch group {link['default_patch_group']}, {link['time_zone']})")
+
+
+def _windows(settings: list[str]) -> dict[str, dict[str, object]]:
+    windows: dict[str, dict[str, object]] = {}
+    for item in settings:
+        target, equals, raw = item.partition("=")
+        group, dot, name = target.partition(".")
+        if not equals or not dot or not group or not name:
+            err_console.print(f"[red]--window {item!r}: use GROUP.FIELD=VALUE[/red]")
+            raise typer.Exit(2)
+        try:
+            value: object = json.loads(raw)
+        except ValueError:
+            value = raw  # a plain string such as 25% or NoReboot
+        windows.setdefault(group, {})[name] = value
+    return windows
 
 
 @app.command("list")

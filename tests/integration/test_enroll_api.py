@@ -287,3 +287,28 @@ async def test_an_operator_allows_reenrollment(stack: Stack) -> None:
     again = await stack.api.post("/v1/registrations", json=_registration(await _identity(stack, vm)))
     assert again.status_code == 201, again.text
     assert again.json()["activation"]["id"] != first.json()["activation"]["id"]
+
+
+async def test_relinking_reshapes_the_accounts_patch_windows(stack: Stack) -> None:
+    project = _project()
+    await stack.link(provider="gcp", cloud_account=project, customer="acme")
+    vm = _create_vm(stack, project, {"rackspace-addon-patching": "true"})
+    first = await stack.api.post("/v1/registrations", json=_registration(await _identity(stack, vm)))
+    if first.status_code == 202:
+        location = first.headers["location"]
+        first = await eventually(lambda: _poll(stack, location), timeout=90)
+    account = first.json()["systems_account"]
+    schedule = stack.client.get_schedule_handle(f"patch-window/{account}/early")
+    assert (await schedule.describe()).schedule.spec.time_zone_name == "UTC"
+
+    bad = await stack.link(provider="gcp", cloud_account=project, customer="acme", windows={"early": {"hour": 25}})
+    assert bad.status_code == 400
+    relinked = await stack.link(
+        provider="gcp", cloud_account=project, customer="acme", time_zone="America/New_York",
+        windows={"early": {"hour": 4, "max_concurrency": "25%"}},
+    )
+    assert relinked.status_code == 201, relinked.text
+    assert sorted(relinked.json()["windows_updated"]) == sorted(f"patch-window/{account}/{g}" for g in ("early", "late", "on-time"))
+    spec = (await schedule.describe()).schedule.spec
+    assert spec.time_zone_name == "America/New_York"
+    assert [r.start for c in spec.calendars for r in c.hour] == [4]

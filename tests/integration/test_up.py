@@ -68,12 +68,17 @@ def _cli(state: Path, env: dict[str, str], *args: str) -> subprocess.CompletedPr
 
 def _links_cli(state: Path, env: dict[str, str]) -> None:
     """The operator's link commands, through the admin API of the running stack."""
-    added = _cli(state, env, "links", "add", "--customer", "ACME", "--gcp-project", "acme-proj-1", "--time-zone", "Europe/London")
+    added = _cli(state, env, "links", "add", "--customer", "ACME", "--gcp-project", "acme-proj-1", "--time-zone", "Europe/London",
+                 "--window", "early.hour=4", "--window", "late.max_concurrency=25%")
     assert added.returncode == 0, added.stderr
+    bad_window = _cli(state, env, "links", "add", "--customer", "ACME", "--gcp-project", "acme-proj-1", "--window", "early.hour=25")
+    assert bad_window.returncode == 1 and "hour" in bad_window.stderr
     refused = _cli(state, env, "links", "add", "--customer", "ACME", "--aws-account", "123456789012")
     assert refused.returncode == 1 and "role" in refused.stderr
     listed = _cli(state, env, "links", "list")
     assert listed.returncode == 0 and "acme-proj-1" in listed.stdout and "Europe/London" in listed.stdout
+    as_json = json.loads(_cli(state, env, "links", "list", "--json").stdout)
+    assert as_json["links"][0]["windows"] == {"early": {"hour": 4}, "late": {"max_concurrency": "25%"}}
     assert _cli(state, env, "links", "remove", "gcp", "acme-proj-1").returncode == 0
     assert "acme-proj-1" not in _cli(state, env, "links", "list").stdout
     assert _cli(state, env, "links", "remove", "gcp", "acme-proj-1").returncode == 1

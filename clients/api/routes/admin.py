@@ -13,13 +13,26 @@ from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
-from temporalio.client import WorkflowFailureError
+from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
+from temporalio.service import RPCError
 
 from clients.api.auth import require_admin
 from clients.api.errors import error_response
+from clients.schedules import ensure_window_schedules
+from contracts import ids, taskqueues
 from contracts import search_attributes as sa
-from contracts import taskqueues
-from contracts.enrollment import LinkCommand, LinkCommandResult, LinkKey, ReenrollInput, ReenrollResult, TenantLink
+from contracts.patch_config import WindowConfigError, validate_window_config, window_config
+from contracts.patching import EnsureWindowsInput
+from contracts.enrollment import (
+    AccountRef,
+    LinkCommand,
+    LinkCommandResult,
+    LinkKey,
+    ReenrollInput,
+    ReenrollResult,
+    SystemsAccount,
+    TenantLink,
+)
 from contracts.providers import PatchGroup, Provider, WorkerRole
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[Depends(require_admin)])
@@ -55,6 +68,21 @@ class LinkBody(BaseModel):
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"{value!r} is not an IANA time zone") from None
+        return value
+
+    @field_validator("windows")
+    @classmethod
+    def _windows(cls, value: dict[str, Any]) -> dict[str, Any]:
+        unknown = sorted(set(value) - {g.value for g in PatchGroup})
+        if unknown:
+            raise ValueError(f"windows are keyed by patch group (early, on-time, late), not {unknown}")
+        for group, overrides in value.items():
+            if not isinstance(overrides, dict):
+                raise ValueError(f"windows.{group} must be an object of window settings")
+            try:
+                validate_window_config(window_config(group, "UTC", overrides), group)
+            except WindowConfigError as err:
+                raise ValueError(str(err)) from None
         return value
 
     @model_validator(mode="after")
@@ -132,7 +160,33 @@ async def add_link(body: LinkBody, request: Request) -> JSONResponse:
         await _run_link_command(request, LinkCommand(action="put", link=link), f"links/{link.provider.value}/{link.cloud_account}")
     except WorkflowFailureError as err:
         return _failed(err)
-    return JSONResponse(_link_json(link), status_code=201)
+    answer = _link_json(link)
+    answer["windows_updated"] = await _refresh_windows(request, link)
+    return JSONResponse(answer, status_code=201)
+
+
+async def _refresh_windows(request: Request, link: TenantLink) -> list[str]:
+    """A changed link (time zone, window overrides) re-shapes the windows of its systems account,
+    when one has been vended already; otherwise its vending creates them from the new link."""
+    client = await request.app.state.gateway.client()
+    handle = client.get_workflow_handle(ids.systems_account(link.provider, link.cloud_account), result_type=SystemsAccount)
+    try:
+        if (await handle.describe()).status != WorkflowExecutionStatus.COMPLETED:
+            return []
+        account = await handle.result()
+    except RPCError:
+        return []
+    result = await ensure_window_schedules(
+        client,
+        EnsureWindowsInput(
+            account=AccountRef(account_id=account.account_id, role_arn=account.role_arn,
+                               external_id=account.external_id, region=account.region),
+            customer=link.customer, provider=link.provider.value, cloud_account=link.cloud_account,
+            time_zone=link.time_zone, windows=link.windows,
+            queue_prefix=request.app.state.settings.task_queue_prefix,
+        ),
+    )
+    return result.created + result.updated
 
 
 @router.get("/links", summary="Every linked cloud account")
