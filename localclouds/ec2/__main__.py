@@ -9,31 +9,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import signal
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-import uvicorn
 
 from localclouds.ec2.app import create_app
 from localclouds.ec2.instances import MotoInstances
 from localclouds.ec2.layout import Ec2Paths
 from localclouds.ec2.signing import DEFAULT_REGIONS, RegionSigners
-
-#: Seconds a stop waits for open connections (an idle keep-alive TLS client may never answer
-#: the close, and asyncio would wait 30 s for it) before they are cut.
-GRACE = 3
-
-
-class _Server(uvicorn.Server):
-    """uvicorn without its signal capture (which re-raises the signal after shutdown)."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
+from localclouds.serving import listener
+from localclouds.serving import serve as serve_listeners
 
 def _clock() -> datetime:
     return datetime.now(UTC)
@@ -43,22 +28,7 @@ async def serve(args: argparse.Namespace) -> None:
     signers = RegionSigners(Ec2Paths.under(args.state_dir))
     signers.prepare(tuple(r.strip() for r in args.regions.split(",") if r.strip()))
     instances = MotoInstances(args.aws_endpoint, role_name=args.role_name, clock=_clock)
-    server = _Server(
-        uvicorn.Config(
-            create_app(instances, signers, _clock),
-            host=args.host,
-            port=args.port,
-            log_level=args.log_level,
-            server_header=False,
-            timeout_graceful_shutdown=GRACE,
-        )
-    )
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, lambda: setattr(server, "should_exit", True))
-    await server.serve()
-    if not server.started:
-        raise SystemExit(f"EC2 IMDS failed to start on port {args.port}")
+    await serve_listeners(listener(create_app(instances, signers, _clock), args.host, args.port, args.log_level))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -9,22 +9,18 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
-import sys
 from pathlib import Path
-from types import FrameType
-
-import uvicorn
 
 from localclouds.fleet import fleet_dir
 from localclouds.fleet.app import create_app
 from localclouds.fleet.host import FleetHost, HostSettings
+from localclouds.serving import listener, run
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m localclouds.fleet", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8709)
+    parser.add_argument("--port", type=int, default=8708)
     parser.add_argument("--state-dir", type=Path, default=Path(".fleetpatch"))
     parser.add_argument("--local-json", type=Path, default=None, help="default: DIR/local.json")
     parser.add_argument("--poll-interval", type=float, default=5.0, help="agents' GetMessages (s)")
@@ -49,14 +45,7 @@ def main(argv: list[str] | None = None) -> None:
         command_duration=args.command_duration, failure_rate=args.failure_rate,
         boot_concurrency=args.boot_concurrency,
     )
-    app = create_app(FleetHost(state_dir, settings))
-    for handled in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(handled, _exit_cleanly)
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
-
-
-def _exit_cleanly(signum: int, frame: FrameType | None) -> None:
-    sys.exit(0)
+    run(listener(create_app(FleetHost(state_dir, settings)), args.host, args.port, args.log_level))
 
 
 if __name__ == "__main__":
