@@ -10,7 +10,8 @@ from botocore.config import Config
 from clouds.aws.sessions import AwsSessions
 from config.settings import AwsSettings
 from contracts.enrollment import AccountRef
-from tests.unit.localaws.conftest import LocalAws, local_aws  # noqa: F401 - the shared server fixture
+from tests.support.local_aws import LocalAws
+from tests.unit.localaws.conftest import local_aws  # noqa: F401 - the shared server fixture
 
 NO_RETRIES = Config(retries={"mode": "standard", "total_max_attempts": 1})
 

@@ -15,7 +15,7 @@ from clouds.aws.ssm_config import SERVICE_ROLE, SsmConfigurator
 from contracts.enrollment import TAG_INSTANCE_KEY, AccountRef, TenantLink, account_tags
 from contracts.errors import ErrorType, TransientCloudError
 from contracts.providers import PatchGroup, Provider
-from tests.unit.localaws.conftest import LocalAws
+from tests.support.local_aws import LocalAws
 
 
 def test_links_round_trip(sessions: AwsSessions) -> None:

@@ -8,7 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tests.unit.localaws.conftest import LocalAws, local_aws  # noqa: F401 - the fixture itself
+from tests.support.local_aws import LocalAws
+from tests.unit.localaws.conftest import local_aws  # noqa: F401 - the fixture itself
 
 __all__ = ["LocalAws"]
 

@@ -6,14 +6,8 @@ reached through STS AssumeRole, like a vended systems account.
 
 from __future__ import annotations
 
-import os
 import secrets
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import boto3
@@ -24,10 +18,8 @@ from clouds.aws.sessions import AwsSessions
 from config.settings import AwsSettings
 from contracts.enrollment import AccountRef
 from localclouds.aws import ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY
-from tests.conftest import free_port
-from tests.unit.localaws.conftest import LocalAws
+from tests.support.local_aws import LocalAws, running_local_aws
 
-REPO = Path(__file__).resolve().parents[3]
 NO_RETRIES = Config(retries={"mode": "standard", "total_max_attempts": 1}, connect_timeout=5, read_timeout=30)
 
 
@@ -42,37 +34,8 @@ class TestSessions(AwsSessions):
 
 @pytest.fixture(scope="session")
 def local_aws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalAws]:
-    port = free_port()
-    state_dir = tmp_path_factory.mktemp("patching-aws")
-    log_path = state_dir / "server.log"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MOTO_"))}
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "localclouds.aws", "--host", "127.0.0.1", "--port", str(port),
-             "--state-dir", str(state_dir), "--ping-timeout", "600"],
-            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=log,
-        )
-        endpoint = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    with urllib.request.urlopen(endpoint + "/__fleetpatch/health", timeout=1) as answer:
-                        if answer.status == 200:
-                            break
-                except OSError:
-                    pass
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("local AWS did not start: " + log_path.read_text()[-2000:])
-                time.sleep(0.1)
-            yield LocalAws(endpoint)
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=5)
+    with running_local_aws(tmp_path_factory.mktemp("patching-aws"), create_account_delay=3, ping_timeout=600) as aws:
+        yield aws
 
 
 @pytest.fixture
