@@ -11,7 +11,9 @@ from botocore.exceptions import (
     BotoCoreError,
     ClientError,
     ConnectionClosedError,
+    ConnectTimeoutError,
     EndpointConnectionError,
+    NoCredentialsError,
     ReadTimeoutError,
 )
 
@@ -27,12 +29,15 @@ THROTTLING_CODES = frozenset(
         "RequestThrottled",
         "SlowDown",
         "ConcurrentModificationException",
+        "EC2ThrottledException",
     }
 )
 ACCESS_CODES = frozenset(
     {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "InvalidClientTokenId",
-     "AuthFailure", "ExpiredToken", "ExpiredTokenException"}
+     "AuthFailure", "ExpiredToken", "ExpiredTokenException", "SignatureDoesNotMatch"}
 )
+SERVER_CODES = frozenset({"InternalError", "InternalFailure", "ServiceUnavailable", "Unavailable"})
+NETWORK_ERRORS = (EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError, ConnectionClosedError)
 
 
 def error_code(err: ClientError) -> str:
@@ -45,15 +50,17 @@ def translate(err: Exception, action: str) -> Exception:
         code = error_code(err)
         status = err.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
         message = err.response.get("Error", {}).get("Message", "")
-        if code in THROTTLING_CODES:
+        if code in THROTTLING_CODES or status == 429:
             return TransientCloudError(ErrorType.AWS_THROTTLED, f"{action}: throttled ({code})")
         if code in ACCESS_CODES:
             return FleetpatchError(ErrorType.AWS_ACCESS_DENIED, f"{action}: {code}: {message}")
-        if status >= 500 or code in ("InternalError", "InternalFailure", "ServiceUnavailable"):
+        if status >= 500 or code in SERVER_CODES:
             return TransientCloudError(ErrorType.CLOUD_UNAVAILABLE, f"{action}: AWS error {code} ({status})")
         return err  # a specific error the caller handles, or a bug: let it surface as is
-    if isinstance(err, (EndpointConnectionError, ConnectionClosedError, ReadTimeoutError)):
+    if isinstance(err, NETWORK_ERRORS):
         return TransientCloudError(ErrorType.CLOUD_UNAVAILABLE, f"{action}: AWS unreachable: {err}")
+    if isinstance(err, NoCredentialsError):
+        return FleetpatchError(ErrorType.AWS_ACCESS_DENIED, f"{action}: no AWS credentials")
     if isinstance(err, BotoCoreError):
         return TransientCloudError(ErrorType.CLOUD_UNAVAILABLE, f"{action}: {err}")
     return err

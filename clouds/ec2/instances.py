@@ -19,23 +19,15 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import (
-    BotoCoreError,
-    ClientError,
-    ConnectionClosedError,
-    ConnectTimeoutError,
-    EndpointConnectionError,
-    NoCredentialsError,
-    ReadTimeoutError,
-)
+from botocore.exceptions import BotoCoreError, ClientError
 
+from clouds.aws.errors import translate
 from config.settings import Settings
 from contracts.errors import (
     ErrorType,
     FleetpatchError,
     IdentityRefused,
     InstanceRefused,
-    TransientCloudError,
 )
 from contracts.models import VmMetadata
 from contracts.providers import Provider
@@ -49,35 +41,6 @@ ROLE_ARN = re.compile(r"^arn:aws(?:-cn|-us-gov)?:iam::(?P<account>\d{12}):role/[
 #: States in which an instance may enroll; anything else is InstanceNotRunning.
 ENROLLABLE_STATES = frozenset({"pending", "running"})
 NOT_FOUND_CODES = frozenset({"InvalidInstanceID.NotFound", "InvalidInstanceID.Malformed"})
-THROTTLING_CODES = frozenset(
-    {
-        "Throttling",
-        "ThrottlingException",
-        "RequestLimitExceeded",
-        "RequestThrottled",
-        "TooManyRequestsException",
-        "EC2ThrottledException",
-    }
-)
-SERVER_CODES = frozenset({"InternalError", "InternalFailure", "ServiceUnavailable", "Unavailable"})
-ACCESS_CODES = frozenset(
-    {
-        "AccessDenied",
-        "AccessDeniedException",
-        "UnauthorizedOperation",
-        "AuthFailure",
-        "InvalidClientTokenId",
-        "ExpiredToken",
-        "ExpiredTokenException",
-        "SignatureDoesNotMatch",
-    }
-)
-NETWORK_ERRORS = (
-    EndpointConnectionError,
-    ConnectTimeoutError,
-    ReadTimeoutError,
-    ConnectionClosedError,
-)
 #: Tag limits of EC2: keys 1-128 characters, values up to 256, no ``aws:`` prefix.
 MAX_TAG_KEY, MAX_TAG_VALUE = 128, 256
 _REFRESH_MARGIN = timedelta(minutes=5)
@@ -98,28 +61,16 @@ class Ec2RequestRefused(FleetpatchError):
 
 
 def map_aws_error(exc: Exception, what: str) -> FleetpatchError:
-    """The fleetpatch error for a botocore failure while working on ``what``.
-
-    The caller raises it ``from exc``.
-    """
-    if isinstance(exc, ClientError):
-        error = exc.response.get("Error", {})
-        code = str(error.get("Code", ""))
-        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
-        if code in NOT_FOUND_CODES:
-            return InstanceRefused(ErrorType.INSTANCE_NOT_FOUND, f"{what} does not exist")
-        if code in THROTTLING_CODES or status == 429:
-            return TransientCloudError(ErrorType.AWS_THROTTLED, f"AWS throttled {what} ({code})")
-        if code in SERVER_CODES or status >= 500:
-            return TransientCloudError(ErrorType.CLOUD_UNAVAILABLE, f"AWS failed on {what} ({code or status})")
-        if code in ACCESS_CODES:
-            return Ec2AccessDenied(f"access denied on {what} ({code})")
-        return Ec2RequestRefused(f"AWS refused {what} ({code}): {error.get('Message', '')}"[:400])
-    if isinstance(exc, NETWORK_ERRORS):
-        return TransientCloudError(ErrorType.CLOUD_UNAVAILABLE, f"AWS unreachable on {what}: {exc}")
-    if isinstance(exc, NoCredentialsError):
-        return Ec2AccessDenied(f"the ec2 worker has no AWS credentials ({what})")
-    return Ec2RequestRefused(f"AWS SDK failed on {what}: {type(exc).__name__}: {exc}"[:400])
+    """The fleetpatch error for a botocore failure while working on ``what`` (the caller raises
+    it ``from exc``): EC2's not-found codes here, the rest as for every AWS call."""
+    if isinstance(exc, ClientError) and str(exc.response.get("Error", {}).get("Code", "")) in NOT_FOUND_CODES:
+        return InstanceRefused(ErrorType.INSTANCE_NOT_FOUND, f"{what} does not exist")
+    mapped = translate(exc, what)
+    if mapped is exc or not isinstance(mapped, FleetpatchError):
+        return Ec2RequestRefused(f"AWS refused {what}: {type(exc).__name__}: {exc}"[:400])
+    if mapped.type is ErrorType.AWS_ACCESS_DENIED:
+        return Ec2AccessDenied(mapped.reason)
+    return mapped
 
 
 def _check_ids(account_id: str, region: str, instance_id: str) -> None:
