@@ -8,7 +8,10 @@ integration tests that need visibility, schedules or search attributes.
 
 from __future__ import annotations
 
+import os
+import random
 import socket
+import time
 import uuid
 from collections.abc import AsyncIterator
 
@@ -74,7 +77,25 @@ def queue_prefix() -> str:
     return f"t{uuid.uuid4().hex[:10]}-"
 
 
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback port no one listens on, for a server a test starts.
+
+    Chosen below Linux's ephemeral range (32768-60999), so the outgoing connections of every
+    other process cannot take it between now and the server's bind, and never handed out twice
+    in one test session.
+    """
+    rng = random.Random(os.getpid() ^ int(time.time() * 1000))
+    while True:
+        port = rng.randrange(20000, 32000)
+        if port in _HANDED_OUT:
+            continue
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _HANDED_OUT.add(port)
+        return port

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -12,14 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+from tests.conftest import free_port  # noqa: F401 - re-exported to the tests that start clouds
 
 REPO = Path(__file__).resolve().parents[3]
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import stat
 import subprocess
 import sys
@@ -24,14 +23,11 @@ from config.settings import Settings
 from localclouds.vcsim import RPCTOOL, VCENTER_ID, describe, worker_env
 from localclouds.vcsim.build import ensure_built
 from localclouds.vcsim.keys import ensure_keys
+from tests.conftest import free_port as _free_port
 
 REPO = Path(__file__).resolve().parents[3]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_describe_and_worker_env_are_pure(tmp_path: Path) -> None:
