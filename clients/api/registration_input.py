@@ -13,11 +13,11 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError
 
+from clients.api.errors import BadInput, field_errors
 from clouds.azure.verify import peek_azure_instance_key
 from clouds.ec2.verify import peek_ec2_instance_key
 from clouds.gcp.verify import peek_gcp_instance_key
 from clouds.vmware.token import peek_vcenter_token
-from clients.api.errors import BadInput, field_errors
 from contracts import strict_json
 from contracts.errors import ErrorType, IdentityRefused
 from contracts.identity import instance_key
