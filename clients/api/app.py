@@ -15,10 +15,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from clients.api import openapi
+from clients.api.budget import EarlyAnswer
 from clients.api.errors import ServiceMisconfigured, bad_request_handler
 from clients.api.gateway import TemporalGateway, TemporalUnavailable
 from clients.api.registration_input import registration_schemas
-from clients.api.routes import admin, health, registration, windows
+from clients.api.routes import admin, health, links, registration, windows
 from config.settings import Settings
 
 log = logging.getLogger("fleetpatch.api")
@@ -38,7 +39,7 @@ def create_app(settings: Settings, gateway: TemporalGateway | None = None) -> Fa
     )
     app.state.settings = settings
     app.state.gateway = gateway or TemporalGateway.from_environment(settings.local_json)
-    for module in (health, registration, admin, windows):
+    for module in (health, registration, links, admin, windows):
         app.include_router(module.router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     _handle_errors(app)
@@ -47,6 +48,10 @@ def create_app(settings: Settings, gateway: TemporalGateway | None = None) -> Fa
 
 def _handle_errors(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, bad_request_handler)  # type: ignore[arg-type]
+
+    @app.exception_handler(EarlyAnswer)
+    async def _early(request: Request, exc: EarlyAnswer) -> JSONResponse:
+        return exc.response
 
     @app.exception_handler(HTTPException)
     async def _http(request: Request, exc: HTTPException) -> JSONResponse:
