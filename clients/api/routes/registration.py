@@ -142,7 +142,7 @@ class _Checked(NamedTuple):
 @router.post(
     "/registrations",
     status_code=201,
-    operation_id="register",
+    operation_id="registerVm",
     summary="Register a VM by its cloud-signed identity",
     description=_REGISTRATION_DOC,
     openapi_extra=_REGISTRATION_SCHEMA,
