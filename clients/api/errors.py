@@ -111,7 +111,9 @@ def field_errors(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out = []
     for e in errors:
         loc = [p if isinstance(p, int) else str(p) for p in e.get("loc", ())]
-        if str(e.get("type", "")).startswith("union_tag"):  # the discriminator itself is wrong
+        if e.get("type") == "json_invalid":
+            loc = ["body"]  # the body is not JSON at all (the position is in msg/ctx)
+        elif str(e.get("type", "")).startswith("union_tag"):  # the discriminator itself is wrong
             loc.append(str((e.get("ctx") or {}).get("discriminator", "provider")).strip("'"))
         out.append({"loc": loc, "field": _field(loc), "msg": str(e.get("msg", "invalid"))})
     return out

@@ -30,7 +30,8 @@ ACCOUNT_FORMATS = {
 }
 CUSTOMER = r"^[A-Za-z0-9][A-Za-z0-9 _.-]{0,63}$"
 _ROLE_ARN = r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9_+=,.@/-]{1,512}$"
-_LIMIT = r"^(?:[0-9]|[1-9][0-9]{0,5})%?$"
+_CONCURRENCY = r"^(?:[1-9][0-9]{0,5}|[1-9][0-9]?%|100%)$"  # >= 1, or 1%-100%
+_ERRORS = r"^(?:[0-9]|[1-9][0-9]{1,5}|[0-9]%|[1-9][0-9]%|100%)$"  # >= 0, or 0%-100%
 
 TimeZone = Enum("TimeZone", {name: name for name in sorted(zoneinfo.available_timezones())}, type=str)  # type: ignore[misc]
 Customer = Annotated[str, StringConstraints(pattern=CUSTOMER)]
@@ -50,14 +51,15 @@ class WindowOverrides(_Strict):
     """Overrides of one ring's window (defaults in README "Patch windows")."""
 
     day_of_week: Annotated[int, Field(ge=0, le=6)] | None = None
-    days_of_month: Annotated[list[Annotated[int, Field(ge=1, le=31)]], Field(min_length=2, max_length=2)] | None = None
+    days_of_month: Annotated[list[Annotated[int, Field(ge=1, le=31)]], Field(
+        min_length=2, max_length=2, description="[first, last], first <= last")] | None = None
     hour: Annotated[int, Field(ge=0, le=23)] | None = None
     minute: Annotated[int, Field(ge=0, le=59)] | None = None
     cron: Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"\S")] | None = None
     duration_minutes: Annotated[int, Field(ge=30, le=1440)] | None = None
-    cutoff_minutes: Annotated[int, Field(ge=0, le=1439)] | None = None
-    max_concurrency: Annotated[str, StringConstraints(pattern=_LIMIT)] | None = None
-    max_errors: Annotated[str, StringConstraints(pattern=_LIMIT)] | None = None
+    cutoff_minutes: Annotated[int, Field(ge=0, le=1439, description="below duration_minutes")] | None = None
+    max_concurrency: Annotated[str, StringConstraints(pattern=_CONCURRENCY)] | None = None
+    max_errors: Annotated[str, StringConstraints(pattern=_ERRORS)] | None = None
     reboot: RebootOption | None = None
     scan_first: bool | None = None
     hooks: WindowHooks | None = None

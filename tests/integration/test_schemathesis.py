@@ -32,6 +32,7 @@ pytestmark = pytest.mark.integration
 
 #: Wall-clock bound of the whole schemathesis run (all phases), and of each phase's search.
 MAX_SECONDS = int(os.environ.get("FLEETPATCH_SCHEMATHESIS_MAX_SECONDS", "150"))
+CONFIG = Path(__file__).with_name("schemathesis.toml")
 MAX_EXAMPLES = int(os.environ.get("FLEETPATCH_SCHEMATHESIS_MAX_EXAMPLES", "25"))
 
 
@@ -78,7 +79,8 @@ async def _serve(stack: Stack, exits: AsyncExitStack) -> str:
 
 def _command(base: str, token: str, seed: int, report: Path) -> list[str]:
     return [
-        str(Path(sys.executable).with_name("schemathesis")), "run", f"{base}/openapi.json",
+        str(Path(sys.executable).with_name("schemathesis")), "--config-file", str(CONFIG), "--no-color",
+        "run", f"{base}/openapi.json",
         "--phases", "examples,coverage,fuzzing,stateful",
         "--checks", "all",
         "--max-response-time", "10",
@@ -88,7 +90,6 @@ def _command(base: str, token: str, seed: int, report: Path) -> list[str]:
         "--workers", "2",
         "--request-timeout", "30",
         "--header", f"Authorization: Bearer {token}",
-        "--warnings", "all",
         "--report", "junit", "--report-dir", str(report),
         "--output-sanitize", "true",
     ]

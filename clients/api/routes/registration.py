@@ -310,8 +310,16 @@ async def enrollment(
     )
 
 
-@router.get("/startup/{provider}", operation_id="getStartupScript", summary="The startup script a VM runs at boot",
-            response_class=PlainTextResponse, responses=error_responses(503))
+_SCRIPT = {"schema": {"type": "string"}}
+
+
+@router.get(
+    "/startup/{provider}", operation_id="getStartupScript", summary="The startup script a VM runs at boot",
+    response_class=PlainTextResponse,
+    responses={200: {"description": "bash (linux) or PowerShell (windows)",
+                     "content": {"text/x-shellscript": _SCRIPT, "text/x-powershell": _SCRIPT}},
+               **error_responses(503)},
+)
 async def startup_script(provider: Provider, request: Request, os: Literal["linux", "windows"] = "linux") -> Response:
     """Bash for Linux, PowerShell for Windows, with this API's public URL baked in."""
     settings = _settings(request)

@@ -5,13 +5,14 @@ GET    /v1/admin/windows/{account}/{group}                show
 POST   /v1/admin/windows/{account}/{group}/pause          {"note"}
 POST   /v1/admin/windows/{account}/{group}/resume         {"note"}
 POST   /v1/admin/windows/{account}/{group}/trigger        {"wait": bool}  202 {"workflow_id"} | 200 summary
-POST   /v1/admin/windows/{account}/{group}/backfill       {"start", "end"}
+POST   /v1/admin/windows/{account}/{group}/backfill       {"start", "minutes"}
 POST   /v1/admin/windows/{account}/{group}/release        {"reason", "by", "earlier_run"}
 """
 
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
@@ -23,7 +24,7 @@ from temporalio.client import Client
 import scheduling as schedules
 from clients.api.auth import require_admin
 from clients.api.budget import pending
-from clients.api.errors import bad_request, error_response, error_responses
+from clients.api.errors import error_response, error_responses
 from clients.api.link_input import CUSTOMER
 from clients.api.openapi import budget_note, links_to
 from contracts.errors import FleetpatchError
@@ -51,8 +52,10 @@ class TriggerBody(_Strict):
 
 
 class BackfillBody(_Strict):
+    """The period ``[start, start + minutes)``: the runs the schedule would have started in it."""
+
     start: AwareDatetime
-    end: AwareDatetime = Field(description="after start")
+    minutes: int = Field(ge=1, le=366 * 24 * 60, description="length of the period, at most a year")
 
 
 class ReleaseBody(_Strict):
@@ -136,10 +139,8 @@ async def trigger(request: Request, account: Account, group: Group, body: Trigge
 @router.post("/{account}/{group}/backfill", status_code=202, operation_id="backfillWindow",
              summary="Run, now, the windows of a past period", responses=_ERRORS)
 async def backfill(request: Request, account: Account, group: Group, body: BackfillBody) -> JSONResponse:
-    if body.end <= body.start:
-        return bad_request("end: the backfill must end after it starts",
-                           [{"loc": ["body", "end"], "field": "end", "msg": "must be after start"}])
-    return await _answer(_ok(schedules.backfill(await _client(request), account, group, body.start, body.end)), 202)
+    end = body.start + timedelta(minutes=body.minutes)
+    return await _answer(_ok(schedules.backfill(await _client(request), account, group, body.start, end)), 202)
 
 
 @router.post("/{account}/{group}/release", operation_id="releaseWindow",

@@ -75,7 +75,7 @@ async def test_unlinking_a_malformed_account_is_400_at_once_and_starts_nothing()
                                      "windows": {"early": {"hour": 25}}}, "windows.early.hour"),
         ("POST", "/v1/admin/links", {"provider": "openstack", "cloud_account": "x", "customer": "acme"}, "provider"),
         ("POST", "/v1/admin/enrollments/reenroll", {"provider": "gcp", "instance_key": "no-slash"}, "instance_key"),
-        ("POST", "/v1/admin/windows/123456789012/early/backfill", {"start": "2026-01-01T00:00:00Z"}, "end"),
+        ("POST", "/v1/admin/windows/123456789012/early/backfill", {"start": "2026-01-01T00:00:00Z"}, "minutes"),
     ],
 )
 async def test_malformed_input_is_400_naming_the_field(method: str, path: str, body: Any, field: str) -> None:
