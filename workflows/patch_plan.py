@@ -16,12 +16,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from contracts.patch_batches import CommandSpec
 from contracts.patching import (
     DOCUMENT,
     DOCUMENT_WITH_HOOKS,
     MAX_INSTANCE_IDS_PER_COMMAND,
     UNKNOWN_OS,
-    CommandSpec,
     InstanceFailure,
     InstanceResult,
     InstanceStatus,
@@ -34,10 +34,7 @@ from contracts.patching import (
     earlier_ring,
 )
 from contracts.patch_config import WindowConfig, resolve_limit
-from contracts.providers import OsFamily, PatchGroup
-
-#: OSes whose baselines cannot delay approval: a later ring never installs from their baseline.
-NO_APPROVAL_DELAY = frozenset({OsFamily.UBUNTU.value, OsFamily.DEBIAN.value})
+from contracts.providers import NO_APPROVAL_DELAY, PatchGroup
 
 #: Failures listed in a summary (the batch reports in S3 hold every row).
 MAX_FAILURES_IN_SUMMARY = 100
