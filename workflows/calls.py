@@ -64,16 +64,13 @@ class Calls:
         )
 
     async def shared_child(
-        self, run: Any, arg: Any, *, id: str, result_type: type[T], execution_timeout: timedelta | None = None
+        self, run: Any, arg: Any, *, id: str, result_type: type[T], preset: ChildPreset = options.SHARED_CHILD
     ) -> T:
         """Run a child workflow that other workflows may share by id.
 
         The first caller starts it (it outlives its parent); a caller that finds it running, or
         finished successfully, waits for / reads that run's result instead. A failed run is replaced.
         """
-        preset = options.SHARED_CHILD
-        if execution_timeout is not None:
-            preset = ChildPreset(preset.id_reuse_policy, preset.parent_close_policy, execution_timeout)
         try:
             return await self.child(run, arg, id=id, result_type=result_type, preset=preset)
         except WorkflowAlreadyStartedError:
@@ -82,7 +79,7 @@ class Calls:
                 ActivityName.AWAIT_WORKFLOW,
                 AwaitWorkflowInput(workflow_id=id),
                 result_type,
-                options.await_workflow(execution_timeout),
+                options.await_workflow(preset.execution_timeout),
             )
 
 

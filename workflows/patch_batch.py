@@ -113,7 +113,10 @@ class PatchBatchWorkflow:
                 delivery_timeout_seconds=max(30, int((inp.cutoff_at - now).total_seconds())),
                 sent_after=inp.started,
             )
-            sent = await self._aws(ActivityName.SEND_PATCH_COMMAND, send, SentCommand, options.SSM_CALL)
+            sent = await self._calls.activity(
+                WorkerRole.AWS, ActivityName.SEND_PATCH_COMMAND,
+                send, SentCommand, options.SSM_CALL,
+            )
             state.sent.append(sent)
             state.next_index += 1
 
@@ -137,7 +140,10 @@ class PatchBatchWorkflow:
             wait_seconds=wait,
             known_errors={c: state.errors.get(c, 0) for c in in_flight},
         )
-        result = await self._aws(ActivityName.POLL_PATCH_COMMANDS, poll, PollCommandsResult, options.ssm_poll(wait))
+        result = await self._calls.activity(
+            WorkerRole.AWS, ActivityName.POLL_PATCH_COMMANDS,
+            poll, PollCommandsResult, options.ssm_poll(wait),
+        )
         for progress in result.progress:
             _apply(inp, progress)
         errors = sum(state.errors.values())
@@ -153,7 +159,10 @@ class PatchBatchWorkflow:
         inp.state.cancelled = True
         if in_flight:
             cancel = CancelPendingInput(account=inp.account, command_ids=in_flight)
-            await self._aws(ActivityName.CANCEL_PENDING_INVOCATIONS, cancel, CancelPendingResult, options.SSM_CALL)
+            await self._calls.activity(
+                WorkerRole.AWS, ActivityName.CANCEL_PENDING_INVOCATIONS,
+                cancel, CancelPendingResult, options.SSM_CALL,
+            )
 
     @staticmethod
     def _can_send(inp: BatchInput) -> bool:
@@ -197,10 +206,11 @@ class PatchBatchWorkflow:
             since=inp.started,
             record_patches=inp.record_patches,
         )
-        return await self._aws(ActivityName.COLLECT_PATCH_BATCH, collect, BatchResult, options.SSM_SWEEP)
+        return await self._calls.activity(
+            WorkerRole.AWS, ActivityName.COLLECT_PATCH_BATCH,
+            collect, BatchResult, options.SSM_SWEEP,
+        )
 
-    async def _aws(self, name: str, arg: object, result_type: type, preset: options.ActivityPreset):
-        return await self._calls.activity(WorkerRole.AWS, name, arg, result_type, preset)
 
 
 def _in_flight(inp: BatchInput) -> list[str]:

@@ -48,7 +48,6 @@ with workflow.unsafe.imports_passed_through():
     from contracts.providers import PatchGroup, WorkerRole
     from workflows import options
     from workflows.calls import Calls, wait_until
-    from workflows.options import ActivityPreset
     from workflows.patch_batch import STOP_CUTOFF, STOP_MAX_ERRORS, PatchBatchWorkflow
     from workflows.patch_plan import (
         MAX_INSTANCES_IN_SUMMARY,
@@ -184,7 +183,10 @@ class PatchWindowWorkflow:
         if earlier is None:
             return None, False
         query = RingRecordQuery(account=inp.account, group=earlier)
-        found = await self._aws(ActivityName.READ_RING_RECORD, query, RingRecordResult)
+        found = await self._calls.activity(
+            WorkerRole.AWS, ActivityName.READ_RING_RECORD,
+            query, RingRecordResult, options.SSM_CALL,
+        )
         train = found.record.train if found.record else None
         gate = judge_gate(inp.group, found.record, inp.config.success_threshold, inp.gate_releases)
         summary.notes.append(f"gate: {gate.reason}")
@@ -213,7 +215,10 @@ class PatchWindowWorkflow:
     async def _resolve_targets(self, inp: PatchWindowInput, summary: WindowSummary) -> PatchTargets:
         """Online managed instances with this ring's Patch Group, by OS."""
         query = TargetQuery(account=inp.account, group=inp.group)
-        targets = await self._aws(ActivityName.RESOLVE_PATCH_TARGETS, query, PatchTargets, options.SSM_SWEEP)
+        targets = await self._calls.activity(
+            WorkerRole.AWS, ActivityName.RESOLVE_PATCH_TARGETS,
+            query, PatchTargets, options.SSM_SWEEP,
+        )
         summary.targets = targets.total
         return targets
 
@@ -321,7 +326,10 @@ class PatchWindowWorkflow:
             account=inp.account, train_id=info.run_id, recorded_by=info.workflow_id,
             installed=tally.patches("installed"), failed=tally.patches("failed"), covered_os=sorted(targets.by_os),
         )
-        return await self._aws(ActivityName.RECORD_PATCH_TRAIN, record, PatchTrain)
+        return await self._calls.activity(
+            WorkerRole.AWS, ActivityName.RECORD_PATCH_TRAIN,
+            record, PatchTrain, options.SSM_CALL,
+        )
 
     def _summarise(self, summary: WindowSummary, tally: Tally, targets: int) -> None:
         summary.succeeded = tally.count(InstanceStatus.SUCCEEDED)
@@ -357,7 +365,10 @@ class PatchWindowWorkflow:
             success_rate=summary.success_rate if outcome is not WindowOutcome.REFUSED else 0.0,
             train=train, held_reason=summary.held_reason,
         )
-        await self._aws(ActivityName.RECORD_RING_RUN, RecordRingRunInput(account=inp.account, record=record, summary=summary), None)
+        await self._calls.activity(
+            WorkerRole.AWS, ActivityName.RECORD_RING_RUN,
+            RecordRingRunInput(account=inp.account, record=record, summary=summary), None, options.SSM_CALL,
+        )
         self._set_outcome(outcome)
         workflow.upsert_memo({"summary": {
             "outcome": outcome.value, "targets": summary.targets, "succeeded": summary.succeeded,
@@ -373,8 +384,6 @@ class PatchWindowWorkflow:
         self._outcome = outcome
         upsert(sa.WINDOW_OUTCOME.value_set(outcome.value))
 
-    async def _aws(self, name: str, arg: object, result_type: type | None, preset: ActivityPreset = options.SSM_CALL):
-        return await self._calls.activity(WorkerRole.AWS, name, arg, result_type, preset)
 
 
 def _show_train(summary: WindowSummary, train: PatchTrain) -> None:
