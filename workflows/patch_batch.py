@@ -34,9 +34,8 @@ with workflow.unsafe.imports_passed_through():
     from contracts.providers import WorkerRole
     from workflows import options
     from workflows.calls import Calls, wait_until
+    from workflows.patch_plan import STOP_CUTOFF, STOP_MAX_ERRORS
 
-STOP_CUTOFF = "cutoff"
-STOP_MAX_ERRORS = "max-errors"
 _REASONS = {
     STOP_CUTOFF: "the cutoff came before it was dispatched",
     STOP_MAX_ERRORS: "max errors reached before it was dispatched",

@@ -14,7 +14,6 @@ default); the children continue as new before their histories grow long.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from temporalio import workflow
@@ -48,20 +47,27 @@ with workflow.unsafe.imports_passed_through():
     from contracts.providers import PatchGroup, WorkerRole
     from workflows import options
     from workflows.calls import Calls, wait_until
-    from workflows.patch_batch import STOP_CUTOFF, STOP_MAX_ERRORS, PatchBatchWorkflow
+    from workflows.patch_batch import PatchBatchWorkflow
     from workflows.patch_plan import (
-        MAX_INSTANCES_IN_SUMMARY,
+        STOP_CUTOFF,
+        STOP_MAX_ERRORS,
         OsPlan,
         RateControl,
         RefusedConfiguration,
         Tally,
         batches_of,
         command_specs,
+        WindowClock,
         judge_gate,
+        not_dispatched,
         os_plan,
         outcome_of,
         rate_control,
+        show_train,
         success_rate,
+        summarise,
+        summary_memo,
+        window_clock,
     )
     from workflows.shared import application_error, upsert
 
@@ -70,27 +76,6 @@ with workflow.unsafe.imports_passed_through():
 SCHEDULED_START = SearchAttributeKey.for_datetime("TemporalScheduledStartTime")
 
 Batch = list[tuple[str, str]]  # (os, instance id) of one PatchBatch
-
-
-@dataclass(frozen=True)
-class WindowClock:
-    """When the window opened, when it stops dispatching (the cutoff) and when it ends."""
-
-    started: datetime
-    cutoff_at: datetime
-    end_at: datetime
-
-    @staticmethod
-    def of(inp: PatchWindowInput) -> WindowClock:
-        """The window opens at its scheduled time when the run starts within the dispatch part
-        of it (normal and catch-up runs); a backfill or a manual trigger opens a window now."""
-        now = workflow.now()
-        started = now
-        scheduled = workflow.info().typed_search_attributes.get(SCHEDULED_START)
-        if scheduled is not None and timedelta(0) <= now - scheduled <= timedelta(minutes=inp.config.cutoff_offset_minutes):
-            started = scheduled
-        end_at = started + timedelta(minutes=inp.config.duration_minutes)
-        return WindowClock(started=started, cutoff_at=end_at - timedelta(minutes=inp.config.cutoff_minutes), end_at=end_at)
 
 
 @workflow.defn(name=WorkflowName.PATCH_WINDOW)
@@ -132,7 +117,8 @@ class PatchWindowWorkflow:
     @workflow.run
     async def run(self, inp: PatchWindowInput) -> WindowSummary:
         self._calls = Calls(inp.queue_prefix)
-        clock = WindowClock.of(inp)
+        scheduled = workflow.info().typed_search_attributes.get(SCHEDULED_START)
+        clock = window_clock(inp.config, workflow.now(), scheduled)
         summary = self._open(inp, clock)
         try:
             validate_window_config(inp.config, inp.group)
@@ -142,7 +128,7 @@ class PatchWindowWorkflow:
         if holds:
             return await self._finish(inp, summary, WindowOutcome.HELD, train)
         if train is not None:
-            _show_train(summary, train)
+            show_train(summary, train)
         targets = await self._resolve_targets(inp, summary)
         if targets.total == 0:
             return await self._finish(inp, summary, WindowOutcome.NO_TARGETS, train)
@@ -158,8 +144,8 @@ class PatchWindowWorkflow:
         stop_reason = await self._run_batches(inp, batches, plans, rates, tally, clock)
         if inp.group is PatchGroup.EARLY:
             train = await self._record_train(inp, tally, targets)
-            _show_train(summary, train)
-        self._summarise(summary, tally, targets.total)
+            show_train(summary, train)
+        summarise(summary, tally, targets.total, self._errors(), self._report_prefix)
         return await self._finish(inp, summary, outcome_of(tally, targets.total, stop_reason), train)
 
     # --- steps -------------------------------------------------------------------------------
@@ -239,7 +225,7 @@ class PatchWindowWorkflow:
                 stop_reason = self._stop_due(rates, clock)
             if stop_reason is not None:
                 await self._stop_children(running, stopped_children, stop_reason)
-                _not_dispatched(tally, [batches[i] for i in pending], stop_reason)
+                not_dispatched(tally, [batches[i] for i in pending], stop_reason)
                 pending = []
             while stop_reason is None and pending and len(running) < rates.parallel_batches:
                 index = pending.pop(0)
@@ -331,21 +317,6 @@ class PatchWindowWorkflow:
             record, PatchTrain, options.SSM_CALL,
         )
 
-    def _summarise(self, summary: WindowSummary, tally: Tally, targets: int) -> None:
-        summary.succeeded = tally.count(InstanceStatus.SUCCEEDED)
-        summary.failed = tally.count(InstanceStatus.FAILED)
-        summary.cancelled = tally.count(InstanceStatus.CANCELLED)
-        summary.not_dispatched = tally.count(InstanceStatus.NOT_DISPATCHED)
-        summary.not_delivered = tally.count(InstanceStatus.NOT_DELIVERED)
-        summary.in_progress = tally.count(InstanceStatus.IN_PROGRESS)
-        summary.success_rate = success_rate(summary.succeeded, targets)
-        summary.errors = self._errors()
-        summary.failures = tally.failures()
-        rows = sorted(tally.instances, key=lambda r: r.instance_id)
-        summary.instances_truncated = len(rows) > MAX_INSTANCES_IN_SUMMARY
-        summary.instances = rows[:MAX_INSTANCES_IN_SUMMARY] if not summary.instances_truncated else []
-        summary.report_prefix = self._report_prefix
-
     async def _finish(
         self, inp: PatchWindowInput, summary: WindowSummary, outcome: WindowOutcome, train: PatchTrain | None,
         note: str | None = None,
@@ -370,12 +341,7 @@ class PatchWindowWorkflow:
             RecordRingRunInput(account=inp.account, record=record, summary=summary), None, options.SSM_CALL,
         )
         self._set_outcome(outcome)
-        workflow.upsert_memo({"summary": {
-            "outcome": outcome.value, "targets": summary.targets, "succeeded": summary.succeeded,
-            "failed": summary.failed, "not_dispatched": summary.not_dispatched, "cancelled": summary.cancelled,
-            "success_rate": summary.success_rate, "held_reason": summary.held_reason, "train": summary.train,
-            "notes": summary.notes[:10],
-        }})
+        workflow.upsert_memo(summary_memo(summary))
         return summary
 
     # --- plumbing ----------------------------------------------------------------------------
@@ -383,16 +349,3 @@ class PatchWindowWorkflow:
     def _set_outcome(self, outcome: WindowOutcome) -> None:
         self._outcome = outcome
         upsert(sa.WINDOW_OUTCOME.value_set(outcome.value))
-
-
-
-def _show_train(summary: WindowSummary, train: PatchTrain) -> None:
-    summary.train_id = train.train_id
-    summary.train = {os: entry.count for os, entry in sorted(train.per_os.items())}
-
-
-def _not_dispatched(tally: Tally, batches: list[Batch], stop_reason: str) -> None:
-    reason = "max errors reached" if stop_reason == STOP_MAX_ERRORS else "the cutoff came"
-    for batch in batches:
-        tally.add([InstanceResult(i, os, InstanceStatus.NOT_DISPATCHED, f"{reason} before it was dispatched")
-                   for os, i in batch], {}, {})
