@@ -98,9 +98,11 @@ def _command(base: str, token: str, seed: int, report: Path, phases: str, second
     ]
 
 
-async def _run(command: list[str], seconds: int) -> tuple[int, str]:
+async def _run(command: list[str], seconds: int, cwd: Path) -> tuple[int, str]:
+    cwd.mkdir(parents=True, exist_ok=True)  # schemathesis keeps its cache there, not in the checkout
     process = await asyncio.create_subprocess_exec(
-        *command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, env={**os.environ, "NO_COLOR": "1"},
+        *command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, cwd=cwd,
+        env={**os.environ, "NO_COLOR": "1"},
     )
     try:
         out, _ = await asyncio.wait_for(process.communicate(), timeout=seconds * 2 + 60)
@@ -120,7 +122,7 @@ async def test_schemathesis_finds_nothing(stack: Stack, tmp_path: Path) -> None:
         base = await _serve(stack, exits)
         for phases, share in PHASES:
             seconds = max(5, int(share * SCALE))
-            code, text = await _run(_command(base, token, seed, tmp_path / phases, phases, seconds), seconds)
+            code, text = await _run(_command(base, token, seed, tmp_path / phases, phases, seconds), seconds, tmp_path)
             print(text)
             assert code == 0, f"schemathesis {phases} found problems (seed {seed}):\n{text[-6000:]}"
             assert "schema validation mismatch" not in text.lower(), f"{phases}, seed {seed}:\n{text[-4000:]}"
