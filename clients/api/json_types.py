@@ -9,10 +9,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import AwareDatetime, BeforeValidator, StrictBool, StrictInt
+from pydantic import AwareDatetime, BeforeValidator, StrictBool
 
 JsonBool = StrictBool
-JsonInt = StrictInt
+
+
+def _integer(value: Any) -> Any:
+    # JSON Schema's integer is any number without a fractional part: 934.0 is one, "934" is not.
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError("must be a JSON integer")
+    return value
 
 
 def _number(value: Any) -> Any:
@@ -27,5 +33,6 @@ def _text(value: Any) -> Any:
     return value
 
 
+JsonInt = Annotated[int, BeforeValidator(_integer)]
 JsonNumber = Annotated[float, BeforeValidator(_number)]
 JsonDateTime = Annotated[AwareDatetime, BeforeValidator(_text)]
