@@ -59,13 +59,17 @@ def emulator_app(
     return app
 
 
-def arguments(module: str, description: str | None, port: int) -> argparse.ArgumentParser:
-    """The options every local cloud takes; its ``__main__`` adds its own."""
+def arguments(
+    module: str, description: str | None, port: int, *, log_level: bool = True
+) -> argparse.ArgumentParser:
+    """The options every local cloud takes (``--log-level`` is uvicorn's, so only where uvicorn
+    serves); its ``__main__`` adds its own."""
     parser = argparse.ArgumentParser(prog=f"python -m {module}", description=description)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=port)
     parser.add_argument("--state-dir", type=Path, default=Path(".fleetpatch"))
-    parser.add_argument("--log-level", default="warning")
+    if log_level:
+        parser.add_argument("--log-level", default="warning")
     return parser
 
 
