@@ -136,6 +136,17 @@ class PatchingSettings(BaseModel):
     poll_hold: Duration = timedelta(minutes=5)
 
 
+class DatabaseSettings(BaseModel):
+    """The estate store. None: the SQLite file ``estate.db`` in ``state_dir`` (see ``Settings``).
+
+    PostgreSQL: ``postgresql+psycopg://USER:PASSWORD@HOST:5432/fleetpatch``.
+    """
+
+    url: str | None = None
+    echo: bool = False
+    pool_size: int = 5
+
+
 class LocalSettings(BaseModel):
     """Ports and behaviour of the embedded default (``fleetpatch up``)."""
 
@@ -173,7 +184,15 @@ class Settings(BaseSettings):
     api: ApiSettings = ApiSettings()
     patching: PatchingSettings = PatchingSettings()
     local: LocalSettings = LocalSettings()
+    database: DatabaseSettings = DatabaseSettings()
 
     @property
     def local_json(self) -> Path:
         return self.state_dir / "local.json"
+
+    @property
+    def database_url(self) -> str:
+        """The estate store's URL: ``FLEETPATCH_DATABASE__URL``, else ``STATE_DIR/estate.db`` (SQLite)."""
+        if self.database.url:
+            return self.database.url
+        return f"sqlite:///{(self.state_dir / 'estate.db').resolve()}"
