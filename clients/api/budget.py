@@ -33,6 +33,21 @@ OPERATION_ID = r"^[A-Za-z0-9_-]{4,400}$"
 _MARGIN_SHARE, _MARGIN_MAX = 0.1, 1.0
 
 
+class Deadline:
+    """The admin budget of one request, counted from when the route began, less a margin for answering."""
+
+    def __init__(self, budget_seconds: float) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._end = self._loop.time() + budget_seconds - min(_MARGIN_MAX, budget_seconds * _MARGIN_SHARE)
+
+    @classmethod
+    def of(cls, request: Request) -> Deadline:
+        return cls(request.app.state.settings.api.admin_budget.total_seconds())
+
+    def left(self, floor: float = 0.1) -> float:
+        return max(floor, self._end - self._loop.time())
+
+
 class EarlyAnswer(Exception):
     """The route is answered now (202 to poll, or the workflow's failure); the app sends it."""
 
@@ -75,7 +90,7 @@ async def run_within_budget(
 
     The budget counts from here, connecting and starting included, less a margin for answering.
     """
-    began = asyncio.get_running_loop().time()
+    deadline = Deadline.of(request)
     settings = request.app.state.settings
     client = await request.app.state.gateway.client()
     handle = await client.start_workflow(
@@ -83,9 +98,7 @@ async def run_within_budget(
         task_queue=taskqueues.for_role(WorkerRole.ORCHESTRATOR, settings.task_queue_prefix),
     )
     try:
-        budget = settings.api.admin_budget.total_seconds()
-        left = budget - (asyncio.get_running_loop().time() - began) - min(_MARGIN_MAX, budget * _MARGIN_SHARE)
-        return await asyncio.wait_for(handle.result(), max(left, 0.1))
+        return await asyncio.wait_for(handle.result(), deadline.left())
     except TimeoutError:
         raise EarlyAnswer(pending(workflow_id)) from None
     except WorkflowFailureError as err:
