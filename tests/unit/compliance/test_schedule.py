@@ -61,3 +61,22 @@ async def test_on_demand_sync(dev_env: WorkflowEnvironment, queue_prefix: str) -
         status = await sync_status(client, first.id)
     assert result.status.accounts_total == len(ACCOUNTS) and result.status.accounts_failed == 1
     assert (status.phase, status.accounts_done) == ("done", len(ACCOUNTS))
+
+
+async def test_the_orchestrator_worker_ensures_the_schedule_at_start(monkeypatch, caplog) -> None:
+    from config.settings import Settings
+    from workers import roles, runner
+
+    ensured: list[tuple[ComplianceSettings, str]] = []
+
+    async def fake_ensure(client: object, settings: ComplianceSettings, prefix: str) -> str:
+        ensured.append((settings, prefix))
+        raise RuntimeError("Temporal said no")
+
+    monkeypatch.setattr("scheduling.compliance.ensure_sync_schedule", fake_ensure)
+    on = roles.build(WorkerRole.ORCHESTRATOR, Settings(task_queue_prefix="p-"), "p-fleetpatch", client=None)  # type: ignore[arg-type]
+    off = roles.build(WorkerRole.ORCHESTRATOR, Settings(compliance=ComplianceSettings(schedule=False)), "fleetpatch",
+                      client=None)  # type: ignore[arg-type]
+    assert len(on.on_start) == 1 and off.on_start == []
+    await runner._on_start(WorkerRole.ORCHESTRATOR, on)  # a failure is logged, never raised
+    assert [p for _, p in ensured] == ["p-"] and "start-up step failed" in caplog.text
