@@ -14,8 +14,8 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from contracts import taskqueues
+from contracts.models import ActivityName
 from contracts.compliance import (
-    ComplianceActivity,
     ComplianceSyncInput,
     ComplianceSyncResult,
     ComplianceSyncStatus,
@@ -45,14 +45,14 @@ class StubAws:
         self.aggregated: list[datetime] = []
         self.gate = asyncio.Event()
 
-    @activity.defn(name=ComplianceActivity.LIST_ACCOUNTS)
+    @activity.defn(name=ActivityName.LIST_SYNC_ACCOUNTS)
     async def list_accounts(self, inp: ListSyncAccountsInput) -> ListSyncAccountsResult:
         wanted = inp.only_accounts or ACCOUNTS
         return ListSyncAccountsResult(targets=[
             SyncTarget(account=AccountRef(account_id=a, role_arn=f"arn:aws:iam::{a}:role/R"), customer="acme")
             for a in ACCOUNTS if a in wanted])
 
-    @activity.defn(name=ComplianceActivity.SYNC_ACCOUNT)
+    @activity.defn(name=ActivityName.SYNC_ACCOUNT_ESTATE)
     async def sync(self, inp: SyncAccountInput) -> ApplyResult:
         self.running += 1
         self.most = max(self.most, self.running)
@@ -68,7 +68,7 @@ class StubAws:
         finally:
             self.running -= 1
 
-    @activity.defn(name=ComplianceActivity.RECORD_AGGREGATES)
+    @activity.defn(name=ActivityName.RECORD_COMPLIANCE_AGGREGATES)
     async def aggregates(self, inp: RecordAggregatesInput) -> RecordAggregatesResult:
         self.aggregated.append(inp.at)
         return RecordAggregatesResult(rows=3)
@@ -122,3 +122,17 @@ async def test_sync_of_chosen_accounts(time_skipping_env: WorkflowEnvironment, q
             id=f"compliance-sync/manual/{uuid.uuid4()}", task_queue=orchestrator.task_queue,
             result_type=ComplianceSyncResult)
     assert stub.synced == [ACCOUNTS[0]] and result.status.accounts_total == 1
+
+
+def test_the_recorded_history_did_its_work() -> None:
+    """``record_history`` made a run with the fan-out and a failed account (replayed by
+    tests/unit/histories with every other workflow type)."""
+    import base64
+    import json
+
+    from tests.unit.compliance.record_history import OUT
+
+    events = json.loads(OUT.read_text())["history"]["events"]
+    result = json.loads(base64.b64decode(events[-1]["workflowExecutionCompletedEventAttributes"]["result"]["payloads"][0]["data"]))
+    assert result["status"]["accounts_done"] == len(ACCOUNTS) and result["status"]["accounts_failed"] == 1
+    assert result["aggregate_rows"] == 3
