@@ -121,6 +121,9 @@ class ApiSettings(BaseModel):
     challenge_key: SecretStr | None = None  # HMAC key for Azure nonces
     max_body_bytes: int = 64 * 1024
     registration_wait: Duration = timedelta(seconds=20)
+    # The Temporal Web UI, for links from an instance's audit chain to its enrollment; None: no link.
+    temporal_ui_url: str | None = None
+    temporal_namespace: str = "default"
 
 
 class PatchingSettings(BaseModel):

@@ -12,7 +12,8 @@ from fastapi.responses import JSONResponse
 from clients.api.errors import ServiceMisconfigured
 from clients.api.gateway import TemporalGateway, TemporalUnavailable
 from clients.api.registration_input import RegistrationRequest
-from clients.api.routes import admin, health, registration, windows
+from clients.api.routes import admin, estate, health, registration, tokens, windows
+from clients.dashboard import pages as dashboard
 from config.settings import Settings
 
 log = logging.getLogger("fleetpatch.api")
@@ -30,6 +31,9 @@ def create_app(settings: Settings, gateway: TemporalGateway | None = None) -> Fa
     app.include_router(registration.router)
     app.include_router(admin.router)
     app.include_router(windows.router)
+    app.include_router(estate.router)
+    app.include_router(tokens.router)
+    dashboard.install(app)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
 
     @app.exception_handler(HTTPException)

@@ -157,6 +157,7 @@ def shared_env(settings: Settings, clouds: list[LocalCloud]) -> dict[str, str]:
         "FLEETPATCH_API__CHALLENGE_KEY": secret(settings, "challenge-key")[1],
         "FLEETPATCH_SEALING_KEY": secret(settings, "sealing-key")[1],
         "FLEETPATCH_GCP__AUDIENCE": f"{api_url(settings)}/v1/registrations",
+        "FLEETPATCH_API__TEMPORAL_UI_URL": f"http://{HOST}:{settings.local.temporal_ui_port}",
     }
     for cloud in clouds:
         env.update(cloud.worker_env(settings))
