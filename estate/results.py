@@ -175,4 +175,3 @@ class TokenInfo:
     customer: str | None  # None: an admin token
     created_at: datetime
     revoked_at: datetime | None
-    last_used_at: datetime | None
