@@ -7,19 +7,14 @@ from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributePair, WorkflowIDReusePolicy
-from temporalio.exceptions import (
-    ActivityError,
-    ApplicationError,
-    ChildWorkflowError,
-    FailureError,
-    WorkflowAlreadyStartedError,
-)
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from contracts import taskqueues
     from contracts.enrollment import AwaitWorkflowInput
     from contracts.errors import ErrorType
+    from contracts.failures import business_failure
     from contracts.models import ActivityName
     from contracts.providers import WorkerRole
 
@@ -69,14 +64,9 @@ async def shared_child(
 
 def application_error(err: BaseException) -> ApplicationError:
     """The business error inside an activity/child failure, or a generic one."""
-    current: BaseException | None = err
-    while current is not None:
-        if isinstance(current, ApplicationError) and current.type:
-            return ApplicationError(current.message, type=current.type, non_retryable=True)
-        if isinstance(current, (ActivityError, ChildWorkflowError, FailureError)):
-            current = current.cause
-        else:
-            break
+    found = business_failure(err)
+    if found is not None:
+        return ApplicationError(found.message, type=found.type, non_retryable=True)
     return ApplicationError(str(err), type="InternalError", non_retryable=True)
 
 

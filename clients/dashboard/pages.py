@@ -19,7 +19,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from clients import schedules
+import scheduling as schedules
 from clients.api import estate_views as views
 from clients.api.estate_access import presented_token, scope_of, session, store
 from clients.api.gateway import TemporalUnavailable

@@ -9,7 +9,7 @@ from datetime import datetime
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from clients import schedules
+import scheduling as schedules
 from contracts import search_attributes as sa
 from contracts.patching import WindowOutcome, earlier_ring
 from contracts.providers import PatchGroup

@@ -20,6 +20,8 @@ from sqlalchemy.orm import Session
 
 from clients.api.estate_access import reader, session
 from clients.api import estate_views as views
+from clients.api.errors import bad_request, error_response, error_responses
+from clients.api.openapi import links_to
 from contracts.estate import Compliance
 from contracts.providers import PatchGroup
 from estate import reads
@@ -33,19 +35,15 @@ CVE = r"^CVE-\d{4}-\d{4,7}$"
 INSTANCE_ID = r"^(mi-[0-9a-f]{17}|i-[0-9a-f]{8,17})$"
 PROVIDERS = r"^(gcp|azure|aws|ec2|vmware)$"
 ACCOUNT = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
-_NOT_FOUND = {"description": "no such instance in the caller's scope", "content": {"application/json": {}}}
-_UNAUTH = {401: {"description": "no valid bearer token"}}
+_READ = error_responses(401)
 
 
 def bad_query(error: reads.InvalidQuery) -> JSONResponse:
     """A read argument the store refused (e.g. a cursor not its own): 400 naming the field."""
-    return JSONResponse(
-        {"error": "BadRequest", "reason": str(error), "details": [{"loc": ["query", error.field], "msg": str(error)}]},
-        status_code=400,
-    )
+    return bad_request(str(error), [{"loc": ["query", error.field], "field": error.field, "msg": str(error)}])
 
 
-@router.get("/compliance", summary="Compliance counters per group, and totals", responses=_UNAUTH)
+@router.get("/compliance", summary="Compliance counters per group, and totals", responses=_READ)
 def compliance(
     group_by: Annotated[list[GroupKey], Query(description="repeat: customer, provider, patch_group, systems_account, os")] = [],  # noqa: B006
     scope: Scope = Depends(reader),
@@ -59,7 +57,7 @@ def compliance(
     return JSONResponse(views.compliance_doc(report))
 
 
-@router.get("/compliance/trend", summary="Compliance aggregates over the last days", responses=_UNAUTH)
+@router.get("/compliance/trend", summary="Compliance aggregates over the last days", responses=_READ)
 def trend(
     days: Annotated[int, Query(ge=1, le=366)] = 30,
     customer: Annotated[str | None, Query(pattern=CUSTOMER)] = None,
@@ -107,7 +105,12 @@ def wants_csv(request: Request) -> bool:
 @router.get(
     "/instances",
     summary="Instance rows, filtered, in pages (CSV with Accept: text/csv)",
-    responses={**_UNAUTH, 200: {"content": {"application/json": {}, "text/csv": {}}}},
+    operation_id="list_instances",
+    responses={**_READ, 200: {"content": {"application/json": {}, "text/csv": {}}}},
+    openapi_extra=links_to(200, instance={
+        "operationId": "get_instance",
+        "parameters": {"managed_instance_id": "$response.body#/instances/0/managed_instance_id"},
+    }),
 )
 def list_instances(
     request: Request,
@@ -130,7 +133,8 @@ def list_instances(
 @router.get(
     "/instances/{managed_instance_id}",
     summary="One instance's audit chain: identity evidence, enrollment, baseline, patches, inventory, windows",
-    responses={**_UNAUTH, 404: _NOT_FOUND},
+    operation_id="get_instance",
+    responses=error_responses(401, 404),
 )
 def instance(
     request: Request,
@@ -140,7 +144,7 @@ def instance(
 ) -> JSONResponse:
     detail = reads.instance_detail(opened, scope, managed_instance_id)
     if detail is None:
-        return JSONResponse({"error": "InstanceNotFound", "reason": f"no instance {managed_instance_id}"}, 404)
+        return error_response("NotFound", f"no instance {managed_instance_id} in this token's scope", 404)
     return JSONResponse(views.detail_doc(detail, *ui_of(request)))
 
 
@@ -149,7 +153,7 @@ def ui_of(request: Request) -> tuple[str | None, str]:
     return api.temporal_ui_url, api.temporal_namespace
 
 
-@router.get("/cves/{cve_id}", summary="Instances still exposed to a CVE, by customer and provider", responses=_UNAUTH)
+@router.get("/cves/{cve_id}", summary="Instances still exposed to a CVE, by customer and provider", responses=_READ)
 def cve(
     cve_id: Annotated[str, Path(pattern=CVE)],
     scope: Scope = Depends(reader),
