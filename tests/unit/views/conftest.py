@@ -12,6 +12,7 @@ from clients.api.app import create_app
 from clients.api.gateway import TemporalGateway
 from estate import db, tokens
 from tests.support import estate_fleet
+from tests.support.browser import serve
 
 ADMIN = "admin-secret-token"
 
@@ -43,6 +44,14 @@ def customer_tokens(estate_dir: Path) -> dict[str, str]:
             return {c: tokens.issue(session, c, f"test {c}")[1] for c in estate_fleet.CUSTOMERS}
     finally:
         engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def site(estate_dir: Path) -> Iterator[str]:
+    """The same API over real HTTP on loopback (browser and CLI tests)."""
+    app = create_app(estate_fleet.settings_for(estate_dir, ADMIN), TemporalGateway(_no_temporal))
+    with serve(app) as base:
+        yield base
 
 
 def bearer(token: str) -> dict[str, str]:

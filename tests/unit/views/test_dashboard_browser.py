@@ -9,20 +9,11 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from clients.api.app import create_app
-from clients.api.gateway import TemporalGateway
 from tests.support import estate_fleet
-from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, screenshot_path, serve
-from tests.unit.views.conftest import ADMIN, _no_temporal
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, screenshot_path
+from tests.unit.views.conftest import ADMIN
 
 METRICS = ("instances", "compliant", "non_compliant", "unknown", "missing", "failed", "critical_missing")
-
-
-@pytest.fixture(scope="module")
-def site(estate_dir) -> Iterator[str]:
-    app = create_app(estate_fleet.settings_for(estate_dir, ADMIN), TemporalGateway(_no_temporal))
-    with serve(app) as base:
-        yield base
 
 
 @pytest.fixture(scope="module")
