@@ -18,7 +18,7 @@ from clients.api import openapi
 from clients.api.errors import ServiceMisconfigured, bad_request_handler
 from clients.api.gateway import TemporalGateway, TemporalUnavailable
 from clients.api.registration_input import registration_schemas
-from clients.api.routes import admin, estate, health, registration, tokens, windows
+from clients.api.routes import admin, compliance_sync, estate, health, registration, tokens, windows
 from clients.dashboard import pages as dashboard
 from config.settings import Settings
 
@@ -39,7 +39,7 @@ def create_app(settings: Settings, gateway: TemporalGateway | None = None) -> Fa
     )
     app.state.settings = settings
     app.state.gateway = gateway or TemporalGateway.from_environment(settings.local_json)
-    for module in (health, registration, admin, windows, estate, tokens):
+    for module in (health, registration, admin, windows, estate, tokens, compliance_sync):
         app.include_router(module.router)
     dashboard.install(app)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]

@@ -63,3 +63,30 @@ def test_instances_list_csv_show_and_cve(cli) -> None:
     assert shown.exit_code == 0 and "enroll/gcp/acme-prod/vm-1" in shown.stdout and "CVE-2024-38063" in shown.stdout
     exposed = cli("cve", "cve-2024-3094")
     assert exposed.exit_code == 0 and "exposed to CVE-2024-3094" in exposed.stdout
+
+
+def test_compliance_sync_wait_follows_progress_until_done(cli, monkeypatch) -> None:
+    """The CLI side of the sync: it starts one run, then polls its status (the route is tested with
+    the real workflow in test_sync_route)."""
+    from clients.cli import estate_cmd
+
+    statuses = iter([
+        {"phase": "listing", "accounts_total": 0, "accounts_done": 0, "accounts_failed": 0},
+        {"phase": "syncing", "accounts_total": 3, "accounts_done": 1, "accounts_failed": 0},
+        {"phase": "done", "accounts_total": 3, "accounts_done": 2, "accounts_failed": 1, "instances": 9, "finished": True},
+    ])
+    calls: list[tuple[str, str]] = []
+
+    def fake_call(settings, method, path, **kwargs):
+        calls.append((method, path))
+        if method == "POST":
+            return {"workflow_id": "compliance-sync/manual/x"}
+        return next(statuses)
+
+    monkeypatch.setattr(estate_cmd, "call", fake_call)
+    monkeypatch.setattr(estate_cmd.time, "sleep", lambda s: None)
+    result = cli("compliance", "sync", "--wait")
+    assert result.exit_code == 1  # one account failed
+    assert calls[0] == ("POST", "/v1/admin/compliance/sync")
+    assert calls[1:] == [("GET", "/v1/admin/compliance/sync/compliance-sync/manual/x")] * 3
+    assert "1 failed" in result.stdout
