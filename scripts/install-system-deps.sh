@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Debian packages fleetpatch's local default needs: Go and govmomi to build vcsim (the local
 # vCenter), curl for the startup scripts, openssl and shellcheck for the tests' cross-checks,
-# postgresql (15) whose binaries the estate store's tests and `make bench` start throwaway clusters from. 
+# postgresql (15) whose binaries the estate store's tests and `make bench` start throwaway clusters from.
 # chromium drives the dashboard's browser tests (Playwright; never a downloaded browser). Idempotent:
 # installs only what is missing.
 set -euo pipefail
