@@ -17,7 +17,7 @@ from pathlib import Path
 import boto3
 import httpx
 import pytest
-from playwright.sync_api import sync_playwright
+from playwright.async_api import async_playwright
 
 from tests.integration.test_up import FLEETPATCH, _env, _start, _stop, _wait_healthy
 from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, screenshot_path
@@ -71,17 +71,17 @@ def ssm_counts(aws: str, accounts: set[str]) -> tuple[Counter, set[str]]:
     return counts, ids
 
 
-def dashboard_totals(base: str, token: str, shot: str) -> dict[str, int]:
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.goto(f"{base}/dashboard/signin")
-        page.fill("#token", token)
-        page.click("button[type=submit]")
-        page.wait_for_url(f"{base}/dashboard")
-        totals = {m: int(page.locator(f'[data-metric="{m}"]').inner_text()) for m in COUNTERS}
-        page.screenshot(path=str(screenshot_path(shot)), full_page=True)
-        browser.close()
+async def dashboard_totals(base: str, token: str, shot: str) -> dict[str, int]:
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = await browser.new_page(viewport={"width": 1400, "height": 1000})
+        await page.goto(f"{base}/dashboard/signin")
+        await page.fill("#token", token)
+        await page.click("button[type=submit]")
+        await page.wait_for_url(f"{base}/dashboard")
+        totals = {m: int(await page.locator(f'[data-metric="{m}"]').inner_text()) for m in COUNTERS}
+        await page.screenshot(path=str(screenshot_path(shot)), full_page=True)
+        await browser.close()
     return totals
 
 
@@ -113,7 +113,7 @@ async def test_compliance_equals_local_ssm_and_customers_see_only_themselves(tmp
         assert {k: report["totals"][k] for k in COUNTERS} == {k: counted[k] for k in COUNTERS}
         assert report["totals"]["compliant"] + report["totals"]["non_compliant"] >= 1  # the window scanned some
 
-        assert dashboard_totals(doc["api"], admin_token, "integration-admin") == {k: counted[k] for k in COUNTERS}
+        assert await dashboard_totals(doc["api"], admin_token, "integration-admin") == {k: counted[k] for k in COUNTERS}
 
         customer = first["customer"]
         token = _run(state, env, FLEETPATCH, "tokens", "issue", "--customer", customer).stdout.strip()
@@ -122,7 +122,7 @@ async def test_compliance_equals_local_ssm_and_customers_see_only_themselves(tmp
         others = [r["customer"] for r in rows if r["customer"] != customer]
         leaked = api.get("/v1/instances", params={"customer": others[0]}, headers={"Authorization": f"Bearer {token}"})
         assert leaked.json()["instances"] == []
-        seen = dashboard_totals(doc["api"], token, "integration-customer")
+        seen = await dashboard_totals(doc["api"], token, "integration-customer")
         assert seen["instances"] == sum(1 for r in rows if r["customer"] == customer)
         assert api.get("/v1/admin/tokens", headers={"Authorization": f"Bearer {token}"}).status_code == 403
     finally:
