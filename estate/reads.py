@@ -140,8 +140,9 @@ def decode_cursor(cursor: str, order: str) -> list[Any]:
     try:
         doc = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
         key = doc["k"]
-        valid = doc["o"] == order and isinstance(key, list) and isinstance(key[-1], str)
-        valid = valid and (order == "id" and len(key) == 1 or order == "failing" and len(key) == 2 and isinstance(key[0], int))
+        shape = [str] if order == "id" else [int, str]  # (rank, id) when failing first
+        valid = doc["o"] == order and isinstance(key, list) and len(key) == len(shape)
+        valid = valid and all(type(part) is kind for part, kind in zip(key, shape, strict=True))
     except (ValueError, KeyError, TypeError, IndexError, binascii.Error):
         valid = False
     if not valid:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import fields
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
@@ -36,7 +36,7 @@ from estate.schema import (
 )
 
 RANK = {Compliance.NON_COMPLIANT: 0, Compliance.UNKNOWN: 1, Compliance.COMPLIANT: 2}
-_COPIED = [f.name for f in fields(InstanceSnapshot)]
+_COPIED = [f.name for f in fields(InstanceSnapshot)]  # each one is an ``instances`` column (a test holds it)
 
 
 def _set_compliance(row: Instance) -> None:
@@ -181,7 +181,7 @@ def record_window_runs(session: Session, runs: list[WindowRunRecord]) -> int:
     """Record each instance's result in a PatchWindow run (idempotent per run and instance)."""
     if not runs:
         return 0
-    now = datetime.now().astimezone()
+    now = datetime.now(UTC)
     keys = {(run.run_id, run.managed_instance_id) for run in runs}
     have = {
         (row.run_id, row.managed_instance_id): row

@@ -17,7 +17,20 @@ import uuid
 
 import psycopg
 
-BIN_DIR = Path(os.environ.get("FLEETPATCH_TEST_PG_BIN", "/usr/lib/postgresql/15/bin"))
+
+
+def _bin_dir() -> Path:
+    """``FLEETPATCH_TEST_PG_BIN``, else Debian's PostgreSQL 15, else the newest Debian one installed."""
+    if os.environ.get("FLEETPATCH_TEST_PG_BIN"):
+        return Path(os.environ["FLEETPATCH_TEST_PG_BIN"])
+    preferred = Path("/usr/lib/postgresql/15/bin")
+    if preferred.exists():
+        return preferred
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parent.parent.name))
+    return found[-1].parent if found else preferred
+
+
+BIN_DIR = _bin_dir()
 SUPERUSER = "postgres"
 
 

@@ -39,6 +39,22 @@ def scanned(missing: int = 0, failed: int = 0, installed: int = 5) -> dict[str, 
             "installed": installed, "baseline_id": "pb-ubuntu-early"}
 
 
+def test_every_snapshot_field_has_a_column_and_the_migrations_match_the_models(estate_url: str) -> None:
+    from dataclasses import fields
+
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from estate.schema import Base, Instance
+
+    assert {f.name for f in fields(InstanceSnapshot)} <= set(Instance.__table__.c.keys())
+    db.upgrade(estate_url)
+    engine = db.make_engine(estate_url)
+    with engine.connect() as connection:
+        assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []
+    engine.dispose()
+
+
 def test_migrations_reach_head_and_are_idempotent(estate_url: str) -> None:
     db.upgrade(estate_url)
     db.upgrade(estate_url)
