@@ -10,7 +10,10 @@ from __future__ import annotations
 import hmac
 from collections.abc import Iterator
 
+from typing import Annotated
+
 from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session, sessionmaker
 
 from estate import db, tokens
@@ -19,6 +22,8 @@ from estate.results import Scope
 #: The dashboard keeps the token in this HttpOnly, SameSite=Strict cookie.
 COOKIE = "fleetpatch_token"
 _MAX_TOKEN = 512
+_BEARER = HTTPBearer(auto_error=False, scheme_name="readToken",
+                     description="the admin token, or a customer read token (`fleetpatch tokens issue`)")
 
 
 def store(request: Request) -> sessionmaker[Session]:
@@ -67,9 +72,13 @@ def _unauthorized() -> HTTPException:
     )
 
 
-def reader(request: Request, opened: Session = Depends(session)) -> Scope:
+def reader(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)],
+    opened: Session = Depends(session),
+) -> Scope:
     """FastAPI dependency of every estate read route: the caller's scope, or 401."""
-    scope = scope_of(request, opened, presented_token(request))
+    scope = scope_of(request, opened, credentials.credentials.strip() if credentials else None)
     if scope is None:
         raise _unauthorized()
     return scope

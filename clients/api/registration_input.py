@@ -122,15 +122,7 @@ def parse_json(body: bytes, limit: int) -> Any:
 
 
 def _details(err: ValidationError) -> list[dict[str, Any]]:
-    errors = []
-    for e in err.errors(include_url=False):
-        loc = list(e["loc"])
-        if e["type"].startswith("union_tag"):
-            loc = ["provider"]
-        elif loc and loc[0] in {p.value for p in Provider}:
-            loc = loc[1:]  # the union's tag, not a field
-        errors.append({"loc": ["body", *loc], "msg": e["msg"]})
-    return field_errors(errors)
+    return field_errors([{**e, "loc": ["body", *e["loc"]]} for e in err.errors(include_url=False)])
 
 
 def validate(raw: Any) -> Registration:
