@@ -49,12 +49,12 @@ def run(url: str, customer: str, repeat: int = 9) -> list[tuple[str, float]]:
         page = [("limit", "100")]
         with TestClient(app) as client:
             return [
-                ("HTTP GET /v1/compliance?group_by=customer&group_by=provider (admin)",
+                ("HTTP /v1/compliance by customer, provider (admin)",
                  _median_ms(client, "/v1/compliance", by, admin, repeat)),
-                ("HTTP GET /v1/compliance?group_by=customer&group_by=provider (customer token)",
+                ("HTTP /v1/compliance by customer, provider (customer token)",
                  _median_ms(client, "/v1/compliance", by, mine, repeat)),
-                ("HTTP GET /v1/instances first page of 100 (admin)",
+                ("HTTP /v1/instances, first page of 100 (admin)",
                  _median_ms(client, "/v1/instances", page, admin, repeat)),
-                ("HTTP GET /v1/instances first page of 100 (customer token)",
+                ("HTTP /v1/instances, first page of 100 (customer token)",
                  _median_ms(client, "/v1/instances", page, mine, repeat)),
             ]
