@@ -226,6 +226,8 @@ async def release(request: Request, account: Annotated[str, PathParam(pattern=r"
     try:
         client = await request.app.state.gateway.client()
         await schedules.release(client, account, group, by="dashboard", reason=form.get("reason", "")[:500])
+    except schedules.WindowNotFound as err:
+        return render("message.html", status=404, title="Not released", message=err.reason)
     except (FleetpatchError, schedules.WindowConflict) as err:
         return render("message.html", status=409, title="Not released", message=str(err))
     return RedirectResponse("/dashboard", status_code=303, headers=_SECURITY)

@@ -69,3 +69,28 @@ async def test_sync_route_starts_reports_and_waits(env, queue_prefix, tmp_path, 
         assert bad.status_code == 400 and bad.json()["field"] == "accounts.0"
         missing = await api.get("/v1/admin/compliance/sync/compliance-sync/manual/nope", headers=admin)
         assert missing.status_code == 404
+
+
+async def test_dashboard_release_goes_through_the_windows_release_path(dev_env, estate_dir, customer_tokens) -> None:
+    """An admin's release reaches Temporal's schedules (a dev server: here no such window, 404); a
+    customer's never does."""
+    import re
+
+    app = create_app(estate_fleet.settings_for(estate_dir, ADMIN), TemporalGateway.for_client(dev_env.client))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as web:
+        async def sign_in(token: str) -> str:
+            web.cookies.clear()
+            page = await web.get("/dashboard/signin")
+            csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+            assert (await web.post("/dashboard/signin", data={"token": token, "csrf": csrf})).status_code == 303
+            overview = await web.get("/dashboard")
+            return re.search(r'name="csrf" value="([^"]+)"', overview.text).group(1)
+
+        csrf = await sign_in(ADMIN)
+        forged = await web.post("/dashboard/windows/210000000001/on-time/release", data={"csrf": "x"})
+        assert forged.status_code == 400
+        missing = await web.post("/dashboard/windows/210000000001/on-time/release", data={"csrf": csrf})
+        assert missing.status_code == 404 and "patch-window/210000000001/on-time" in missing.text
+        csrf = await sign_in(customer_tokens["acme"])
+        refused = await web.post("/dashboard/windows/210000000001/on-time/release", data={"csrf": csrf})
+        assert refused.status_code == 403
