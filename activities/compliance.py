@@ -16,8 +16,8 @@ from clouds.aws.organizations import Organizations
 from clouds.aws.sessions import AwsSessions
 from clouds.aws.ssm_estate import SsmEstateReader, build_snapshot, window_runs
 from config.settings import AwsSettings
+from contracts.models import ActivityName
 from contracts.compliance import (
-    ComplianceActivity,
     ListSyncAccountsInput,
     ListSyncAccountsResult,
     RecordAggregatesInput,
@@ -48,7 +48,7 @@ class ComplianceActivities:
         return [self.list_sync_accounts, self.sync_account_estate, self.record_compliance_aggregates,
                 self.record_window_results]
 
-    @activity.defn(name=ComplianceActivity.LIST_ACCOUNTS)
+    @activity.defn(name=ActivityName.LIST_SYNC_ACCOUNTS)
     def list_sync_accounts(self, inp: ListSyncAccountsInput) -> ListSyncAccountsResult:
         """Vended accounts (Organizations tags) and customers' own AWS accounts (links), once each."""
         targets: dict[str, SyncTarget] = {}
@@ -71,7 +71,7 @@ class ComplianceActivities:
         wanted = set(inp.only_accounts)
         return ListSyncAccountsResult(targets=[t for k, t in sorted(targets.items()) if not wanted or k in wanted])
 
-    @activity.defn(name=ComplianceActivity.SYNC_ACCOUNT)
+    @activity.defn(name=ActivityName.SYNC_ACCOUNT_ESTATE)
     def sync_account_estate(self, inp: SyncAccountInput) -> ApplyResult:
         """Read the account's SSM state and apply it to the store as one snapshot."""
         reading = self._reader.read(inp.target.account, progress=_heartbeat)
@@ -82,14 +82,14 @@ class ComplianceActivities:
                                                       "instances": result.instances, "departed": result.departed})
         return result
 
-    @activity.defn(name=ComplianceActivity.RECORD_AGGREGATES)
+    @activity.defn(name=ActivityName.RECORD_COMPLIANCE_AGGREGATES)
     def record_compliance_aggregates(self, inp: RecordAggregatesInput) -> RecordAggregatesResult:
         with transaction(self._store_sessions) as session:
             rows = writes.record_aggregates(session, inp.at)
         return RecordAggregatesResult(rows=rows)
 
 
-    @activity.defn(name=ComplianceActivity.RECORD_WINDOW)
+    @activity.defn(name=ActivityName.RECORD_WINDOW_RESULTS)
     def record_window_results(self, inp: RecordWindowInput) -> RecordWindowResult:
         """A PatchWindow batch's results into the store, with the patch states SSM now holds."""
         reached = sorted({r.instance_id for r in inp.instances if r.status not in NOT_REACHED})

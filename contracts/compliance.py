@@ -26,15 +26,6 @@ def manual_workflow_id(request: str) -> str:
     return MANUAL_PREFIX + request
 
 
-class ComplianceActivity:
-    """Activity names of ComplianceSync; all run on the aws worker."""
-
-    LIST_ACCOUNTS = "list_sync_accounts"
-    SYNC_ACCOUNT = "sync_account_estate"
-    RECORD_AGGREGATES = "record_compliance_aggregates"
-    RECORD_WINDOW = "record_window_results"  # PatchWindow's last step
-
-
 @dataclass
 class SyncTarget:
     """One systems account to sync, and whom it serves."""

@@ -9,7 +9,7 @@ from datetime import datetime
 from temporalio.client import Client, ScheduleActionStartWorkflow, ScheduleBackfill, ScheduleUpdate, ScheduleUpdateInput
 
 from contracts.names import QueryName, SignalName
-from contracts.patching import ReleaseRequest, WindowSummary, earlier_ring
+from contracts.patching import ReleaseRequest, WindowOutcome, WindowStatus, WindowSummary, earlier_ring
 from contracts.providers import PatchGroup
 from scheduling.ensure import current_input
 from scheduling.views import WindowNotFound, describe
@@ -80,8 +80,8 @@ async def release(
     description = await describe(client, account_id, group)
     for running in description.info.running_actions:
         handle = client.get_workflow_handle(running.workflow_id)
-        status = await handle.query(QueryName.STATUS)
-        if status.get("outcome") == "held":
+        status = await handle.query(QueryName.STATUS, result_type=WindowStatus)
+        if status.outcome == WindowOutcome.HELD:
             await handle.signal(SignalName.RELEASE, ReleaseRequest(by=by, reason=reason))
             return ReleaseResult("signalled", running.workflow_id)
     if earlier_run is None:

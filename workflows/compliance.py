@@ -16,10 +16,8 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
-    from contracts import taskqueues
     from contracts.compliance import (
         AccountSyncOutcome,
-        ComplianceActivity,
         ComplianceSyncInput,
         ComplianceSyncResult,
         ComplianceSyncStatus,
@@ -31,16 +29,18 @@ with workflow.unsafe.imports_passed_through():
         SyncTarget,
     )
     from contracts.estate import ApplyResult
+    from contracts.models import ActivityName
     from contracts.names import QueryName, WorkflowName
     from contracts.providers import WorkerRole
     from workflows import options
-    from workflows.options import ActivityPreset
+    from workflows.calls import Calls
 
 
 @workflow.defn(name=WorkflowName.COMPLIANCE_SYNC)
 class ComplianceSyncWorkflow:
     def __init__(self) -> None:
         self._status = ComplianceSyncStatus()
+        self._calls = Calls()
 
     @workflow.query(name=QueryName.STATUS)
     def status(self) -> ComplianceSyncStatus:
@@ -48,16 +48,17 @@ class ComplianceSyncWorkflow:
 
     @workflow.run
     async def run(self, inp: ComplianceSyncInput) -> ComplianceSyncResult:
+        self._calls = Calls(inp.queue_prefix)
         self._status.started_at = workflow.now()
-        listed: ListSyncAccountsResult = await self._aws(
-            ComplianceActivity.LIST_ACCOUNTS, ListSyncAccountsInput(only_accounts=inp.only_accounts),
-            ListSyncAccountsResult, inp, options.AWS_CONTROL,
+        listed = await self._calls.activity(
+            WorkerRole.AWS, ActivityName.LIST_SYNC_ACCOUNTS, ListSyncAccountsInput(only_accounts=inp.only_accounts),
+            ListSyncAccountsResult, options.AWS_CONTROL,
         )
         outcomes = await self._sync_accounts(listed.targets, inp)
         self._status.phase = "aggregating"
-        aggregates: RecordAggregatesResult = await self._aws(
-            ComplianceActivity.RECORD_AGGREGATES, RecordAggregatesInput(at=self._status.started_at),
-            RecordAggregatesResult, inp, options.ESTATE_WRITE,
+        aggregates = await self._calls.activity(
+            WorkerRole.AWS, ActivityName.RECORD_COMPLIANCE_AGGREGATES, RecordAggregatesInput(at=self._status.started_at),
+            RecordAggregatesResult, options.ESTATE_WRITE,
         )
         self._status.phase = "done"
         self._status.finished_at = workflow.now()
@@ -71,7 +72,7 @@ class ComplianceSyncWorkflow:
 
         async def one(target: SyncTarget) -> AccountSyncOutcome:
             async with slots:
-                outcome = await self._sync_one(target, inp)
+                outcome = await self._sync_one(target)
             self._status.accounts_done += 1
             self._status.accounts_failed += 0 if outcome.ok else 1
             self._status.instances += outcome.instances
@@ -79,12 +80,12 @@ class ComplianceSyncWorkflow:
 
         return list(await asyncio.gather(*(one(t) for t in targets)))
 
-    async def _sync_one(self, target: SyncTarget, inp: ComplianceSyncInput) -> AccountSyncOutcome:
+    async def _sync_one(self, target: SyncTarget) -> AccountSyncOutcome:
         account = target.account.account_id
         try:
-            applied: ApplyResult = await self._aws(
-                ComplianceActivity.SYNC_ACCOUNT, SyncAccountInput(target=target, taken_at=self._status.started_at),
-                ApplyResult, inp, options.ESTATE_SYNC,
+            applied = await self._calls.activity(
+                WorkerRole.AWS, ActivityName.SYNC_ACCOUNT_ESTATE,
+                SyncAccountInput(target=target, taken_at=self._status.started_at), ApplyResult, options.ESTATE_SYNC,
             )
         except ActivityError as err:
             cause = err.cause or err
@@ -92,10 +93,3 @@ class ComplianceSyncWorkflow:
             return AccountSyncOutcome(systems_account=account, ok=False, error=str(cause)[:500])
         return AccountSyncOutcome(systems_account=account, ok=True, instances=applied.instances,
                                   departed=applied.departed)
-
-    @staticmethod
-    async def _aws(name: str, arg: object, result_type: type, inp: ComplianceSyncInput, preset: ActivityPreset):
-        return await workflow.execute_activity(
-            name, arg, task_queue=taskqueues.for_role(WorkerRole.AWS, inp.queue_prefix),
-            result_type=result_type, **preset.kwargs(),
-        )

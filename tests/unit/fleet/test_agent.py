@@ -242,7 +242,7 @@ async def test_inventory_association_reports_the_vms_software(node_factory: Call
     entries = (await _call(node.ssm.list_inventory_entries, InstanceId=node.instance_id,
                            TypeName="AWS:Application", MaxResults=50))["Entries"]
     software = node.agent.vm.software.packages
-    assert {(e["Name"], e["Version"]) for e in entries} == {
+    assert {(e["Name"], e["Version"]) for e in entries} == {("amazon-ssm-agent", "3.3.1142.0")} | {
         (package.rsplit(".", 1)[0], version) for package, version in software.items()}
     (status,) = (await _call(node.ssm.describe_instance_associations_status,
                              InstanceId=node.instance_id))["InstanceAssociationStatusInfos"]
@@ -266,3 +266,18 @@ def test_association_schedules() -> None:
     assert not association_due(now - timedelta(hours=11), "rate(12 hours)", now)
     assert association_due(now - timedelta(days=1), "cron(0 2 ? * * *)", now)
     assert not association_due(now - timedelta(days=30), None, now)
+
+
+async def test_windows_inventory_reports_programs_and_updates(node_factory: Callable[..., Any]) -> None:
+    node = await node_factory(OsFamily.WINDOWS)
+    await _call(node.ssm.create_association, Name="AWS-GatherSoftwareInventory",
+                Targets=[{"Key": "InstanceIds", "Values": ["*"]}], ScheduleExpression="rate(1 day)",
+                Parameters={"applications": ["Enabled"], "windowsUpdates": ["Enabled"]})
+    await node.agent.check_associations()
+    await node.agent._associating  # type: ignore[misc]
+    apps = (await _call(node.ssm.list_inventory_entries, InstanceId=node.instance_id,
+                        TypeName="AWS:Application"))["Entries"]
+    assert "Microsoft Edge" in {a["Name"] for a in apps}
+    updates = (await _call(node.ssm.list_inventory_entries, InstanceId=node.instance_id,
+                           TypeName="AWS:WindowsUpdate", MaxResults=50))["Entries"]
+    assert {u["HotFixId"] for u in updates} == node.agent.vm.software.kbs
