@@ -22,6 +22,7 @@ from contracts.providers import PatchGroup, Provider
 
 #: A cloud account id of any provider, as a path segment (each provider's body is stricter).
 ANY_ACCOUNT = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+ACCOUNT_EXAMPLES = ["acme-prod", "111122223333"]
 ACCOUNT_FORMATS = {
     Provider.GCP: r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$",
     Provider.AZURE: r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$",
@@ -101,6 +102,10 @@ class _Link(_Strict):
 
 
 class GcpLink(_Link):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"provider": "gcp", "cloud_account": "acme-prod", "customer": "ACME", "time_zone": "Europe/London",
+         "windows": {"early": {"hour": 4, "max_concurrency": "25%"}}}]})
+
     provider: Literal["gcp"]
     cloud_account: Annotated[str, StringConstraints(pattern=ACCOUNT_FORMATS[Provider.GCP])]
 
@@ -111,6 +116,10 @@ class AzureLink(_Link):
 
 
 class AwsLink(_Link):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"provider": "aws", "cloud_account": "111122223333", "customer": "ACME",
+         "role_arn": "arn:aws:iam::111122223333:role/FleetpatchAccess"}]})
+
     provider: Literal["aws"]
     cloud_account: Annotated[str, StringConstraints(pattern=ACCOUNT_FORMATS[Provider.AWS])]
     role_arn: Annotated[str, StringConstraints(pattern=_ROLE_ARN)] = Field(

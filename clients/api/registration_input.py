@@ -76,6 +76,10 @@ class _Registration(_Strict):
 
 
 class GcpRegistration(_Registration):
+    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra={"examples": [
+        {"provider": "gcp", "identity": {"token": "eyJhbGciOiJSUzI1NiJ9.eyJhdWQiOiJ4In0.c2ln"},
+         "hostname": "web-1", "platform": {"os": "ubuntu", "version": "22.04"}}]})
+
     provider: Literal["gcp"]
     identity: GcpIdentity
 

@@ -65,7 +65,10 @@ def _settled(http: httpx.Client, response: httpx.Response, patience: float = 600
 def call(settings: Settings, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
     with admin_client(settings) as http:
         try:
-            return checked(_settled(http, http.request(method, path, **kwargs)))
+            first = http.request(method, path, **kwargs)
+            body = checked(_settled(http, first))
+            # A polled operation answers {"state": "completed", "result": ...}: give the result.
+            return body["result"] if first.status_code == 202 and body.get("state") == "completed" else body
         except httpx.HTTPError as err:
             err_console.print(f"[red]cannot reach the API: {err}[/red]")
             raise typer.Exit(2) from err

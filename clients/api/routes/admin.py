@@ -69,7 +69,8 @@ async def list_enrollments(
 
 
 class ReenrollBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"provider": "gcp", "instance_key": "acme-prod/1234567890123456789"}]})
 
     provider: Provider
     instance_key: Annotated[str, StringConstraints(pattern=INSTANCE_KEY)]
@@ -113,4 +114,13 @@ async def operation(operation_id: Annotated[str, Path(pattern=OPERATION_ID)], re
         if err.status == RPCStatusCode.NOT_FOUND:
             return error_response("NotFound", "no such operation", 404)
         raise TemporalUnavailable(str(err)) from err
-    return JSONResponse({"operation_id": operation_id, "state": "completed", "result": result})
+    return JSONResponse({"operation_id": operation_id, "state": "completed", "result": _public(workflow_id, result)})
+
+
+def _public(workflow_id: str, result: Any) -> Any:
+    """A finished run's result as the API shows it: link ExternalIds masked, as in every answer."""
+    if workflow_id.startswith("links/") and isinstance(result, dict):
+        for link in result.get("links") or []:
+            if isinstance(link, dict) and link.get("external_id"):
+                link["external_id"] = "***"
+    return result

@@ -15,7 +15,7 @@ from temporalio.service import RPCError
 from clients.api.auth import require_admin
 from clients.api.budget import run_within_budget
 from clients.api.errors import error_response, error_responses
-from clients.api.link_input import ACCOUNT_FORMATS, ANY_ACCOUNT, CUSTOMER, LinkBody
+from clients.api.link_input import ACCOUNT_EXAMPLES, ACCOUNT_FORMATS, ANY_ACCOUNT, CUSTOMER, LinkBody
 from clients.api.openapi import budget_note, links_to
 from contracts import ids
 from contracts.enrollment import AccountRef, LinkCommand, LinkCommandResult, LinkKey, SystemsAccount, TenantLink
@@ -27,8 +27,9 @@ from scheduling import ensure_window_schedules
 router = APIRouter(prefix="/v1/admin", tags=["links"], dependencies=[Depends(require_admin)])
 _ADMIN_ERRORS = (401, 403, 502, 503)
 _BUDGET = budget_note("FLEETPATCH_API__ADMIN_BUDGET", "10 s")
-ProviderPath = Annotated[Provider, Path(description="gcp, azure, aws or vmware")]
-AccountPath = Annotated[str, Path(pattern=ANY_ACCOUNT, description="the cloud account id (project, subscription, account, vCenter)")]
+ProviderPath = Annotated[Provider, Path(description="gcp, azure, aws or vmware", examples=["gcp"])]
+AccountPath = Annotated[str, Path(pattern=ANY_ACCOUNT, examples=ACCOUNT_EXAMPLES[:1],
+                                  description="the cloud account id (project, subscription, account, vCenter)")]
 _ONE_LINK = {"provider": "$response.body#/provider", "cloud_account": "$response.body#/cloud_account"}
 _FIRST_LINK = {"provider": "$response.body#/links/0/provider", "cloud_account": "$response.body#/links/0/cloud_account"}
 

@@ -32,8 +32,9 @@ from contracts.providers import PatchGroup
 
 router = APIRouter(prefix="/v1/admin/windows", tags=["patch windows"], dependencies=[Depends(require_admin)])
 SYSTEMS_ACCOUNT = r"^[0-9]{12}$"
-Account = Annotated[str, Path(pattern=SYSTEMS_ACCOUNT, description="the systems account id (12 digits)")]
-Group = Annotated[PatchGroup, Path(description="the ring: early, on-time or late")]
+Account = Annotated[str, Path(pattern=SYSTEMS_ACCOUNT, description="the systems account id (12 digits)",
+                              examples=["123456789012"])]
+Group = Annotated[PatchGroup, Path(description="the ring: early, on-time or late", examples=["early"])]
 _ERRORS = error_responses(401, 403, 404, 409, 502, 503)
 _WINDOW = {"account": "$response.body#/account_id", "group": "$response.body#/group"}
 _FIRST = {"account": "$response.body#/0/account_id", "group": "$response.body#/0/group"}
