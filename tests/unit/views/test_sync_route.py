@@ -11,7 +11,6 @@ from clients.api.app import create_app
 from clients.api.gateway import TemporalGateway
 from contracts import taskqueues
 from contracts.compliance import (
-    ComplianceActivity,
     ListSyncAccountsInput,
     ListSyncAccountsResult,
     RecordAggregatesInput,
@@ -20,6 +19,7 @@ from contracts.compliance import (
     SyncTarget,
 )
 from contracts.enrollment import AccountRef
+from contracts.models import ActivityName
 from contracts.estate import ApplyResult
 from contracts.providers import WorkerRole
 from tests.support import estate_fleet
@@ -29,18 +29,18 @@ from workflows.compliance import ComplianceSyncWorkflow
 ACCOUNTS = ["210000000001", "210000000002", "210000000003"]
 
 
-@activity.defn(name=ComplianceActivity.LIST_ACCOUNTS)
+@activity.defn(name=ActivityName.LIST_SYNC_ACCOUNTS)
 async def list_accounts(inp: ListSyncAccountsInput) -> ListSyncAccountsResult:
     chosen = inp.only_accounts or ACCOUNTS
     return ListSyncAccountsResult([SyncTarget(AccountRef(a, f"arn:aws:iam::{a}:role/x")) for a in chosen])
 
 
-@activity.defn(name=ComplianceActivity.SYNC_ACCOUNT)
+@activity.defn(name=ActivityName.SYNC_ACCOUNT_ESTATE)
 async def sync_account(inp: SyncAccountInput) -> ApplyResult:
     return ApplyResult(inp.target.account.account_id, instances=4)
 
 
-@activity.defn(name=ComplianceActivity.RECORD_AGGREGATES)
+@activity.defn(name=ActivityName.RECORD_COMPLIANCE_AGGREGATES)
 async def aggregates(inp: RecordAggregatesInput) -> RecordAggregatesResult:
     return RecordAggregatesResult(rows=2)
 
