@@ -18,6 +18,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from clients.api.auth import require_admin
 from clients.api.errors import error_response, error_responses
+from clients.api.openapi import links_to
 from scheduling import compliance as sync_runs
 
 router = APIRouter(prefix="/v1/admin/compliance/sync", tags=["compliance"], dependencies=[Depends(require_admin)])
@@ -39,7 +40,10 @@ def _status_doc(workflow_id: str, status: object) -> dict:
 
 
 @router.post("", summary="Run ComplianceSync now (wait=true answers when it is done)", status_code=202,
-             responses=error_responses(401, 403))
+             operation_id="start_compliance_sync",
+             responses={200: {"description": "wait=true: the finished sync's result"}, **error_responses(401, 403)},
+             openapi_extra=links_to(202, progress={"operationId": "compliance_sync_progress",
+                                                   "parameters": {"workflow_id": "$response.body#/workflow_id"}}))
 async def start(request: Request, body: SyncBody | None = None,
                 wait: Annotated[bool, Query(description="answer with the result when the sync ends")] = False) -> JSONResponse:
     settings = request.app.state.settings
@@ -53,7 +57,8 @@ async def start(request: Request, body: SyncBody | None = None,
     return JSONResponse({"workflow_id": handle.id, **jsonable_encoder(asdict(result))}, 200)
 
 
-@router.get("/{workflow_id:path}", summary="Progress of a ComplianceSync run", responses=error_responses(401, 403, 404))
+@router.get("/{workflow_id:path}", summary="Progress of a ComplianceSync run", operation_id="compliance_sync_progress",
+            responses=error_responses(401, 403, 404))
 async def progress(request: Request, workflow_id: Annotated[str, Path(pattern=SYNC_ID)]) -> JSONResponse:
     client = await request.app.state.gateway.client()
     try:
