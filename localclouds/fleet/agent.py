@@ -25,7 +25,7 @@ import logging
 import random
 import re
 import zlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -318,5 +318,3 @@ async def wait_online(agent: Agent, timeout: float) -> bool:
         return False
     return True
 
-
-Starter = Callable[[AgentVm], Awaitable[Agent]]
