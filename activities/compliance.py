@@ -60,9 +60,9 @@ class ComplianceActivities:
                 cloud_account=tags.get(TAG_CLOUD_ACCOUNT, ""),
             )
         for link in self._links.list():
-            if link.provider is not Provider.AWS or not link.role_arn:
+            account_id = _account_of(link.role_arn) if link.provider is Provider.AWS else None
+            if account_id is None:
                 continue
-            account_id = link.role_arn.split(":")[4]
             targets.setdefault(account_id, SyncTarget(
                 account=AccountRef(account_id=account_id, role_arn=link.role_arn,
                                    external_id=link.external_id, region=self._aws.region),
@@ -101,6 +101,14 @@ class ComplianceActivities:
 
 #: Instances a window never ran anything on: their patch state is not re-read.
 NOT_REACHED = frozenset({InstanceStatus.NOT_DISPATCHED, InstanceStatus.CANCELLED, InstanceStatus.NOT_DELIVERED})
+
+
+def _account_of(role_arn: str | None) -> str | None:
+    """The account id of ``arn:aws:iam::123456789012:role/Name`` (None for anything else)."""
+    parts = (role_arn or "").split(":")
+    if len(parts) >= 6 and parts[:3] == ["arn", "aws", "iam"] and len(parts[4]) == 12 and parts[4].isdigit():
+        return parts[4]
+    return None
 
 
 def _heartbeat(detail: str) -> None:

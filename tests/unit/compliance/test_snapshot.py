@@ -79,3 +79,11 @@ def test_window_runs_take_counts_from_the_reread_state() -> None:
                                                                   "FailedCount": 0, "OperationEndTime": NOW}})
     assert (reached.status, reached.installed, reached.ended, reached.outcome) == ("succeeded", 9, NOW, "succeeded")
     assert (skipped.status, skipped.ended) == ("not-dispatched", None)  # leaves the stored state alone
+
+
+def test_account_of_a_role_arn() -> None:
+    from activities.compliance import _account_of
+
+    assert _account_of("arn:aws:iam::210000009000:role/FleetpatchAccess") == "210000009000"
+    for bad in (None, "", "arn:aws:iam::12345:role/x", "arn:aws:s3:::bucket", "not-an-arn"):
+        assert _account_of(bad) is None

@@ -136,3 +136,15 @@ def test_the_recorded_history_did_its_work() -> None:
     result = json.loads(base64.b64decode(events[-1]["workflowExecutionCompletedEventAttributes"]["result"]["payloads"][0]["data"]))
     assert result["status"]["accounts_done"] == len(ACCOUNTS) and result["status"]["accounts_failed"] == 1
     assert result["aggregate_rows"] == 3
+
+
+def test_the_recorded_window_ends_with_the_estate_step() -> None:
+    import json
+
+    from tests.unit.compliance.record_history import WINDOW_OUT
+
+    events = json.loads(WINDOW_OUT.read_text())["history"]["events"]
+    markers = [e for e in events if e.get("markerRecordedEventAttributes", {}).get("markerName") == "core_patch"]
+    scheduled = [e["activityTaskScheduledEventAttributes"]["activityType"]["name"] for e in events
+                 if "activityTaskScheduledEventAttributes" in e]
+    assert markers and scheduled[-1] == "record_window_results"
