@@ -259,3 +259,20 @@ def test_vm_removed_under_us_is_instance_not_found(client: VsphereClient) -> Non
     with pytest.raises(InstanceRefused) as caught:
         client.vm_facts(vm)
     assert caught.value.type == ErrorType.INSTANCE_NOT_FOUND
+
+
+def test_list_vm_metadata_follows_relabels_and_destroys(client: VsphereClient) -> None:
+    """What reconcile reads: one container view, custom attributes as labels, destroyed VMs gone."""
+    keep, gone = _vm(client, "DC0_H0_VM0"), _vm(client, "DC0_H0_VM1")
+    client.set_custom_attribute(keep, LABEL, "true")
+    client.set_custom_attribute(keep, "rackspace-addon-patching-patchgroup", "late")
+    gone_uuid = client.vm_facts(gone).instance_uuid
+    client._wait(gone.PowerOffVM_Task(), "powering off")
+    client._wait(gone.Destroy_Task(), "destroying the VM")
+    listed = {m.name: m for m in client.list_vm_metadata(VC)}
+    assert sorted(listed) == ["DC0_C0_RP0_VM0", "DC0_C0_RP0_VM1", "DC0_H0_VM0"]
+    assert gone_uuid not in {m.instance_id for m in listed.values()}
+    kept = listed["DC0_H0_VM0"]
+    assert kept.provider == Provider.VMWARE and kept.cloud_account == VC
+    assert kept.labels == {LABEL: "true", "rackspace-addon-patching-patchgroup": "late"}
+    assert listed["DC0_C0_RP0_VM0"].labels == {}
