@@ -12,6 +12,7 @@ from config.settings import VmwareSettings
 from contracts.errors import ErrorType, IdentityRefused
 from contracts.identity import VerifiedIdentity
 from contracts.models import ActivityName, VerifyIdentityInput, VmMetadata, VmMetadataInput
+from contracts.reconcile import ListCloudVmsInput, ListCloudVmsResult
 
 
 class VmwareActivities:
@@ -38,5 +39,9 @@ class VmwareActivities:
     def read_vm_metadata(self, inp: VmMetadataInput) -> VmMetadata:
         return factory.read_vm_metadata(inp.identity, self._settings)
 
+    @activity.defn(name=ActivityName.LIST_CLOUD_VMS)
+    def list_cloud_vms(self, inp: ListCloudVmsInput) -> ListCloudVmsResult:
+        return ListCloudVmsResult(vms=factory.list_vms(self._settings, inp.cloud_account))
+
     def all(self) -> list:
-        return [self.verify_identity, self.read_vm_metadata]
+        return [self.verify_identity, self.read_vm_metadata, self.list_cloud_vms]

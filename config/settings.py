@@ -84,6 +84,8 @@ class Ec2Settings(BaseModel):
     # AWS's own regional endpoints. Locally it is the moto server.
     endpoint_url: str | None = None
     role_session_name: str = "fleetpatch-ec2"  # on the customer's cross-account role
+    # Regions reconcile lists instances in; empty: FLEETPATCH_AWS__REGION only.
+    regions: list[str] = Field(default_factory=list)
 
 
 class VmwareSettings(BaseModel):
@@ -138,6 +140,12 @@ class PatchingSettings(BaseModel):
     poll_hold: Duration = timedelta(minutes=5)
 
 
+class ReconcileSettings(BaseModel):
+    """Reconcile: one schedule per linked cloud account (``reconcile/{provider}/{account}``)."""
+
+    interval: Duration = timedelta(hours=1)
+
+
 class DatabaseSettings(BaseModel):
     """The estate store. None: the SQLite file ``estate.db`` in ``state_dir`` (see ``Settings``).
 
@@ -185,6 +193,7 @@ class Settings(BaseSettings):
     labels: LabelSettings = LabelSettings()
     api: ApiSettings = ApiSettings()
     patching: PatchingSettings = PatchingSettings()
+    reconcile: ReconcileSettings = ReconcileSettings()
     local: LocalSettings = LocalSettings()
     database: DatabaseSettings = DatabaseSettings()
 

@@ -22,6 +22,7 @@ class ActivityName:
     READ_VM_METADATA = "read_vm_metadata"
     TAG_EC2_INSTANCE = "tag_ec2_instance"
     UNTAG_EC2_INSTANCE = "untag_ec2_instance"
+    LIST_CLOUD_VMS = "list_cloud_vms"  # reconcile: every VM of a linked cloud account
 
     # aws worker
     GET_LINK = "get_link"
@@ -49,6 +50,10 @@ class ActivityName:
     READ_RING_RECORD = "read_ring_record"
     RECORD_RING_RUN = "record_ring_run"
     RECORD_PATCH_TRAIN = "record_patch_train"
+
+    # aws worker: reconcile
+    LIST_MANAGED_NODES = "list_managed_nodes"
+    APPLY_RECONCILE_ACTION = "apply_reconcile_action"
 
     # orchestrator worker (talks to Temporal itself)
     AWAIT_WORKFLOW = "await_workflow"

@@ -7,6 +7,7 @@ from workflows.enroll import EnrollVmWorkflow
 from workflows.links import LinkAdminWorkflow
 from workflows.patch_batch import PatchBatchWorkflow
 from workflows.patch_window import PatchWindowWorkflow
+from workflows.reconcile import ReconcileWorkflow
 from workflows.reenroll import AllowReenrollmentWorkflow
 from workflows.ssm_configuration import SsmConfigurationWorkflow
 from workflows.systems_account import SystemsAccountWorkflow
@@ -20,4 +21,5 @@ ALL_WORKFLOWS: tuple[type, ...] = (
     SsmConfigurationWorkflow,
     PatchWindowWorkflow,
     PatchBatchWorkflow,
+    ReconcileWorkflow,
 )

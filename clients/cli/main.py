@@ -9,6 +9,7 @@ from clients.cli import (
     doctor_cmd,
     enrollments_cmd,
     links_cmd,
+    reconcile_cmd,
     simulate_cmd,
     up_cmd,
     vcenter_cmd,
@@ -26,6 +27,7 @@ app.command("up")(up_cmd.up)
 app.command("doctor")(doctor_cmd.doctor)
 app.command("verify")(verify_cmd.verify)
 app.command("simulate")(simulate_cmd.simulate)
+app.command("reconcile")(reconcile_cmd.reconcile)
 app.add_typer(vcenter_cmd.app, name="vcenter", help="vCenter identity tokens.")
 app.add_typer(links_cmd.app, name="links")
 app.add_typer(enrollments_cmd.app, name="enrollments")

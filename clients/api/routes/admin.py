@@ -18,6 +18,7 @@ from temporalio.service import RPCError
 
 from clients.api.auth import require_admin
 from clients.api.errors import error_response
+from clients.api.routes import reconcile as reconcile_routes
 from clients.schedules import ensure_window_schedules
 from contracts import ids, taskqueues
 from contracts import search_attributes as sa
@@ -162,6 +163,7 @@ async def add_link(body: LinkBody, request: Request) -> JSONResponse:
         return _failed(err)
     answer = _link_json(link)
     answer["windows_updated"] = await _refresh_windows(request, link)
+    answer["reconcile_schedule"] = await reconcile_routes.ensure_link_schedule(request, link)
     return JSONResponse(answer, status_code=201)
 
 
