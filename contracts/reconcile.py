@@ -44,6 +44,11 @@ class ReconcileInput:
     dry_run: bool = False
     policy: ReconcilePolicy = field(default_factory=ReconcilePolicy)
     queue_prefix: str = ""
+    #: Offboarding: every managed instance leaves SSM, every pending activation is deleted
+    #: (EC2: the fleetpatch tags leave the instances), whatever the labels say.
+    offboard: bool = False
+    #: Only this VM (``{cloud account}/{instance id}``): ``fleetpatch instances remove``.
+    instance_key: str | None = None
 
 
 @dataclass

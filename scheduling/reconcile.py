@@ -36,6 +36,10 @@ from contracts.reconcile import ReconcileInput, ReconcileResult
 RUN_TIMEOUT = timedelta(minutes=50)
 
 
+def orchestrator_queue(prefix: str) -> str:
+    return taskqueues.for_role(WorkerRole.ORCHESTRATOR, prefix)
+
+
 def _attributes(inp: ReconcileInput, customer: str) -> TypedSearchAttributes:
     return TypedSearchAttributes([
         SearchAttributePair(sa.PROVIDER, inp.provider.value),

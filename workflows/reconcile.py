@@ -25,7 +25,7 @@ with workflow.unsafe.imports_passed_through():
         TenantLink,
     )
     from contracts.errors import ErrorType
-    from contracts.models import ActivityName
+    from contracts.models import ActivityName, VmMetadata
     from contracts.names import WorkflowName
     from contracts.providers import PROVIDER_ROLE, Provider, WorkerRole
     from contracts.reconcile import (
@@ -42,7 +42,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.calls import Calls
     from workflows.options import AWS_CONTROL, CLOUD_LIST, CLOUD_READ
-    from workflows.reconcile_plan import EC2_FLEETPATCH_TAGS, plan_ec2, plan_hybrid
+    from workflows.reconcile_plan import EC2_FLEETPATCH_TAGS, only_key, plan_ec2, plan_hybrid, plan_offboard
     from workflows.shared import application_error, upsert
 
 
@@ -63,13 +63,11 @@ class ReconcileWorkflow:
             provider=inp.provider, cloud_account=inp.cloud_account, dry_run=inp.dry_run,
             systems_account=account.account_id if account else None, vms_seen=len(vms.vms), managed_seen=0,
         )
-        group = link.default_patch_group.value
-        if inp.provider is Provider.AWS:
-            result.actions = plan_ec2(inp.cloud_account, vms.vms, inp.policy, group)
-        else:
+        managed = ListManagedResult(nodes=[])
+        if inp.provider is not Provider.AWS:
             managed = await self._managed(calls, inp, account)
             result.managed_seen = len(managed.nodes)
-            result.actions = plan_hybrid(inp.cloud_account, vms.vms, managed.nodes, managed.activations, inp.policy, group)
+        result.actions = only_key(_plan(inp, link, vms.vms, managed), inp.instance_key)
         if not inp.dry_run:
             for action in result.actions:
                 await self._apply(calls, inp, link, account, action)
@@ -124,6 +122,18 @@ class ReconcileWorkflow:
             action.error = f"{failure.type}: {failure.message}"
             return
         action.applied = True
+
+
+def _plan(inp: ReconcileInput, link: TenantLink, vms: list[VmMetadata], managed: ListManagedResult) -> list[ReconcileAction]:
+    """What this run does: offboarding, or keeping SSM true to the cloud (pure: reconcile_plan)."""
+    ec2 = inp.provider is Provider.AWS
+    if inp.offboard:
+        reason = "offboarded by an operator" + (f": {inp.instance_key}" if inp.instance_key else "")
+        return plan_offboard(inp.cloud_account, vms, managed.nodes, managed.activations, ec2=ec2, reason=reason)
+    group = link.default_patch_group.value
+    if ec2:
+        return plan_ec2(inp.cloud_account, vms, inp.policy, group)
+    return plan_hybrid(inp.cloud_account, vms, managed.nodes, managed.activations, inp.policy, group)
 
 
 async def _apply_ec2(calls: Calls, inp: ReconcileInput, link: TenantLink, action: ReconcileAction) -> None:

@@ -156,3 +156,29 @@ def plan_ec2(cloud_account: str, vms: list[VmMetadata], policy: ReconcilePolicy,
                 evidence=evidence,
             ))
     return actions
+
+
+def plan_offboard(
+    cloud_account: str, vms: list[VmMetadata], nodes: list[ManagedNode], activations: list[PendingActivation],
+    *, ec2: bool, reason: str,
+) -> list[ReconcileAction]:
+    """Offboarding: every managed instance deregistered, every pending activation deleted; on EC2
+    the fleetpatch tags removed from every instance an enrollment tagged. Labels do not matter."""
+    if ec2:
+        return [
+            ReconcileAction(kind=ActionKind.EC2_UNTAG, instance_key=instance_key(cloud_account, vm.instance_id),
+                            target=vm.instance_id, reason=reason, evidence={"vm_name": vm.name, "region": vm.region or ""})
+            for vm in sorted(vms, key=lambda v: v.instance_id)
+            if TAG_ENROLLMENT_ID in vm.labels and vm.state.lower() not in GONE_STATES
+        ]
+    actions = [_deregister(n.instance_key, n, reason, {}) for n in sorted(nodes, key=lambda n: n.instance_id)]
+    return actions + [
+        ReconcileAction(kind=ActionKind.DELETE_ACTIVATION, instance_key=a.instance_key, target=a.activation_id,
+                        reason=reason, evidence={"activation": a.activation_id})
+        for a in sorted(activations, key=lambda a: a.activation_id)
+    ]
+
+
+def only_key(actions: list[ReconcileAction], key: str | None) -> list[ReconcileAction]:
+    """The actions about one VM, when a run is about one VM."""
+    return actions if key is None else [a for a in actions if a.instance_key == key]

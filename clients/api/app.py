@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from clients.api.errors import ServiceMisconfigured
 from clients.api.gateway import TemporalGateway, TemporalUnavailable
 from clients.api.registration_input import RegistrationRequest
-from clients.api.routes import admin, health, reconcile, registration, windows
+from clients.api.routes import admin, health, offboard, reconcile, registration, windows
 from config.settings import Settings
 
 log = logging.getLogger("fleetpatch.api")
@@ -31,6 +31,7 @@ def create_app(settings: Settings, gateway: TemporalGateway | None = None) -> Fa
     app.include_router(admin.router)
     app.include_router(windows.router)
     app.include_router(reconcile.router)
+    app.include_router(offboard.router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
 
     @app.exception_handler(HTTPException)

@@ -8,6 +8,7 @@ from clients.cli import (
     db_cmd,
     doctor_cmd,
     enrollments_cmd,
+    instances_cmd,
     links_cmd,
     reconcile_cmd,
     simulate_cmd,
@@ -31,6 +32,7 @@ app.command("reconcile")(reconcile_cmd.reconcile)
 app.add_typer(vcenter_cmd.app, name="vcenter", help="vCenter identity tokens.")
 app.add_typer(links_cmd.app, name="links")
 app.add_typer(enrollments_cmd.app, name="enrollments")
+app.add_typer(instances_cmd.app, name="instances")
 app.add_typer(windows_cmd.app, name="windows")
 app.add_typer(db_cmd.app, name="db")
 

@@ -217,3 +217,52 @@ async def test_a_deleted_azure_vm_is_no_longer_a_managed_instance(stack: Stack) 
     result = await _reconcile(stack, "azure", subscription, dry_run=False)
     assert [(a["kind"], a["target"], a["applied"]) for a in result["actions"]] == [("deregister", gone_managed, True)]
     assert set(_nodes(_ssm_in(stack, account), subscription)) == {stays}
+
+
+async def test_offboarding_a_gcp_account_and_removing_one_instance(stack: Stack) -> None:
+    project = f"umbr-{uuid.uuid4().hex[:10]}"
+    assert (await stack.link(provider="gcp", cloud_account=project, customer="umbrella")).status_code == 201
+    gcp = Gcp(stack, project)
+    first, second, third = [await gcp.enroll(dict(ON)) for _ in range(3)]
+    account = first[3]
+    ssm = _ssm_in(stack, account)
+    pending = ssm.create_activation(Description="fleetpatch enroll/pending", IamRole=SERVICE_ROLE, RegistrationLimit=1,
+                                    Tags=[{"Key": TAG_INSTANCE_KEY, "Value": f"{project}/42"},
+                                          {"Key": TAG_CLOUD_ACCOUNT, "Value": project}])
+
+    # One VM decommissioned: only its managed instance leaves.
+    removed = await stack.api.post("/v1/admin/instances/remove", headers=stack.admin_headers,
+                                   json={"provider": "gcp", "instance_key": third[1]})
+    assert removed.status_code == 200, removed.text
+    assert [(a["kind"], a["target"], a["applied"]) for a in removed.json()["result"]["actions"]] == [
+        ("deregister", third[2], True)]
+    assert set(_nodes(ssm, project)) == {first[2], second[2]}
+
+    async def offboard(yes: bool) -> dict[str, Any]:
+        response = await stack.api.post("/v1/admin/offboard", headers=stack.admin_headers,
+                                        json={"provider": "gcp", "account": project, "yes": yes})
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    schedules = [ids.reconcile_schedule("gcp", project), *(ids.patch_window_schedule(account, g) for g in ("early", "on-time", "late"))]
+    dry = await offboard(False)
+    assert dry["dry_run"] and sorted(dry["would_pause"]) == sorted(schedules)
+    assert {(a["kind"], a["target"]) for a in dry["result"]["actions"]} == {
+        ("deregister", first[2]), ("deregister", second[2]), ("delete-activation", pending["ActivationId"])}
+    assert "never closes an AWS account" in dry["note"] and account in dry["note"]
+    assert set(_nodes(ssm, project)) == {first[2], second[2]}  # a dry run changes nothing
+    for sid in schedules:
+        assert not (await stack.client.get_schedule_handle(sid).describe()).schedule.state.paused
+
+    done = await offboard(True)
+    assert sorted(done["paused"]) == sorted(schedules) and done["unlinked"] == f"gcp/{project}"
+    assert all(a["applied"] for a in done["result"]["actions"])
+    assert _nodes(ssm, project) == {}
+    assert pending["ActivationId"] not in {a["ActivationId"] for a in ssm.describe_activations()["ActivationList"]}
+    for sid in schedules:
+        assert (await stack.client.get_schedule_handle(sid).describe()).schedule.state.paused
+    links = (await stack.api.get("/v1/admin/links", headers=stack.admin_headers)).json()["links"]
+    assert project not in {l["cloud_account"] for l in links}
+    again = await stack.api.post("/v1/admin/offboard", headers=stack.admin_headers,
+                                 json={"provider": "gcp", "account": project, "yes": True})
+    assert again.status_code == 404 and again.json()["error"] == "TenantNotLinked"

@@ -23,10 +23,9 @@ from temporalio.client import Client, WorkflowFailureError
 from clients.api.auth import require_admin
 from clients.api.errors import error_response
 from config.settings import Settings
-from contracts import taskqueues
 from contracts.enrollment import LinkCommand, LinkCommandResult, TenantLink
 from contracts.names import WorkflowName
-from contracts.providers import Provider, WorkerRole
+from contracts.providers import Provider
 from contracts.reconcile import ReconcileInput, ReconcilePolicy, ReconcileResult
 from scheduling import reconcile as schedules
 
@@ -60,12 +59,12 @@ async def ensure_link_schedule(request: Request, link: TenantLink) -> str:
     return await schedules.ensure_schedule(client, inp, link.customer, settings.reconcile.interval)
 
 
-async def _linked(client: Client, settings: Settings) -> list[TenantLink]:
+async def linked(client: Client, settings: Settings) -> list[TenantLink]:
     result = await client.execute_workflow(
         WorkflowName.LINK_ADMIN,
         LinkCommand(action="list", queue_prefix=settings.task_queue_prefix),
         id=f"links/list/{uuid.uuid4().hex[:8]}",
-        task_queue=taskqueues.for_role(WorkerRole.ORCHESTRATOR, settings.task_queue_prefix),
+        task_queue=schedules.orchestrator_queue(settings.task_queue_prefix),
         result_type=LinkCommandResult,
         execution_timeout=timedelta(minutes=2),
     )
@@ -82,7 +81,7 @@ async def reconcile(body: ReconcileBody, request: Request) -> JSONResponse:
     if body.account is not None and body.provider is None:
         return error_response("BadRequest", "account: name its provider too", 400)
     client = await request.app.state.gateway.client()
-    links = await _linked(client, settings)
+    links = await linked(client, settings)
     targets = [l for l in links if body.provider in (None, l.provider) and body.account in (None, l.cloud_account)]
     if body.account is not None and not targets:
         return error_response("TenantNotLinked", f"account: {body.provider}/{body.account} is not linked", 404)

@@ -105,3 +105,18 @@ def test_ec2_tags_follow_labels() -> None:
     actions = plan_ec2("111122223333", vms, POLICY, "early")
     assert kinds(actions) == [("ec2-retag", "i-moved"), ("report-unenrolled", "i-new"), ("ec2-untag", "i-off")]
     assert actions[0].tags == {TAG_PATCH_GROUP: "late"} and actions[0].evidence["region"] == "us-west-2"
+
+
+def test_offboarding_removes_everything_whatever_the_labels() -> None:
+    from workflows.reconcile_plan import only_key, plan_offboard
+
+    nodes = [node("mi-2", "2"), node("mi-1", "1")]
+    pending = [PendingActivation("act-3", f"{PROJECT}/3")]
+    actions = plan_offboard(PROJECT, [vm("1"), vm("2", {})], nodes, pending, ec2=False, reason="offboarded")
+    assert kinds(actions) == [("deregister", "mi-1"), ("deregister", "mi-2"), ("delete-activation", "act-3")]
+    assert kinds(only_key(actions, f"{PROJECT}/2")) == [("deregister", "mi-2")]
+    assert only_key(actions, None) == actions
+    enrolled = {**ON, TAG_ENROLLMENT_ID: "run-1"}
+    ec2_vms = [ec2("i-b", enrolled), ec2("i-a", {}), ec2("i-c", enrolled, state="terminated")]
+    assert kinds(plan_ec2_offboard := plan_offboard("111122223333", ec2_vms, [], [], ec2=True, reason="x")) == [("ec2-untag", "i-b")]
+    assert plan_ec2_offboard[0].evidence["region"] == "us-west-2"

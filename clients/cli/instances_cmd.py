@@ -1,0 +1,28 @@
+"""``fleetpatch instances``: decommission one enrolled VM (admin API ``/v1/admin/instances/remove``)."""
+
+from __future__ import annotations
+
+import typer
+
+from clients.cli.api_client import call
+from clients.cli.common import console
+from config.settings import Settings
+from contracts.providers import Provider
+
+app = typer.Typer(no_args_is_help=True, help="Enrolled VMs, one at a time.")
+
+
+@app.command("remove")
+def remove(
+    instance_key: str = typer.Argument(..., help="The VM's instance key, CLOUD_ACCOUNT/INSTANCE_ID."),
+    provider: Provider = typer.Option(..., "--provider", "-p"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Change nothing; show what would be done."),
+) -> None:
+    """Decommission one VM: its managed instance leaves SSM (EC2: its fleetpatch tags are removed).
+    A VM still labelled for patching enrolls again at its next boot: remove the label too."""
+    body = {"provider": provider.value, "instance_key": instance_key, "dry_run": dry_run}
+    answer = call(Settings(), "POST", "/v1/admin/instances/remove", json=body, timeout=None)
+    verb = "would" if dry_run else "did"
+    for action in answer["result"]["actions"]:
+        failed = f" [red](failed: {action['error']})[/red]" if action.get("error") else ""
+        console.print(f"{verb} {action['kind']} {action['target']}{failed}")
