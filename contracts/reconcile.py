@@ -49,6 +49,8 @@ class ReconcileInput:
     offboard: bool = False
     #: Only this VM (``{cloud account}/{instance id}``): ``fleetpatch instances remove``.
     instance_key: str | None = None
+    #: The SSM configuration version the systems account must hold; None: this release's.
+    configuration_version: int | None = None
 
 
 @dataclass
@@ -131,3 +133,7 @@ class ReconcileResult:
     vms_seen: int
     managed_seen: int
     actions: list[ReconcileAction] = field(default_factory=list)
+    #: Configuration drift: the version the systems account now holds (None: not checked, on a
+    #: dry run, offboarding or before anything enrolled) and the window schedules brought up to date.
+    configuration_version: int | None = None
+    windows_ensured: list[str] = field(default_factory=list)

@@ -3,7 +3,8 @@
 Named steps: the link -> the systems account -> the cloud's VMs (its own worker, its own SDK)
 -> the managed instances and pending activations (aws worker) -> the plan
 (``workflows.reconcile_plan``, pure) -> apply each action (unless a dry run), each with its
-evidence in the result. Run hourly by the schedule ``reconcile/{provider}/{cloud account}`` and
+evidence in the result -> bring the account's SSM configuration and window schedules up to this
+release (configuration drift), with no re-link. Run hourly by the schedule ``reconcile/{provider}/{cloud account}`` and
 on demand (``fleetpatch reconcile``, ``POST /v1/admin/reconcile``).
 """
 
@@ -13,8 +14,11 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from contracts import ids
     from contracts import search_attributes as sa
     from contracts.enrollment import (
+        SSM_CONFIGURATION_VERSION,
+        TAG_ENROLLMENT_ID,
         AccountLookup,
         AccountRef,
         Ec2TagInput,
@@ -22,11 +26,14 @@ with workflow.unsafe.imports_passed_through():
         FoundAccount,
         GetLinkResult,
         LinkKey,
+        SsmConfigurationInput,
+        SsmConfigurationResult,
         TenantLink,
     )
     from contracts.errors import ErrorType
     from contracts.models import ActivityName, VmMetadata
     from contracts.names import WorkflowName
+    from contracts.patching import EnsureWindowsInput
     from contracts.providers import PROVIDER_ROLE, Provider, WorkerRole
     from contracts.reconcile import (
         REPORT_ONLY,
@@ -43,7 +50,9 @@ with workflow.unsafe.imports_passed_through():
     from workflows.calls import Calls
     from workflows.options import AWS_CONTROL, CLOUD_LIST, CLOUD_READ
     from workflows.reconcile_plan import EC2_FLEETPATCH_TAGS, only_key, plan_ec2, plan_hybrid, plan_offboard
+    from workflows.patch_schedules import ensure_windows
     from workflows.shared import application_error, upsert
+    from workflows.ssm_configuration import SsmConfigurationWorkflow
 
 
 @workflow.defn(name=WorkflowName.RECONCILE)
@@ -71,6 +80,8 @@ class ReconcileWorkflow:
         if not inp.dry_run:
             for action in result.actions:
                 await self._apply(calls, inp, link, account, action)
+            if account is not None and not inp.offboard and _configured(inp, vms.vms):
+                await _bring_up_to_date(calls, inp, link, account, result)
         return result
 
     @staticmethod
@@ -134,6 +145,32 @@ def _plan(inp: ReconcileInput, link: TenantLink, vms: list[VmMetadata], managed:
     if ec2:
         return plan_ec2(inp.cloud_account, vms, inp.policy, group)
     return plan_hybrid(inp.cloud_account, vms, managed.nodes, managed.activations, inp.policy, group)
+
+
+def _configured(inp: ReconcileInput, vms: list[VmMetadata]) -> bool:
+    """Whether the account has fleetpatch's SSM configuration to keep current: a vended systems
+    account always; a customer's own EC2 account once an enrollment tagged one of its instances."""
+    return inp.provider is not Provider.AWS or any(TAG_ENROLLMENT_ID in vm.labels for vm in vms)
+
+
+async def _bring_up_to_date(
+    calls: Calls, inp: ReconcileInput, link: TenantLink, account: AccountRef, result: ReconcileResult
+) -> None:
+    """Configuration drift: the release's SSM configuration version (a shared child, once per
+    version and account) and the window schedules as this release shapes them, with no re-link."""
+    version = inp.configuration_version or SSM_CONFIGURATION_VERSION
+    applied = await calls.shared_child(
+        SsmConfigurationWorkflow.run,
+        SsmConfigurationInput(account=account, version=version, queue_prefix=inp.queue_prefix),
+        id=ids.ssm_configuration(account.account_id, version),
+        result_type=SsmConfigurationResult,
+    )
+    result.configuration_version = applied.version
+    windows = await ensure_windows(EnsureWindowsInput(
+        account=account, customer=link.customer, provider=inp.provider.value, cloud_account=inp.cloud_account,
+        time_zone=link.time_zone, windows=link.windows, queue_prefix=inp.queue_prefix,
+    ))
+    result.windows_ensured = (windows.created + windows.updated) if windows else []
 
 
 async def _apply_ec2(calls: Calls, inp: ReconcileInput, link: TenantLink, action: ReconcileAction) -> None:

@@ -266,3 +266,36 @@ async def test_offboarding_a_gcp_account_and_removing_one_instance(stack: Stack)
     again = await stack.api.post("/v1/admin/offboard", headers=stack.admin_headers,
                                  json={"provider": "gcp", "account": project, "yes": True})
     assert again.status_code == 404 and again.json()["error"] == "TenantNotLinked"
+
+
+async def test_reconcile_brings_an_accounts_configuration_and_windows_to_this_release(stack: Stack) -> None:
+    """A release with a new SSM configuration version and reshaped windows reaches an account that
+    was configured earlier, through reconcile alone: no re-link, no new enrollment."""
+    import json
+
+    from clouds.aws.ssm_config import VERSION_PARAMETER
+    from contracts.names import WorkflowName
+    from contracts.providers import Provider
+    from contracts.reconcile import ReconcileInput, ReconcileResult
+    from scheduling.reconcile import orchestrator_queue
+
+    project = f"drft-{uuid.uuid4().hex[:10]}"
+    assert (await stack.link(provider="gcp", cloud_account=project, customer="drift")).status_code == 201
+    _, _, _, account = await Gcp(stack, project).enroll(dict(ON))
+    ssm = _ssm_in(stack, account)
+    assert json.loads(ssm.get_parameter(Name=VERSION_PARAMETER)["Parameter"]["Value"])["version"] == 1
+    late = ids.patch_window_schedule(account, "late")
+    await stack.client.get_schedule_handle(late).delete()  # a window lost (or shaped by an older release)
+
+    prefix = stack.settings.task_queue_prefix
+    result = await stack.client.execute_workflow(
+        WorkflowName.RECONCILE, ReconcileInput(provider=Provider.GCP, cloud_account=project, configuration_version=2,
+                                               queue_prefix=prefix),
+        id=f"reconcile/gcp/{project}/drift", task_queue=orchestrator_queue(prefix), result_type=ReconcileResult,
+    )
+    assert result.configuration_version == 2 and result.actions == []
+    assert json.loads(ssm.get_parameter(Name=VERSION_PARAMETER)["Parameter"]["Value"])["version"] == 2
+    baselines = ssm.describe_patch_baselines(Filters=[{"Key": "NAME_PREFIX", "Values": ["fleetpatch-"]}], MaxResults=100)
+    assert len(baselines["BaselineIdentities"]) == 24
+    assert late in result.windows_ensured
+    assert (await stack.client.get_schedule_handle(late).describe()).schedule.spec.calendars

@@ -62,3 +62,5 @@ def test_the_recorded_runs_did_their_work() -> None:
     assert _result(recorded["link_delete.LinkAdmin.json"])["removed"] is True
     reconciled = _result(recorded["reconcile_gcp.Reconcile.json"])["actions"]
     assert [(a["kind"], a["applied"]) for a in reconciled] == [("retag", True), ("deregister", True), ("report-unenrolled", False)]
+    drift = _result(recorded["reconcile_gcp.Reconcile.json"])
+    assert drift["configuration_version"] == 1 and len(drift["windows_ensured"]) == 3
