@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import typer
+from rich.markup import escape
 
 from clients.cli.api_client import call
 from clients.cli.common import console
@@ -24,5 +25,5 @@ def remove(
     answer = call(Settings(), "POST", "/v1/admin/instances/remove", json=body, timeout=None)
     verb = "would" if dry_run else "did"
     for action in answer["result"]["actions"]:
-        failed = f" [red](failed: {action['error']})[/red]" if action.get("error") else ""
-        console.print(f"{verb} {action['kind']} {action['target']}{failed}")
+        failed = f" [red](failed: {escape(action['error'])})[/red]" if action.get("error") else ""
+        console.print(escape(f"{verb} {action['kind']} {action['target']}") + failed, soft_wrap=True)

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from clients.cli.api_client import call
@@ -114,8 +115,8 @@ def print_offboarding(answer: dict) -> None:
     for schedule in answer.get("would_pause", answer.get("paused", [])):
         console.print(f"{verb} pause schedule {schedule}")
     for action in result["actions"]:
-        failed = f" [red](failed: {action['error']})[/red]" if action.get("error") else ""
-        console.print(f"{verb} {action['kind']} {action['target']} ({action['instance_key']}){failed}")
+        failed = f" [red](failed: {escape(action['error'])})[/red]" if action.get("error") else ""
+        console.print(escape(f"{verb} {action['kind']} {action['target']} ({action['instance_key']})") + failed, soft_wrap=True)
     if answer.get("unlinked"):
         console.print(f"unlinked {answer['unlinked']}")
     if answer["dry_run"]:

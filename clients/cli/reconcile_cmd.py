@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 import typer
-from rich.table import Table
+from rich.markup import escape
 
 from clients.cli.api_client import call
 from clients.cli.common import console, err_console
@@ -45,13 +45,15 @@ def reconcile(
 
 
 def _print_result(result: dict[str, Any]) -> None:
+    """One header per account, then one line per action (ids stay whole, for grep and copy)."""
     mode = " (dry run: nothing changed)" if result["dry_run"] else ""
-    table = Table(title=f"{result['provider']}/{result['cloud_account']}: {result['vms_seen']} VM(s), "
-                        f"{result['managed_seen']} managed instance(s){mode}")
-    for column in ("action", "instance key", "target", "reason", "evidence", "done"):
-        table.add_column(column)
+    console.print(f"[bold]{result['provider']}/{result['cloud_account']}[/bold]: {result['vms_seen']} VM(s), "
+                  f"{result['managed_seen']} managed instance(s){mode}", soft_wrap=True)
     for action in result["actions"]:
         evidence = ", ".join(f"{k}={v}" for k, v in action["evidence"].items())
-        done = "error: " + action["error"] if action.get("error") else ("yes" if action["applied"] else "no")
-        table.add_row(action["kind"], action["instance_key"], action["target"], action["reason"], evidence, done)
-    console.print(table)
+        done = f"[red]failed: {escape(action['error'])}[/red]" if action.get("error") else ("done" if action["applied"] else "not done")
+        line = escape(f"  {action['kind']} {action['target']} ({action['instance_key']}): {action['reason']} [{evidence}]")
+        console.print(f"{line} {done}", soft_wrap=True, highlight=False)
+    if result.get("configuration_version"):
+        console.print(f"  SSM configuration v{result['configuration_version']}; "
+                      f"{len(result.get('windows_ensured', []))} window schedule(s) ensured", soft_wrap=True)
