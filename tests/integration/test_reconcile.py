@@ -299,3 +299,39 @@ async def test_reconcile_brings_an_accounts_configuration_and_windows_to_this_re
     assert len(baselines["BaselineIdentities"]) == 24
     assert late in result.windows_ensured
     assert (await stack.client.get_schedule_handle(late).describe()).schedule.spec.calendars
+
+
+async def test_ec2_tags_follow_labels_through_the_links_role(stack: Stack) -> None:
+    """EC2: the customer's own account, reached through the link's role; the fleetpatch tags on
+    each instance follow its labels, and a labelled instance that never enrolled is reported."""
+    from contracts.enrollment import TAG_ENROLLMENT_ID, TAG_PATCH_GROUP
+
+    account = f"{uuid.uuid4().int % 10**12:012d}"
+    role = f"arn:aws:iam::{account}:role/FleetpatchAccess"
+    linked = await stack.link(provider="aws", cloud_account=account, customer="hooli", role_arn=role, default_patch_group="late")
+    assert linked.status_code == 201, linked.text
+    endpoint = stack.settings.aws.endpoint_url
+    creds = boto3.client("sts", endpoint_url=endpoint, region_name="us-east-1").assume_role(
+        RoleArn=role, RoleSessionName="customer")["Credentials"]
+    ec2 = boto3.client("ec2", endpoint_url=endpoint, region_name=stack.settings.aws.region,
+                       aws_access_key_id=creds["AccessKeyId"], aws_secret_access_key=creds["SecretAccessKey"],
+                       aws_session_token=creds["SessionToken"])
+
+    def run(tags: dict[str, str]) -> str:
+        spec = [{"ResourceType": "instance", "Tags": [{"Key": k, "Value": v} for k, v in tags.items()]}]
+        return ec2.run_instances(ImageId="ami-12c6146b", MinCount=1, MaxCount=1, TagSpecifications=spec)["Instances"][0]["InstanceId"]
+
+    enrolled = {**ON, TAG_ENROLLMENT_ID: "run-1", TAG_PATCH_GROUP: "early", TAG_INSTANCE_KEY: "x"}
+    moved = run({**enrolled, "rackspace-addon-patching-patchgroup": "early"})
+    dropped = run({**enrolled, "rackspace-addon-patching": "false"})
+    fresh = run(dict(ON))
+    ec2.create_tags(Resources=[moved], Tags=[{"Key": "rackspace-addon-patching-patchgroup", "Value": "late"}])
+
+    result = await _reconcile(stack, "aws", account, dry_run=False)
+    assert {(a["kind"], a["target"], a["applied"]) for a in result["actions"]} == {
+        ("ec2-retag", moved, True), ("ec2-untag", dropped, True), ("report-unenrolled", fresh, False)}
+    tags = {i["InstanceId"]: {t["Key"]: t["Value"] for t in i.get("Tags", [])}
+            for r in ec2.describe_instances()["Reservations"] for i in r["Instances"]}
+    assert tags[moved][TAG_PATCH_GROUP] == "late"
+    assert TAG_ENROLLMENT_ID not in tags[dropped] and TAG_PATCH_GROUP not in tags[dropped]
+    assert tags[dropped]["rackspace-addon-patching"] == "false"  # the customer's own labels stay
