@@ -101,7 +101,11 @@ class VmwareSettings(BaseModel):
         customer: str | None = None  # default for `fleetpatch vcenter issue-tokens --customer`
 
     vcenters: dict[str, Vcenter] = Field(default_factory=dict)
-    token_ttl: Duration = timedelta(hours=24)
+    token_ttl: Duration = timedelta(hours=1)
+    # The token schedule (one per vCenter link): how often it runs, and how long before a
+    # token's expiry it is rotated.
+    token_interval: Duration = timedelta(minutes=5)
+    token_renew_before: Duration = timedelta(minutes=20)
     # vCenter connection details come from the tenant link; credentials from here.
     username: str | None = None
     password: SecretStr | None = None

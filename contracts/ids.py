@@ -34,3 +34,8 @@ def reconcile_schedule(provider: Provider | str, cloud_account: str) -> str:
 def reconcile_run(provider: Provider | str, cloud_account: str, run: str) -> str:
     """An on-demand reconcile run (``run`` from the caller: a timestamp or a uuid)."""
     return f"{reconcile_schedule(provider, cloud_account)}/{run}"
+
+
+def vcenter_tokens_schedule(vcenter_id: str) -> str:
+    """The token schedule of one linked vCenter (its scheduled runs carry this prefix)."""
+    return f"vcenter-tokens/{vcenter_id}"

@@ -23,6 +23,8 @@ class ActivityName:
     TAG_EC2_INSTANCE = "tag_ec2_instance"
     UNTAG_EC2_INSTANCE = "untag_ec2_instance"
     LIST_CLOUD_VMS = "list_cloud_vms"  # reconcile: every VM of a linked cloud account
+    ENSURE_VCENTER_TOKENS = "ensure_vcenter_tokens"  # vmware worker: tokens for labelled VMs
+    REPLACE_VCENTER_TOKEN = "replace_vcenter_token"  # vmware worker: after an enrollment used one
 
     # aws worker
     GET_LINK = "get_link"

@@ -18,6 +18,7 @@ class WorkflowName:
     PATCH_WINDOW = "PatchWindow"
     PATCH_BATCH = "PatchBatch"
     RECONCILE = "Reconcile"
+    VCENTER_TOKENS = "VcenterTokens"
 
 
 class UpdateName:

@@ -86,7 +86,12 @@ async def ensure_schedule(client: Client, inp: ReconcileInput, customer: str, ev
 
 async def pause_schedule(client: Client, provider: str, cloud_account: str, note: str) -> bool:
     """Pause the account's reconcile schedule; False when it has none."""
-    handle = client.get_schedule_handle(ids.reconcile_schedule(provider, cloud_account))
+    return await pause(client, ids.reconcile_schedule(provider, cloud_account), note)
+
+
+async def pause(client: Client, schedule_id: str, note: str) -> bool:
+    """Pause one schedule; False when there is no such schedule."""
+    handle = client.get_schedule_handle(schedule_id)
     try:
         await handle.pause(note=note)
     except RPCError as err:

@@ -126,6 +126,8 @@ class EnrollVmWorkflow:
             self._set_state(EnrollmentState.AWAITING_AGENT)
             managed = await steps.register_agent(ref, self._answer, tags)
             activation_id = self._answer.activation.id if self._answer.activation else None
+        if inp.provider is Provider.VMWARE:
+            await steps.replace_vcenter_token(identity, link)
         self._set_state(EnrollmentState.ENROLLED)
         return EnrollResult(
             identity=identity,

@@ -9,6 +9,7 @@ from workflows.patch_batch import PatchBatchWorkflow
 from workflows.patch_window import PatchWindowWorkflow
 from workflows.reconcile import ReconcileWorkflow
 from workflows.reenroll import AllowReenrollmentWorkflow
+from workflows.vcenter_tokens import VcenterTokensWorkflow
 from workflows.ssm_configuration import SsmConfigurationWorkflow
 from workflows.systems_account import SystemsAccountWorkflow
 
@@ -22,4 +23,5 @@ ALL_WORKFLOWS: tuple[type, ...] = (
     PatchWindowWorkflow,
     PatchBatchWorkflow,
     ReconcileWorkflow,
+    VcenterTokensWorkflow,
 )

@@ -163,7 +163,7 @@ async def add_link(body: LinkBody, request: Request) -> JSONResponse:
         return _failed(err)
     answer = _link_json(link)
     answer["windows_updated"] = await _refresh_windows(request, link)
-    answer["reconcile_schedule"] = await reconcile_routes.ensure_link_schedule(request, link)
+    answer.update(await reconcile_routes.link_schedules(request, link))
     return JSONResponse(answer, status_code=201)
 
 

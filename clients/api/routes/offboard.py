@@ -33,6 +33,7 @@ from contracts.patching import RING_ORDER
 from contracts.providers import Provider
 from contracts.reconcile import ReconcileResult
 from scheduling import reconcile as schedules
+from scheduling import vcenter_tokens as token_schedules
 
 router = APIRouter(prefix="/v1/admin", tags=["offboarding"], dependencies=[Depends(require_admin)])
 
@@ -66,6 +67,8 @@ async def _run(client: Client, settings: Settings, provider: Provider, account: 
 
 def _schedule_ids(result: ReconcileResult) -> list[str]:
     found = [ids.reconcile_schedule(result.provider, result.cloud_account)]
+    if result.provider == Provider.VMWARE:
+        found.append(ids.vcenter_tokens_schedule(result.cloud_account))
     if result.systems_account:
         found += [ids.patch_window_schedule(result.systems_account, g) for g in RING_ORDER]
     return found
@@ -77,6 +80,8 @@ async def _pause_all(client: Client, result: ReconcileResult) -> list[str]:
     paused = []
     if await schedules.pause_schedule(client, result.provider, result.cloud_account, note):
         paused.append(ids.reconcile_schedule(result.provider, result.cloud_account))
+    if result.provider == Provider.VMWARE and await token_schedules.pause_schedule(client, result.cloud_account, note):
+        paused.append(ids.vcenter_tokens_schedule(result.cloud_account))
     for group in RING_ORDER if result.systems_account else ():
         try:
             await windows.pause(client, result.systems_account or "", group, note)

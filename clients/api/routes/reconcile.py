@@ -27,7 +27,9 @@ from contracts.enrollment import LinkCommand, LinkCommandResult, TenantLink
 from contracts.names import WorkflowName
 from contracts.providers import Provider
 from contracts.reconcile import ReconcileInput, ReconcilePolicy, ReconcileResult
+from contracts.vcenter_tokens import VcenterTokensInput
 from scheduling import reconcile as schedules
+from scheduling import vcenter_tokens as token_schedules
 
 router = APIRouter(prefix="/v1/admin", tags=["reconcile"], dependencies=[Depends(require_admin)])
 
@@ -51,12 +53,18 @@ def reconcile_input(settings: Settings, provider: Provider, cloud_account: str, 
     )
 
 
-async def ensure_link_schedule(request: Request, link: TenantLink) -> str:
-    """The linked account's hourly reconcile schedule exists and matches the settings."""
+async def link_schedules(request: Request, link: TenantLink) -> dict[str, str]:
+    """The linked account's schedules exist and match the settings: hourly reconcile, and for a
+    vCenter the token schedule (tokens with no operator)."""
     settings: Settings = request.app.state.settings
     client = await request.app.state.gateway.client()
     inp = reconcile_input(settings, link.provider, link.cloud_account)
-    return await schedules.ensure_schedule(client, inp, link.customer, settings.reconcile.interval)
+    answer = {"reconcile_schedule": await schedules.ensure_schedule(client, inp, link.customer, settings.reconcile.interval)}
+    if link.provider is Provider.VMWARE:
+        tokens = VcenterTokensInput(vcenter_id=link.cloud_account, customer=link.customer, public_keys=link.vcenter_public_keys,
+                                    patching_label=settings.labels.patching, queue_prefix=settings.task_queue_prefix)
+        answer["token_schedule"] = await token_schedules.ensure_schedule(client, tokens, settings.vmware.token_interval)
+    return answer
 
 
 async def linked(client: Client, settings: Settings) -> list[TenantLink]:

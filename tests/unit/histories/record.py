@@ -46,6 +46,7 @@ from contracts.models import ActivityName, DoctorInput, DoctorResult, VmMetadata
 from contracts.names import UpdateName, WorkflowName
 from contracts.patching import EnsureWindowsInput, EnsureWindowsResult
 from contracts.providers import OsFamily, PatchGroup, Provider, WorkerRole
+from contracts.vcenter_tokens import VcenterTokensInput, VcenterTokensResult
 from contracts.reconcile import (
     ApplyActionInput,
     ListCloudVmsInput,
@@ -210,6 +211,19 @@ async def reconcile(client: Client, fake: FakeClouds, gcp: Vm) -> WorkflowHandle
     return await run(client, WorkflowName.RECONCILE, inp, ids.reconcile_schedule(Provider.GCP, GCP_PROJECT), ReconcileResult)
 
 
+@activity.defn(name=ActivityName.ENSURE_VCENTER_TOKENS)
+async def ensure_vcenter_tokens(inp: VcenterTokensInput) -> VcenterTokensResult:
+    return VcenterTokensResult(issued=["DC0_H0_VM0 (5029c4a8-4b2e-4cd3-9bd0-6e1a55a3c9a1)"], kept=1)
+
+
+async def vcenter_tokens(client: Client) -> WorkflowHandle:
+    """A vCenter's token schedule run (after the doctor: only then does a vmware worker answer)."""
+    queue = taskqueues.for_role(WorkerRole.VMWARE, PREFIX)
+    async with Worker(client, task_queue=queue, activities=[ensure_vcenter_tokens], interceptors=[ErrorMappingInterceptor()]):
+        inp = VcenterTokensInput(vcenter_id="vc-recorded", customer="acme", queue_prefix=PREFIX)
+        return await run(client, WorkflowName.VCENTER_TOKENS, inp, ids.vcenter_tokens_schedule("vc-recorded"), VcenterTokensResult)
+
+
 async def record(env: WorkflowEnvironment, out: Path) -> list[str]:
     client = env.client
     fake = FakeClouds(account_base=210987654321)
@@ -241,6 +255,7 @@ async def record(env: WorkflowEnvironment, out: Path) -> list[str]:
         # Every role answers but vmware and azure, which have no worker here: "no answer" after the budget.
         doctor = DoctorInput(roles=list(WorkerRole), queue_prefix=PREFIX, timeout_seconds=5)
         written += await save(client, await run(client, WorkflowName.DOCTOR, doctor, "doctor", DoctorResult), "doctor", out)
+        written += await save(client, await vcenter_tokens(client), "vcenter_tokens", out)
     return written
 
 
