@@ -57,6 +57,12 @@ class ActivityName:
     LIST_MANAGED_NODES = "list_managed_nodes"
     APPLY_RECONCILE_ACTION = "apply_reconcile_action"
 
+    # aws worker: the estate store (ComplianceSync, and PatchWindow's last step)
+    LIST_SYNC_ACCOUNTS = "list_sync_accounts"
+    SYNC_ACCOUNT_ESTATE = "sync_account_estate"
+    RECORD_COMPLIANCE_AGGREGATES = "record_compliance_aggregates"
+    RECORD_WINDOW_RESULTS = "record_window_results"
+
     # orchestrator worker (talks to Temporal itself)
     AWAIT_WORKFLOW = "await_workflow"
     ENSURE_WINDOW_SCHEDULES = "ensure_window_schedules"

@@ -19,6 +19,7 @@ class WorkflowName:
     PATCH_BATCH = "PatchBatch"
     RECONCILE = "Reconcile"
     VCENTER_TOKENS = "VcenterTokens"
+    COMPLIANCE_SYNC = "ComplianceSync"
 
 
 class UpdateName:
@@ -26,7 +27,7 @@ class UpdateName:
 
 
 class QueryName:
-    STATUS = "status"  # EnrollVm and PatchWindow: the run's current status
+    STATUS = "status"  # EnrollVm, PatchWindow and ComplianceSync: the run's current status
 
 
 class SignalName:

@@ -20,7 +20,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, StringConstraints
 from temporalio.client import Client, WorkflowFailureError
 
-from clients import schedules as windows
+import scheduling as windows
 from clients.api.auth import require_admin
 from clients.api.errors import error_response
 from clients.api.routes.reconcile import linked, reconcile_input
