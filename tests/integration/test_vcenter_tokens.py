@@ -85,3 +85,34 @@ async def test_a_labelled_vcenter_vm_enrolls_with_no_operator_and_its_token_enro
     assert fresh and fresh != used  # the enrollment replaced the token it used
     replay = await stack.api.post("/v1/registrations", json=body)
     assert replay.status_code == 401, replay.text
+
+
+async def test_a_token_signed_for_another_customer_enrolls_nothing(stack: Stack) -> None:
+    """The vCenter's own key signed it, but for a customer this vCenter is not linked to."""
+    from datetime import UTC, datetime, timedelta
+
+    from clouds.vmware.factory import client_for
+    from clouds.vmware.token import issue_token
+
+    vcenter = stack.local["vcenter"]
+    vc_id, name = vcenter["vcenter_id"], "DC0_H0_VM1"
+    linked = await stack.link(provider="vmware", cloud_account=vc_id, customer="umbrella",
+                              vcenter_public_keys=[Path(vcenter["public_key"]).read_text()])
+    assert linked.status_code == 201, linked.text
+
+    def plant() -> str:
+        with client_for(stack.settings.vmware, vc_id) as vsphere:
+            vm = vsphere.find_vm_by_name(name)
+            uuid_ = vsphere.vm_facts(vm).instance_uuid
+            token = issue_token(Path(vcenter["signing_key"]).read_text(), vcenter_id=vc_id, instance_uuid=uuid_,
+                                customer="globex", now=datetime.now(UTC), ttl=timedelta(hours=1))
+            vsphere.write_token(vm, token)
+            return token
+
+    token = await asyncio.to_thread(plant)
+    bios = (await _guest(stack, name, "bios-uuid")).text.strip()
+    body = {"provider": "vmware", "identity": {"token": token, "bios_uuid": bios}, "hostname": "dc0-h0-vm1",
+            "platform": {"os": "windows", "version": "2022"}}
+    refused = await stack.api.post("/v1/registrations", json=body)
+    assert refused.status_code == 403, refused.text
+    assert refused.json()["error"] == "TenantNotLinked" and "globex" in refused.json()["reason"]
