@@ -1,7 +1,8 @@
 """The OpenAPI document: what FastAPI generates, made to say what the API enforces.
 
 - FastAPI's 422 entries become the API's 400 (``ErrorBody``); every route that takes input
-  declares 400, every route declares 503 (Temporal unreachable), each with ``ErrorBody``.
+  declares 400, every route 503 (Temporal unreachable), every admin route 401 and 403 (the
+  token's refusals), each with ``ErrorBody``.
 - ``links_to`` declares OpenAPI links from a list to the route that reads an item by id.
 - Budgets are stated in the operations' descriptions (``budget_note``).
 """
@@ -43,7 +44,9 @@ def _fix_operation(operation: dict[str, Any]) -> None:
     responses.pop("422", None)
     if takes_input:
         responses.setdefault("400", {"description": error_responses(400)[400]["description"]})
-    responses.setdefault("503", {"description": error_responses(503)[503]["description"]})
+    statuses = ["503"] + (["401", "403"] if operation.get("security") else [])  # the admin token's refusals
+    for status in statuses:
+        responses.setdefault(status, {"description": error_responses(int(status))[int(status)]["description"]})
     for status, entry in responses.items():
         if int(status) >= 400 and "application/json" not in entry.get("content", {}):
             entry["content"] = _error_content()  # errors are JSON even where success is text

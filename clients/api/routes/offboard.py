@@ -22,7 +22,8 @@ from temporalio.client import Client, WorkflowFailureError
 
 import scheduling as windows
 from clients.api.auth import require_admin
-from clients.api.errors import error_response
+from clients.api.errors import error_response, error_responses
+from clients.api.json_types import JsonBool
 from clients.api.routes.reconcile import linked, reconcile_input
 from config.settings import Settings
 from contracts import ids
@@ -47,7 +48,7 @@ class OffboardBody(BaseModel):
 
     provider: Provider
     account: Account
-    yes: bool = False
+    yes: JsonBool = False
 
 
 class RemoveInstanceBody(BaseModel):
@@ -55,7 +56,7 @@ class RemoveInstanceBody(BaseModel):
 
     provider: Provider
     instance_key: InstanceKey
-    dry_run: bool = False
+    dry_run: JsonBool = False
 
 
 async def _run(client: Client, settings: Settings, provider: Provider, account: str, *, dry_run: bool,
@@ -96,7 +97,8 @@ def _failed(err: WorkflowFailureError) -> JSONResponse:
     return error_response(getattr(cause, "type", None) or "OffboardFailed", getattr(cause, "message", str(err)))
 
 
-@router.post("/offboard", summary="Offboard a linked cloud account (a dry run unless yes)")
+@router.post("/offboard", summary="Offboard a linked cloud account (a dry run unless yes)",
+             responses=error_responses(403, 404, 409, 502))
 async def offboard(body: OffboardBody, request: Request) -> JSONResponse:
     settings: Settings = request.app.state.settings
     client = await request.app.state.gateway.client()
@@ -123,7 +125,8 @@ async def offboard(body: OffboardBody, request: Request) -> JSONResponse:
     return JSONResponse(answer)
 
 
-@router.post("/instances/remove", summary="Decommission one VM: its managed instance leaves SSM")
+@router.post("/instances/remove", summary="Decommission one VM: its managed instance leaves SSM",
+             responses=error_responses(403, 404, 409, 502))
 async def remove_instance(body: RemoveInstanceBody, request: Request) -> JSONResponse:
     settings: Settings = request.app.state.settings
     client = await request.app.state.gateway.client()

@@ -3,7 +3,8 @@
 POST /v1/admin/reconcile  {"provider"?, "account"?, "dry_run": false, "wait": false}
     202 {"runs": [{"provider", "cloud_account", "workflow_id"}]}  or, with wait, 200 {"results": [...]}
 
-Without ``account`` every linked cloud account (of ``provider``, when given) is reconciled.
+Without ``account`` every linked cloud account (of ``provider``, when given) is reconciled; an
+``account`` without ``provider`` is that account under whichever provider links it.
 Each link also gets an hourly schedule ``reconcile/{provider}/{account}`` when it is linked.
 """
 
@@ -21,7 +22,8 @@ from pydantic import BaseModel, ConfigDict, StringConstraints
 from temporalio.client import Client, WorkflowFailureError
 
 from clients.api.auth import require_admin
-from clients.api.errors import error_response
+from clients.api.errors import error_response, error_responses
+from clients.api.json_types import JsonBool
 from config.settings import Settings
 from contracts.enrollment import LinkCommand, LinkCommandResult, TenantLink
 from contracts.names import WorkflowName
@@ -39,8 +41,8 @@ class ReconcileBody(BaseModel):
 
     provider: Provider | None = None
     account: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")] | None = None
-    dry_run: bool = False
-    wait: bool = False
+    dry_run: JsonBool = False
+    wait: JsonBool = False
 
 
 def reconcile_input(settings: Settings, provider: Provider, cloud_account: str, dry_run: bool = False) -> ReconcileInput:
@@ -83,11 +85,10 @@ def _result_json(result: ReconcileResult) -> dict[str, Any]:
     return asdict(result)
 
 
-@router.post("/reconcile", summary="Reconcile linked cloud accounts with SSM now (or show what would change)")
+@router.post("/reconcile", summary="Reconcile linked cloud accounts with SSM now (or show what would change)",
+             responses=error_responses(403, 404, 409, 502))
 async def reconcile(body: ReconcileBody, request: Request) -> JSONResponse:
     settings: Settings = request.app.state.settings
-    if body.account is not None and body.provider is None:
-        return error_response("BadRequest", "account: name its provider too", 400)
     client = await request.app.state.gateway.client()
     links = await linked(client, settings)
     targets = [l for l in links if body.provider in (None, l.provider) and body.account in (None, l.cloud_account)]
