@@ -19,7 +19,7 @@ from datetime import datetime
 import yaml
 from temporalio import activity
 
-from clouds.aws.patch_train import render_override_list, train_entries
+from clouds.aws.patch_train import merge_trains, parse_override_list, render_override_list, train_entries
 from clouds.aws.ssm_commands import Invocation, classify
 from contracts.models import ActivityName
 from contracts.patch_batches import (
@@ -34,7 +34,11 @@ from contracts.patch_batches import (
     SendCommandInput,
     SentCommand,
 )
+from contracts.enrollment import AccountRef
 from contracts.patching import (
+    CustomerRingQuery,
+    CustomerRings,
+    CustomerTrainInput,
     InstanceResult,
     InstanceStatus,
     Operation,
@@ -43,6 +47,7 @@ from contracts.patching import (
     PatchTrain,
     RecordRingRunInput,
     RecordTrainInput,
+    RingAccount,
     RingRecordQuery,
     RingRecordResult,
     RingRunRecord,
@@ -59,6 +64,7 @@ class Instance:
     os: str
     group: PatchGroup
     fails: bool = False  # its install fails (and reports the first missing patch FAILED)
+    account: str = ""  # its systems account ("": every account sees it)
     installed: dict[tuple[str, str], datetime] = field(default_factory=dict)
     failed: set[tuple[str, str]] = field(default_factory=set)
 
@@ -91,13 +97,16 @@ class FakeSsm:
     sends: list[tuple[datetime, CommandSpec]] = field(default_factory=list)
     cancels: list[datetime] = field(default_factory=list)
     max_in_progress: int = 0
+    #: customer -> (systems account, label): what ``read_customer_rings`` finds beyond the asker.
+    customers: dict[str, list[tuple[AccountRef, str]]] = field(default_factory=dict)
+    failed_lists: dict[str, dict[str, list[PatchRef]]] = field(default_factory=dict)  # train id -> failed
     _ids: itertools.count = field(default_factory=itertools.count)
 
-    def add(self, os: str, group: PatchGroup, count: int, *, fails: int = 0, prefix: str = "mi") -> list[str]:
+    def add(self, os: str, group: PatchGroup, count: int, *, fails: int = 0, prefix: str = "mi", account: str = "") -> list[str]:
         ids = []
         for n in range(count):
             instance_id = f"{prefix}-{os[:3]}{group.value[:2]}{len(self.instances):013x}"
-            self.instances[instance_id] = Instance(instance_id, os, group, fails=n < fails)
+            self.instances[instance_id] = Instance(instance_id, os, group, fails=n < fails, account=account)
             ids.append(instance_id)
         return ids
 
@@ -110,7 +119,7 @@ class FakeSsm:
     async def resolve_patch_targets(self, query: TargetQuery) -> PatchTargets:
         by_os: dict[str, list[str]] = {}
         for instance in self.instances.values():
-            if instance.group is query.group:
+            if instance.group is query.group and instance.account in ("", query.account.account_id):
                 by_os.setdefault(instance.os, []).append(instance.id)
         return PatchTargets(by_os={os: sorted(ids) for os, ids in sorted(by_os.items())})
 
@@ -253,11 +262,34 @@ class FakeSsm:
                 url = f"s3://fake-bucket-{inp.account.account_id}/patch-train/{inp.train_id}/{os}.yaml"
                 self.s3[url] = render_override_list(entries)
             train.per_os[os] = TrainOs(os=os, count=len(entries), url=url)
+        self.failed_lists[inp.train_id] = {os: list(p) for os, p in inp.failed.items() if p}
         return train
+
+    @activity.defn(name=ActivityName.READ_CUSTOMER_RINGS)
+    async def read_customer_rings(self, query: CustomerRingQuery) -> CustomerRings:
+        accounts = {query.account.account_id: (query.account, "")}
+        if query.scope == "customer":
+            for ref, label in self.customers.get(query.customer, []):
+                accounts[ref.account_id] = (accounts.get(ref.account_id, (ref, ""))[0], label)
+        return CustomerRings([RingAccount(ref, label, self.records.get(f"{ref.account_id}/{query.group.value}"))
+                              for _, (ref, label) in sorted(accounts.items())])
+
+    @activity.defn(name=ActivityName.COPY_CUSTOMER_TRAIN)
+    async def copy_customer_train(self, inp: CustomerTrainInput) -> PatchTrain:
+        installed, failed = [], []
+        for source in inp.sources:
+            train = source.record.train
+            installed.append({os: parse_override_list(self.s3[e.url]) for os, e in train.per_os.items() if e.url})
+            failed.append(self.failed_lists.get(train.train_id, {}))
+        merged = merge_trains(installed, failed)
+        covered = sorted({os for s in inp.sources for os in s.record.train.per_os})
+        return await self.record_patch_train(RecordTrainInput(
+            account=inp.account, train_id=inp.train_id, recorded_by=inp.recorded_by, installed=merged, failed={},
+            covered_os=covered))
 
     def activities(self) -> list:
         return [
             self.resolve_patch_targets, self.send_patch_command, self.poll_patch_commands,
             self.cancel_pending_invocations, self.collect_patch_batch, self.read_ring_record,
-            self.record_ring_run, self.record_patch_train,
+            self.record_ring_run, self.record_patch_train, self.read_customer_rings, self.copy_customer_train,
         ]
