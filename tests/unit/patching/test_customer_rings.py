@@ -139,3 +139,24 @@ async def test_ring_scope_account_keeps_to_its_own_early_ring(time_skipping_env:
         alone = await run(client, window_input(queue_prefix, PatchGroup.ON_TIME, azure,
                                                window_config(PatchGroup.ON_TIME, overrides={"ring_scope": "account"})))
     assert alone.outcome is WindowOutcome.HELD and "no early run is recorded" in (alone.held_reason or "")
+
+
+def test_the_recorded_customer_ring_history_copied_and_installed_the_customer_train() -> None:
+    """``tests/unit/histories/recorded/customer_*`` (replayed by test_replay_all) hold the new
+    path: early marks itself running; on-time reads every account, copies the train, installs."""
+    import base64
+    import json
+    from pathlib import Path
+
+    recorded = Path(__file__).parents[1] / "histories" / "recorded"
+
+    def activities(name: str) -> list[str]:
+        events = json.loads((recorded / name).read_text())["history"]["events"]
+        return [e["activityTaskScheduledEventAttributes"]["activityType"]["name"]
+                for e in events if "activityTaskScheduledEventAttributes" in e]
+
+    assert activities("customer_early.json")[0] == "record_ring_run"
+    assert activities("customer_on_time.json")[:2] == ["read_customer_rings", "copy_customer_train"]
+    events = json.loads((recorded / "customer_on_time.json").read_text())["history"]["events"]
+    result = json.loads(base64.b64decode(events[-1]["workflowExecutionCompletedEventAttributes"]["result"]["payloads"][0]["data"]))
+    assert (result["outcome"], result["train"], result["held_os"], result["succeeded"]) == ("succeeded", {"ubuntu": 1}, ["debian"], 3)
