@@ -120,7 +120,8 @@ class ApiSettings(BaseModel):
     admin_token: SecretStr | None = None
     challenge_key: SecretStr | None = None  # HMAC key for Azure nonces
     max_body_bytes: int = 64 * 1024
-    registration_wait: Duration = timedelta(seconds=20)
+    registration_wait: Duration = timedelta(seconds=20)  # budget of POST /v1/registrations
+    admin_budget: Duration = timedelta(seconds=10)  # admin mutations: the result, or 202 + Location
 
 
 class PatchingSettings(BaseModel):
