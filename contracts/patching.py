@@ -11,6 +11,11 @@ later ring never installs a patch that did not pass ``early`` - also on Ubuntu a
 baselines cannot delay approval by days. Each later ring installs the train its predecessor ring
 ran, so a new ``early`` run in between does not change what ``late`` gets.
 
+Rings span the customer (``RingScope.CUSTOMER``, the default): a later ring reads the earlier
+ring's last run in every systems account of the customer (``RingAccount``), waits while one still
+runs, judges them together, and installs one customer train built from their trains and copied
+into its own account's bucket (``workflows.ring_gate``, ``workflows.ring_steps``).
+
 Every dataclass crosses the workflow/activity boundary: fields are only ever added with defaults.
 """
 

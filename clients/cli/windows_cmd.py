@@ -1,4 +1,5 @@
-"""``fleetpatch windows``: list, show, pause, resume, trigger [--wait], backfill, release.
+"""``fleetpatch windows``: list, show, pause, resume, trigger [--wait], backfill, release
+(``--account`` or every account of a ``--customer``); ``--json`` on list, show and trigger.
 
 The patch windows of every systems account are Temporal Schedules (``patch-window/{account}/
 {group}``); these commands operate them through ``scheduling``, exactly as the admin API
