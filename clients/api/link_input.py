@@ -67,6 +67,8 @@ class WindowOverrides(_Strict):
     hooks_on_train: Literal["refuse", "without-hooks"] | None = None
     untrained_os: Literal["scan", "baseline"] | None = None
     success_threshold: Annotated[float, Field(ge=0.0, le=1.0)] | None = None
+    ring_scope: Literal["customer", "account"] | None = None
+    ring_wait_minutes: Annotated[int, Field(ge=0, le=10080)] | None = None
 
 
 class Windows(_Strict):

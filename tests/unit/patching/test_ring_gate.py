@@ -124,3 +124,17 @@ def test_ring_scope_and_wait_are_link_options() -> None:
         window_config(PatchGroup.ON_TIME, overrides={"ring_scope": "world"})
     with pytest.raises(WindowConfigError, match="ring_wait_minutes"):
         window_config(PatchGroup.ON_TIME, overrides={"ring_wait_minutes": -1})
+
+
+def test_the_link_api_takes_the_ring_options() -> None:
+    from pydantic import ValidationError
+
+    from clients.api.link_input import GcpLink
+
+    body = {"provider": "gcp", "cloud_account": "acme-prod", "customer": "ACME",
+            "windows": {"on-time": {"ring_scope": "account", "ring_wait_minutes": 120}}}
+    link = GcpLink.model_validate(body).to_link()
+    assert link.windows == {"on-time": {"ring_scope": "account", "ring_wait_minutes": 120}}
+    body["windows"]["on-time"]["ring_scope"] = "world"
+    with pytest.raises(ValidationError, match="ring_scope"):
+        GcpLink.model_validate(body)
