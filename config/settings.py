@@ -44,11 +44,9 @@ class AwsSettings(BaseModel):
     account_email_domain: str = "systems.fleetpatch.example"
     account_name_prefix: str = "fleetpatch"
     access_role_name: str = "OrganizationAccountAccessRole"
-    create_account_poll: Duration = timedelta(seconds=5)
     activation_expiry: Duration = timedelta(hours=24)
     agent_online_timeout: Duration = timedelta(minutes=30)
     links_parameter_prefix: str = "/fleetpatch/links"
-    reports_bucket: str = "fleetpatch-reports"
 
 
 class GcpSettings(BaseModel):
