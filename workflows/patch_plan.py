@@ -323,5 +323,5 @@ def summary_memo(summary: WindowSummary) -> dict:
         "outcome": summary.outcome.value, "targets": summary.targets, "succeeded": summary.succeeded,
         "failed": summary.failed, "not_dispatched": summary.not_dispatched, "cancelled": summary.cancelled,
         "success_rate": summary.success_rate, "held_reason": summary.held_reason, "train": summary.train,
-        "notes": summary.notes[:10],
+        "notes": summary.notes[:10], "held_os": summary.held_os,
     }}

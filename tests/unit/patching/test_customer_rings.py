@@ -14,7 +14,7 @@ from contracts.patch_config import window_config
 from contracts.patching import DOCUMENT, HELD_NO_EARLY, Operation, PatchRef, RingRunRecord, WindowOutcome
 from contracts.providers import PatchGroup
 from tests.unit.patching.fake_ssm import FakeSsm
-from tests.unit.patching.harness import account, run, window_input, workers
+from tests.unit.patching.harness import account, run, start, window_input, workers
 
 RHEL = [PatchRef("kernel.x86_64", "kernel.x86_64:0:4.18.0-513.9.1.el8_9"), PatchRef("sudo.x86_64", "sudo.x86_64:0:1.9.5p2-1")]
 UBUNTU = [PatchRef("openssl.amd64", "openssl.amd64:3.0.2-0ubuntu1.15"), PatchRef("tzdata.all", "tzdata.all:2024a-0ubuntu0.22.04")]
@@ -54,7 +54,9 @@ async def test_the_azure_on_time_ring_installs_exactly_the_gcp_early_train(
         await run(client, window_input(queue_prefix, PatchGroup.EARLY, azure))  # no early VMs there
         fake.catalogue["ubuntu"].append(PatchRef("curl.amd64", "curl.amd64:7.81.0-1ubuntu1.17"))  # after early
         fake.catalogue["windows"].append(PatchRef("KB5041160", "2024-08 Cumulative Update (KB5041160)"))
-        on_time_azure = await run(client, window_input(queue_prefix, PatchGroup.ON_TIME, azure))
+        handle = await start(client, window_input(queue_prefix, PatchGroup.ON_TIME, azure))
+        on_time_azure = await handle.result()
+        memo = await (await handle.describe()).memo()
         on_time_gcp = await run(client, window_input(queue_prefix, PatchGroup.ON_TIME, gcp))
 
     trained = fake.installed_set(vms["gcp-early"])
@@ -78,7 +80,7 @@ async def test_the_azure_on_time_ring_installs_exactly_the_gcp_early_train(
     assert all(fake.instances[i].installed for i in vms["azure-rhel"])
     # Debian: no early instance and no approval delay: scanned, and said so.
     assert {s.operation for _, s in fake.sends if s.os == "debian"} == {Operation.SCAN}
-    assert on_time_azure.held_os == ["debian"]
+    assert on_time_azure.held_os == ["debian"] and memo["summary"]["held_os"] == ["debian"]  # the Temporal UI too
     assert any(HELD_NO_EARLY in note and "debian" in note for note in on_time_azure.notes)
 
 
