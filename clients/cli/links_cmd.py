@@ -87,10 +87,11 @@ def list_(
         print_json({"links": links})
         return
     rows = [[link["customer"], link["provider"], link["cloud_account"], link["default_patch_group"], link["time_zone"],
-             link.get("role_arn") or (f"{len(link['vcenter_public_keys'])} key(s)" if link.get("vcenter_public_keys") else "")]
+             link.get("role_arn") or (f"{len(link['vcenter_public_keys'])} key(s)" if link.get("vcenter_public_keys") else ""),
+             f"[yellow]{link['held']}[/yellow]" if link.get("held") else ""]
             for link in links]
     print_table(f"{len(links)} linked cloud account(s)",
-                ["customer", "provider", "cloud account", "default group", "time zone", "role / keys"], rows,
+                ["customer", "provider", "cloud account", "default group", "time zone", "role / keys", "rings"], rows,
                 whole=("cloud account",))
 
 

@@ -8,20 +8,30 @@ import asyncio
 import json
 import uuid
 
+import httpx
+from pydantic import SecretStr
 from rich.console import Console
+from temporalio import workflow
 from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
 from typer.testing import CliRunner
 
 import scheduling as schedules
+from clients.api.app import create_app
+from clients.api.gateway import TemporalGateway
 from clients.cli import common
 from clients.cli.window_output import summary_json
 from clients.cli.windows_cmd import app as windows_app
-from contracts.enrollment import AccountRef
+from config.settings import ApiSettings, Settings
+from contracts import taskqueues
+from contracts.enrollment import AccountRef, LinkCommand, LinkCommandResult, TenantLink
+from contracts.names import WorkflowName
 from contracts.patching import EnsureWindowsInput, InstanceResult, InstanceStatus, PatchRef, WindowOutcome, WindowSummary
-from contracts.providers import PatchGroup
+from contracts.providers import PatchGroup, Provider, WorkerRole
 from tests.unit.patching.fake_ssm import FakeSsm
 from tests.unit.patching.harness import workers
 
+TOKEN = "admin-" + uuid.uuid4().hex
 FAST = schedules.RunShape(poll_interval_seconds=1, poll_hold_seconds=0)
 
 
@@ -57,6 +67,7 @@ async def test_trigger_wait_json_reports_the_customer_train_and_release_covers_e
     fake.add("windows", PatchGroup.EARLY, 1, account=azure.account_id)
     fake.add("ubuntu", PatchGroup.ON_TIME, 1, account=gcp.account_id)
     fake.add("windows", PatchGroup.ON_TIME, 1, account=gcp.account_id)
+    fake.add("debian", PatchGroup.ON_TIME, 1, account=azure.account_id)  # no early debian anywhere
     async with workers(dev_env.client, queue_prefix, fake):
         early_runs = []
         for ref in (gcp, azure):
@@ -64,6 +75,8 @@ async def test_trigger_wait_json_reports_the_customer_train_and_release_covers_e
             await schedules.wait(dev_env.client, early_runs[-1])
         ran = await _cli(monkeypatch, dev_env, "trigger", "--account", gcp.account_id, "--group", "on-time",
                          "--wait", "--json")
+        azure_on_time = await schedules.trigger(dev_env.client, azure.account_id, PatchGroup.ON_TIME)
+        assert (await schedules.wait(dev_env.client, azure_on_time)).held_os == ["debian"]
     assert ran.exit_code == 0, ran.output
     summary = json.loads(ran.output)
     # Every OS the customer's early runs installed, in either account, is in the train.
@@ -89,10 +102,38 @@ async def test_trigger_wait_json_reports_the_customer_train_and_release_covers_e
     assert released.exit_code == 0, released.output
     for ref in (gcp, azure):  # each late window waives the on-time runs of the whole customer
         view = await schedules.show(dev_env.client, ref.account_id, PatchGroup.LATE)
-        on_time = await schedules.show(dev_env.client, gcp.account_id, PatchGroup.ON_TIME)
-        assert view.gate_releases == [on_time.recent[-1].workflow_id]
+        assert sorted(view.gate_releases) == sorted([summary["workflow_id"], azure_on_time])
+    # The links list says which OS the customer's later rings hold for want of an early instance.
+    links = await _links_via_api(dev_env, queue_prefix, [TenantLink(Provider.GCP, "initech-prod", customer),
+                                                         TenantLink(Provider.AZURE, "sub", customer)])
+    assert {link["held"] for link in links} == {"debian: held: no early instance of this OS"}
     both = await _cli(monkeypatch, dev_env, "release", "--group", "late")
     assert both.exit_code == 2 and "exactly one of --account and --customer" in both.output
+
+
+@workflow.defn(name=WorkflowName.LINK_ADMIN, sandboxed=False)
+class _Links:
+    links: list[TenantLink] = []
+
+    @workflow.run
+    async def run(self, command: LinkCommand) -> LinkCommandResult:
+        return LinkCommandResult(links=list(_Links.links))
+
+
+async def _links_via_api(env: WorkflowEnvironment, prefix: str, links: list[TenantLink]) -> list[dict]:
+    _Links.links = links
+    app = create_app(Settings(api=ApiSettings(admin_token=SecretStr(TOKEN)), task_queue_prefix=prefix + "api-"),
+                     TemporalGateway.for_client(env.client))
+    async with (Worker(env.client, task_queue=taskqueues.for_role(WorkerRole.ORCHESTRATOR, prefix + "api-"),
+                       workflows=[_Links]),
+                httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as api):
+        for _ in range(50):  # visibility is eventually consistent
+            answer = await api.get("/v1/admin/links", headers={"Authorization": f"Bearer {TOKEN}"})
+            assert answer.status_code == 200, answer.text
+            if all(link["held"] for link in answer.json()["links"]):
+                break
+            await asyncio.sleep(0.2)
+    return answer.json()["links"]
 
 
 def test_tables_keep_ids_whole_on_an_80_column_terminal(monkeypatch) -> None:
