@@ -49,7 +49,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.calls import Calls, wait_until
     from workflows.patch_batch import PatchBatchWorkflow
     from workflows.ring_gate import judge_ring_gate
-    from workflows.ring_steps import CUSTOMER_RINGS, customer_train, mark_running, wait_for_earlier
+    from workflows.ring_steps import CUSTOMER_RINGS, customer_train, mark_running, marks_running, wait_for_earlier
     from workflows.patch_plan import (
         STOP_CUTOFF,
         STOP_MAX_ERRORS,
@@ -127,7 +127,7 @@ class PatchWindowWorkflow:
             validate_window_config(inp.config, inp.group)
         except WindowConfigError as err:
             return await self._finish(inp, summary, WindowOutcome.REFUSED, None, note=str(err))
-        if inp.group is PatchGroup.EARLY and workflow.patched(CUSTOMER_RINGS):
+        if marks_running(inp.group):
             await mark_running(self._calls, inp, summary)
         train, holds = await self._pass_gate(inp, summary, clock)
         if holds:

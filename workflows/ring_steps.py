@@ -1,6 +1,6 @@
 """Steps of a customer-wide ring, for the PatchWindow workflow (decisions: ``workflows.ring_gate``).
 
-- An early run marks itself running in its account's ring record when it opens, so a later ring
+- An early (and an on-time) run marks itself running in its account's ring record when it opens, so a later ring
   of the same customer in another account (another time zone) waits for it.
 - A later ring reads the earlier ring's last run in every systems account of the customer and,
   while some still run, waits (up to ``ring_wait_minutes``, never past its cutoff; an operator's
@@ -31,13 +31,22 @@ with workflow.unsafe.imports_passed_through():
         WindowSummary,
         earlier_ring,
     )
-    from contracts.providers import WorkerRole
+    from contracts.providers import PatchGroup, WorkerRole
     from workflows import options
     from workflows.calls import Calls, wait_until
     from workflows.ring_gate import customer_train_id, reusable_train, still_running, train_sources
 
 #: The ``workflow.patched`` id of customer-wide rings (histories recorded before keep replaying).
 CUSTOMER_RINGS = "customer-rings"
+#: The ``workflow.patched`` id of on-time runs marking themselves running (late waits for them).
+ON_TIME_MARKS_RUNNING = "on-time-marks-running"
+
+
+def marks_running(group: PatchGroup) -> bool:
+    """Whether this run marks itself running first: every ring a later ring waits for."""
+    if group is PatchGroup.EARLY:
+        return workflow.patched(CUSTOMER_RINGS)
+    return group is PatchGroup.ON_TIME and workflow.patched(ON_TIME_MARKS_RUNNING)
 
 
 async def mark_running(calls: Calls, inp: PatchWindowInput, summary: WindowSummary) -> None:

@@ -15,6 +15,7 @@ import itertools
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import yaml
 from temporalio import activity
@@ -99,6 +100,7 @@ class FakeSsm:
     max_in_progress: int = 0
     #: customer -> (systems account, label): what ``read_customer_rings`` finds beyond the asker.
     customers: dict[str, list[tuple[AccountRef, str]]] = field(default_factory=dict)
+    ring_log: list[tuple[str, PatchGroup, Any]] = field(default_factory=list)  # every record written
     failed_lists: dict[str, dict[str, list[PatchRef]]] = field(default_factory=dict)  # train id -> failed
     _ids: itertools.count = field(default_factory=itertools.count)
 
@@ -250,6 +252,7 @@ class FakeSsm:
     @activity.defn(name=ActivityName.RECORD_RING_RUN)
     async def record_ring_run(self, inp: RecordRingRunInput) -> None:
         self.records[f"{inp.account.account_id}/{inp.record.group.value}"] = inp.record
+        self.ring_log.append((inp.account.account_id, inp.record.group, inp.record.outcome))
         self.summaries[inp.record.workflow_id] = inp.summary
 
     @activity.defn(name=ActivityName.RECORD_PATCH_TRAIN)

@@ -60,6 +60,11 @@ async def test_the_azure_on_time_ring_installs_exactly_the_gcp_early_train(
         on_time_gcp = await run(client, window_input(queue_prefix, PatchGroup.ON_TIME, gcp))
 
     trained = fake.installed_set(vms["gcp-early"])
+    # Early and on-time runs say they are going before anything else (the next ring waits for them).
+    for acct in (gcp, azure):
+        for group in (PatchGroup.EARLY, PatchGroup.ON_TIME):
+            written = [outcome for a, g, outcome in fake.ring_log if (a, g) == (acct.account_id, group)]
+            assert written[0] is WindowOutcome.RUNNING and written[-1] is not WindowOutcome.RUNNING
     assert early.train == {"ubuntu": 2, "windows": 1}
     assert on_time_azure.outcome is WindowOutcome.SUCCEEDED, on_time_azure.notes
     assert "gcp/acme-prod" in on_time_azure.notes[0] and "azure/sub-1" in on_time_azure.notes[0]
@@ -158,7 +163,7 @@ def test_the_recorded_customer_ring_history_copied_and_installed_the_customer_tr
                 for e in events if "activityTaskScheduledEventAttributes" in e]
 
     assert activities("customer_early.json")[0] == "record_ring_run"
-    assert activities("customer_on_time.json")[:2] == ["read_customer_rings", "copy_customer_train"]
+    assert activities("customer_on_time.json")[:3] == ["record_ring_run", "read_customer_rings", "copy_customer_train"]
     events = json.loads((recorded / "customer_on_time.json").read_text())["history"]["events"]
     result = json.loads(base64.b64decode(events[-1]["workflowExecutionCompletedEventAttributes"]["result"]["payloads"][0]["data"]))
     assert (result["outcome"], result["train"], result["held_os"], result["succeeded"]) == ("succeeded", {"ubuntu": 1}, ["debian"], 3)
