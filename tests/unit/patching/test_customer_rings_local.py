@@ -217,3 +217,41 @@ async def _held(handle: WorkflowHandle) -> WindowStatus:
             pass
         await asyncio.sleep(0.1)
     raise AssertionError(f"never held: {status}")
+
+
+async def test_windows_trigger_wait_json_reports_the_customer_train_on_a_simulated_fleet(
+    dev_env: WorkflowEnvironment, queue_prefix: str, local_aws: Any, sessions: Any, monkeypatch: Any
+) -> None:
+    """``fleetpatch windows trigger --account A --group on-time --wait --json``: the train holds
+    every OS the customer's early runs installed, in any of its accounts."""
+    import json
+
+    from typer.testing import CliRunner
+
+    import scheduling
+    from clients.cli.windows_cmd import app as windows_app
+    from contracts.patching import EnsureWindowsInput
+
+    client = dev_env.client
+    estate = await _estate(local_aws, sessions)
+    for account in (estate.gcp, estate.azure):
+        await scheduling.ensure_window_schedules(client, EnsureWindowsInput(
+            account=account, customer=estate.customer, time_zone="Asia/Tokyo", queue_prefix=queue_prefix),
+            scheduling.RunShape(poll_interval_seconds=1, poll_hold_seconds=2))
+    monkeypatch.setenv("TEMPORAL_ADDRESS", client.service_client.config.target_host)
+    monkeypatch.setenv("TEMPORAL_NAMESPACE", client.namespace)
+    async with _fleet(local_aws) as boot, _workers(client, queue_prefix, estate, sessions):
+        await boot(estate.gcp, OsFamily.UBUNTU, PatchGroup.EARLY)
+        await boot(estate.azure, OsFamily.RHEL, PatchGroup.EARLY)
+        await boot(estate.gcp, OsFamily.RHEL, PatchGroup.ON_TIME)
+        for account in (estate.gcp, estate.azure):
+            early = await scheduling.wait(client, await scheduling.trigger(client, account.account_id, PatchGroup.EARLY))
+            assert early.outcome is WindowOutcome.SUCCEEDED, early.notes
+        ran = await asyncio.to_thread(CliRunner().invoke, windows_app, [
+            "trigger", "--account", estate.gcp.account_id, "--group", "on-time", "--wait", "--json"])
+    assert ran.exit_code == 0, ran.output
+    summary = json.loads(ran.output)
+    assert summary["outcome"] == "succeeded"
+    assert set(summary["train"]) == {"ubuntu", "rhel"} and all(n > 0 for n in summary["train"].values())
+    (row,) = summary["instances"]
+    assert row["os"] == "rhel" and row["status"] == "succeeded" and row["installed"] > 0 and row["missing"] == 0
