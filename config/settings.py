@@ -137,6 +137,18 @@ class PatchingSettings(BaseModel):
     poll_hold: Duration = timedelta(minutes=5)
 
 
+class ComplianceSettings(BaseModel):
+    """ComplianceSync: how often the ``compliance-sync`` schedule fills the estate store from SSM.
+
+    The orchestrator worker creates (or updates) the schedule when it starts, unless
+    ``schedule`` is false (``FLEETPATCH_COMPLIANCE__SCHEDULE=false``).
+    """
+
+    interval: Duration = timedelta(minutes=15)
+    max_concurrent_accounts: int = Field(default=8, ge=1, le=100)
+    schedule: bool = True
+
+
 class DatabaseSettings(BaseModel):
     """The estate store. None: the SQLite file ``estate.db`` in ``state_dir`` (see ``Settings``).
 
@@ -186,6 +198,7 @@ class Settings(BaseSettings):
     patching: PatchingSettings = PatchingSettings()
     local: LocalSettings = LocalSettings()
     database: DatabaseSettings = DatabaseSettings()
+    compliance: ComplianceSettings = ComplianceSettings()
 
     @property
     def local_json(self) -> Path:

@@ -52,6 +52,12 @@ class ActivityName:
     READ_CUSTOMER_RINGS = "read_customer_rings"
     COPY_CUSTOMER_TRAIN = "copy_customer_train"
 
+    # aws worker: the estate store (ComplianceSync, and PatchWindow's last step)
+    LIST_SYNC_ACCOUNTS = "list_sync_accounts"
+    SYNC_ACCOUNT_ESTATE = "sync_account_estate"
+    RECORD_COMPLIANCE_AGGREGATES = "record_compliance_aggregates"
+    RECORD_WINDOW_RESULTS = "record_window_results"
+
     # orchestrator worker (talks to Temporal itself)
     AWAIT_WORKFLOW = "await_workflow"
     ENSURE_WINDOW_SCHEDULES = "ensure_window_schedules"

@@ -22,6 +22,7 @@ from temporalio import activity
 
 from clouds.aws.patch_train import merge_trains, parse_override_list, render_override_list, train_entries
 from clouds.aws.ssm_commands import Invocation, classify
+from contracts.compliance import RecordWindowInput, RecordWindowResult
 from contracts.models import ActivityName
 from contracts.patch_batches import (
     BatchResult,
@@ -102,6 +103,7 @@ class FakeSsm:
     customers: dict[str, list[tuple[AccountRef, str]]] = field(default_factory=dict)
     ring_log: list[tuple[str, PatchGroup, Any]] = field(default_factory=list)  # every record written
     failed_lists: dict[str, dict[str, list[PatchRef]]] = field(default_factory=dict)  # train id -> failed
+    estate: list[RecordWindowInput] = field(default_factory=list)  # what windows gave the estate store
     _ids: itertools.count = field(default_factory=itertools.count)
 
     def add(self, os: str, group: PatchGroup, count: int, *, fails: int = 0, prefix: str = "mi", account: str = "") -> list[str]:
@@ -290,9 +292,15 @@ class FakeSsm:
             account=inp.account, train_id=inp.train_id, recorded_by=inp.recorded_by, installed=merged, failed={},
             covered_os=covered))
 
+    @activity.defn(name=ActivityName.RECORD_WINDOW_RESULTS)
+    async def record_window_results(self, inp: RecordWindowInput) -> RecordWindowResult:
+        self.estate.append(inp)
+        return RecordWindowResult(recorded=len(inp.instances))
+
     def activities(self) -> list:
         return [
             self.resolve_patch_targets, self.send_patch_command, self.poll_patch_commands,
             self.cancel_pending_invocations, self.collect_patch_batch, self.read_ring_record,
             self.record_ring_run, self.record_patch_train, self.read_customer_rings, self.copy_customer_train,
+            self.record_window_results,
         ]
