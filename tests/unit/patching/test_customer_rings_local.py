@@ -20,12 +20,14 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from activities.compliance import ComplianceActivities
 from activities.patching import PatchingActivities
 from clouds.aws.baselines import BaselineSpec
 from clouds.aws.links import LinkStore
@@ -34,6 +36,7 @@ from clouds.aws.patch_train import PatchTrainStore, parse_override_list
 from clouds.aws.ssm_config import SsmConfigurator
 from config.settings import AwsSettings, PatchingSettings
 from contracts import taskqueues
+from estate import db
 from contracts.enrollment import SSM_CONFIGURATION_VERSION, AccountRef, TenantLink
 from contracts.patch_config import window_config
 from contracts.patching import PatchWindowInput, WindowOutcome, WindowStatus, WindowSummary
@@ -118,16 +121,24 @@ async def _fleet(local_aws: Any) -> AsyncIterator[Any]:
 
 
 @asynccontextmanager
-async def _workers(client: Client, prefix: str, estate: Estate, sessions: Any) -> AsyncIterator[None]:
-    activities = PatchingActivities(estate.settings, PatchingSettings(), sessions=sessions)
+async def _workers(client: Client, prefix: str, estate: Estate, sessions: Any, state: Path) -> AsyncIterator[None]:
+    """The orchestrator and the aws worker's patching activities and window-results writer (into
+    an estate store of this test)."""
+    url = f"sqlite:///{state / 'estate.db'}"
+    db.upgrade(url)
+    engine = db.make_engine(url)
+    results = ComplianceActivities(estate.settings, db.sessions(engine), sessions)
+    activities = PatchingActivities(estate.settings, PatchingSettings(), sessions=sessions).all()
+    activities.append(results.record_window_results)
     async with AsyncExitStack() as stack:
         await stack.enter_async_context(Worker(
             client, task_queue=taskqueues.for_role(WorkerRole.ORCHESTRATOR, prefix),
             workflows=[PatchWindowWorkflow, PatchBatchWorkflow], interceptors=[ErrorMappingInterceptor()]))
         await stack.enter_async_context(Worker(
-            client, task_queue=taskqueues.for_role(WorkerRole.AWS, prefix), activities=activities.all(),
+            client, task_queue=taskqueues.for_role(WorkerRole.AWS, prefix), activities=activities,
             activity_executor=ThreadPoolExecutor(max_workers=4), interceptors=[ErrorMappingInterceptor()]))
         yield
+    engine.dispose()
 
 
 async def _start(client: Client, prefix: str, estate: Estate, account: AccountRef, group: PatchGroup) -> WorkflowHandle:
@@ -145,11 +156,11 @@ def _titles(vm: Vm) -> set[str]:
 
 
 async def test_the_azure_on_time_ring_installs_the_gcp_early_train_and_rhel_follows_its_baseline(
-    dev_env: WorkflowEnvironment, queue_prefix: str, local_aws: Any, sessions: Any
+    dev_env: WorkflowEnvironment, queue_prefix: str, local_aws: Any, sessions: Any, tmp_path: Path
 ) -> None:
     client = dev_env.client
     estate = await _estate(local_aws, sessions)
-    async with _fleet(local_aws) as boot, _workers(client, queue_prefix, estate, sessions):
+    async with _fleet(local_aws) as boot, _workers(client, queue_prefix, estate, sessions, tmp_path):
         gcp_early = await boot(estate.gcp, OsFamily.UBUNTU, PatchGroup.EARLY)
         azure_ubuntu = await boot(estate.azure, OsFamily.UBUNTU, PatchGroup.ON_TIME)
         azure_rhel = await boot(estate.azure, OsFamily.RHEL, PatchGroup.ON_TIME)
@@ -183,11 +194,11 @@ async def test_the_azure_on_time_ring_installs_the_gcp_early_train_and_rhel_foll
 
 
 async def test_a_failing_gcp_early_run_holds_both_on_time_rings(
-    dev_env: WorkflowEnvironment, queue_prefix: str, local_aws: Any, sessions: Any
+    dev_env: WorkflowEnvironment, queue_prefix: str, local_aws: Any, sessions: Any, tmp_path: Path
 ) -> None:
     client = dev_env.client
     estate = await _estate(local_aws, sessions)
-    async with _fleet(local_aws) as boot, _workers(client, queue_prefix, estate, sessions):
+    async with _fleet(local_aws) as boot, _workers(client, queue_prefix, estate, sessions, tmp_path):
         await boot(estate.gcp, OsFamily.UBUNTU, PatchGroup.EARLY, failure_rate=1.0)
         await boot(estate.gcp, OsFamily.UBUNTU, PatchGroup.EARLY)
         on_time = [await boot(a, OsFamily.UBUNTU, PatchGroup.ON_TIME) for a in (estate.gcp, estate.azure)]
@@ -220,7 +231,7 @@ async def _held(handle: WorkflowHandle) -> WindowStatus:
 
 
 async def test_windows_trigger_wait_json_reports_the_customer_train_on_a_simulated_fleet(
-    dev_env: WorkflowEnvironment, queue_prefix: str, local_aws: Any, sessions: Any, monkeypatch: Any
+    dev_env: WorkflowEnvironment, queue_prefix: str, local_aws: Any, sessions: Any, monkeypatch: Any, tmp_path: Path
 ) -> None:
     """``fleetpatch windows trigger --account A --group on-time --wait --json``: the train holds
     every OS the customer's early runs installed, in any of its accounts."""
@@ -240,7 +251,7 @@ async def test_windows_trigger_wait_json_reports_the_customer_train_on_a_simulat
             scheduling.RunShape(poll_interval_seconds=1, poll_hold_seconds=2))
     monkeypatch.setenv("TEMPORAL_ADDRESS", client.service_client.config.target_host)
     monkeypatch.setenv("TEMPORAL_NAMESPACE", client.namespace)
-    async with _fleet(local_aws) as boot, _workers(client, queue_prefix, estate, sessions):
+    async with _fleet(local_aws) as boot, _workers(client, queue_prefix, estate, sessions, tmp_path):
         await boot(estate.gcp, OsFamily.UBUNTU, PatchGroup.EARLY)
         await boot(estate.azure, OsFamily.RHEL, PatchGroup.EARLY)
         await boot(estate.gcp, OsFamily.RHEL, PatchGroup.ON_TIME)
