@@ -9,10 +9,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 
+from clients.api import observability
 from clients.api.errors import ServiceMisconfigured
 from clients.api.gateway import TemporalGateway, TemporalUnavailable
 from clients.api.registration_input import RegistrationRequest
 from clients.api.routes import admin, health, registration, windows
+from config import telemetry
 from config.settings import Settings
 
 log = logging.getLogger("fleetpatch.api")
@@ -25,7 +27,10 @@ def create_app(settings: Settings, gateway: TemporalGateway | None = None) -> Fa
         version="0.1.0",
     )
     app.state.settings = settings
-    app.state.gateway = gateway or TemporalGateway.from_environment(settings.local_json)
+    app.state.gateway = gateway or TemporalGateway.from_environment(
+        settings.local_json, **telemetry.connect_overrides(settings.telemetry, "fleetpatch-api")
+    )
+    observability.install(app, telemetry.tracer(settings.telemetry, "fleetpatch-api"))
     app.include_router(health.router)
     app.include_router(registration.router)
     app.include_router(admin.router)

@@ -9,6 +9,7 @@ from clients.cli import (
     enrollments_cmd,
     links_cmd,
     simulate_cmd,
+    temporal_cmd,
     up_cmd,
     vcenter_cmd,
     verify_cmd,
@@ -29,6 +30,7 @@ app.add_typer(vcenter_cmd.app, name="vcenter", help="vCenter identity tokens.")
 app.add_typer(links_cmd.app, name="links")
 app.add_typer(enrollments_cmd.app, name="enrollments")
 app.add_typer(windows_cmd.app, name="windows")
+app.add_typer(temporal_cmd.app, name="temporal")
 
 
 def main() -> None:

@@ -86,7 +86,7 @@ class Supervisor:
         await self._launch(services.temporal_spec(self.settings))
         await self.start_clouds()
         env = services.shared_env(self.settings, self.clouds)
-        for spec in [*services.worker_specs(env), services.api_spec(self.settings, env)]:
+        for spec in [*services.worker_specs(self.settings, env), services.api_spec(self.settings, env)]:
             await self._launch(spec)
         self.write_local_json()
 

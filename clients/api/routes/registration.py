@@ -141,9 +141,11 @@ def _policy(settings: Settings) -> EnrollmentPolicy:
 )
 async def register(request: Request) -> Response:
     settings = _settings(request)
+    request.state.registration_provider = "unknown"  # counted by provider and outcome (observability.py)
     try:
         raw = parse_json(await _read_body(request, settings.api.max_body_bytes), settings.api.max_body_bytes)
         registration, identity = validate(raw)
+        request.state.registration_provider = registration.provider.value
         key = claimed_instance_key(registration.provider, identity)
         nonce = identity.nonce if isinstance(identity, AzureIdentity) else None
         if nonce is not None:
