@@ -58,8 +58,15 @@ def namespace_cmd(
 
 
 def _run(coro):  # type: ignore[no-untyped-def]
+    async def settled():  # type: ignore[no-untyped-def]
+        try:
+            return await coro
+        finally:
+            # Let the SDK core's last callbacks land before the interpreter shuts down.
+            await asyncio.sleep(0.2)
+
     try:
-        return asyncio.run(coro)
+        return asyncio.run(settled())
     except (TemporalNotConfigured, ConnectionError) as err:
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(2) from None
