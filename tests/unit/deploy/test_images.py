@@ -145,3 +145,15 @@ def test_a_role_builds_without_other_clouds_sdks(role: str) -> None:
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert int(done.stdout.strip()) > 0
+
+
+def test_the_cli_imports_without_any_cloud_sdk() -> None:
+    """The setup and migration jobs run `fleetpatch` in images without cloud SDKs or FastAPI."""
+    import subprocess
+    import sys
+
+    script = _BLOCKER.split("from config.settings")[0] + "import clients.cli.main\nprint('ok')\n"
+    blocked = {"moto", "localclouds", "fastapi", "uvicorn"} | set().union(*SDK_MODULES.values())
+    done = subprocess.run([sys.executable, "-c", script, "cli", ",".join(sorted(blocked))],
+                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
