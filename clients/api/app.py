@@ -25,6 +25,7 @@ def create_app(settings: Settings, gateway: TemporalGateway | None = None) -> Fa
         title="fleetpatch",
         summary="Enroll VMs from any cloud into AWS Systems Manager patching.",
         version="0.1.0",
+        **observability.NATIVE_TELEMETRY_OFF,
     )
     app.state.settings = settings
     app.state.gateway = gateway or TemporalGateway.from_environment(
