@@ -152,6 +152,17 @@ class PatchingSettings(BaseModel):
     poll_hold: Duration = timedelta(minutes=5)
 
 
+class DatabaseSettings(BaseModel):
+    """The estate store. None: the SQLite file ``estate.db`` in ``state_dir`` (see ``Settings``).
+
+    PostgreSQL: ``postgresql+psycopg://USER:PASSWORD@HOST:5432/fleetpatch``.
+    """
+
+    url: str | None = None
+    echo: bool = False
+    pool_size: int = 5
+
+
 class TelemetrySettings(BaseModel):
     """Metrics and traces (config/telemetry.py). Everything is off unless set."""
 
@@ -202,6 +213,7 @@ class Settings(BaseSettings):
     patching: PatchingSettings = PatchingSettings()
     telemetry: TelemetrySettings = TelemetrySettings()
     local: LocalSettings = LocalSettings()
+    database: DatabaseSettings = DatabaseSettings()
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings):  # type: ignore[no-untyped-def]
@@ -213,3 +225,10 @@ class Settings(BaseSettings):
     @property
     def local_json(self) -> Path:
         return self.state_dir / "local.json"
+
+    @property
+    def database_url(self) -> str:
+        """The estate store's URL: ``FLEETPATCH_DATABASE__URL``, else ``STATE_DIR/estate.db`` (SQLite)."""
+        if self.database.url:
+            return self.database.url
+        return f"sqlite:///{(self.state_dir / 'estate.db').resolve()}"
