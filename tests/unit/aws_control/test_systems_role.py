@@ -20,7 +20,8 @@ from clouds.aws.ssm_commands import RateLimiter, SsmCommands
 from clouds.aws.ssm_config import SERVICE_ROLE, SsmConfigurator
 from contracts.enrollment import AccountRef, CreateAccountSubmitted, account_tags
 from contracts.errors import ErrorType, FleetpatchError
-from contracts.patching import CommandSpec, Operation
+from contracts.patch_batches import CommandSpec
+from contracts.patching import Operation
 from contracts.providers import Provider
 from tests.support.local_aws import LocalAws
 
