@@ -31,7 +31,7 @@ def create_app(settings: Settings, gateway: TemporalGateway | None = None) -> Fa
     app.state.gateway = gateway or TemporalGateway.from_environment(
         settings.local_json, **telemetry.connect_overrides(settings.telemetry, "fleetpatch-api")
     )
-    observability.install(app, telemetry.tracer(settings.telemetry, "fleetpatch-api"))
+    observability.install(app, settings, telemetry.tracer(settings.telemetry, "fleetpatch-api"))
     app.include_router(health.router)
     app.include_router(registration.router)
     app.include_router(admin.router)

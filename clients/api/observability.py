@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import inspect
 import logging
@@ -18,6 +19,8 @@ from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+
+from config.settings import Settings
 
 access_log = logging.getLogger("fleetpatch.api.access")
 
@@ -35,8 +38,12 @@ OUTCOMES = {201: "enrolled", 202: "pending", 400: "malformed", 401: "refused", 4
 
 
 class ApiMetrics:
-    def __init__(self) -> None:
+    def __init__(self, settings: Settings | None = None) -> None:
         self.registry = CollectorRegistry()
+        if settings is not None:
+            from clients.api.estate_metrics import EstateCollector
+
+            self.registry.register(EstateCollector(settings))
         self.requests = Counter(
             "fleetpatch_api_requests", "API requests answered", ["method", "route", "status"], registry=self.registry
         )
@@ -55,8 +62,10 @@ class ApiMetrics:
         if provider is not None:
             self.registrations.labels(provider, OUTCOMES.get(status, f"http_{status}")).inc()
 
-    def render(self) -> Response:
-        return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
+    async def render(self) -> Response:
+        # The estate gauges read the database: off the event loop.
+        body = await asyncio.to_thread(generate_latest, self.registry)
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
 
 
 def route_template(request: Request) -> str:
@@ -65,14 +74,14 @@ def route_template(request: Request) -> str:
     return getattr(route, "path", None) or "unmatched"
 
 
-def install(app: FastAPI, tracer: Any | None = None) -> ApiMetrics:
-    """Add the metrics route and the measuring middleware to ``app``."""
-    metrics = ApiMetrics()
+def install(app: FastAPI, settings: Settings | None = None, tracer: Any | None = None) -> ApiMetrics:
+    """Add the metrics route (with the estate gauges when ``settings`` is given) and the measuring middleware."""
+    metrics = ApiMetrics(settings)
     app.state.metrics = metrics
 
     @app.get("/metrics", include_in_schema=False)
     async def _metrics() -> Response:
-        return metrics.render()
+        return await metrics.render()
 
     @app.middleware("http")
     async def _measure(request: Request, call_next: Any) -> Response:

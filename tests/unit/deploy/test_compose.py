@@ -152,3 +152,4 @@ def test_observability_profile_scrapes_every_role(services: dict[str, Any]) -> N
     dashboard = json.loads((ROOT / "deploy/grafana/dashboards/fleetpatch.json").read_text())
     exprs = " ".join(t["expr"] for p in dashboard["panels"] for t in p["targets"])
     assert "fleetpatch_api_requests_total" in exprs and "temporal_" in exprs
+    assert "fleetpatch_estate_instances" in exprs and "fleetpatch_estate_held_rings" in exprs
