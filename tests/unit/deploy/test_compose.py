@@ -153,3 +153,13 @@ def test_observability_profile_scrapes_every_role(services: dict[str, Any]) -> N
     exprs = " ".join(t["expr"] for p in dashboard["panels"] for t in p["targets"])
     assert "fleetpatch_api_requests_total" in exprs and "temporal_" in exprs
     assert "fleetpatch_estate_instances" in exprs and "fleetpatch_estate_held_rings" in exprs
+
+
+def test_env_examples_hold_no_secret() -> None:
+    """A secret set in an env file would override the mounted secret file: examples hold none."""
+    for example in (ROOT / "deploy").glob("*.env.example"):
+        for line in example.read_text().splitlines():
+            if not line or line.startswith("#"):
+                continue
+            name = line.split("=", 1)[0]
+            assert not re.search(r"(TOKEN|KEY|SECRET|PASSWORD)$", name), f"{example.name}: {name}"
