@@ -99,3 +99,13 @@ def test_a_vended_account_without_the_role_cannot_be_entered(local_aws: LocalAws
     with pytest.raises(FleetpatchError) as refused:
         sessions.assume(sessions.role_arn_for(account_id))
     assert refused.value.type is ErrorType.AWS_ACCESS_DENIED
+
+
+def test_a_role_that_does_not_trust_the_caller_cannot_be_assumed(local_aws: LocalAws, sessions: AwsSessions) -> None:
+    account_id, _ = _vend(local_aws, sessions)
+    admin_iam = local_aws.client("iam", local_aws.assume(account_id))
+    stranger = systems_role.trust_policy("210987654321")
+    admin_iam.create_role(RoleName="TrustsSomeoneElse", AssumeRolePolicyDocument=json.dumps(stranger))
+    with pytest.raises(FleetpatchError) as refused:
+        sessions.assume(f"arn:aws:iam::{account_id}:role/TrustsSomeoneElse")
+    assert refused.value.type is ErrorType.AWS_ACCESS_DENIED
