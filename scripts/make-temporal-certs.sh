@@ -37,8 +37,10 @@ issue() {  # name, common name, extended key usage, subjectAltName or ""
 
 issue server temporal "serverAuth,clientAuth" "DNS:temporal,DNS:localhost"
 issue client fleetpatch "clientAuth" ""
-# The containers run as uid 10001 and read their secrets; keep the CA key out of every mount.
-chmod 644 ca.pem server.pem client.pem
-chmod 600 ca.key server.key client.key
+# Compose mounts file secrets with the host file's mode, and the containers run as other users
+# (fleetpatch 10001, temporalio/server 1000): the files they mount are readable, the directory
+# (0700) keeps the host's other users out. The CA key is never mounted and stays 0600.
+chmod 644 ca.pem server.pem client.pem server.key client.key
+chmod 600 ca.key
 openssl verify -CAfile ca.pem server.pem client.pem >/dev/null
 echo "certificates in $dir: ca.pem, server.pem/.key (temporal), client.pem/.key (fleetpatch)"
