@@ -58,11 +58,9 @@ class AwsSettings(BaseModel):
     access_role_name: str = "OrganizationAccountAccessRole"
     #: The least-privilege role (deploy/iam/systems-access-policy.json) every later call uses.
     systems_role_name: str = "FleetpatchSystemsAccess"
-    create_account_poll: Duration = timedelta(seconds=5)
     activation_expiry: Duration = timedelta(hours=24)
     agent_online_timeout: Duration = timedelta(minutes=30)
     links_parameter_prefix: str = "/fleetpatch/links"
-    reports_bucket: str = "fleetpatch-reports"
 
 
 class GcpSettings(BaseModel):

@@ -4,22 +4,17 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import sys
 from datetime import timedelta
-from pathlib import Path
-from types import FrameType
 
 from localclouds.aws import MANAGEMENT_ACCOUNT, REGION, iam_policies, state_path
 from localclouds.aws.organizations import create_organization
 from localclouds.aws.server import make_app, make_server
+from localclouds.serving import arguments, run_wsgi
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m localclouds.aws", description=__doc__)
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--state-dir", type=Path, required=True)
+    parser = arguments("localclouds.aws", __doc__, port=8701, log_level=False)
     parser.add_argument("--create-account-delay", type=float, default=3.0,
                         help="seconds until an Organizations CreateAccount request is decided")
     parser.add_argument("--ping-timeout", type=float, default=600.0,
@@ -39,23 +34,7 @@ def main(argv: list[str] | None = None) -> int:
         ping_timeout=timedelta(seconds=args.ping_timeout),
         default_region=REGION,
     )
-    server = make_server(args.host, args.port, app)
-    # Request threads may sit on idle keep-alive connections: never wait for them at shutdown.
-    server.daemon_threads = True
-    server.block_on_close = False
-
-    def stop(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    logging.getLogger(__name__).info("local AWS serving on http://%s:%s", args.host, args.port)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
+    run_wsgi(make_server(args.host, args.port, app))
     return 0
 
 

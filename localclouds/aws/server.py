@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs
 
+from localclouds.addresses import HEALTH_BODY, HEALTH_PATH
 from localclouds.aws.auth import caller_from_environ, credential_scope
 from localclouds.aws.context import PassToMoto, RequestContext
 from localclouds.aws import iam_enforcement
@@ -42,7 +43,6 @@ TARGET_PREFIXES = {
     "EC2WindowsMessageDeliveryService": "ec2messages",
 }
 MAX_BODY = 8 * 1024 * 1024
-HEALTH_PATH = "/__fleetpatch/health"
 FAULTS_PATH = "/__fleetpatch/faults"
 SNAPSHOT_PREFIX = "/__fleetpatch/snapshots/"
 CLOCK_PATH = "/__fleetpatch/clock"
@@ -127,7 +127,7 @@ class LocalAws:
         path = environ.get("PATH_INFO", "")
         method = environ.get("REQUEST_METHOD", "GET")
         if path == HEALTH_PATH:
-            return json_response({"status": "ok"})
+            return json_response(HEALTH_BODY)
         if path == FAULTS_PATH:
             return self._faults(method, _read_body(environ))
         if path == CLOCK_PATH:

@@ -21,7 +21,7 @@ import json
 import logging
 import random
 import zlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -259,5 +259,3 @@ async def wait_online(agent: Agent, timeout: float) -> bool:
         return False
     return True
 
-
-Starter = Callable[[AgentVm], Awaitable[Agent]]
