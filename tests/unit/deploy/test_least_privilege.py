@@ -83,6 +83,11 @@ def operations_in(path: Path) -> dict[str, set[str]]:
                 operation = _methods(service).get(name)
                 if operation:
                     found.setdefault(service, set()).add(operation)
+    # The shared cache of assumed roles (clouds/aws/sessions.py) calls AssumeRole with the STS
+    # client a module hands it: the module's own principal makes that call.
+    uses_cache = any(isinstance(n, ast.Name) and n.id == "AssumedRoles" for n in ast.walk(tree))
+    if uses_cache and "sts" in services:
+        found.setdefault("sts", set()).add("AssumeRole")
     return found
 
 
