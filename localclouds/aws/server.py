@@ -19,9 +19,9 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from localclouds.addresses import HEALTH_BODY, HEALTH_PATH
+from localclouds.aws import iam_enforcement
 from localclouds.aws.auth import caller_from_environ, credential_scope
 from localclouds.aws.context import PassToMoto, RequestContext
-from localclouds.aws import iam_enforcement
 from localclouds.aws.ec2messages import MessageService
 from localclouds.aws.faults import FaultInjector, FaultRule, FaultRuleError
 from localclouds.aws.organizations import OrganizationsService
