@@ -31,6 +31,7 @@ from localclouds.aws.ssm_commands import CommandService
 from localclouds.aws.ssm_engine import CommandEngine
 from localclouds.aws.ssm_hybrid import HybridService
 from localclouds.aws.ssm_instances import InstanceService
+from localclouds.aws.ssm_inventory import InventoryService
 from localclouds.aws.ssm_patch import PatchBaselineService
 from localclouds.aws.ssm_patch_states import PatchStateService
 from localclouds.aws.ssm_state import Clock, SsmState
@@ -103,7 +104,8 @@ class LocalAws:
             **CommandService(self.ssm, self.engine).handlers(),
             **baselines.handlers(),
             **self.patch_states.handlers(),
-            **AssociationService(self.ssm).handlers(),
+            **AssociationService(self.ssm, hybrid).handlers(),
+            **InventoryService(self.ssm).handlers(),
         }
         self.message_handlers = MessageService(self.ssm, self.engine, hybrid).handlers()
         self.organizations = OrganizationsService(create_account_delay)

@@ -18,7 +18,7 @@ from temporalio.service import RPCError
 
 from clients.api.auth import require_admin
 from clients.api.errors import error_response
-from clients.schedules import ensure_window_schedules
+from scheduling import ensure_window_schedules
 from contracts import ids, taskqueues
 from contracts import search_attributes as sa
 from contracts.patch_config import WindowConfigError, validate_window_config, window_config
