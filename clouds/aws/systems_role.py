@@ -32,6 +32,8 @@ SSM_ACTIONS = (
     "ssm:CreatePatchBaseline", "ssm:DescribePatchBaselines", "ssm:UpdatePatchBaseline",
     "ssm:RegisterPatchBaselineForPatchGroup",
     "ssm:ListAssociations", "ssm:CreateAssociation",
+    # ComplianceSync (clouds/aws/ssm_estate.py): inventory and the baselines behind patch states.
+    "ssm:GetInventory", "ssm:GetPatchBaseline",
 )
 S3_ACTIONS = (
     "s3:ListBucket", "s3:CreateBucket", "s3:PutBucketPublicAccessBlock", "s3:PutBucketPolicy",

@@ -34,6 +34,7 @@ CALLERS: dict[str, tuple[str, ...]] = {
     "clouds/aws/ssm_commands.py": (SYSTEMS, CUSTOMER),
     "clouds/aws/ssm_config.py": (SYSTEMS, CUSTOMER),
     "clouds/aws/patch_train.py": (SYSTEMS, CUSTOMER),
+    "clouds/aws/ssm_estate.py": (SYSTEMS, CUSTOMER),  # ComplianceSync reads
 }
 #: Modules whose services are called by different principals: service -> policies.
 BY_SERVICE: dict[str, dict[str, tuple[str, ...]]] = {
@@ -66,16 +67,23 @@ def _service_literals(tree: ast.AST) -> set[str]:
 
 
 def operations_in(path: Path) -> dict[str, set[str]]:
-    """service -> operations called in one module (operation methods, called or passed, and paginators)."""
+    """service -> operations called in one module (operation methods called or passed, paginator
+    names and aws_call labels)."""
     tree = ast.parse(path.read_text())
     services = _service_literals(tree)
     found: dict[str, set[str]] = {}
     for node in ast.walk(tree):
-        # A method called (ssm.send_command(...)) or handed on (self._call(..., ssm.send_command)).
+        # A method called (ssm.send_command(...)) or handed on (self._call(..., ssm.send_command)),
+        # or named in a string: a paginator ("describe_instance_information", wherever it is
+        # passed) or the action label of aws_call("ssm:GetInventory").
         if isinstance(node, ast.Attribute):
             names = [node.attr]
-        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "get_paginator":
-            names = [str(node.args[0].value)] if node.args and isinstance(node.args[0], ast.Constant) else []
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            service, _, action = node.value.partition(":")
+            if action and service in services and action in _methods(service).values():
+                found.setdefault(service, set()).add(action)
+                continue
+            names = [node.value]
         else:
             continue
         for service in services:
