@@ -101,9 +101,12 @@ def _links_cli(state: Path, env: dict[str, str]) -> None:
     assert listed.returncode == 0 and "acme-proj-1" in listed.stdout and "Europe/London" in listed.stdout
     as_json = json.loads(_cli(state, env, "links", "list", "--json").stdout)
     assert as_json["links"][0]["windows"] == {"early": {"hour": 4}, "late": {"max_concurrency": "25%"}}
-    assert _cli(state, env, "links", "remove", "gcp", "acme-proj-1").returncode == 0
+    dry_run = _cli(state, env, "links", "remove", "gcp", "acme-proj-1")
+    assert dry_run.returncode == 0 and "dry run" in dry_run.stdout, dry_run.stderr
+    assert "acme-proj-1" in _cli(state, env, "links", "list").stdout
+    assert _cli(state, env, "links", "remove", "gcp", "acme-proj-1", "--yes").returncode == 0
     assert "acme-proj-1" not in _cli(state, env, "links", "list").stdout
-    assert _cli(state, env, "links", "remove", "gcp", "acme-proj-1").returncode == 1
+    assert _cli(state, env, "links", "remove", "gcp", "acme-proj-1", "--yes").returncode == 1
 
 
 def _alive(pid: int) -> bool:
