@@ -73,7 +73,8 @@ class WindowOverrides(_Strict):
     hooks_on_train: Literal["refuse", "without-hooks"] | None = None
     untrained_os: Literal["scan", "baseline"] | None = None
     success_threshold: Annotated[JsonNumber, Field(ge=0.0, le=1.0)] | None = None
-
+    ring_scope: Literal["customer", "account"] | None = None
+    ring_wait_minutes: Annotated[JsonInt, Field(ge=0, le=10080)] | None = None
 
     @field_validator("days_of_month")
     @classmethod
