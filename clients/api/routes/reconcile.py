@@ -86,7 +86,7 @@ def _result_json(result: ReconcileResult) -> dict[str, Any]:
 
 
 @router.post("/reconcile", summary="Reconcile linked cloud accounts with SSM now (or show what would change)",
-             responses=error_responses(403, 404, 409, 502))
+             responses={202: {"description": "runs started (without wait)"}, **error_responses(403, 404, 409, 502)})
 async def reconcile(body: ReconcileBody, request: Request) -> JSONResponse:
     settings: Settings = request.app.state.settings
     client = await request.app.state.gateway.client()
