@@ -15,6 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from temporalio.service import RPCError
 
 from clients.api import observability, openapi
 from clients.api.budget import EarlyAnswer
@@ -92,6 +93,13 @@ def _handle_errors(app: FastAPI) -> None:
             status_code=503,
             headers={"Retry-After": "5"},
         )
+
+    @app.exception_handler(RPCError)
+    async def _temporal_rpc(request: Request, exc: RPCError) -> JSONResponse:
+        # A Temporal call failed on the way (server gone, overloaded): the caller retries later.
+        log.warning("temporal call failed", extra={"path": request.url.path, "status": exc.status.name})
+        return error_response("TemporalUnavailable", "the workflow engine did not answer; retry later", 503,
+                              **{"Retry-After": "5"})
 
     @app.exception_handler(ServiceMisconfigured)
     async def _misconfigured(request: Request, exc: ServiceMisconfigured) -> JSONResponse:

@@ -180,3 +180,18 @@ async def test_admin_calls_answer_within_budget_or_202_and_failures_at_once(dev_
         assert polled.status_code == 200 and polled.json()["state"] == "completed", polled.text
         assert polled.json()["result"]["links"] == []
         assert (await api.get("/v1/admin/operations/" + "bm9wZQ", headers=AUTH)).status_code == 404
+
+
+async def test_a_failing_temporal_call_is_503_not_500() -> None:
+    from temporalio.service import RPCError, RPCStatusCode
+
+    class _Broken:
+        async def list_schedules(self, *args: Any, **kwargs: Any) -> Any:
+            raise RPCError("tcp connect error", RPCStatusCode.UNAVAILABLE, b"")
+
+    async def broken() -> Any:
+        return _Broken()
+
+    async with _api(broken) as api:
+        response = await api.get("/v1/admin/windows", headers=AUTH)
+    assert response.status_code == 503 and response.json()["error"] == "TemporalUnavailable"
