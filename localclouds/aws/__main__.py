@@ -1,4 +1,9 @@
-"""``python -m localclouds.aws --host H --port P --state-dir DIR [--create-account-delay S]``."""
+"""``python -m localclouds.aws --host H --port P --state-dir DIR [--create-account-delay S]``.
+
+The state is saved under ``DIR/aws/`` every ``--save-interval`` seconds and at SIGTERM, and
+loaded at start; a saved state that cannot be loaded stops the start (exit code 3) with a message
+that says so, never a silently empty cloud.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ from types import FrameType
 
 from localclouds.aws import MANAGEMENT_ACCOUNT, REGION, iam_policies, state_path
 from localclouds.aws.organizations import create_organization
+from localclouds.aws.persistence import StateNotRestored, StateStore
 from localclouds.aws.server import make_app, make_server
 
 
@@ -24,6 +30,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="seconds until an Organizations CreateAccount request is decided")
     parser.add_argument("--ping-timeout", type=float, default=600.0,
                         help="seconds without an agent ping before PingStatus is ConnectionLost")
+    parser.add_argument("--save-interval", type=float, default=5.0,
+                        help="seconds between state saves (when something changed); 0: at exit only")
     return parser.parse_args(argv)
 
 
@@ -33,12 +41,18 @@ def main(argv: list[str] | None = None) -> int:
     iam_policies.install()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     state_path(args.state_dir).mkdir(parents=True, exist_ok=True)
-    create_organization(MANAGEMENT_ACCOUNT, REGION)
     app = make_app(
         create_account_delay=timedelta(seconds=args.create_account_delay),
         ping_timeout=timedelta(seconds=args.ping_timeout),
         default_region=REGION,
     )
+    store = StateStore(state_path(args.state_dir), app, interval=args.save_interval)
+    try:
+        restored = store.load()
+    except StateNotRestored as err:
+        logging.getLogger(__name__).error("%s", err)
+        return 3
+    create_organization(MANAGEMENT_ACCOUNT, REGION)
     server = make_server(args.host, args.port, app)
     # Request threads may sit on idle keep-alive connections: never wait for them at shutdown.
     server.daemon_threads = True
@@ -49,13 +63,18 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    logging.getLogger(__name__).info("local AWS serving on http://%s:%s", args.host, args.port)
+    log = logging.getLogger(__name__)
+    log.info("local AWS serving on http://%s:%s (%s)", args.host, args.port,
+             f"state restored from {store.path}" if restored else "fresh state")
+    store.start()
     try:
         server.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:
         server.server_close()
+        store.close()
+        log.info("local AWS state saved to %s", store.path)
     return 0
 
 
