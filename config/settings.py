@@ -14,8 +14,10 @@ from pathlib import Path
 import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, Field, SecretStr
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from config import secrets
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
@@ -113,7 +115,15 @@ class LabelSettings(BaseModel):
     patch_group: str = "rackspace-addon-patching-patchgroup"
 
 
+def _strong(setting: str, value: SecretStr | None) -> SecretStr | None:
+    if value is not None:
+        secrets.check(setting, value.get_secret_value())
+    return value
+
+
 class ApiSettings(BaseModel):
+    model_config = ConfigDict(hide_input_in_errors=True)  # never echo a refused secret
+
     host: str = "127.0.0.1"
     port: int = 8700
     public_url: str | None = None  # how VMs reach the API (baked into startup scripts); None: as requested
@@ -121,6 +131,11 @@ class ApiSettings(BaseModel):
     challenge_key: SecretStr | None = None  # HMAC key for Azure nonces
     max_body_bytes: int = 64 * 1024
     registration_wait: Duration = timedelta(seconds=20)
+
+    @field_validator("admin_token", "challenge_key")
+    @classmethod
+    def _secrets_are_strong(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        return _strong(f"FLEETPATCH_API__{(info.field_name or '').upper()}", value)
 
 
 class PatchingSettings(BaseModel):
@@ -156,7 +171,7 @@ class LocalSettings(BaseModel):
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="FLEETPATCH_", env_nested_delimiter="__", extra="ignore"
+        env_prefix="FLEETPATCH_", env_nested_delimiter="__", extra="ignore", hide_input_in_errors=True
     )
 
     state_dir: Path = Path(".fleetpatch")
@@ -176,6 +191,24 @@ class Settings(BaseSettings):
     patching: PatchingSettings = PatchingSettings()
     local: LocalSettings = LocalSettings()
 
+    @field_validator("sealing_key")
+    @classmethod
+    def _sealing_key_is_strong(cls, value: SecretStr | None) -> SecretStr | None:
+        return _strong("FLEETPATCH_SEALING_KEY", value)
+
     @property
     def local_json(self) -> Path:
         return self.state_dir / "local.json"
+
+    @classmethod
+    def load(cls) -> Settings:
+        """The settings of a process that is starting: a refused value stops it with the
+        setting's name and why (never the value), not a traceback."""
+        try:
+            return cls()
+        except ValidationError as err:
+            reasons = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc'])}: {e['msg'].removeprefix('Value error, ')}"
+                for e in err.errors()
+            )
+            raise SystemExit(f"fleetpatch cannot start, refused settings: {reasons}") from None

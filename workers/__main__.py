@@ -18,7 +18,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m workers")
     parser.add_argument("--role", required=True, choices=[r.value for r in WorkerRole])
     args = parser.parse_args(argv)
-    settings = Settings()
+    settings = Settings.load()
     role = WorkerRole(args.role)
     fp_logging.configure(f"worker-{role.value}", level=settings.log_level, fmt=settings.log_format)
     try:

@@ -21,7 +21,9 @@ def require_admin(request: Request) -> None:
             detail={"error": "Unauthorized", "reason": "admin endpoints need a bearer token"},
             headers={"WWW-Authenticate": "Bearer"},
         )
-    if not hmac.compare_digest(presented.strip().encode(), configured.get_secret_value().encode()):
+    # The presented value is compared exactly as sent: never stripped or normalised.
+    expected = configured.get_secret_value().encode()
+    if not expected or not hmac.compare_digest(presented.encode("utf-8", "surrogateescape"), expected):
         raise HTTPException(
             status.HTTP_403_FORBIDDEN, detail={"error": "Forbidden", "reason": "that token is not the admin token"}
         )
