@@ -138,6 +138,38 @@ class ApiSettings(BaseModel):
         return _strong(f"FLEETPATCH_API__{(info.field_name or '').upper()}", value)
 
 
+class CodecSettings(BaseModel):
+    """The payload codec that encrypts everything crossing Temporal (``config/codec.py``).
+
+    ``keys``: comma-separated; the first encrypts, all decrypt (rotation: put the new key first,
+    drop an old one when no history needs it). ``keys_file``: the same, one key per line (a
+    mounted secret); its keys follow those of ``keys``. No key: payloads are not encrypted.
+    """
+
+    model_config = ConfigDict(hide_input_in_errors=True)
+
+    keys: SecretStr | None = None
+    keys_file: Path | None = None
+    #: browser origins of the Temporal UIs that may call the codec routes (CORS)
+    ui_origins: list[str] = Field(default_factory=list)
+
+    @field_validator("keys")
+    @classmethod
+    def _keys_are_strong(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            for key in value.get_secret_value().split(","):
+                secrets.check("FLEETPATCH_CODEC__KEYS", key)
+        return value
+
+    def ring(self) -> list[str]:
+        ring = self.keys.get_secret_value().split(",") if self.keys else []
+        if self.keys_file is not None:
+            for line in self.keys_file.read_text().splitlines():
+                if line.strip():
+                    ring.append(secrets.check(f"a key in {self.keys_file}", line.strip()))
+        return ring
+
+
 class PatchingSettings(BaseModel):
     """Patch windows: where the patch train and reports live, how fast SSM is called, run shape."""
 
@@ -189,6 +221,7 @@ class Settings(BaseSettings):
     labels: LabelSettings = LabelSettings()
     api: ApiSettings = ApiSettings()
     patching: PatchingSettings = PatchingSettings()
+    codec: CodecSettings = CodecSettings()
     local: LocalSettings = LocalSettings()
 
     @field_validator("sealing_key")

@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
 
 async def _main(role: WorkerRole, settings: Settings) -> int:
     try:
-        client = await connect_with_retry(settings.local_json)
+        client = await connect_with_retry(settings)
     except (TemporalNotConfigured, ConnectionError) as err:
         logging.getLogger("fleetpatch.worker").error(str(err))
         return 2

@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from clients.api.errors import ServiceMisconfigured
 from clients.api.gateway import TemporalGateway, TemporalUnavailable
 from clients.api.registration_input import RegistrationRequest
-from clients.api.routes import admin, health, registration, windows
+from clients.api.routes import admin, codec, health, registration, windows
 from config.settings import Settings
 
 log = logging.getLogger("fleetpatch.api")
@@ -25,11 +25,12 @@ def create_app(settings: Settings, gateway: TemporalGateway | None = None) -> Fa
         version="0.1.0",
     )
     app.state.settings = settings
-    app.state.gateway = gateway or TemporalGateway.from_environment(settings.local_json)
+    app.state.gateway = gateway or TemporalGateway.from_environment(settings)
     app.include_router(health.router)
     app.include_router(registration.router)
     app.include_router(admin.router)
     app.include_router(windows.router)
+    codec.install(app, settings)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
 
     @app.exception_handler(HTTPException)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 
 from temporalio.client import Client
 
+from config.settings import Settings
 from config.temporal import connect
 
 log = logging.getLogger("fleetpatch.api")
@@ -27,8 +27,8 @@ class TemporalGateway:
         self._lock = asyncio.Lock()
 
     @classmethod
-    def from_environment(cls, local_json: Path) -> TemporalGateway:
-        return cls(lambda: connect(local_json))
+    def from_environment(cls, settings: Settings) -> TemporalGateway:
+        return cls(lambda: connect(settings))
 
     @classmethod
     def for_client(cls, client: Client) -> TemporalGateway:
