@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from fastapi.responses import JSONResponse
 
 from contracts.errors import IDENTITY_REFUSALS, ErrorType
@@ -29,8 +31,17 @@ def status_for(error_type: str | None) -> int:
     return _STATUS.get(error_type or "", 502)
 
 
+UPSTREAM_REASON = "an upstream service failed; retry later (the operator's logs have the details)"
+
+
 def error_response(error: str, reason: str, status: int | None = None, **headers: str) -> JSONResponse:
-    return JSONResponse({"error": error, "reason": reason}, status_code=status or status_for(error), headers=headers or None)
+    status = status or status_for(error)
+    if status == 502:
+        # Upstream failure texts (cloud APIs, AWS, internal errors) stay in the logs: they may
+        # name other tenants' resources or internal addresses.
+        logging.getLogger("fleetpatch.api").warning("upstream failure", extra={"error": error, "reason": reason})
+        reason = UPSTREAM_REASON
+    return JSONResponse({"error": error, "reason": reason}, status_code=status, headers=headers or None)
 
 
 class ServiceMisconfigured(Exception):

@@ -52,10 +52,11 @@ class TemporalGateway:
         try:
             client = await self.client()
             await asyncio.wait_for(client.service_client.check_health(), timeout=3)
-        except TemporalUnavailable as err:
-            return False, f"unreachable: {err}"
+        except TemporalUnavailable:
+            return False, "unreachable"  # the cause is logged, never answered (addresses, TLS)
         except Exception as err:
-            return False, f"unhealthy: {err}"
+            log.warning("temporal unhealthy", extra={"error": str(err)})
+            return False, "unhealthy"
         return True, "ok"
 
 
