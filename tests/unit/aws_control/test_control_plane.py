@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import timedelta
+from urllib.parse import unquote
 
 import pytest
 
@@ -89,6 +91,22 @@ def test_ssm_configuration_applies_once_and_reapplies_idempotently(sessions: Aws
     iam = sessions.in_account("iam", systems_account.role_arn)
     attached = iam.list_attached_role_policies(RoleName=SERVICE_ROLE)["AttachedPolicies"]
     assert [p["PolicyName"] for p in attached] == ["AmazonSSMManagedInstanceCore"]
+    trust = iam.get_role(RoleName=SERVICE_ROLE)["Role"]["AssumeRolePolicyDocument"]
+    trust = json.loads(unquote(trust)) if isinstance(trust, str) else trust
+    (statement,) = trust["Statement"]
+    assert statement["Condition"]["StringEquals"] == {"aws:SourceAccount": systems_account.account_id}
+
+
+def test_an_aws_link_is_a_secure_string(sessions: AwsSessions) -> None:
+    prefix = f"/fleetpatch/test-{uuid.uuid4().hex[:6]}/links"
+    store = LinkStore(sessions, prefix)
+    link = TenantLink(provider=Provider.AWS, cloud_account="111122223333", customer="ACME",
+                      role_arn="arn:aws:iam::111122223333:role/FleetpatchAccess", external_id="ext-5f0c2a8e")
+    store.put(link)
+    ssm = sessions.management("ssm")
+    (parameter,) = ssm.get_parameters_by_path(Path=prefix, Recursive=True)["Parameters"]
+    assert parameter["Type"] == "SecureString"
+    assert store.get(Provider.AWS, "111122223333") == link and store.list() == [link]
 
 
 def test_activation_retry_replaces_the_earlier_one_and_tags_land(
