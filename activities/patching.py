@@ -16,26 +16,28 @@ from clouds.aws.patch_train import PatchTrainStore
 from clouds.aws.sessions import AwsSessions
 from clouds.aws.ssm_commands import READ, SEND, RateLimiter, SsmCommands, classify
 from config.settings import AwsSettings, PatchingSettings
-from contracts.patching import (
+from contracts.models import ActivityName
+from contracts.patch_batches import (
     BatchResult,
     CancelPendingInput,
     CancelPendingResult,
     CollectBatchInput,
+    PollCommandsInput,
+    PollCommandsResult,
+    SendCommandInput,
+    SentCommand,
+)
+from contracts.patching import (
     InstanceResult,
     InstanceStatus,
     Operation,
-    PatchingActivity,
     PatchRef,
     PatchTargets,
     PatchTrain,
-    PollCommandsInput,
-    PollCommandsResult,
     RecordRingRunInput,
     RecordTrainInput,
     RingRecordQuery,
     RingRecordResult,
-    SendCommandInput,
-    SentCommand,
     TargetQuery,
 )
 
@@ -74,11 +76,11 @@ class PatchingActivities:
             self.record_patch_train,
         ]
 
-    @activity.defn(name=PatchingActivity.RESOLVE_TARGETS)
+    @activity.defn(name=ActivityName.RESOLVE_PATCH_TARGETS)
     def resolve_patch_targets(self, query: TargetQuery) -> PatchTargets:
         return PatchTargets(by_os=self._ssm.targets(query.account, query.group.value, on_page=_heartbeat))
 
-    @activity.defn(name=PatchingActivity.SEND_COMMAND)
+    @activity.defn(name=ActivityName.SEND_PATCH_COMMAND)
     def send_patch_command(self, inp: SendCommandInput) -> SentCommand:
         command_id = self._ssm.send(
             inp.account, inp.spec, delivery_timeout_seconds=inp.delivery_timeout_seconds,
@@ -88,7 +90,7 @@ class PatchingActivities:
                                                           "instances": len(inp.spec.instance_ids)})
         return SentCommand(index=inp.spec.index, command_id=command_id)
 
-    @activity.defn(name=PatchingActivity.POLL_COMMANDS)
+    @activity.defn(name=ActivityName.POLL_PATCH_COMMANDS)
     def poll_patch_commands(self, inp: PollCommandsInput) -> PollCommandsResult:
         """Answers at once when a command finished or an error count moved, else waits
         (heartbeating) up to ``wait_seconds`` for that to happen."""
@@ -102,11 +104,11 @@ class PatchingActivities:
             _heartbeat(f"{sum(p.completed_count for p in progress)} invocations complete")
             self._sleep(min(POLL_EVERY_SECONDS, remaining))
 
-    @activity.defn(name=PatchingActivity.CANCEL_PENDING)
+    @activity.defn(name=ActivityName.CANCEL_PENDING_INVOCATIONS)
     def cancel_pending_invocations(self, inp: CancelPendingInput) -> CancelPendingResult:
         return CancelPendingResult(cancelled=sum(self._ssm.cancel_pending(inp.account, c) for c in inp.command_ids))
 
-    @activity.defn(name=PatchingActivity.COLLECT_BATCH)
+    @activity.defn(name=ActivityName.COLLECT_PATCH_BATCH)
     def collect_patch_batch(self, inp: CollectBatchInput) -> BatchResult:
         """Every instance of the batch: its last command's outcome, its patch state, and on the
         early ring the patches it installed and failed during this window."""
@@ -170,15 +172,15 @@ class PatchingActivities:
 
     # --- the train and the ring records ------------------------------------------------------
 
-    @activity.defn(name=PatchingActivity.READ_RING_RECORD)
+    @activity.defn(name=ActivityName.READ_RING_RECORD)
     def read_ring_record(self, query: RingRecordQuery) -> RingRecordResult:
         return RingRecordResult(record=self._store.ring_record(query.account, query.group))
 
-    @activity.defn(name=PatchingActivity.RECORD_RING_RUN)
+    @activity.defn(name=ActivityName.RECORD_RING_RUN)
     def record_ring_run(self, inp: RecordRingRunInput) -> None:
         self._store.record_ring_run(inp.account, inp.record, inp.summary)
 
-    @activity.defn(name=PatchingActivity.RECORD_TRAIN)
+    @activity.defn(name=ActivityName.RECORD_PATCH_TRAIN)
     def record_patch_train(self, inp: RecordTrainInput) -> PatchTrain:
         return self._store.record_train(
             inp.account, train_id=inp.train_id, recorded_by=inp.recorded_by,

@@ -9,7 +9,8 @@ from clients.schedules import RunShape, ensure_window_schedules
 from config.settings import PatchingSettings
 from contracts.errors import ErrorType, FleetpatchError
 from contracts.patch_config import WindowConfigError
-from contracts.patching import EnsureWindowsInput, EnsureWindowsResult, PatchingActivity
+from contracts.models import ActivityName
+from contracts.patching import EnsureWindowsInput, EnsureWindowsResult
 
 
 class ScheduleActivities:
@@ -20,7 +21,7 @@ class ScheduleActivities:
     def all(self) -> list:
         return [self.ensure_window_schedules]
 
-    @activity.defn(name=PatchingActivity.ENSURE_WINDOW_SCHEDULES)
+    @activity.defn(name=ActivityName.ENSURE_WINDOW_SCHEDULES)
     async def ensure_window_schedules(self, inp: EnsureWindowsInput) -> EnsureWindowsResult:
         """The three window schedules of a systems account exist and match its link."""
         try:

@@ -14,6 +14,8 @@ from benchmarks import verify
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks")
     parser.add_argument("--enroll", type=int, default=20, help="VMs for the enrollment benchmark (0 skips it)")
+    parser.add_argument("--estate-instances", type=int, default=10_000, help="estate store size (0 skips it)")
+    parser.add_argument("--estate-db", choices=["sqlite", "postgresql", "both"], default="both")
     args = parser.parse_args()
     console = Console()
 
@@ -36,6 +38,27 @@ def main() -> None:
         for name, value in report.items():
             table.add_row(name, value)
         console.print(table)
+
+    if args.estate_instances:
+        _estate(console, args.estate_instances, args.estate_db)
+
+
+def _estate(console: Console, instances: int, which: str) -> None:
+    from benchmarks import estate
+
+    table = Table(title=f"estate store: {instances:,} instances over 200 systems accounts (median of 9)")
+    for column in ("database", "measure"):
+        table.add_column(column)
+    for column in ("ms", "goal ms", "within goal"):
+        table.add_column(column, justify="right")
+    for kind in ("sqlite", "postgresql") if which == "both" else (which,):
+        console.print(f"seeding the estate store on {kind} ...")
+        for name, ms, note in estate.run(kind, instances=instances):
+            if note:
+                table.add_row(kind, f"{name} ({note})", f"{ms:,.0f}", "", "")
+            else:
+                table.add_row(kind, name, f"{ms:,.1f}", f"{estate.GOAL_MS:.0f}", "yes" if ms <= estate.GOAL_MS else "NO")
+    console.print(table)
 
 
 if __name__ == "__main__":

@@ -37,6 +37,7 @@ from contracts import ids, taskqueues
 from contracts import search_attributes as sa
 from contracts.enrollment import AccountRef
 from contracts.errors import ErrorType, FleetpatchError
+from contracts.names import QueryName, SignalName
 from contracts.patch_config import WindowConfig, window_config
 from contracts.patching import (
     RING_ORDER,
@@ -44,6 +45,8 @@ from contracts.patching import (
     EnsureWindowsResult,
     PatchWindowInput,
     ReleaseRequest,
+    WindowOutcome,
+    WindowStatus,
     WindowSummary,
     earlier_ring,
 )
@@ -383,9 +386,9 @@ async def release(
     description = await describe(client, account_id, group)
     for running in description.info.running_actions:
         handle = client.get_workflow_handle(running.workflow_id)
-        status = await handle.query("status")
-        if status.get("outcome") == "held":
-            await handle.signal("release", ReleaseRequest(by=by, reason=reason))
+        status = await handle.query(QueryName.STATUS, result_type=WindowStatus)
+        if status.outcome == WindowOutcome.HELD:
+            await handle.signal(SignalName.RELEASE, ReleaseRequest(by=by, reason=reason))
             return ReleaseResult("signalled", running.workflow_id)
     if earlier_run is None:
         earlier_run = await _last_finished_run(client, account_id, earlier) or "none"

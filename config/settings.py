@@ -185,6 +185,17 @@ class PatchingSettings(BaseModel):
     poll_hold: Duration = timedelta(minutes=5)
 
 
+class DatabaseSettings(BaseModel):
+    """The estate store. None: the SQLite file ``estate.db`` in ``state_dir`` (see ``Settings``).
+
+    PostgreSQL: ``postgresql+psycopg://USER:PASSWORD@HOST:5432/fleetpatch``.
+    """
+
+    url: str | None = None
+    echo: bool = False
+    pool_size: int = 5
+
+
 class LocalSettings(BaseModel):
     """Ports and behaviour of the embedded default (``fleetpatch up``)."""
 
@@ -223,6 +234,7 @@ class Settings(BaseSettings):
     patching: PatchingSettings = PatchingSettings()
     codec: CodecSettings = CodecSettings()
     local: LocalSettings = LocalSettings()
+    database: DatabaseSettings = DatabaseSettings()
 
     @field_validator("sealing_key")
     @classmethod
@@ -245,3 +257,10 @@ class Settings(BaseSettings):
                 for e in err.errors()
             )
             raise SystemExit(f"fleetpatch cannot start, refused settings: {reasons}") from None
+
+    @property
+    def database_url(self) -> str:
+        """The estate store's URL: ``FLEETPATCH_DATABASE__URL``, else ``STATE_DIR/estate.db`` (SQLite)."""
+        if self.database.url:
+            return self.database.url
+        return f"sqlite:///{(self.state_dir / 'estate.db').resolve()}"

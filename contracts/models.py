@@ -14,7 +14,8 @@ from contracts.providers import Provider, WorkerRole
 
 
 class ActivityName:
-    """Activity names shared by every provider worker; the task queue picks the provider."""
+    """Every activity's name, in one registry. Provider workers share the first names (the task
+    queue picks the provider). The values are what histories hold: never change one, only add."""
 
     PING = "ping"
     VERIFY_IDENTITY = "verify_identity"
@@ -39,8 +40,19 @@ class ActivityName:
     TAG_MANAGED_INSTANCE = "tag_managed_instance"
     DEREGISTER_MANAGED_INSTANCE = "deregister_managed_instance"
 
+    # aws worker: patch windows
+    RESOLVE_PATCH_TARGETS = "resolve_patch_targets"
+    SEND_PATCH_COMMAND = "send_patch_command"
+    POLL_PATCH_COMMANDS = "poll_patch_commands"
+    CANCEL_PENDING_INVOCATIONS = "cancel_pending_invocations"
+    COLLECT_PATCH_BATCH = "collect_patch_batch"
+    READ_RING_RECORD = "read_ring_record"
+    RECORD_RING_RUN = "record_ring_run"
+    RECORD_PATCH_TRAIN = "record_patch_train"
+
     # orchestrator worker (talks to Temporal itself)
     AWAIT_WORKFLOW = "await_workflow"
+    ENSURE_WINDOW_SCHEDULES = "ensure_window_schedules"
 
 
 # --- doctor --------------------------------------------------------------------------------

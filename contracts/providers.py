@@ -46,9 +46,6 @@ class PatchGroup(StrEnum):
         return {PatchGroup.EARLY: 0, PatchGroup.ON_TIME: 7, PatchGroup.LATE: 14}[self]
 
 
-DEFAULT_PATCH_GROUP = PatchGroup.ON_TIME
-
-
 class OsFamily(StrEnum):
     """Operating systems fleetpatch keeps a patch baseline for, with their SSM names."""
 
@@ -65,6 +62,11 @@ class OsFamily(StrEnum):
     def ssm_operating_system(self) -> str:
         return _SSM_OS[self]
 
+
+#: OSes whose SSM patch baselines cannot delay approval by days (SSM has no ApproveAfterDays for
+#: Ubuntu and Debian): their baselines approve on release, and the rings' delay is held by the
+#: patch train, so a later ring never installs from their baseline.
+NO_APPROVAL_DELAY: frozenset[OsFamily] = frozenset({OsFamily.UBUNTU, OsFamily.DEBIAN})
 
 _SSM_OS = {
     OsFamily.WINDOWS: "WINDOWS",

@@ -6,16 +6,17 @@ import asyncio
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
-    from contracts import taskqueues
     from contracts.models import ActivityName, DoctorInput, DoctorResult, PingInput, PingResult, RoleStatus
+    from contracts.names import WorkflowName
     from contracts.providers import WorkerRole
+    from workflows import options
+    from workflows.calls import Calls
 
 
-@workflow.defn(name="Doctor")
+@workflow.defn(name=WorkflowName.DOCTOR)
 class DoctorWorkflow:
     @workflow.run
     async def run(self, inp: DoctorInput) -> DoctorResult:
@@ -23,17 +24,13 @@ class DoctorWorkflow:
         return DoctorResult(statuses=list(statuses))
 
     async def _ping(self, role: WorkerRole, inp: DoctorInput) -> RoleStatus:
-        queue = taskqueues.for_role(role, inp.queue_prefix)
+        calls = Calls(inp.queue_prefix)
+        queue = calls.queue(role)
         started = workflow.now()
+        ping = PingInput(role=role, sent_by=workflow.info().workflow_id)
         try:
-            result: PingResult = await workflow.execute_activity(
-                ActivityName.PING,
-                PingInput(role=role, sent_by=workflow.info().workflow_id),
-                task_queue=queue,
-                result_type=PingResult,
-                # Waiting for a poller is what we measure: the whole budget is schedule-to-close.
-                schedule_to_close_timeout=timedelta(seconds=inp.timeout_seconds),
-                retry_policy=RetryPolicy(maximum_attempts=1),
+            result = await calls.activity(
+                role, ActivityName.PING, ping, PingResult, options.ping(timedelta(seconds=inp.timeout_seconds))
             )
         except ActivityError as err:
             cause = err.cause.__class__.__name__ if err.cause else "error"

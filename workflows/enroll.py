@@ -8,13 +8,11 @@ confirmed. EC2 differs: no activation; the instance is tagged and must report to
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError, TimeoutError
+from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
 
 with workflow.unsafe.imports_passed_through():
-    from contracts import ids, taskqueues
+    from contracts import ids
     from contracts import search_attributes as sa
     from contracts.enrollment import (
         SSM_CONFIGURATION_VERSION,
@@ -25,53 +23,31 @@ with workflow.unsafe.imports_passed_through():
         TAG_PATCH_GROUP,
         TAG_PROVIDER,
         AccountRef,
-        Activation,
-        ActivationRequest,
-        DeleteActivationInput,
-        Ec2TagInput,
         EnrollInput,
         EnrollmentState,
         EnrollmentStatus,
         EnrollmentStatusQuery,
         EnrollResult,
-        GetLinkResult,
-        LinkKey,
-        ManagedInstance,
-        ManagedInstanceQuery,
-        ManagedInstanceResult,
         RegistrationAnswer,
         SsmConfigurationInput,
         SsmConfigurationResult,
         SystemsAccount,
         SystemsAccountInput,
-        TagManagedInstanceInput,
         TenantLink,
     )
-    from contracts.errors import IDENTITY_REFUSALS, ErrorType
+    from contracts.errors import ErrorType
     from contracts.identity import VerifiedIdentity
     from contracts.models import ActivityName, VerifyIdentityInput, VmMetadata, VmMetadataInput
-    from contracts.providers import PatchGroup, Provider, WorkerRole
-    from workflows import options
-    from workflows.shared import application_error, shared_child, upsert
+    from contracts.names import QueryName, UpdateName, WorkflowName
+    from contracts.providers import PatchGroup, Provider
+    from workflows.calls import Calls
+    from workflows.enroll_steps import REFUSALS, EnrollSteps, refuse
+    from workflows.shared import application_error, upsert
     from workflows.ssm_configuration import SsmConfigurationWorkflow
     from workflows.systems_account import SystemsAccountWorkflow
 
-#: Refusals: the VM (or its tenant) may not enroll. Everything else that fails is a failure.
-_REFUSALS = {t.value for t in IDENTITY_REFUSALS} | {
-    ErrorType.TENANT_NOT_LINKED.value,
-    ErrorType.PATCHING_NOT_ENABLED.value,
-    ErrorType.PATCH_GROUP_INVALID.value,
-    ErrorType.ALREADY_ENROLLED.value,
-    ErrorType.INSTANCE_NOT_FOUND.value,
-    ErrorType.INSTANCE_NOT_RUNNING.value,
-}
 
-
-def _refuse(kind: ErrorType, reason: str) -> ApplicationError:
-    return ApplicationError(reason, type=kind.value, non_retryable=True)
-
-
-@workflow.defn(name="EnrollVm")
+@workflow.defn(name=WorkflowName.ENROLL_VM)
 class EnrollVmWorkflow:
     def __init__(self) -> None:
         self._state = EnrollmentState.VERIFYING
@@ -82,7 +58,7 @@ class EnrollVmWorkflow:
 
     # --- the API's view --------------------------------------------------------------------
 
-    @workflow.update(name="register")
+    @workflow.update(name=UpdateName.REGISTER)
     async def register(self) -> RegistrationAnswer:
         """Answers once the activation exists (or the EC2 instance is tagged), or the refusal."""
         self._answered = True
@@ -97,7 +73,7 @@ class EnrollVmWorkflow:
         if self._answered:
             raise ApplicationError("this enrollment already has its registration", type=ErrorType.ENROLLMENT_RUNNING.value)
 
-    @workflow.query(name="status")
+    @workflow.query(name=QueryName.STATUS)
     def status(self, query: EnrollmentStatusQuery) -> EnrollmentStatus:
         """The state; the answer (with its activation code) only for the enrollment id's holder."""
         if not _same(query.secret_digest, self._secret_digest):
@@ -122,103 +98,34 @@ class EnrollVmWorkflow:
         except (ActivityError, ChildWorkflowError, ApplicationError) as err:
             failure = err if isinstance(err, ApplicationError) and err.type else application_error(err)
             self._failure = failure
-            self._set_state(EnrollmentState.REFUSED if failure.type in _REFUSALS else EnrollmentState.FAILED)
+            self._set_state(EnrollmentState.REFUSED if failure.type in REFUSALS else EnrollmentState.FAILED)
             workflow.logger.info("enrollment ended", extra={"error_type": failure.type})
             # Let a waiting update read the failure before the run closes.
             await workflow.wait_condition(workflow.all_handlers_finished)
             raise failure from None
 
     async def _enroll(self, inp: EnrollInput) -> EnrollResult:
-        provider = inp.provider
-        claimed_account, _, claimed_instance = inp.instance_key.partition("/")
-        link: TenantLink | None = None
-        verify = VerifyIdentityInput(provider=provider, identity=inp.identity, nonce=inp.nonce)
-        if provider is Provider.VMWARE:
-            # The vCenter's token keys live in its link: look them up by the claimed vCenter, and
-            # require the verified token to name that same vCenter below.
-            link = await self._link(provider, claimed_account, inp)
-            verify.vcenter_public_keys = link.vcenter_public_keys
-
-        identity: VerifiedIdentity = await self._on_provider(ActivityName.VERIFY_IDENTITY, verify, VerifiedIdentity, inp)
-        if identity.instance_id != claimed_instance or (identity.cloud_account and identity.cloud_account != claimed_account):
-            raise _refuse(
-                ErrorType.IDENTITY_INSTANCE_MISMATCH,
-                f"the signed identity names {identity.cloud_account}/{identity.instance_id}, not {inp.instance_key}",
-            )
-        if link is None and identity.cloud_account:
-            # The tenant comes from the signed identity: an unlinked account is refused before
-            # fleetpatch calls its cloud's API at all.
-            link = await self._link(provider, identity.cloud_account, inp)
-        metadata: VmMetadata = await self._on_provider(
-            ActivityName.READ_VM_METADATA,
-            VmMetadataInput(
-                identity=identity,
-                resource_id=inp.resource_id,
-                role_arn=link.role_arn if link else None,
-                external_id=link.external_id if link else None,
-            ),
-            VmMetadata,
-            inp,
-        )
-        # Old Azure documents carry no subscription: ARM placed the attested vmId in it instead.
-        cloud_account = identity.cloud_account or metadata.cloud_account
-        if cloud_account != claimed_account or metadata.instance_id != identity.instance_id:
-            raise _refuse(
-                ErrorType.IDENTITY_INSTANCE_MISMATCH,
-                f"the cloud's API places this VM in {cloud_account}, not {claimed_account}",
-            )
-        if link is None:
-            link = await self._link(provider, cloud_account, inp)
-        upsert(sa.CLOUD_ACCOUNT.value_set(cloud_account), sa.CUSTOMER.value_set(link.customer))
-
-        group = self._patch_group(metadata, link, inp)
+        steps = EnrollSteps(inp, Calls(inp.queue_prefix))
+        identity, link = await self._verify_identity(steps, inp)
+        metadata, cloud_account, link = await self._read_vm(steps, inp, identity, link)
+        group = steps.patch_group(metadata, link)
         upsert(sa.PATCH_GROUP.value_set(group.value))
-
-        self._set_state(EnrollmentState.VENDING)
-        account: SystemsAccount = await shared_child(
-            SystemsAccountWorkflow.run,
-            SystemsAccountInput(
-                provider=provider,
-                cloud_account=cloud_account,
-                customer=link.customer,
-                time_zone=link.time_zone,
-                role_arn=link.role_arn if provider is Provider.AWS else None,
-                external_id=link.external_id if provider is Provider.AWS else None,
-                windows=link.windows,
-                queue_prefix=inp.queue_prefix,
-            ),
-            id=ids.systems_account(provider, cloud_account),
-            result_type=SystemsAccount,
-            queue_prefix=inp.queue_prefix,
-        )
-        upsert(sa.SYSTEMS_ACCOUNT.value_set(account.account_id))
+        account = await self._ensure_systems_account(steps, inp, link, cloud_account)
         ref = AccountRef(
             account_id=account.account_id, role_arn=account.role_arn, external_id=account.external_id, region=account.region
         )
-
-        self._set_state(EnrollmentState.CONFIGURING)
-        config: SsmConfigurationResult = await shared_child(
-            SsmConfigurationWorkflow.run,
-            SsmConfigurationInput(account=ref, version=SSM_CONFIGURATION_VERSION, queue_prefix=inp.queue_prefix),
-            id=ids.ssm_configuration(account.account_id, SSM_CONFIGURATION_VERSION),
-            result_type=SsmConfigurationResult,
-            queue_prefix=inp.queue_prefix,
-        )
-
-        tags = {
-            TAG_PATCH_GROUP: group.value,
-            TAG_PROVIDER: provider.value,
-            TAG_CLOUD_ACCOUNT: cloud_account,
-            TAG_CUSTOMER: link.customer,
-            TAG_INSTANCE_KEY: inp.instance_key,
-            TAG_ENROLLMENT_ID: workflow.info().run_id,
-        }
-        if provider is Provider.AWS:
-            managed = await self._enroll_ec2(inp, identity, metadata, account, ref, group, tags)
-            activation_id = None
+        config = await self._ensure_ssm_configuration(steps, account, ref)
+        tags = _instance_tags(inp, group, cloud_account, link)
+        activation_id: str | None = None
+        if inp.provider is Provider.AWS:
+            self._answer = await steps.tag_ec2(identity, metadata, account, ref, group, tags)
+            self._set_state(EnrollmentState.AWAITING_AGENT)
+            managed = await steps.await_online(steps.by_instance_id(ref, identity.instance_id))
         else:
-            managed, activation_id = await self._enroll_hybrid(inp, ref, config, account, group, tags)
-
+            self._answer = await steps.activate(ref, config, account, group, tags)
+            self._set_state(EnrollmentState.AWAITING_AGENT)
+            managed = await steps.register_agent(ref, self._answer, tags)
+            activation_id = self._answer.activation.id if self._answer.activation else None
         self._set_state(EnrollmentState.ENROLLED)
         return EnrollResult(
             identity=identity,
@@ -229,157 +136,91 @@ class EnrollVmWorkflow:
             activation_id=activation_id,
         )
 
-    async def _enroll_hybrid(
-        self,
-        inp: EnrollInput,
-        ref: AccountRef,
-        config: SsmConfigurationResult,
-        account: SystemsAccount,
-        group: PatchGroup,
-        tags: dict[str, str],
-    ) -> tuple[ManagedInstance, str]:
-        existing = await self._find_managed(ManagedInstanceQuery(account=ref, instance_key=inp.instance_key), inp)
-        if existing is not None:
-            raise _refuse(
-                ErrorType.ALREADY_ENROLLED,
-                f"{inp.instance_key} is already managed instance {existing.instance_id}; "
-                "an operator must allow re-enrollment",
-            )
-        activation: Activation = await self._on_aws(
-            ActivityName.CREATE_ACTIVATION,
-            ActivationRequest(
-                account=ref,
-                service_role=config.service_role,
-                default_instance_name=inp.hostname,
-                idempotency_key=f"{workflow.info().workflow_id}/{workflow.info().run_id}",
-                tags=tags,
-                expiry_seconds=inp.policy.activation_expiry_seconds,
-            ),
-            Activation,
-            inp,
-        )
-        self._answer = RegistrationAnswer(
-            enrollment_id="", systems_account=account.account_id, patch_group=group.value, activation=activation
-        )
-        self._set_state(EnrollmentState.AWAITING_AGENT)
-        try:
-            managed = await self._await_online(ManagedInstanceQuery(account=ref, activation_id=activation.id), inp)
-        except ApplicationError:
-            await self._on_aws(ActivityName.DELETE_ACTIVATION, DeleteActivationInput(account=ref, activation_id=activation.id), None, inp)
-            raise
-        await self._confirm_tags(ref, managed, tags, inp)
-        # Its one registration is used: the activation has nothing left to give.
-        await self._on_aws(ActivityName.DELETE_ACTIVATION, DeleteActivationInput(account=ref, activation_id=activation.id), None, inp)
-        return managed, activation.id
-
-    async def _enroll_ec2(
-        self,
-        inp: EnrollInput,
-        identity: VerifiedIdentity,
-        metadata: VmMetadata,
-        account: SystemsAccount,
-        ref: AccountRef,
-        group: PatchGroup,
-        tags: dict[str, str],
-    ) -> ManagedInstance:
-        # Enrolled means tagged by an earlier enrollment AND reporting to SSM; a tag left by an
-        # enrollment whose agent never reported does not block a new attempt.
-        earlier = metadata.labels.get(TAG_ENROLLMENT_ID)
-        if earlier and await self._find_managed(ManagedInstanceQuery(account=ref, instance_id=identity.instance_id), inp):
-            raise _refuse(
-                ErrorType.ALREADY_ENROLLED,
-                f"{inp.instance_key} already carries enrollment {metadata.labels[TAG_ENROLLMENT_ID]}; "
-                "an operator must allow re-enrollment",
-            )
-        await self._on_provider(
-            ActivityName.TAG_EC2_INSTANCE,
-            Ec2TagInput(
-                account_id=identity.cloud_account,
-                region=identity.region or ref.region,
-                instance_id=identity.instance_id,
-                role_arn=account.role_arn,
-                external_id=account.external_id,
-                tags=tags,
-            ),
-            None,
-            inp,
-        )
-        self._answer = RegistrationAnswer(
-            enrollment_id="",
-            systems_account=account.account_id,
-            patch_group=group.value,
-            managed_instance_id=identity.instance_id,
-        )
-        self._set_state(EnrollmentState.AWAITING_AGENT)
-        return await self._await_online(ManagedInstanceQuery(account=ref, instance_id=identity.instance_id), inp)
-
     # --- steps -----------------------------------------------------------------------------
 
-    def _patch_group(self, metadata: VmMetadata, link: TenantLink, inp: EnrollInput) -> PatchGroup:
-        enabled = metadata.labels.get(inp.policy.patching_label, "")
-        if enabled.strip().lower() != "true":
-            raise _refuse(
-                ErrorType.PATCHING_NOT_ENABLED,
-                f"label {inp.policy.patching_label!r} is {enabled or 'absent'!r}, not 'true'",
+    @staticmethod
+    async def _verify_identity(steps: EnrollSteps, inp: EnrollInput) -> tuple[VerifiedIdentity, TenantLink | None]:
+        """The identity's signature on the provider's worker; its cloud account must be linked."""
+        claimed_account, _, claimed_instance = inp.instance_key.partition("/")
+        link: TenantLink | None = None
+        verify = VerifyIdentityInput(provider=inp.provider, identity=inp.identity, nonce=inp.nonce)
+        if inp.provider is Provider.VMWARE:
+            # The vCenter's token keys live in its link: look them up by the claimed vCenter, and
+            # require the verified token to name that same vCenter below.
+            link = await steps.link(claimed_account)
+            verify.vcenter_public_keys = link.vcenter_public_keys
+        identity = await steps.on_provider(ActivityName.VERIFY_IDENTITY, verify, VerifiedIdentity)
+        if identity.instance_id != claimed_instance or (identity.cloud_account and identity.cloud_account != claimed_account):
+            raise refuse(
+                ErrorType.IDENTITY_INSTANCE_MISMATCH,
+                f"the signed identity names {identity.cloud_account}/{identity.instance_id}, not {inp.instance_key}",
             )
-        wanted = metadata.labels.get(inp.policy.patch_group_label, "").strip().lower()
-        if not wanted:
-            return PatchGroup(link.default_patch_group)
-        try:
-            return PatchGroup(wanted)
-        except ValueError:
-            allowed = ", ".join(g.value for g in PatchGroup)
-            raise _refuse(
-                ErrorType.PATCH_GROUP_INVALID, f"label {inp.policy.patch_group_label!r} is {wanted!r}; use one of {allowed}"
-            ) from None
+        if link is None and identity.cloud_account:
+            # The tenant comes from the signed identity: an unlinked account is refused before
+            # fleetpatch calls its cloud's API at all.
+            link = await steps.link(identity.cloud_account)
+        return identity, link
 
-    async def _link(self, provider: Provider, cloud_account: str, inp: EnrollInput) -> TenantLink:
-        result: GetLinkResult = await self._on_aws(
-            ActivityName.GET_LINK, LinkKey(provider=provider, cloud_account=cloud_account), GetLinkResult, inp
+    @staticmethod
+    async def _read_vm(
+        steps: EnrollSteps, inp: EnrollInput, identity: VerifiedIdentity, link: TenantLink | None
+    ) -> tuple[VmMetadata, str, TenantLink]:
+        """The VM as its cloud's API describes it (labels, and where it really is)."""
+        read = VmMetadataInput(
+            identity=identity,
+            resource_id=inp.resource_id,
+            role_arn=link.role_arn if link else None,
+            external_id=link.external_id if link else None,
         )
-        if result.link is None:
-            raise _refuse(ErrorType.TENANT_NOT_LINKED, f"{provider.value} account {cloud_account!r} is not linked to a customer")
-        return result.link
-
-    async def _find_managed(self, query: ManagedInstanceQuery, inp: EnrollInput) -> ManagedInstance | None:
-        found: ManagedInstanceResult = await self._on_aws(ActivityName.FIND_MANAGED_INSTANCE, query, ManagedInstanceResult, inp)
-        return found.instance
-
-    async def _await_online(self, query: ManagedInstanceQuery, inp: EnrollInput) -> ManagedInstance:
-        timeout = timedelta(seconds=inp.policy.agent_online_timeout_seconds)
-        try:
-            found: ManagedInstanceResult = await self._on_aws(
-                ActivityName.AWAIT_MANAGED_INSTANCE,
-                query,
-                ManagedInstanceResult,
-                inp,
-                preset=options.POLL_FLAT,
-                schedule_to_close_timeout=timeout,
+        metadata = await steps.on_provider(ActivityName.READ_VM_METADATA, read, VmMetadata)
+        claimed_account = inp.instance_key.partition("/")[0]
+        # Old Azure documents carry no subscription: ARM placed the attested vmId in it instead.
+        cloud_account = identity.cloud_account or metadata.cloud_account
+        if cloud_account != claimed_account or metadata.instance_id != identity.instance_id:
+            raise refuse(
+                ErrorType.IDENTITY_INSTANCE_MISMATCH,
+                f"the cloud's API places this VM in {cloud_account}, not {claimed_account}",
             )
-        except ActivityError as err:
-            # The retry budget ran out: the last cause is either the timeout or the last "not yet".
-            if isinstance(err.cause, TimeoutError) or getattr(err.cause, "type", None) == ErrorType.AGENT_NOT_READY.value:
-                raise _refuse(
-                    ErrorType.AGENT_REGISTRATION_TIMEOUT,
-                    f"the SSM agent did not come online within {timeout}; its activation was deleted",
-                ) from None
-            raise
-        assert found.instance is not None
-        return found.instance
+        if link is None:
+            link = await steps.link(cloud_account)
+        upsert(sa.CLOUD_ACCOUNT.value_set(cloud_account), sa.CUSTOMER.value_set(link.customer))
+        return metadata, cloud_account, link
 
-    async def _confirm_tags(self, ref: AccountRef, managed: ManagedInstance, tags: dict[str, str], inp: EnrollInput) -> None:
-        missing = {k: v for k, v in tags.items() if managed.tags.get(k) != v}
-        if not missing:
-            return
-        await self._on_aws(
-            ActivityName.TAG_MANAGED_INSTANCE,
-            TagManagedInstanceInput(account=ref, instance_id=managed.instance_id, tags=missing),
-            None,
-            inp,
+    async def _ensure_systems_account(
+        self, steps: EnrollSteps, inp: EnrollInput, link: TenantLink, cloud_account: str
+    ) -> SystemsAccount:
+        """The customer cloud account's systems account: a child shared by concurrent enrollments."""
+        self._set_state(EnrollmentState.VENDING)
+        aws = inp.provider is Provider.AWS
+        account = await steps.calls.shared_child(
+            SystemsAccountWorkflow.run,
+            SystemsAccountInput(
+                provider=inp.provider,
+                cloud_account=cloud_account,
+                customer=link.customer,
+                time_zone=link.time_zone,
+                role_arn=link.role_arn if aws else None,
+                external_id=link.external_id if aws else None,
+                windows=link.windows,
+                queue_prefix=inp.queue_prefix,
+            ),
+            id=ids.systems_account(inp.provider, cloud_account),
+            result_type=SystemsAccount,
         )
-        again = await self._find_managed(ManagedInstanceQuery(account=ref, instance_id=managed.instance_id), inp)
-        if again is None or any(again.tags.get(k) != v for k, v in tags.items()):
-            raise _refuse(ErrorType.AGENT_TAGS_MISMATCH, f"{managed.instance_id} does not hold its tags {sorted(missing)}")
+        upsert(sa.SYSTEMS_ACCOUNT.value_set(account.account_id))
+        return account
+
+    async def _ensure_ssm_configuration(
+        self, steps: EnrollSteps, account: SystemsAccount, ref: AccountRef
+    ) -> SsmConfigurationResult:
+        """The account's SSM configuration, applied once per version (a shared child)."""
+        self._set_state(EnrollmentState.CONFIGURING)
+        return await steps.calls.shared_child(
+            SsmConfigurationWorkflow.run,
+            SsmConfigurationInput(account=ref, version=SSM_CONFIGURATION_VERSION, queue_prefix=steps.inp.queue_prefix),
+            id=ids.ssm_configuration(account.account_id, SSM_CONFIGURATION_VERSION),
+            result_type=SsmConfigurationResult,
+        )
 
     # --- plumbing --------------------------------------------------------------------------
 
@@ -387,25 +228,17 @@ class EnrollVmWorkflow:
         self._state = state
         upsert(sa.ENROLLMENT_STATE.value_set(state.value))
 
-    async def _on_provider(self, name: str, arg: object, result_type: type | None, inp: EnrollInput):
-        return await workflow.execute_activity(
-            name,
-            arg,
-            task_queue=taskqueues.for_provider(inp.provider, inp.queue_prefix),
-            result_type=result_type,
-            **options.CLOUD_READ.kwargs(),
-        )
 
-    async def _on_aws(self, name: str, arg: object, result_type: type | None, inp: EnrollInput, preset=options.AWS_CONTROL, **extra):
-        kwargs = preset.kwargs()
-        kwargs.update(extra)
-        return await workflow.execute_activity(
-            name,
-            arg,
-            task_queue=taskqueues.for_role(WorkerRole.AWS, inp.queue_prefix),
-            result_type=result_type,
-            **kwargs,
-        )
+def _instance_tags(inp: EnrollInput, group: PatchGroup, cloud_account: str, link: TenantLink) -> dict[str, str]:
+    """The tags the managed instance carries (``Patch Group`` picks its baselines and windows)."""
+    return {
+        TAG_PATCH_GROUP: group.value,
+        TAG_PROVIDER: inp.provider.value,
+        TAG_CLOUD_ACCOUNT: cloud_account,
+        TAG_CUSTOMER: link.customer,
+        TAG_INSTANCE_KEY: inp.instance_key,
+        TAG_ENROLLMENT_ID: workflow.info().run_id,
+    }
 
 
 def _same(a: str, b: str) -> bool:

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
+from contracts.patch_batches import CommandSpec
 from contracts.patching import (
     DOCUMENT,
     DOCUMENT_WITH_HOOKS,
     MAX_INSTANCE_IDS_PER_COMMAND,
     UNKNOWN_OS,
-    CommandSpec,
     InstanceFailure,
     InstanceResult,
     InstanceStatus,
@@ -31,18 +32,20 @@ from contracts.patching import (
     PatchTrain,
     RingRunRecord,
     WindowOutcome,
+    WindowSummary,
     earlier_ring,
 )
 from contracts.patch_config import WindowConfig, resolve_limit
-from contracts.providers import OsFamily, PatchGroup
-
-#: OSes whose baselines cannot delay approval: a later ring never installs from their baseline.
-NO_APPROVAL_DELAY = frozenset({OsFamily.UBUNTU.value, OsFamily.DEBIAN.value})
+from contracts.providers import NO_APPROVAL_DELAY, PatchGroup
 
 #: Failures listed in a summary (the batch reports in S3 hold every row).
 MAX_FAILURES_IN_SUMMARY = 100
 #: Per-instance rows in a summary; larger windows keep them in the S3 reports only.
 MAX_INSTANCES_IN_SUMMARY = 1000
+
+#: Why a window (and its batches) stopped dispatching before every target was sent.
+STOP_CUTOFF = "cutoff"
+STOP_MAX_ERRORS = "max-errors"
 
 
 @dataclass(frozen=True)
@@ -201,6 +204,28 @@ def judge_gate(group: PatchGroup, record: RingRunRecord | None, threshold: float
     return decision
 
 
+# --- the clock --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WindowClock:
+    """When the window opened, when it stops dispatching (the cutoff) and when it ends."""
+
+    started: datetime
+    cutoff_at: datetime
+    end_at: datetime
+
+
+def window_clock(config: WindowConfig, now: datetime, scheduled: datetime | None) -> WindowClock:
+    """The window opens at its scheduled time when the run starts within the dispatch part of it
+    (normal and catch-up runs); a backfill or a manual trigger opens a window ``now``."""
+    started = now
+    if scheduled is not None and timedelta(0) <= now - scheduled <= timedelta(minutes=config.cutoff_offset_minutes):
+        started = scheduled
+    end_at = started + timedelta(minutes=config.duration_minutes)
+    return WindowClock(started=started, cutoff_at=end_at - timedelta(minutes=config.cutoff_minutes), end_at=end_at)
+
+
 # --- results ----------------------------------------------------------------------------------
 
 
@@ -240,10 +265,53 @@ def success_rate(succeeded: int, targets: int) -> float | None:
 def outcome_of(tally: Tally, targets: int, stop_reason: str | None) -> WindowOutcome:
     if targets == 0:
         return WindowOutcome.NO_TARGETS
-    if stop_reason == "max-errors":
+    if stop_reason == STOP_MAX_ERRORS:
         return WindowOutcome.STOPPED_MAX_ERRORS
-    if tally.count(InstanceStatus.NOT_DISPATCHED) or tally.count(InstanceStatus.CANCELLED) or stop_reason == "cutoff":
+    if tally.count(InstanceStatus.NOT_DISPATCHED) or tally.count(InstanceStatus.CANCELLED) or stop_reason == STOP_CUTOFF:
         return WindowOutcome.CUT_OFF
     if tally.count(InstanceStatus.SUCCEEDED) == targets:
         return WindowOutcome.SUCCEEDED
     return WindowOutcome.COMPLETED_WITH_FAILURES
+
+
+# --- the summary ------------------------------------------------------------------------------
+
+
+def not_dispatched(tally: Tally, batches: list[list[tuple[str, str]]], stop_reason: str) -> None:
+    """Count the instances of batches never started as not dispatched, saying why."""
+    reason = "max errors reached" if stop_reason == STOP_MAX_ERRORS else "the cutoff came"
+    for batch in batches:
+        tally.add([InstanceResult(i, os, InstanceStatus.NOT_DISPATCHED, f"{reason} before it was dispatched")
+                   for os, i in batch], {}, {})
+
+
+def show_train(summary: WindowSummary, train: PatchTrain) -> None:
+    summary.train_id = train.train_id
+    summary.train = {os: entry.count for os, entry in sorted(train.per_os.items())}
+
+
+def summarise(summary: WindowSummary, tally: Tally, targets: int, errors: int, report_prefix: str | None) -> None:
+    """Fill the summary's counts, rate, failures and (up to a cap) per-instance rows."""
+    summary.succeeded = tally.count(InstanceStatus.SUCCEEDED)
+    summary.failed = tally.count(InstanceStatus.FAILED)
+    summary.cancelled = tally.count(InstanceStatus.CANCELLED)
+    summary.not_dispatched = tally.count(InstanceStatus.NOT_DISPATCHED)
+    summary.not_delivered = tally.count(InstanceStatus.NOT_DELIVERED)
+    summary.in_progress = tally.count(InstanceStatus.IN_PROGRESS)
+    summary.success_rate = success_rate(summary.succeeded, targets)
+    summary.errors = errors
+    summary.failures = tally.failures()
+    rows = sorted(tally.instances, key=lambda r: r.instance_id)
+    summary.instances_truncated = len(rows) > MAX_INSTANCES_IN_SUMMARY
+    summary.instances = rows[:MAX_INSTANCES_IN_SUMMARY] if not summary.instances_truncated else []
+    summary.report_prefix = report_prefix
+
+
+def summary_memo(summary: WindowSummary) -> dict:
+    """The run's memo: what the Temporal UI shows of the summary."""
+    return {"summary": {
+        "outcome": summary.outcome.value, "targets": summary.targets, "succeeded": summary.succeeded,
+        "failed": summary.failed, "not_dispatched": summary.not_dispatched, "cancelled": summary.cancelled,
+        "success_rate": summary.success_rate, "held_reason": summary.held_reason, "train": summary.train,
+        "notes": summary.notes[:10],
+    }}

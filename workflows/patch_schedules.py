@@ -10,30 +10,21 @@ warning, and the account's windows stay absent (``fleetpatch windows list`` show
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
-    from contracts.patching import EnsureWindowsInput, EnsureWindowsResult, PatchingActivity
-    from workflows.options import NON_RETRYABLE
-
-#: Schedule RPCs are quick; retried for a while when Temporal itself is briefly unavailable.
-_ENSURE = {
-    "start_to_close_timeout": timedelta(seconds=30),
-    "schedule_to_close_timeout": timedelta(minutes=2),  # best effort: never hold vending up for long
-    "retry_policy": RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30),
-                                non_retryable_error_types=NON_RETRYABLE),
-}
+    from contracts.models import ActivityName
+    from contracts.patching import EnsureWindowsInput, EnsureWindowsResult
+    from workflows import options
+    from workflows.calls import Calls
 
 
 async def ensure_windows(inp: EnsureWindowsInput) -> EnsureWindowsResult | None:
     """The account's three window schedules exist and match its link; None when skipped."""
     try:
-        return await workflow.execute_local_activity(
-            PatchingActivity.ENSURE_WINDOW_SCHEDULES, inp, result_type=EnsureWindowsResult, **_ENSURE
+        return await Calls(inp.queue_prefix).local(
+            ActivityName.ENSURE_WINDOW_SCHEDULES, inp, EnsureWindowsResult, options.ENSURE_SCHEDULES
         )
     except ValueError as err:  # this worker does not run the schedule activity
         workflow.logger.warning("patch windows not ensured", extra={"reason": str(err)})

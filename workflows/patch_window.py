@@ -22,14 +22,13 @@ from temporalio.exceptions import ChildWorkflowError
 
 with workflow.unsafe.imports_passed_through():
     from contracts import search_attributes as sa
-    from contracts import taskqueues
+    from contracts.models import ActivityName
+    from contracts.names import QueryName, SignalName, WorkflowName
+    from contracts.patch_batches import BatchErrors, BatchInput, BatchResult
+    from contracts.patch_config import WindowConfigError, validate_window_config
     from contracts.patching import (
-        BatchErrors,
-        BatchInput,
-        BatchResult,
         InstanceResult,
         InstanceStatus,
-        PatchingActivity,
         PatchTargets,
         PatchTrain,
         PatchWindowInput,
@@ -41,25 +40,34 @@ with workflow.unsafe.imports_passed_through():
         RingRunRecord,
         TargetQuery,
         WindowOutcome,
+        WindowStatus,
         WindowSummary,
         earlier_ring,
     )
-    from contracts.patch_config import WindowConfigError, validate_window_config
     from contracts.providers import PatchGroup, WorkerRole
-    from workflows import patch_options
-    from workflows.patch_batch import STOP_CUTOFF, STOP_MAX_ERRORS, PatchBatchWorkflow
+    from workflows import options
+    from workflows.calls import Calls, wait_until
+    from workflows.patch_batch import PatchBatchWorkflow
     from workflows.patch_plan import (
-        MAX_INSTANCES_IN_SUMMARY,
+        STOP_CUTOFF,
+        STOP_MAX_ERRORS,
+        OsPlan,
         RateControl,
         RefusedConfiguration,
         Tally,
         batches_of,
         command_specs,
+        WindowClock,
         judge_gate,
+        not_dispatched,
         os_plan,
         outcome_of,
         rate_control,
+        show_train,
         success_rate,
+        summarise,
+        summary_memo,
+        window_clock,
     )
     from workflows.shared import application_error, upsert
 
@@ -67,18 +75,10 @@ with workflow.unsafe.imports_passed_through():
 #: Set by Temporal on every workflow a schedule starts: the time the window was planned for.
 SCHEDULED_START = SearchAttributeKey.for_datetime("TemporalScheduledStartTime")
 
-
-def _window_start(inp: PatchWindowInput) -> datetime:
-    """The window opens at its scheduled time when the run starts within the dispatch part of
-    it (normal and catch-up runs); a backfill or a manual trigger opens a window now."""
-    now = workflow.now()
-    scheduled = workflow.info().typed_search_attributes.get(SCHEDULED_START)
-    if scheduled is not None and timedelta(0) <= now - scheduled <= timedelta(minutes=inp.config.cutoff_offset_minutes):
-        return scheduled
-    return now
+Batch = list[tuple[str, str]]  # (os, instance id) of one PatchBatch
 
 
-@workflow.defn(name="PatchWindow")
+@workflow.defn(name=WorkflowName.PATCH_WINDOW)
 class PatchWindowWorkflow:
     def __init__(self) -> None:
         self._release: ReleaseRequest | None = None
@@ -89,75 +89,47 @@ class PatchWindowWorkflow:
         self._held_reason: str | None = None
         self._report_prefix: str | None = None
         self._tasks: list[asyncio.Task] = []
+        self._calls = Calls()
 
     # --- operators ---------------------------------------------------------------------------
 
-    @workflow.signal(name="release")
+    @workflow.signal(name=SignalName.RELEASE)
     def release(self, request: ReleaseRequest) -> None:
         """Let a held run proceed (``fleetpatch windows release``)."""
         if self._release is None:
             self._release = request
 
-    @workflow.signal(name="batch_errors")
+    @workflow.signal(name=SignalName.BATCH_ERRORS)
     def batch_errors(self, report: BatchErrors) -> None:
         self._batch_errors[report.batch] = max(report.errors, self._batch_errors.get(report.batch, 0))
 
-    @workflow.query(name="status")
-    def status(self) -> dict:
-        return {
-            "outcome": self._outcome.value,
-            "held_reason": self._held_reason,
-            "errors": self._errors(),
-            "batches_done": len(self._results) + len(self._failed_batches),
-        }
+    @workflow.query(name=QueryName.STATUS)
+    def status(self) -> WindowStatus:
+        return WindowStatus(
+            outcome=self._outcome,
+            held_reason=self._held_reason,
+            errors=self._errors(),
+            batches_done=len(self._results) + len(self._failed_batches),
+        )
 
     # --- the run -----------------------------------------------------------------------------
 
     @workflow.run
     async def run(self, inp: PatchWindowInput) -> WindowSummary:
-        info = workflow.info()
-        started = _window_start(inp)
-        end_at = started + timedelta(minutes=inp.config.duration_minutes)
-        cutoff_at = end_at - timedelta(minutes=inp.config.cutoff_minutes)
-        attributes = [sa.SYSTEMS_ACCOUNT.value_set(inp.account.account_id), sa.PATCH_GROUP.value_set(inp.group.value)]
-        if inp.customer:
-            attributes.append(sa.CUSTOMER.value_set(inp.customer))
-        upsert(*attributes)
-        self._set_outcome(WindowOutcome.RUNNING)
-        summary = WindowSummary(
-            account_id=inp.account.account_id, group=inp.group, outcome=WindowOutcome.RUNNING,
-            started=started, finished=started, workflow_id=info.workflow_id,
-        )
+        self._calls = Calls(inp.queue_prefix)
+        scheduled = workflow.info().typed_search_attributes.get(SCHEDULED_START)
+        clock = window_clock(inp.config, workflow.now(), scheduled)
+        summary = self._open(inp, clock)
         try:
             validate_window_config(inp.config, inp.group)
         except WindowConfigError as err:
             return await self._finish(inp, summary, WindowOutcome.REFUSED, None, note=str(err))
-
-        train: PatchTrain | None = None
-        if earlier_ring(inp.group) is not None:
-            found: RingRecordResult = await self._aws(
-                PatchingActivity.READ_RING_RECORD, RingRecordQuery(account=inp.account, group=earlier_ring(inp.group)),
-                RingRecordResult, inp,
-            )
-            gate = judge_gate(inp.group, found.record, inp.config.success_threshold, inp.gate_releases)
-            summary.notes.append(f"gate: {gate.reason}")
-            if gate.holds and not await self._held(gate.reason, cutoff_at):
-                summary.held_reason = gate.reason
-                return await self._finish(inp, summary, WindowOutcome.HELD, found.record.train if found.record else None)
-            if self._release is not None:
-                summary.released_by = self._release.by
-                summary.notes.append(f"released by {self._release.by}: {self._release.reason or 'no reason given'}")
-            train = found.record.train if found.record else None
-            self._set_outcome(WindowOutcome.RUNNING)
+        train, holds = await self._pass_gate(inp, summary, clock)
+        if holds:
+            return await self._finish(inp, summary, WindowOutcome.HELD, train)
         if train is not None:
-            summary.train_id = train.train_id
-            summary.train = {os: entry.count for os, entry in sorted(train.per_os.items())}
-
-        targets: PatchTargets = await self._aws(
-            PatchingActivity.RESOLVE_TARGETS, TargetQuery(account=inp.account, group=inp.group), PatchTargets, inp,
-            preset=patch_options.SSM_SWEEP,
-        )
-        summary.targets = targets.total
+            show_train(summary, train)
+        targets = await self._resolve_targets(inp, summary)
         if targets.total == 0:
             return await self._finish(inp, summary, WindowOutcome.NO_TARGETS, train)
         batches = batches_of(targets, inp.batch_size)
@@ -168,23 +140,50 @@ class PatchWindowWorkflow:
         except RefusedConfiguration as err:
             return await self._finish(inp, summary, WindowOutcome.REFUSED, train, note=str(err))
         summary.notes += [plan.note for plan in plans.values() if plan.note]
-
         tally = Tally()
-        stop_reason = await self._run_batches(inp, batches, plans, rates, tally, started, cutoff_at, end_at)
+        stop_reason = await self._run_batches(inp, batches, plans, rates, tally, clock)
         if inp.group is PatchGroup.EARLY:
-            train = await self._aws(
-                PatchingActivity.RECORD_TRAIN,
-                RecordTrainInput(
-                    account=inp.account, train_id=info.run_id, recorded_by=info.workflow_id,
-                    installed=tally.patches("installed"), failed=tally.patches("failed"),
-                    covered_os=sorted(targets.by_os),
-                ),
-                PatchTrain, inp,
-            )
-            summary.train_id = train.train_id
-            summary.train = {os: entry.count for os, entry in sorted(train.per_os.items())}
-        self._summarise(summary, tally, targets.total)
+            train = await self._record_train(inp, tally, targets)
+            show_train(summary, train)
+        summarise(summary, tally, targets.total, self._errors(), self._report_prefix)
         return await self._finish(inp, summary, outcome_of(tally, targets.total, stop_reason), train)
+
+    # --- steps -------------------------------------------------------------------------------
+
+    def _open(self, inp: PatchWindowInput, clock: WindowClock) -> WindowSummary:
+        """Search attributes of the run, and its summary so far."""
+        attributes = [sa.SYSTEMS_ACCOUNT.value_set(inp.account.account_id), sa.PATCH_GROUP.value_set(inp.group.value)]
+        if inp.customer:
+            attributes.append(sa.CUSTOMER.value_set(inp.customer))
+        upsert(*attributes)
+        self._set_outcome(WindowOutcome.RUNNING)
+        return WindowSummary(
+            account_id=inp.account.account_id, group=inp.group, outcome=WindowOutcome.RUNNING,
+            started=clock.started, finished=clock.started, workflow_id=workflow.info().workflow_id,
+        )
+
+    async def _pass_gate(self, inp: PatchWindowInput, summary: WindowSummary, clock: WindowClock) -> tuple[PatchTrain | None, bool]:
+        """Later rings: the earlier ring's last run must have passed, or an operator releases this
+        one. The train to install, and whether the ring holds."""
+        earlier = earlier_ring(inp.group)
+        if earlier is None:
+            return None, False
+        query = RingRecordQuery(account=inp.account, group=earlier)
+        found = await self._calls.activity(
+            WorkerRole.AWS, ActivityName.READ_RING_RECORD,
+            query, RingRecordResult, options.SSM_CALL,
+        )
+        train = found.record.train if found.record else None
+        gate = judge_gate(inp.group, found.record, inp.config.success_threshold, inp.gate_releases)
+        summary.notes.append(f"gate: {gate.reason}")
+        if gate.holds and not await self._held(gate.reason, clock.cutoff_at):
+            summary.held_reason = gate.reason
+            return train, True
+        if self._release is not None:
+            summary.released_by = self._release.by
+            summary.notes.append(f"released by {self._release.by}: {self._release.reason or 'no reason given'}")
+        self._set_outcome(WindowOutcome.RUNNING)
+        return train, False
 
     async def _held(self, reason: str, cutoff_at: datetime) -> bool:
         """Hold until an operator releases this run or the cutoff passes. True when released."""
@@ -193,19 +192,28 @@ class PatchWindowWorkflow:
         workflow.upsert_memo({"held_reason": reason})
         remaining = cutoff_at - workflow.now()
         if remaining > timedelta(0):
-            try:
-                await workflow.wait_condition(lambda: self._release is not None, timeout=remaining)
-            except asyncio.TimeoutError:
-                pass
+            await wait_until(lambda: self._release is not None, remaining)
         if self._release is None:
             return False
         workflow.upsert_memo({"held_reason": None, "released_by": self._release.by})
         return True
 
+    async def _resolve_targets(self, inp: PatchWindowInput, summary: WindowSummary) -> PatchTargets:
+        """Online managed instances with this ring's Patch Group, by OS."""
+        query = TargetQuery(account=inp.account, group=inp.group)
+        targets = await self._calls.activity(
+            WorkerRole.AWS, ActivityName.RESOLVE_PATCH_TARGETS,
+            query, PatchTargets, options.SSM_SWEEP,
+        )
+        summary.targets = targets.total
+        return targets
+
     async def _run_batches(
-        self, inp: PatchWindowInput, batches: list[list[tuple[str, str]]], plans: dict, rates: RateControl,
-        tally: Tally, started: datetime, cutoff_at: datetime, end_at: datetime,
+        self, inp: PatchWindowInput, batches: list[Batch], plans: dict[str, OsPlan], rates: RateControl,
+        tally: Tally, clock: WindowClock,
     ) -> str | None:
+        """PatchBatch children, at most ``parallel_batches`` at a time, until all are done or the
+        window stops (error budget spent, cutoff). Why it stopped, or None."""
         window_id = workflow.info().workflow_id
         snapshot_id = str(workflow.uuid4())
         pending = list(range(len(batches)))
@@ -214,57 +222,61 @@ class PatchWindowWorkflow:
         stopped_children: set[int] = set()
         while pending or running:
             if stop_reason is None:
-                if self._errors() > rates.max_errors:
-                    stop_reason = STOP_MAX_ERRORS
-                elif workflow.now() >= cutoff_at:
-                    stop_reason = STOP_CUTOFF
+                stop_reason = self._stop_due(rates, clock)
             if stop_reason is not None:
-                for index, handle in running.items():
-                    if index not in stopped_children:
-                        stopped_children.add(index)
-                        await handle.signal(PatchBatchWorkflow.stop, stop_reason)
-                reason = "max errors reached" if stop_reason == STOP_MAX_ERRORS else "the cutoff came"
-                for index in pending:
-                    tally.add([InstanceResult(i, os, InstanceStatus.NOT_DISPATCHED, f"{reason} before it was dispatched")
-                               for os, i in batches[index]], {}, {})
+                await self._stop_children(running, stopped_children, stop_reason)
+                not_dispatched(tally, [batches[i] for i in pending], stop_reason)
                 pending = []
             while stop_reason is None and pending and len(running) < rates.parallel_batches:
                 index = pending.pop(0)
-                running[index] = await self._start_batch(inp, index, batches[index], plans, rates, snapshot_id,
-                                                         started, cutoff_at, end_at, window_id)
+                specs = command_specs(batches[index], batch_index=index, window_id=window_id, plans=plans,
+                                      config=inp.config, rates=rates, snapshot_id=snapshot_id)
+                running[index] = await self._start_batch(inp, index, specs, rates, clock, window_id)
             if not running:
                 break
-            timeout = cutoff_at - workflow.now() if stop_reason is None else None
-            try:
-                await workflow.wait_condition(
-                    lambda: any(i in self._results or i in self._failed_batches for i in running)
-                    or (stop_reason is None and self._errors() > rates.max_errors),
-                    timeout=timeout if timeout is None or timeout > timedelta(0) else timedelta(seconds=1),
-                )
-            except asyncio.TimeoutError:
-                pass
-            for index in [i for i in running if i in self._results or i in self._failed_batches]:
+            await self._await_batches(running, rates, clock, stopping=stop_reason is not None)
+            for index in [i for i in running if self._settled(i)]:
                 del running[index]
                 self._tally_batch(tally, index, batches[index])
         return stop_reason
 
+    def _stop_due(self, rates: RateControl, clock: WindowClock) -> str | None:
+        if self._errors() > rates.max_errors:
+            return STOP_MAX_ERRORS
+        if workflow.now() >= clock.cutoff_at:
+            return STOP_CUTOFF
+        return None
+
+    @staticmethod
+    async def _stop_children(running: dict[int, workflow.ChildWorkflowHandle], stopped: set[int], reason: str) -> None:
+        """Tell every running batch (once) to send nothing more."""
+        for index, handle in running.items():
+            if index not in stopped:
+                stopped.add(index)
+                await handle.signal(PatchBatchWorkflow.stop, reason)
+
+    async def _await_batches(
+        self, running: dict[int, workflow.ChildWorkflowHandle], rates: RateControl, clock: WindowClock, *, stopping: bool
+    ) -> None:
+        """Until a running batch settles, the error budget is spent or the cutoff comes."""
+        timeout = None if stopping else clock.cutoff_at - workflow.now()
+        await wait_until(
+            lambda: any(self._settled(i) for i in running) or (not stopping and self._errors() > rates.max_errors),
+            timeout if timeout is None or timeout > timedelta(0) else options.MIN_WAIT,
+        )
+
     async def _start_batch(
-        self, inp: PatchWindowInput, index: int, batch: list[tuple[str, str]], plans: dict, rates: RateControl,
-        snapshot_id: str, started: datetime, cutoff_at: datetime, end_at: datetime, window_id: str,
+        self, inp: PatchWindowInput, index: int, specs: list, rates: RateControl, clock: WindowClock, window_id: str,
     ) -> workflow.ChildWorkflowHandle:
-        specs = command_specs(batch, batch_index=index, window_id=window_id, plans=plans, config=inp.config,
-                              rates=rates, snapshot_id=snapshot_id)
-        handle = await workflow.start_child_workflow(
-            PatchBatchWorkflow.run,
-            BatchInput(
-                account=inp.account, window_id=window_id, batch=index, specs=specs, started=started,
-                cutoff_at=cutoff_at, end_at=end_at, error_budget=max(0, rates.max_errors - self._errors()),
-                commands_in_flight=rates.commands_in_flight, record_patches=inp.group is PatchGroup.EARLY,
-                poll_interval_seconds=inp.poll_interval_seconds, poll_hold_seconds=inp.poll_hold_seconds,
-                queue_prefix=inp.queue_prefix, history_limit=inp.batch_history_limit,
-            ),
-            id=f"{window_id}/batch-{index:04d}",
-            task_queue=taskqueues.for_role(WorkerRole.ORCHESTRATOR, inp.queue_prefix),
+        batch = BatchInput(
+            account=inp.account, window_id=window_id, batch=index, specs=specs, started=clock.started,
+            cutoff_at=clock.cutoff_at, end_at=clock.end_at, error_budget=max(0, rates.max_errors - self._errors()),
+            commands_in_flight=rates.commands_in_flight, record_patches=inp.group is PatchGroup.EARLY,
+            poll_interval_seconds=inp.poll_interval_seconds, poll_hold_seconds=inp.poll_hold_seconds,
+            queue_prefix=inp.queue_prefix, history_limit=inp.batch_history_limit,
+        )
+        handle = await self._calls.start_child(
+            PatchBatchWorkflow.run, batch, id=f"{window_id}/batch-{index:04d}", preset=options.BATCH_CHILD
         )
 
         async def settle() -> None:
@@ -276,7 +288,10 @@ class PatchWindowWorkflow:
         self._tasks.append(asyncio.create_task(settle()))
         return handle
 
-    def _tally_batch(self, tally: Tally, index: int, batch: list[tuple[str, str]]) -> None:
+    def _settled(self, index: int) -> bool:
+        return index in self._results or index in self._failed_batches
+
+    def _tally_batch(self, tally: Tally, index: int, batch: Batch) -> None:
         result = self._results.get(index)
         if result is None:
             reason = f"batch {index} failed: {self._failed_batches.get(index, 'unknown error')}"
@@ -290,25 +305,23 @@ class PatchWindowWorkflow:
     def _errors(self) -> int:
         return sum(self._batch_errors.values())
 
-    def _summarise(self, summary: WindowSummary, tally: Tally, targets: int) -> None:
-        summary.succeeded = tally.count(InstanceStatus.SUCCEEDED)
-        summary.failed = tally.count(InstanceStatus.FAILED)
-        summary.cancelled = tally.count(InstanceStatus.CANCELLED)
-        summary.not_dispatched = tally.count(InstanceStatus.NOT_DISPATCHED)
-        summary.not_delivered = tally.count(InstanceStatus.NOT_DELIVERED)
-        summary.in_progress = tally.count(InstanceStatus.IN_PROGRESS)
-        summary.success_rate = success_rate(summary.succeeded, targets)
-        summary.errors = self._errors()
-        summary.failures = tally.failures()
-        rows = sorted(tally.instances, key=lambda r: r.instance_id)
-        summary.instances_truncated = len(rows) > MAX_INSTANCES_IN_SUMMARY
-        summary.instances = rows[:MAX_INSTANCES_IN_SUMMARY] if not summary.instances_truncated else []
-        summary.report_prefix = self._report_prefix
+    async def _record_train(self, inp: PatchWindowInput, tally: Tally, targets: PatchTargets) -> PatchTrain:
+        """Early: exactly what it installed, per OS, is the train the later rings install."""
+        info = workflow.info()
+        record = RecordTrainInput(
+            account=inp.account, train_id=info.run_id, recorded_by=info.workflow_id,
+            installed=tally.patches("installed"), failed=tally.patches("failed"), covered_os=sorted(targets.by_os),
+        )
+        return await self._calls.activity(
+            WorkerRole.AWS, ActivityName.RECORD_PATCH_TRAIN,
+            record, PatchTrain, options.SSM_CALL,
+        )
 
     async def _finish(
         self, inp: PatchWindowInput, summary: WindowSummary, outcome: WindowOutcome, train: PatchTrain | None,
         note: str | None = None,
     ) -> WindowSummary:
+        """The ring's record (what the next ring's gate reads), the outcome and the memo."""
         info = workflow.info()
         if note:
             summary.notes.append(note)
@@ -323,24 +336,16 @@ class PatchWindowWorkflow:
             success_rate=summary.success_rate if outcome is not WindowOutcome.REFUSED else 0.0,
             train=train, held_reason=summary.held_reason,
         )
-        await self._aws(PatchingActivity.RECORD_RING_RUN, RecordRingRunInput(account=inp.account, record=record, summary=summary),
-                        None, inp)
+        await self._calls.activity(
+            WorkerRole.AWS, ActivityName.RECORD_RING_RUN,
+            RecordRingRunInput(account=inp.account, record=record, summary=summary), None, options.SSM_CALL,
+        )
         self._set_outcome(outcome)
-        workflow.upsert_memo({"summary": {
-            "outcome": outcome.value, "targets": summary.targets, "succeeded": summary.succeeded,
-            "failed": summary.failed, "not_dispatched": summary.not_dispatched, "cancelled": summary.cancelled,
-            "success_rate": summary.success_rate, "held_reason": summary.held_reason, "train": summary.train,
-            "notes": summary.notes[:10],
-        }})
+        workflow.upsert_memo(summary_memo(summary))
         return summary
+
+    # --- plumbing ----------------------------------------------------------------------------
 
     def _set_outcome(self, outcome: WindowOutcome) -> None:
         self._outcome = outcome
         upsert(sa.WINDOW_OUTCOME.value_set(outcome.value))
-
-    async def _aws(self, name: str, arg: object, result_type: type | None, inp: PatchWindowInput,
-                   preset: patch_options.ActivityPreset = patch_options.SSM_CALL):
-        return await workflow.execute_activity(
-            name, arg, task_queue=taskqueues.for_role(WorkerRole.AWS, inp.queue_prefix), result_type=result_type,
-            **preset.kwargs(),
-        )

@@ -10,23 +10,20 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from contracts import search_attributes as sa
-    from contracts import taskqueues
     from contracts.enrollment import SsmConfigurationInput, SsmConfigurationResult
     from contracts.models import ActivityName
+    from contracts.names import WorkflowName
     from contracts.providers import WorkerRole
     from workflows import options
+    from workflows.calls import Calls
     from workflows.shared import upsert
 
 
-@workflow.defn(name="SsmConfiguration")
+@workflow.defn(name=WorkflowName.SSM_CONFIGURATION)
 class SsmConfigurationWorkflow:
     @workflow.run
     async def run(self, inp: SsmConfigurationInput) -> SsmConfigurationResult:
         upsert(sa.SYSTEMS_ACCOUNT.value_set(inp.account.account_id))
-        return await workflow.execute_activity(
-            ActivityName.APPLY_SSM_CONFIGURATION,
-            inp,
-            task_queue=taskqueues.for_role(WorkerRole.AWS, inp.queue_prefix),
-            result_type=SsmConfigurationResult,
-            **options.AWS_CONTROL.kwargs(),
+        return await Calls(inp.queue_prefix).activity(
+            WorkerRole.AWS, ActivityName.APPLY_SSM_CONFIGURATION, inp, SsmConfigurationResult, options.AWS_CONTROL
         )

@@ -7,14 +7,11 @@ the customer's own account is used through the linked cross-account role.
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from contracts import search_attributes as sa
-    from contracts import taskqueues
     from contracts.enrollment import (
         AccountLookup,
         AccountRef,
@@ -29,17 +26,20 @@ with workflow.unsafe.imports_passed_through():
     )
     from contracts.errors import ErrorType
     from contracts.models import ActivityName
-    from contracts.providers import WorkerRole
+    from contracts.names import WorkflowName
     from contracts.patching import EnsureWindowsInput
+    from contracts.providers import WorkerRole
     from workflows import options
+    from workflows.calls import Calls
     from workflows.patch_schedules import ensure_windows
     from workflows.shared import upsert
 
-#: How long account creation may take before the vending fails (real AWS: usually minutes).
-CREATE_ACCOUNT_TIMEOUT = timedelta(hours=1)
+
+def _vending_failed(message: str) -> ApplicationError:
+    return ApplicationError(message, type=ErrorType.ACCOUNT_VENDING_FAILED, non_retryable=True)
 
 
-@workflow.defn(name="SystemsAccount")
+@workflow.defn(name=WorkflowName.SYSTEMS_ACCOUNT)
 class SystemsAccountWorkflow:
     @workflow.run
     async def run(self, inp: SystemsAccountInput) -> SystemsAccount:
@@ -54,15 +54,7 @@ class SystemsAccountWorkflow:
             account = await self._vend(inp)
         upsert(sa.SYSTEMS_ACCOUNT.value_set(account.account_id))
         if workflow.patched("ensure-patch-windows"):
-            # The account's patch-window schedules (best effort: see workflows.patch_schedules).
-            await ensure_windows(
-                EnsureWindowsInput(
-                    account=AccountRef(account_id=account.account_id, role_arn=account.role_arn,
-                                       external_id=account.external_id, region=account.region),
-                    customer=inp.customer, provider=inp.provider.value, cloud_account=inp.cloud_account,
-                    time_zone=inp.time_zone, windows=inp.windows, queue_prefix=inp.queue_prefix,
-                )
-            )
+            await self._ensure_windows(inp, account)
         return account
 
     @staticmethod
@@ -84,56 +76,34 @@ class SystemsAccountWorkflow:
             adopted=True,
         )
 
-    async def _aws(self, name: str, arg: object, result_type: type | None, inp: SystemsAccountInput, preset=options.AWS_CONTROL, **extra):
-        kwargs = preset.kwargs()
-        kwargs.update(extra)
-        return await workflow.execute_activity(
-            name, arg, task_queue=taskqueues.for_role(WorkerRole.AWS, inp.queue_prefix), result_type=result_type, **kwargs
-        )
-
     async def _vend(self, inp: SystemsAccountInput) -> SystemsAccount:
+        """Find the account (email, then tags), else create it; adopt on EMAIL_ALREADY_EXISTS; tag."""
+        calls = Calls(inp.queue_prefix)
         lookup = AccountLookup(provider=inp.provider, cloud_account=inp.cloud_account, customer=inp.customer)
-        found: FoundAccount = await self._aws(ActivityName.FIND_SYSTEMS_ACCOUNT, lookup, FoundAccount, inp)
+        found = await calls.activity(WorkerRole.AWS, ActivityName.FIND_SYSTEMS_ACCOUNT, lookup, FoundAccount, options.AWS_CONTROL)
         tags = account_tags(inp.customer, inp.provider, inp.cloud_account)
         adopted = found.account_id is not None
         account_id, role_arn = found.account_id, found.role_arn
         if not adopted:
-            submitted: CreateAccountSubmitted = await self._aws(
-                ActivityName.SUBMIT_CREATE_ACCOUNT,
-                CreateAccountRequest(name=found.name, email=found.email, tags=tags),
-                CreateAccountSubmitted,
-                inp,
-            )
-            workflow.logger.info("account requested", extra={"request_id": submitted.request_id})
-            status: CreateAccountStatus = await self._aws(
-                ActivityName.POLL_CREATE_ACCOUNT,
-                submitted,
-                CreateAccountStatus,
-                inp,
-                preset=options.POLL_FLAT,
-                schedule_to_close_timeout=CREATE_ACCOUNT_TIMEOUT,
-            )
+            status = await self._create(calls, inp, found, tags)
             if status.state == "FAILED" and status.failure_reason == "EMAIL_ALREADY_EXISTS":
                 # Another request (or an earlier attempt of ours) already made it: adopt that one.
-                found = await self._aws(ActivityName.FIND_SYSTEMS_ACCOUNT, lookup, FoundAccount, inp)
+                found = await calls.activity(
+                    WorkerRole.AWS, ActivityName.FIND_SYSTEMS_ACCOUNT, lookup, FoundAccount, options.AWS_CONTROL
+                )
                 adopted = True
                 account_id, role_arn = found.account_id, found.role_arn
             elif status.state != "SUCCEEDED":
-                raise ApplicationError(
+                raise _vending_failed(
                     f"Organizations refused the account for {inp.provider.value}/{inp.cloud_account}: "
-                    f"{status.failure_reason or status.state}",
-                    type=ErrorType.ACCOUNT_VENDING_FAILED,
-                    non_retryable=True,
+                    f"{status.failure_reason or status.state}"
                 )
             else:
                 account_id, role_arn = status.account_id, status.role_arn
         if not account_id or not role_arn:
-            raise ApplicationError(
-                f"no account found for {found.email} after EMAIL_ALREADY_EXISTS",
-                type=ErrorType.ACCOUNT_VENDING_FAILED,
-                non_retryable=True,
-            )
-        await self._aws(ActivityName.TAG_SYSTEMS_ACCOUNT, TagAccountInput(account_id=account_id, tags=tags), None, inp)
+            raise _vending_failed(f"no account found for {found.email} after EMAIL_ALREADY_EXISTS")
+        tag = TagAccountInput(account_id=account_id, tags=tags)
+        await calls.activity(WorkerRole.AWS, ActivityName.TAG_SYSTEMS_ACCOUNT, tag, None, options.AWS_CONTROL)
         return SystemsAccount(
             account_id=account_id,
             provider=inp.provider,
@@ -141,4 +111,30 @@ class SystemsAccountWorkflow:
             customer=inp.customer,
             role_arn=role_arn,
             adopted=adopted,
+        )
+
+    @staticmethod
+    async def _create(calls: Calls, inp: SystemsAccountInput, found: FoundAccount, tags: dict[str, str]) -> CreateAccountStatus:
+        """Submit CreateAccount and poll it (not idempotent, not synchronous) until it settles."""
+        submitted = await calls.activity(
+            WorkerRole.AWS, ActivityName.SUBMIT_CREATE_ACCOUNT,
+            CreateAccountRequest(name=found.name, email=found.email, tags=tags),
+            CreateAccountSubmitted, options.AWS_CONTROL,
+        )
+        workflow.logger.info("account requested", extra={"request_id": submitted.request_id})
+        return await calls.activity(
+            WorkerRole.AWS, ActivityName.POLL_CREATE_ACCOUNT, submitted, CreateAccountStatus,
+            options.poll_flat(options.CREATE_ACCOUNT_TIMEOUT),
+        )
+
+    @staticmethod
+    async def _ensure_windows(inp: SystemsAccountInput, account: SystemsAccount) -> None:
+        """The account's patch-window schedules (best effort: see workflows.patch_schedules)."""
+        ref = AccountRef(account_id=account.account_id, role_arn=account.role_arn,
+                         external_id=account.external_id, region=account.region)
+        await ensure_windows(
+            EnsureWindowsInput(
+                account=ref, customer=inp.customer, provider=inp.provider.value, cloud_account=inp.cloud_account,
+                time_zone=inp.time_zone, windows=inp.windows, queue_prefix=inp.queue_prefix,
+            )
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from clients.cli import (
+    db_cmd,
     doctor_cmd,
     enrollments_cmd,
     links_cmd,
@@ -31,6 +32,7 @@ app.add_typer(vcenter_cmd.app, name="vcenter", help="vCenter identity tokens.")
 app.add_typer(links_cmd.app, name="links")
 app.add_typer(enrollments_cmd.app, name="enrollments")
 app.add_typer(windows_cmd.app, name="windows")
+app.add_typer(db_cmd.app, name="db")
 
 
 def main() -> None:

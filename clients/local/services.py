@@ -14,6 +14,7 @@ from clients.local.tools import temporal_cli
 from config.settings import Settings
 from contracts import search_attributes
 from contracts.providers import WorkerRole
+from estate.db import display_url
 
 HOST = "127.0.0.1"
 
@@ -161,6 +162,7 @@ def shared_env(settings: Settings, clouds: list[LocalCloud]) -> dict[str, str]:
         "FLEETPATCH_CODEC__KEYS": secret(settings, "codec-key")[1],
         "FLEETPATCH_CODEC__UI_ORIGINS": json.dumps([f"http://{HOST}:{settings.local.temporal_ui_port}"]),
         "FLEETPATCH_GCP__AUDIENCE": f"{api_url(settings)}/v1/registrations",
+        "FLEETPATCH_DATABASE__URL": settings.database_url,
     }
     for cloud in clouds:
         env.update(cloud.worker_env(settings))
@@ -207,6 +209,7 @@ def local_json(settings: Settings, clouds: list[LocalCloud], pids: dict[str, int
         "temporal": temporal_address(settings),
         "temporal_ui": f"http://{HOST}:{settings.local.temporal_ui_port}",
         "state_dir": str(settings.state_dir.resolve()),
+        "database": display_url(settings.database_url),
         "processes": pids,
     }
     for cloud in clouds:

@@ -26,6 +26,7 @@ import httpx
 from clients.local import services
 from clients.local.services import ServiceSpec
 from config.settings import Settings
+from estate import db
 
 log = logging.getLogger("fleetpatch.up")
 
@@ -85,10 +86,16 @@ class Supervisor:
         """Everything: Temporal, the local clouds, the workers and the API."""
         await self._launch(services.temporal_spec(self.settings))
         await self.start_clouds()
+        await self.migrate_estate()
         env = services.shared_env(self.settings, self.clouds)
         for spec in [*services.worker_specs(env), services.api_spec(self.settings, env)]:
             await self._launch(spec)
         self.write_local_json()
+
+    async def migrate_estate(self) -> None:
+        """Bring the estate store to the current schema before anything reads or writes it."""
+        await asyncio.to_thread(db.upgrade, self.settings.database_url)
+        self._on_event("estate", f"store ready: {db.display_url(self.settings.database_url)}")
 
     async def start_clouds(self) -> None:
         """Only the local clouds (tests run Temporal and fleetpatch themselves)."""

@@ -10,10 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from contracts.providers import OsFamily, PatchGroup
-
-#: Operating systems whose SSM baselines cannot delay approval by days.
-NO_APPROVE_AFTER_DAYS = frozenset({OsFamily.UBUNTU, OsFamily.DEBIAN})
+from contracts.providers import NO_APPROVAL_DELAY, OsFamily, PatchGroup
 
 
 @dataclass(frozen=True)
@@ -30,7 +27,7 @@ class BaselineSpec:
         return f"fleetpatch-{self.os.value}-{self.group.value}"
 
     def description(self) -> str:
-        if self.os in NO_APPROVE_AFTER_DAYS:
+        if self.os in NO_APPROVAL_DELAY:
             return (
                 f"fleetpatch {self.group.value} ring for {self.os.value}: approves on release; "
                 f"the {self.group.approve_after_days}-day delay is held by fleetpatch's patch train"
@@ -43,7 +40,7 @@ class BaselineSpec:
             "ComplianceLevel": "CRITICAL" if self.os is OsFamily.WINDOWS else "HIGH",
             "EnableNonSecurity": False,
         }
-        if self.os not in NO_APPROVE_AFTER_DAYS:
+        if self.os not in NO_APPROVAL_DELAY:
             rule["ApproveAfterDays"] = self.group.approve_after_days
         if self.os is OsFamily.WINDOWS:
             rule.pop("EnableNonSecurity")
@@ -66,7 +63,7 @@ def _filters(os: OsFamily) -> list[dict[str, Any]]:
             {"Key": "CLASSIFICATION", "Values": ["CriticalUpdates", "SecurityUpdates", "UpdateRollups"]},
             {"Key": "MSRC_SEVERITY", "Values": ["Critical", "Important"]},
         ]
-    if os in NO_APPROVE_AFTER_DAYS:
+    if os in NO_APPROVAL_DELAY:
         return [
             {"Key": "PRODUCT", "Values": ["*"]},
             {"Key": "PRIORITY", "Values": ["Required", "Important", "Standard"]},

@@ -21,14 +21,8 @@ from typing import Any
 from clouds.aws.errors import aws_call
 from clouds.aws.sessions import AwsSessions
 from contracts.enrollment import TAG_PATCH_GROUP, AccountRef
-from contracts.patching import (
-    MAX_INSTANCE_IDS_PER_COMMAND,
-    UNKNOWN_OS,
-    CommandProgress,
-    CommandSpec,
-    InstanceStatus,
-    PatchRef,
-)
+from contracts.patch_batches import CommandProgress, CommandSpec
+from contracts.patching import MAX_INSTANCE_IDS_PER_COMMAND, UNKNOWN_OS, InstanceStatus, PatchRef
 from contracts.providers import OsFamily
 
 SEND = "send"  # SendCommand, CancelCommand

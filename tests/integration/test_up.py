@@ -115,7 +115,8 @@ async def test_up_doctor_restart_and_clean_stop(tmp_path: Path) -> None:
     proc = _start(state, env)
     try:
         doc = await _wait_healthy(state / "local.json", proc)
-        assert set(doc) >= {"api", "temporal", "temporal_ui", "processes"}
+        assert set(doc) >= {"api", "temporal", "temporal_ui", "processes", "database"}
+        assert doc["database"] == f"sqlite:///{state.resolve() / 'estate.db'}"  # migrated before the API started
         client = await _client(doc)
         result = await run_doctor(client, timeout=20)
         assert result.ok, result.statuses

@@ -21,29 +21,31 @@ from temporalio import activity
 
 from clouds.aws.patch_train import render_override_list, train_entries
 from clouds.aws.ssm_commands import Invocation, classify
-from contracts.patching import (
+from contracts.models import ActivityName
+from contracts.patch_batches import (
     BatchResult,
     CancelPendingInput,
     CancelPendingResult,
     CollectBatchInput,
     CommandProgress,
     CommandSpec,
+    PollCommandsInput,
+    PollCommandsResult,
+    SendCommandInput,
+    SentCommand,
+)
+from contracts.patching import (
     InstanceResult,
     InstanceStatus,
     Operation,
-    PatchingActivity,
     PatchRef,
     PatchTargets,
     PatchTrain,
-    PollCommandsInput,
-    PollCommandsResult,
     RecordRingRunInput,
     RecordTrainInput,
     RingRecordQuery,
     RingRecordResult,
     RingRunRecord,
-    SendCommandInput,
-    SentCommand,
     TargetQuery,
     TrainOs,
     WindowSummary,
@@ -104,7 +106,7 @@ class FakeSsm:
 
     # --- targets and commands ---------------------------------------------------------------
 
-    @activity.defn(name=PatchingActivity.RESOLVE_TARGETS)
+    @activity.defn(name=ActivityName.RESOLVE_PATCH_TARGETS)
     async def resolve_patch_targets(self, query: TargetQuery) -> PatchTargets:
         by_os: dict[str, list[str]] = {}
         for instance in self.instances.values():
@@ -112,7 +114,7 @@ class FakeSsm:
                 by_os.setdefault(instance.os, []).append(instance.id)
         return PatchTargets(by_os={os: sorted(ids) for os, ids in sorted(by_os.items())})
 
-    @activity.defn(name=PatchingActivity.SEND_COMMAND)
+    @activity.defn(name=ActivityName.SEND_PATCH_COMMAND)
     async def send_patch_command(self, inp: SendCommandInput) -> SentCommand:
         spec = inp.spec
         assert 1 <= len(spec.instance_ids) <= 50, "SendCommand takes at most 50 instance ids"
@@ -144,7 +146,7 @@ class FakeSsm:
     def in_progress(self) -> int:
         return sum(1 for c in self.commands.values() for s in c.status.values() if s == "InProgress")
 
-    @activity.defn(name=PatchingActivity.POLL_COMMANDS)
+    @activity.defn(name=ActivityName.POLL_PATCH_COMMANDS)
     async def poll_patch_commands(self, inp: PollCommandsInput) -> PollCommandsResult:
         for command_id in inp.command_ids:
             command = self.commands[command_id]
@@ -193,7 +195,7 @@ class FakeSsm:
         return [p for p in available if any(
             fnmatch.fnmatchcase(p.id, e["id"]) and fnmatch.fnmatchcase(p.title, e.get("title") or "*") for e in entries)]
 
-    @activity.defn(name=PatchingActivity.CANCEL_PENDING)
+    @activity.defn(name=ActivityName.CANCEL_PENDING_INVOCATIONS)
     async def cancel_pending_invocations(self, inp: CancelPendingInput) -> CancelPendingResult:
         self.cancels.append(activity.info().scheduled_time)
         cancelled = 0
@@ -205,7 +207,7 @@ class FakeSsm:
                     cancelled += 1
         return CancelPendingResult(cancelled=cancelled)
 
-    @activity.defn(name=PatchingActivity.COLLECT_BATCH)
+    @activity.defn(name=ActivityName.COLLECT_PATCH_BATCH)
     async def collect_patch_batch(self, inp: CollectBatchInput) -> BatchResult:
         sent = {s.index: s.command_id for s in inp.sent}
         rows: dict[str, InstanceResult] = {}
@@ -232,16 +234,16 @@ class FakeSsm:
 
     # --- S3: ring records and the train -------------------------------------------------------
 
-    @activity.defn(name=PatchingActivity.READ_RING_RECORD)
+    @activity.defn(name=ActivityName.READ_RING_RECORD)
     async def read_ring_record(self, query: RingRecordQuery) -> RingRecordResult:
         return RingRecordResult(record=self.records.get(f"{query.account.account_id}/{query.group.value}"))
 
-    @activity.defn(name=PatchingActivity.RECORD_RING_RUN)
+    @activity.defn(name=ActivityName.RECORD_RING_RUN)
     async def record_ring_run(self, inp: RecordRingRunInput) -> None:
         self.records[f"{inp.account.account_id}/{inp.record.group.value}"] = inp.record
         self.summaries[inp.record.workflow_id] = inp.summary
 
-    @activity.defn(name=PatchingActivity.RECORD_TRAIN)
+    @activity.defn(name=ActivityName.RECORD_PATCH_TRAIN)
     async def record_patch_train(self, inp: RecordTrainInput) -> PatchTrain:
         train = PatchTrain(train_id=inp.train_id, recorded_by=inp.recorded_by, recorded_at=activity.info().scheduled_time)
         for os in sorted(set(inp.covered_os) | set(inp.installed)):

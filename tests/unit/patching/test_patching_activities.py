@@ -12,15 +12,8 @@ from temporalio.testing import ActivityEnvironment
 from activities.patching import PatchingActivities
 from clouds.aws.ssm_commands import READ, SEND, RateLimiter
 from config.settings import AwsSettings, PatchingSettings
-from contracts.patching import (
-    CollectBatchInput,
-    CommandSpec,
-    InstanceStatus,
-    Operation,
-    PatchRef,
-    PollCommandsInput,
-    SendCommandInput,
-)
+from contracts.patch_batches import CollectBatchInput, CommandSpec, PollCommandsInput, SendCommandInput
+from contracts.patching import InstanceStatus, Operation, PatchRef
 from localclouds.aws.agent_client import patch_summary_item, reply_payload
 
 UBUNTU = ("Ubuntu", "Linux", "22.04")

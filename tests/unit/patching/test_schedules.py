@@ -24,6 +24,7 @@ from contracts.patching import EnsureWindowsInput, PatchRef, RingRunRecord, Wind
 from contracts.providers import PatchGroup, Provider, WorkerRole
 from tests.unit.patching.fake_ssm import FakeSsm
 from tests.unit.patching.harness import workers
+from workflows.patch_window import PatchWindowWorkflow
 from workflows.systems_account import SystemsAccountWorkflow
 
 FAST = PatchingSettings(poll_interval=timedelta(seconds=1), poll_hold=timedelta(seconds=0))
@@ -114,9 +115,9 @@ async def test_trigger_wait_and_the_gate_released_through_the_schedule(
         assert early.outcome is WindowOutcome.COMPLETED_WITH_FAILURES and early.success_rate == 0.5
 
         held_id = await schedules.trigger(client, account_id, PatchGroup.ON_TIME)
-        status = await _eventually(lambda: client.get_workflow_handle(held_id).query("status"),
-                                   lambda s: s["outcome"] == "held")
-        assert "below the 95% threshold" in status["held_reason"]
+        status = await _eventually(lambda: client.get_workflow_handle(held_id).query(PatchWindowWorkflow.status),
+                                   lambda s: s.outcome is WindowOutcome.HELD)
+        assert "below the 95% threshold" in (status.held_reason or "")
         with pytest.raises(schedules.WindowConflict):
             await schedules.trigger(client, account_id, PatchGroup.ON_TIME)  # overlap: one run at a time
         released = await schedules.release(client, account_id, PatchGroup.ON_TIME, by="bob", reason="one bad host")

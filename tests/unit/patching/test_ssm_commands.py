@@ -10,7 +10,8 @@ import pytest
 
 from clouds.aws.ssm_commands import READ, SEND, RateLimiter, SsmCommands, classify, comment_for, os_of_platform
 from contracts.errors import ErrorType, TransientCloudError
-from contracts.patching import CommandSpec, InstanceStatus, Operation, PatchRef
+from contracts.patch_batches import CommandSpec
+from contracts.patching import InstanceStatus, Operation, PatchRef
 from localclouds.aws.agent_client import patch_summary_item, reply_payload
 
 WINDOWS = ("Microsoft Windows Server 2022 Datacenter", "Windows", "10.0.20348")

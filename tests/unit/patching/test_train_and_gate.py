@@ -18,10 +18,12 @@ from contracts.patching import (
     PatchRef,
     ReleaseRequest,
     WindowOutcome,
+    WindowStatus,
 )
 from contracts.providers import PatchGroup
 from tests.unit.patching.fake_ssm import FakeSsm
 from tests.unit.patching.harness import account, run, start, window_input, workers
+from workflows.patch_window import PatchWindowWorkflow
 
 UBUNTU = [
     PatchRef("openssl.amd64", "openssl.amd64:3.0.2-0ubuntu1.15"),
@@ -134,8 +136,8 @@ async def test_gate_holds_on_time_after_a_failing_early_and_releases_on_command(
         assert early.success_rate == pytest.approx(2 / 3)
         handle = await start(client, window_input(queue_prefix, PatchGroup.ON_TIME, acct))
         with time_skipping_env.auto_time_skipping_disabled():
-            status = await _until(lambda: handle.query("status"), lambda s: s["outcome"] == "held")
-            assert "below the 95% threshold" in status["held_reason"]
+            status = await _until(lambda: handle.query(PatchWindowWorkflow.status), lambda s: s.outcome is WindowOutcome.HELD)
+            assert isinstance(status, WindowStatus) and "below the 95% threshold" in (status.held_reason or "")
             described = await handle.describe()
             assert described.typed_search_attributes.get(sa.WINDOW_OUTCOME) == "held"
             assert "below the 95% threshold" in (await described.memo())["held_reason"]

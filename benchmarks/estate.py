@@ -1,0 +1,74 @@
+"""The estate store's read times for a fleet of 10,000 instances over 200 systems accounts,
+on SQLite (a file, WAL) and on PostgreSQL (a throwaway cluster from Debian's binaries)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+import statistics
+import tempfile
+import time
+
+from sqlalchemy import text
+
+from estate import db, reads
+from estate.results import InstanceFilters, Scope
+
+from benchmarks.estate_seed import customer_of, seed
+
+GOAL_MS = 300.0
+
+
+@contextmanager
+def store(kind: str) -> Iterator[str]:
+    if kind == "sqlite":
+        with tempfile.TemporaryDirectory(prefix="fp-bench-") as tmp:
+            yield f"sqlite:///{Path(tmp) / 'estate.db'}"
+        return
+    from tests.support.postgres import TemporaryPostgres
+
+    with TemporaryPostgres() as cluster:
+        yield cluster.create_database("bench")
+
+
+def _time(call: Callable[[], object], repeat: int) -> float:
+    call()  # warm the caches and the connection pool
+    samples = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        call()
+        samples.append((time.perf_counter() - start) * 1000)
+    return statistics.median(samples)
+
+
+def run(kind: str, instances: int = 10_000, accounts: int = 200, repeat: int = 9) -> list[tuple[str, float, str]]:
+    """``(measure, median milliseconds, note)`` rows for one database kind."""
+    rows = []
+    with store(kind) as url:
+        db.upgrade(url)
+        engine = db.make_engine(url)
+        factory = db.sessions(engine)
+        start = time.perf_counter()
+        seed(factory, instances=instances, accounts=accounts)
+        if engine.dialect.name == "postgresql":
+            with engine.begin() as connection:  # what autovacuum would do soon after a bulk load
+                connection.execute(text("ANALYZE"))
+        rows.append(("seed (write path)", (time.perf_counter() - start) * 1000, f"{instances:,} instances, {accounts} accounts"))
+        admin, customer = Scope.everything(), Scope.of_customer(customer_of(0, 20))
+        session = factory()
+        measures: dict[str, Callable[[], object]] = {
+            "compliance by customer, provider (admin)": lambda: reads.compliance(session, admin, ["customer", "provider"]),
+            "compliance by customer, provider (one customer)": lambda: reads.compliance(session, customer, ["customer", "provider"]),
+            "instances, first page of 100 (admin)": lambda: reads.list_instances(session, admin, limit=100),
+            "instances, first page, failing first (admin)": lambda: reads.list_instances(
+                session, admin, InstanceFilters(failing_first=True), limit=100),
+            "instances, first page (one customer, non-compliant)": lambda: reads.list_instances(
+                session, customer, InstanceFilters(compliance="non_compliant"), limit=100),
+            "CVE exposure (admin)": lambda: reads.cve_exposure(session, admin, "CVE-2021-44228"),
+        }
+        with session:
+            for name, call in measures.items():
+                rows.append((name, _time(call, repeat), ""))
+        engine.dispose()
+    return rows

@@ -1,0 +1,218 @@
+"""The steps of EnrollVm that talk to the workers: tenant links, managed instances, the
+activation and the agent, EC2 tagging. ``workflows.enroll`` sequences them; each step is one
+screen and calls its activities through ``workflows.calls`` with a preset of ``workflows.options``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, TypeVar
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from contracts.enrollment import (
+        TAG_ENROLLMENT_ID,
+        AccountRef,
+        Activation,
+        ActivationRequest,
+        DeleteActivationInput,
+        Ec2TagInput,
+        EnrollInput,
+        GetLinkResult,
+        LinkKey,
+        ManagedInstance,
+        ManagedInstanceQuery,
+        ManagedInstanceResult,
+        RegistrationAnswer,
+        SsmConfigurationResult,
+        SystemsAccount,
+        TagManagedInstanceInput,
+        TenantLink,
+    )
+    from contracts.errors import IDENTITY_REFUSALS, ErrorType
+    from contracts.identity import VerifiedIdentity
+    from contracts.models import ActivityName, VmMetadata
+    from contracts.providers import PROVIDER_ROLE, PatchGroup, WorkerRole
+    from workflows import options
+    from workflows.calls import Calls, timed_out
+    from workflows.options import ActivityPreset
+
+T = TypeVar("T")
+
+#: Refusals: the VM (or its tenant) may not enroll. Everything else that fails is a failure.
+REFUSALS = {t.value for t in IDENTITY_REFUSALS} | {
+    ErrorType.TENANT_NOT_LINKED.value,
+    ErrorType.PATCHING_NOT_ENABLED.value,
+    ErrorType.PATCH_GROUP_INVALID.value,
+    ErrorType.ALREADY_ENROLLED.value,
+    ErrorType.INSTANCE_NOT_FOUND.value,
+    ErrorType.INSTANCE_NOT_RUNNING.value,
+}
+
+
+def refuse(kind: ErrorType, reason: str) -> ApplicationError:
+    return ApplicationError(reason, type=kind.value, non_retryable=True)
+
+
+@dataclass(frozen=True)
+class EnrollSteps:
+    inp: EnrollInput
+    calls: Calls
+
+    # --- calls -------------------------------------------------------------------------------
+
+    async def on_provider(self, name: str, arg: Any, result_type: type[T] | None) -> T:
+        """An identity or metadata call on the VM's own cloud's worker."""
+        return await self.calls.activity(PROVIDER_ROLE[self.inp.provider], name, arg, result_type, options.CLOUD_READ)
+
+    async def on_aws(self, name: str, arg: Any, result_type: type[T] | None, preset: ActivityPreset = options.AWS_CONTROL) -> T:
+        """An AWS control-plane call on the aws worker."""
+        return await self.calls.activity(WorkerRole.AWS, name, arg, result_type, preset)
+
+    # --- the tenant and the patch group ------------------------------------------------------
+
+    async def link(self, cloud_account: str) -> TenantLink:
+        """The tenant link of a cloud account; an unlinked account is refused."""
+        key = LinkKey(provider=self.inp.provider, cloud_account=cloud_account)
+        result = await self.on_aws(ActivityName.GET_LINK, key, GetLinkResult)
+        if result.link is None:
+            raise refuse(
+                ErrorType.TENANT_NOT_LINKED, f"{self.inp.provider.value} account {cloud_account!r} is not linked to a customer"
+            )
+        return result.link
+
+    def patch_group(self, metadata: VmMetadata, link: TenantLink) -> PatchGroup:
+        """The patching label must be ``true``; the group label (else the link's default) picks the ring."""
+        policy = self.inp.policy
+        enabled = metadata.labels.get(policy.patching_label, "")
+        if enabled.strip().lower() != "true":
+            raise refuse(
+                ErrorType.PATCHING_NOT_ENABLED, f"label {policy.patching_label!r} is {enabled or 'absent'!r}, not 'true'"
+            )
+        wanted = metadata.labels.get(policy.patch_group_label, "").strip().lower()
+        if not wanted:
+            return PatchGroup(link.default_patch_group)
+        try:
+            return PatchGroup(wanted)
+        except ValueError:
+            allowed = ", ".join(g.value for g in PatchGroup)
+            raise refuse(
+                ErrorType.PATCH_GROUP_INVALID, f"label {policy.patch_group_label!r} is {wanted!r}; use one of {allowed}"
+            ) from None
+
+    # --- managed instances -------------------------------------------------------------------
+
+    @staticmethod
+    def by_instance_id(ref: AccountRef, instance_id: str) -> ManagedInstanceQuery:
+        return ManagedInstanceQuery(account=ref, instance_id=instance_id)
+
+    async def find_managed(self, query: ManagedInstanceQuery) -> ManagedInstance | None:
+        found = await self.on_aws(ActivityName.FIND_MANAGED_INSTANCE, query, ManagedInstanceResult)
+        return found.instance
+
+    async def await_online(self, query: ManagedInstanceQuery) -> ManagedInstance:
+        """Wait (flat polling) for the agent to report; refuse when it does not in time."""
+        timeout = timedelta(seconds=self.inp.policy.agent_online_timeout_seconds)
+        try:
+            found = await self.on_aws(
+                ActivityName.AWAIT_MANAGED_INSTANCE, query, ManagedInstanceResult, options.poll_flat(timeout)
+            )
+        except ActivityError as err:
+            # The retry budget ran out: the last cause is either the timeout or the last "not yet".
+            if timed_out(err) or getattr(err.cause, "type", None) == ErrorType.AGENT_NOT_READY.value:
+                raise refuse(
+                    ErrorType.AGENT_REGISTRATION_TIMEOUT,
+                    f"the SSM agent did not come online within {timeout}; its activation was deleted",
+                ) from None
+            raise
+        assert found.instance is not None
+        return found.instance
+
+    async def confirm_tags(self, ref: AccountRef, managed: ManagedInstance, tags: dict[str, str]) -> None:
+        """The managed instance holds its tags (added when registration dropped some)."""
+        missing = {k: v for k, v in tags.items() if managed.tags.get(k) != v}
+        if not missing:
+            return
+        tag = TagManagedInstanceInput(account=ref, instance_id=managed.instance_id, tags=missing)
+        await self.on_aws(ActivityName.TAG_MANAGED_INSTANCE, tag, None)
+        again = await self.find_managed(self.by_instance_id(ref, managed.instance_id))
+        if again is None or any(again.tags.get(k) != v for k, v in tags.items()):
+            raise refuse(ErrorType.AGENT_TAGS_MISMATCH, f"{managed.instance_id} does not hold its tags {sorted(missing)}")
+
+    # --- hybrid: the activation and the agent ------------------------------------------------
+
+    async def activate(
+        self, ref: AccountRef, config: SsmConfigurationResult, account: SystemsAccount, group: PatchGroup, tags: dict[str, str]
+    ) -> RegistrationAnswer:
+        """Trust on first use, then one activation for this VM: the API call's answer."""
+        inp = self.inp
+        existing = await self.find_managed(ManagedInstanceQuery(account=ref, instance_key=inp.instance_key))
+        if existing is not None:
+            raise refuse(
+                ErrorType.ALREADY_ENROLLED,
+                f"{inp.instance_key} is already managed instance {existing.instance_id}; "
+                "an operator must allow re-enrollment",
+            )
+        info = workflow.info()
+        request = ActivationRequest(
+            account=ref,
+            service_role=config.service_role,
+            default_instance_name=inp.hostname,
+            idempotency_key=f"{info.workflow_id}/{info.run_id}",
+            tags=tags,
+            expiry_seconds=inp.policy.activation_expiry_seconds,
+        )
+        activation = await self.on_aws(ActivityName.CREATE_ACTIVATION, request, Activation)
+        return RegistrationAnswer(
+            enrollment_id="", systems_account=account.account_id, patch_group=group.value, activation=activation
+        )
+
+    async def register_agent(self, ref: AccountRef, answer: RegistrationAnswer, tags: dict[str, str]) -> ManagedInstance:
+        """The agent registers with the activation and comes online with its tags; the used (or
+        expired) activation is deleted either way."""
+        assert answer.activation is not None
+        delete = DeleteActivationInput(account=ref, activation_id=answer.activation.id)
+        try:
+            managed = await self.await_online(ManagedInstanceQuery(account=ref, activation_id=answer.activation.id))
+        except ApplicationError:
+            await self.on_aws(ActivityName.DELETE_ACTIVATION, delete, None)
+            raise
+        await self.confirm_tags(ref, managed, tags)
+        # Its one registration is used: the activation has nothing left to give.
+        await self.on_aws(ActivityName.DELETE_ACTIVATION, delete, None)
+        return managed
+
+    # --- EC2: tag the instance, its own agent reports ------------------------------------------
+
+    async def tag_ec2(
+        self, identity: VerifiedIdentity, metadata: VmMetadata, account: SystemsAccount, ref: AccountRef,
+        group: PatchGroup, tags: dict[str, str],
+    ) -> RegistrationAnswer:
+        """Trust on first use, then the instance's tags in the customer's own account."""
+        inp = self.inp
+        # Enrolled means tagged by an earlier enrollment AND reporting to SSM; a tag left by an
+        # enrollment whose agent never reported does not block a new attempt.
+        earlier = metadata.labels.get(TAG_ENROLLMENT_ID)
+        if earlier and await self.find_managed(self.by_instance_id(ref, identity.instance_id)):
+            raise refuse(
+                ErrorType.ALREADY_ENROLLED,
+                f"{inp.instance_key} already carries enrollment {earlier}; an operator must allow re-enrollment",
+            )
+        tag = Ec2TagInput(
+            account_id=identity.cloud_account,
+            region=identity.region or ref.region,
+            instance_id=identity.instance_id,
+            role_arn=account.role_arn,
+            external_id=account.external_id,
+            tags=tags,
+        )
+        await self.on_provider(ActivityName.TAG_EC2_INSTANCE, tag, None)
+        return RegistrationAnswer(
+            enrollment_id="",
+            systems_account=account.account_id,
+            patch_group=group.value,
+            managed_instance_id=identity.instance_id,
+        )
