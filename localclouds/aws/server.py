@@ -168,6 +168,11 @@ class LocalAws:
         decision = self.faults.decide(service, action)
         if decision.latency_s:
             self.sleep(decision.latency_s)
+        if decision.error == "AccessDenied":
+            reason = f"User is not authorized to perform: {service}:{action}"
+            if target:
+                return json_error(AwsError("AccessDeniedException", reason))
+            return query_error("AccessDenied", reason, 403)
         if decision.throttle:
             if target:
                 return json_error(AwsError("ThrottlingException", "Rate exceeded"))

@@ -15,7 +15,7 @@ from clouds.aws.sessions import AwsSessions
 from clouds.aws.ssm_agents import SsmAgents
 from clouds.aws.ssm_config import SERVICE_ROLE, SsmConfigurator
 from contracts.enrollment import TAG_INSTANCE_KEY, AccountRef, TenantLink, account_tags
-from contracts.errors import ErrorType, TransientCloudError
+from contracts.errors import ErrorType, FleetpatchError, TransientCloudError
 from contracts.providers import PatchGroup, Provider
 from tests.support.local_aws import LocalAws
 
@@ -133,3 +133,25 @@ def test_activation_retry_replaces_the_earlier_one_and_tags_land(
     assert agents.tags(systems_account, found.instance_id)["Patch Group"] == "late"
     agents.deregister(systems_account, found.instance_id)
     assert agents.find(systems_account, instance_key="proj/123") is None
+
+
+@pytest.mark.parametrize(("service", "action"), [("ssm", "GetParameter"), ("sts", "AssumeRole"),
+                                                  ("iam", "GetRole")])
+def test_access_denied_is_not_retryable_and_says_what(local_aws: LocalAws, sessions: AwsSessions,
+                                                      systems_account: AccountRef, service: str,
+                                                      action: str) -> None:
+    from workers.interceptors import to_application_error
+
+    local_aws.control("/__fleetpatch/faults", "POST", {"service": service, "action": action, "error": "AccessDenied"})
+    try:
+        with pytest.raises(FleetpatchError) as denied:
+            if service == "ssm":
+                LinkStore(sessions, "/fleetpatch/denied/links").get(Provider.GCP, "acme-prod-1")
+            else:
+                SsmConfigurator(sessions).ensure_service_role(systems_account)
+    finally:
+        local_aws.control("/__fleetpatch/faults", "DELETE")
+    assert denied.value.type is ErrorType.AWS_ACCESS_DENIED and not denied.value.retryable
+    assert f"{service}:{action}" in str(denied.value) and "AccessDenied" in str(denied.value)
+    failure = to_application_error(denied.value)
+    assert failure.non_retryable and failure.type == ErrorType.AWS_ACCESS_DENIED.value
