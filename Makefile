@@ -7,13 +7,18 @@ PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: run test install system-deps vcsim bench lint clean
+.PHONY: run test chaos install system-deps vcsim bench lint clean
 
 run: install vcsim
 	$(VENV)/bin/fleetpatch up
 
 test: install vcsim
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Fault tests, bounded: storms of registrations while processes die, Temporal restarts and AWS
+# throttles; each prints its figures (FLEETPATCH_CHAOS_VMS=100 for the full-size storm).
+chaos: install vcsim
+	$(PY) -m pytest -m chaos -s tests/chaos $(PYTEST_ARGS)
 
 install: system-deps $(STAMP)
 
