@@ -104,11 +104,15 @@ _PRIVATE = (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey, ed25519.Ed25519Privat
 
 
 class _Pickler(pickle.Pickler):
-    def persistent_id(self, obj: Any) -> Any:
-        # A model that refers to a whole moto backend refers to the live one after a restore.
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         from moto.core.base_backend import BackendDict
 
-        if isinstance(obj, BackendDict):
+        super().__init__(*args, **kwargs)
+        self._backends = BackendDict
+
+    def persistent_id(self, obj: Any) -> Any:
+        # A model that refers to a whole moto backend refers to the live one after a restore.
+        if isinstance(obj, self._backends):
             return ("moto-backends", *_global_name(obj))
         return None
 
