@@ -33,8 +33,15 @@ def payload_codec(settings: CodecSettings) -> EncryptionCodec | None:
     return EncryptionCodec(ring) if ring else None
 
 
-def connect_config(settings: Settings) -> dict[str, Any]:
-    local_json: Path | None = settings.local_json
+def connect_config(settings: Settings | Path | None = None) -> dict[str, Any]:
+    """Connection options; ``settings`` (or, for older callers, the local.json path, with the
+    rest of the settings read from the environment) also gives the payload codec."""
+    if not isinstance(settings, Settings):
+        local = settings
+        settings = Settings()
+        local_json: Path | None = local
+    else:
+        local_json = settings.local_json
     config: dict[str, Any] = dict(ClientConfig.load_client_connect_config())
     codec = settings.codec
     if not codec.ring() and local_json is not None and local_json.exists():
@@ -62,14 +69,14 @@ def _local_codec(local_json: Path) -> CodecSettings | None:
     return CodecSettings(keys_file=Path(path)) if path and Path(path).exists() else None
 
 
-async def connect(settings: Settings, **overrides: Any) -> Client:
+async def connect(settings: Settings | Path | None = None, **overrides: Any) -> Client:
     config = connect_config(settings)
     config.update(overrides)
     return await Client.connect(**config)
 
 
 async def connect_with_retry(
-    settings: Settings,
+    settings: Settings | Path | None = None,
     *,
     attempts: int = 30,
     delay_seconds: float = 1.0,

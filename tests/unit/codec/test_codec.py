@@ -135,3 +135,10 @@ async def test_history_read_raw_holds_no_plaintext(dev_env, fail: bool) -> None:
         assert secret not in dumped and secret.encode().hex() not in dumped
     described = await raw.get_workflow_handle(handle.id).describe()
     assert IDENTITY.encode() not in described.raw_description.SerializeToString()
+
+
+def test_a_local_json_path_still_gets_the_codec(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("TEMPORAL_ADDRESS", "127.0.0.1:1")
+    monkeypatch.setenv("FLEETPATCH_CODEC__KEYS", NEW)
+    converter = connect_config(tmp_path / "local.json")["data_converter"]
+    assert isinstance(converter.payload_codec, EncryptionCodec) and converter.payload_codec.current == key_id(NEW)
