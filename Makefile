@@ -7,13 +7,17 @@ PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: run test chaos install system-deps vcsim bench lint clean
+.PHONY: run test schemathesis chaos install system-deps vcsim bench clean
 
 run: install vcsim
 	$(VENV)/bin/fleetpatch up
 
 test: install vcsim
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The API against its OpenAPI document (every schemathesis phase and check, ~3 min, seed printed).
+schemathesis: install vcsim
+	$(PY) -m pytest -q -s $(PYTEST_ARGS) tests/integration/schemathesis_contract.py
 
 # Fault tests, bounded: storms of registrations while processes die, Temporal restarts and AWS
 # throttles; each prints its figures (FLEETPATCH_CHAOS_VMS=100 for the full-size storm).

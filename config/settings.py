@@ -46,11 +46,9 @@ class AwsSettings(BaseModel):
     account_email_domain: str = "systems.fleetpatch.example"
     account_name_prefix: str = "fleetpatch"
     access_role_name: str = "OrganizationAccountAccessRole"
-    create_account_poll: Duration = timedelta(seconds=5)
     activation_expiry: Duration = timedelta(hours=24)
     agent_online_timeout: Duration = timedelta(minutes=30)
     links_parameter_prefix: str = "/fleetpatch/links"
-    reports_bucket: str = "fleetpatch-reports"
 
 
 class GcpSettings(BaseModel):
@@ -130,7 +128,11 @@ class ApiSettings(BaseModel):
     admin_token: SecretStr | None = None
     challenge_key: SecretStr | None = None  # HMAC key for Azure nonces
     max_body_bytes: int = 64 * 1024
-    registration_wait: Duration = timedelta(seconds=20)
+    registration_wait: Duration = timedelta(seconds=20)  # budget of POST /v1/registrations
+    admin_budget: Duration = timedelta(seconds=10)  # admin mutations: the result, or 202 + Location
+    # The Temporal Web UI, for links from an instance's audit chain to its enrollment; None: no link.
+    temporal_ui_url: str | None = None
+    temporal_namespace: str = "default"
 
     @field_validator("admin_token", "challenge_key")
     @classmethod
@@ -185,6 +187,18 @@ class PatchingSettings(BaseModel):
     poll_hold: Duration = timedelta(minutes=5)
 
 
+class ComplianceSettings(BaseModel):
+    """ComplianceSync: how often the ``compliance-sync`` schedule fills the estate store from SSM.
+
+    The orchestrator worker creates (or updates) the schedule when it starts, unless
+    ``schedule`` is false (``FLEETPATCH_COMPLIANCE__SCHEDULE=false``).
+    """
+
+    interval: Duration = timedelta(minutes=15)
+    max_concurrent_accounts: int = Field(default=8, ge=1, le=100)
+    schedule: bool = True
+
+
 class DatabaseSettings(BaseModel):
     """The estate store. None: the SQLite file ``estate.db`` in ``state_dir`` (see ``Settings``).
 
@@ -235,6 +249,7 @@ class Settings(BaseSettings):
     codec: CodecSettings = CodecSettings()
     local: LocalSettings = LocalSettings()
     database: DatabaseSettings = DatabaseSettings()
+    compliance: ComplianceSettings = ComplianceSettings()
 
     @field_validator("sealing_key")
     @classmethod

@@ -17,6 +17,7 @@ class WorkflowName:
     DOCTOR = "Doctor"
     PATCH_WINDOW = "PatchWindow"
     PATCH_BATCH = "PatchBatch"
+    COMPLIANCE_SYNC = "ComplianceSync"
 
 
 class UpdateName:
@@ -24,7 +25,7 @@ class UpdateName:
 
 
 class QueryName:
-    STATUS = "status"  # EnrollVm and PatchWindow: the run's current status
+    STATUS = "status"  # EnrollVm, PatchWindow and ComplianceSync: the run's current status
 
 
 class SignalName:

@@ -2,8 +2,9 @@
 
 An SSM activation code is created on the aws worker and handed to the registering VM by the API;
 in between it lives in workflow history (an activity result, an update result), which the
-Temporal UI shows. The aws worker seals it with a key it shares with the API only (AES-GCM via
-Fernet, the key derived from ``FLEETPATCH_SEALING_KEY``); the API unseals it for the one answer.
+Temporal UI shows. The aws worker seals it with a key it shares with the API only (Fernet:
+AES-128-CBC with an HMAC-SHA256, the key derived from ``FLEETPATCH_SEALING_KEY``); the API
+unseals it for the one answer.
 """
 
 from __future__ import annotations

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from workflows.compliance import ComplianceSyncWorkflow
 from workflows.doctor import DoctorWorkflow
 from workflows.enroll import EnrollVmWorkflow
 from workflows.links import LinkAdminWorkflow
@@ -20,4 +21,5 @@ ALL_WORKFLOWS: tuple[type, ...] = (
     SsmConfigurationWorkflow,
     PatchWindowWorkflow,
     PatchBatchWorkflow,
+    ComplianceSyncWorkflow,
 )

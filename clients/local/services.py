@@ -163,6 +163,7 @@ def shared_env(settings: Settings, clouds: list[LocalCloud]) -> dict[str, str]:
         "FLEETPATCH_CODEC__UI_ORIGINS": json.dumps([f"http://{HOST}:{settings.local.temporal_ui_port}"]),
         "FLEETPATCH_GCP__AUDIENCE": f"{api_url(settings)}/v1/registrations",
         "FLEETPATCH_DATABASE__URL": settings.database_url,
+        "FLEETPATCH_API__TEMPORAL_UI_URL": f"http://{HOST}:{settings.local.temporal_ui_port}",
     }
     for cloud in clouds:
         env.update(cloud.worker_env(settings))
@@ -226,7 +227,3 @@ def local_json(settings: Settings, clouds: list[LocalCloud], pids: dict[str, int
         except ValueError:
             doc["vms"] = []
     return doc
-
-
-def read_local_json(path: Path) -> dict[str, Any]:
-    return json.loads(path.read_text())

@@ -1,12 +1,14 @@
 """boto3 sessions: the management account, and any account reached by assuming a role.
 
-Assumed-role credentials are cached until shortly before they expire, per (role, external id).
+Assumed-role credentials are cached until shortly before they expire, per (role, external id),
+in :class:`AssumedRoles`, the one such cache (the ec2 worker and the local EC2 use it too).
 The endpoint URL comes from settings, so local runs use the local AWS by configuration only.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -26,12 +28,56 @@ class _Cached:
     expires: datetime
 
 
+class AssumedRoles:
+    """Sessions of assumed roles, cached per (role, external id) until five minutes before their
+    credentials expire. Thread-safe. STS failures propagate as botocore raised them: callers map
+    them to their own error types."""
+
+    def __init__(
+        self,
+        *,
+        session_name: str,
+        region: str | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._session_name = session_name
+        self._region = region
+        self._clock = clock
+        self._cache: dict[tuple[str, str | None], _Cached] = {}
+        self._lock = threading.Lock()
+
+    def session(
+        self, sts: Callable[[], Any], role_arn: str, external_id: str | None = None
+    ) -> boto3.session.Session:
+        """A session with the role's credentials; ``sts`` makes the STS client, called only
+        when the cache has no fresh credentials for (role, external id)."""
+        key = (role_arn, external_id)
+        with self._lock:
+            cached = self._cache.get(key)
+            if cached and cached.expires - _REFRESH_MARGIN > self._clock():
+                return cached.session
+        kwargs: dict[str, Any] = {"RoleArn": role_arn, "RoleSessionName": self._session_name}
+        if external_id:
+            kwargs["ExternalId"] = external_id
+        creds = sts().assume_role(**kwargs)["Credentials"]
+        session = boto3.session.Session(
+            aws_access_key_id=creds["AccessKeyId"],
+            aws_secret_access_key=creds["SecretAccessKey"],
+            aws_session_token=creds["SessionToken"],
+            region_name=self._region,
+        )
+        expires = creds["Expiration"]
+        expires = expires if expires.tzinfo else expires.replace(tzinfo=UTC)
+        with self._lock:
+            self._cache[key] = _Cached(session=session, expires=expires)
+        return session
+
+
 class AwsSessions:
     def __init__(self, settings: AwsSettings, base: boto3.session.Session | None = None) -> None:
         self._settings = settings
         self._base = base or boto3.session.Session(region_name=settings.region)
-        self._cache: dict[tuple[str, str | None], _Cached] = {}
-        self._lock = threading.Lock()
+        self._roles = AssumedRoles(session_name="fleetpatch", region=settings.region)
         self._config = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5, read_timeout=30)
 
     @property
@@ -53,28 +99,8 @@ class AwsSessions:
         return f"arn:aws:iam::{account_id}:role/{self._settings.access_role_name}"
 
     def assume(self, role_arn: str, external_id: str | None = None) -> boto3.session.Session:
-        key = (role_arn, external_id)
-        with self._lock:
-            cached = self._cache.get(key)
-            if cached and cached.expires - _REFRESH_MARGIN > datetime.now(UTC):
-                return cached.session
-        kwargs: dict[str, Any] = {"RoleArn": role_arn, "RoleSessionName": "fleetpatch"}
-        if external_id:
-            kwargs["ExternalId"] = external_id
         with aws_call("sts:AssumeRole"):
-            creds = self.management("sts").assume_role(**kwargs)["Credentials"]
-        session = boto3.session.Session(
-            aws_access_key_id=creds["AccessKeyId"],
-            aws_secret_access_key=creds["SecretAccessKey"],
-            aws_session_token=creds["SessionToken"],
-            region_name=self._settings.region,
-        )
-        expires = creds["Expiration"]
-        if expires.tzinfo is None:
-            expires = expires.replace(tzinfo=UTC)
-        with self._lock:
-            self._cache[key] = _Cached(session=session, expires=expires)
-        return session
+            return self._roles.session(lambda: self.management("sts"), role_arn, external_id)
 
     def in_account(self, service: str, role_arn: str, external_id: str | None = None, region: str | None = None) -> Any:
         return self.client(service, self.assume(role_arn, external_id), region)

@@ -163,7 +163,7 @@ def verify_azure_attested(
             "signer_subject": leaf.subject.rfc4514_string(),
             "signer_san": san,
             "chain_root_subject": chain[-1].subject.rfc4514_string(),
-            "sku": _optional_string(document, "sku"),
+            "sku": pkcs7.optional_string(document, "sku", max_length=256),
             "content_sha256": signed.content_sha256,
         },
     )
@@ -320,15 +320,6 @@ def _uuid_claim(document: dict[str, Any], name: str, *, required: bool) -> str:
     if not isinstance(value, str) or not _UUID.fullmatch(value):
         raise IdentityRefused(ErrorType.IDENTITY_MALFORMED, f"{name} is not a UUID")
     return str(uuid.UUID(value))  # canonical lower case: one VM, one key
-
-
-def _optional_string(document: dict[str, Any], name: str) -> str:
-    value = document.get(name)
-    if value is None:
-        return ""
-    if not isinstance(value, str) or len(value) > 256:
-        raise IdentityRefused(ErrorType.IDENTITY_MALFORMED, f"{name} is malformed")
-    return value
 
 
 def _timestamp(stamp: dict[str, Any], name: str) -> datetime:

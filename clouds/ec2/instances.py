@@ -12,9 +12,8 @@ Every botocore failure is mapped in :func:`map_aws_error`, the one place that kn
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import boto3
@@ -22,6 +21,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from clouds.aws.errors import translate
+from clouds.aws.sessions import AssumedRoles
 from config.settings import Settings
 from contracts.errors import (
     ErrorType,
@@ -43,7 +43,6 @@ ENROLLABLE_STATES = frozenset({"pending", "running"})
 NOT_FOUND_CODES = frozenset({"InvalidInstanceID.NotFound", "InvalidInstanceID.Malformed"})
 #: Tag limits of EC2: keys 1-128 characters, values up to 256, no ``aws:`` prefix.
 MAX_TAG_KEY, MAX_TAG_VALUE = 128, 256
-_REFRESH_MARGIN = timedelta(minutes=5)
 
 
 class Ec2AccessDenied(FleetpatchError):
@@ -97,13 +96,10 @@ class Ec2Instances:
     ) -> None:
         self._base = session_factory()
         self._endpoint = endpoint_url
-        self._session_name = role_session_name
         self._config = config or Config(
             retries={"mode": "standard", "max_attempts": 2}, connect_timeout=5, read_timeout=20
         )
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._assumed: dict[tuple[str, str | None], tuple[boto3.session.Session, datetime]] = {}
+        self._roles = AssumedRoles(session_name=role_session_name, clock=clock)
 
     @classmethod
     def from_settings(
@@ -125,31 +121,16 @@ class Ec2Instances:
             raise Ec2RequestRefused(f"role {role_arn!r} is not an IAM role ARN")
         if match.group("account") != account_id:
             raise Ec2RequestRefused(f"role {role_arn} is not in account {account_id}")
-        key = (role_arn, external_id)
-        with self._lock:
-            cached = self._assumed.get(key)
-            if cached and cached[1] - _REFRESH_MARGIN > self._clock():
-                return cached[0]
-        kwargs: dict[str, Any] = {"RoleArn": role_arn, "RoleSessionName": self._session_name}
-        if external_id:
-            kwargs["ExternalId"] = external_id
-        sts = self._base.client(
-            "sts", region_name=region, endpoint_url=self._endpoint, config=self._config
-        )
+
+        def sts() -> Any:
+            return self._base.client(
+                "sts", region_name=region, endpoint_url=self._endpoint, config=self._config
+            )
+
         try:
-            creds = sts.assume_role(**kwargs)["Credentials"]
+            return self._roles.session(sts, role_arn, external_id)
         except (ClientError, BotoCoreError) as exc:
             raise map_aws_error(exc, f"assuming {role_arn}") from exc
-        session = boto3.session.Session(
-            aws_access_key_id=creds["AccessKeyId"],
-            aws_secret_access_key=creds["SecretAccessKey"],
-            aws_session_token=creds["SessionToken"],
-        )
-        expires = creds["Expiration"]
-        expires = expires if expires.tzinfo else expires.replace(tzinfo=UTC)
-        with self._lock:
-            self._assumed[key] = (session, expires)
-        return session
 
     def _ec2(
         self, account_id: str, region: str, role_arn: str | None, external_id: str | None

@@ -291,15 +291,6 @@ def _string_claim(document: dict[str, Any], name: str, pattern: re.Pattern[str])
     return value
 
 
-def _optional_string(document: dict[str, Any], name: str) -> str:
-    value = document.get(name)
-    if value is None:
-        return ""
-    if not isinstance(value, str) or len(value) > 128:
-        raise IdentityRefused(ErrorType.IDENTITY_MALFORMED, f"{name} is malformed")
-    return value
-
-
 def _claims(document: dict[str, Any]) -> dict[str, Any]:
     pending_text = _string_claim(document, "pendingTime", _PENDING)
     try:
@@ -311,6 +302,6 @@ def _claims(document: dict[str, Any]) -> dict[str, Any]:
         "instanceId": _string_claim(document, "instanceId", _INSTANCE),
         "region": _string_claim(document, "region", _REGION),
         "pendingTime": pending,
-        "instanceType": _optional_string(document, "instanceType"),
-        "imageId": _optional_string(document, "imageId"),
+        "instanceType": pkcs7.optional_string(document, "instanceType", max_length=128),
+        "imageId": pkcs7.optional_string(document, "imageId", max_length=128),
     }

@@ -45,24 +45,8 @@ def compute_engine_claims(payload: dict[str, Any]) -> ComputeEngineClaims:
     Missing claims (a format=standard token, or fields absent) -> IdentityClaimsMissing;
     present with a wrong type or shape -> IdentityMalformed.
     """
-    google = payload.get("google")
-    if google is None:
-        raise IdentityRefused(
-            ErrorType.IDENTITY_CLAIMS_MISSING,
-            "no google.compute_engine claims: request the token with format=full",
-        )
-    if not isinstance(google, dict):
-        raise IdentityRefused(ErrorType.IDENTITY_MALFORMED, "claim google is not an object")
-    ce = google.get("compute_engine")
-    if ce is None:
-        raise IdentityRefused(
-            ErrorType.IDENTITY_CLAIMS_MISSING,
-            "no google.compute_engine claims: request the token with format=full",
-        )
-    if not isinstance(ce, dict):
-        raise IdentityRefused(
-            ErrorType.IDENTITY_MALFORMED, "claim google.compute_engine is not an object"
-        )
+    google = _claims_object(payload, "google", "google")
+    ce = _claims_object(google, "compute_engine", "google.compute_engine")
     missing = [name for name in REQUIRED_FIELDS if name not in ce]
     if missing:
         raise IdentityRefused(
@@ -77,6 +61,18 @@ def compute_engine_claims(payload: dict[str, Any]) -> ComputeEngineClaims:
         instance_name=_text(ce, "instance_name", _RFC1035),
         instance_creation_timestamp=_integer(ce, "instance_creation_timestamp"),
     )
+
+
+def _claims_object(parent: dict[str, Any], key: str, path: str) -> dict[str, Any]:
+    value = parent.get(key)
+    if value is None:
+        raise IdentityRefused(
+            ErrorType.IDENTITY_CLAIMS_MISSING,
+            "no google.compute_engine claims: request the token with format=full",
+        )
+    if not isinstance(value, dict):
+        raise IdentityRefused(ErrorType.IDENTITY_MALFORMED, f"claim {path} is not an object")
+    return value
 
 
 def _text(ce: dict[str, Any], name: str, shape: re.Pattern[str]) -> str:

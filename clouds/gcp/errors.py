@@ -19,9 +19,8 @@ from google.auth import exceptions as auth_exceptions
 
 from contracts.errors import ErrorType, FleetpatchError, InstanceRefused, TransientCloudError
 
-#: The type carried by retryable failures (JWKS or Compute API unreachable). contracts has no
-#: "cloud unavailable" type yet; once retries are exhausted the operator has to look, so this is
-#: the closest stable name. Change it here only.
+#: The type carried by retryable failures (JWKS or Compute API unreachable or throttled):
+#: contracts' own "cloud unavailable" type, as for every other cloud.
 UNAVAILABLE = ErrorType.CLOUD_UNAVAILABLE
 
 

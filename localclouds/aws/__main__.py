@@ -9,23 +9,18 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import sys
 from datetime import timedelta
-from pathlib import Path
-from types import FrameType
 
 from localclouds.aws import MANAGEMENT_ACCOUNT, REGION, iam_policies, state_path
 from localclouds.aws.organizations import create_organization
 from localclouds.aws.persistence import StateNotRestored, StateStore
 from localclouds.aws.server import make_app, make_server
+from localclouds.serving import arguments, run_wsgi
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m localclouds.aws", description=__doc__)
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--state-dir", type=Path, required=True)
+    parser = arguments("localclouds.aws", __doc__, port=8701, log_level=False)
     parser.add_argument("--create-account-delay", type=float, default=3.0,
                         help="seconds until an Organizations CreateAccount request is decided")
     parser.add_argument("--ping-timeout", type=float, default=600.0,
@@ -40,6 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     # Like real IAM, know the AWS-managed policies fleetpatch attaches (AmazonSSMManagedInstanceCore).
     iam_policies.install()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    log = logging.getLogger(__name__)
     state_path(args.state_dir).mkdir(parents=True, exist_ok=True)
     app = make_app(
         create_account_delay=timedelta(seconds=args.create_account_delay),
@@ -50,29 +46,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         restored = store.load()
     except StateNotRestored as err:
-        logging.getLogger(__name__).error("%s", err)
+        log.error("%s", err)
         return 3
     create_organization(MANAGEMENT_ACCOUNT, REGION)
-    server = make_server(args.host, args.port, app)
-    # Request threads may sit on idle keep-alive connections: never wait for them at shutdown.
-    server.daemon_threads = True
-    server.block_on_close = False
-
-    def stop(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    log = logging.getLogger(__name__)
-    log.info("local AWS serving on http://%s:%s (%s)", args.host, args.port,
-             f"state restored from {store.path}" if restored else "fresh state")
+    log.info("local AWS: %s", f"state restored from {store.path}" if restored else "fresh state")
     store.start()
     try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
+        run_wsgi(make_server(args.host, args.port, app))
     finally:
-        server.server_close()
         store.close()
         log.info("local AWS state saved to %s", store.path)
     return 0

@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -199,6 +199,3 @@ def string_list(value: Any, name: str) -> list[str]:
         raise validation(f"{name} must be a list of strings")
     return value
 
-
-def first_match(items: Iterable[T], predicate: Callable[[T], bool]) -> T | None:
-    return next((item for item in items if predicate(item)), None)

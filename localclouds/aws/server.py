@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs
 
+from localclouds.addresses import HEALTH_BODY, HEALTH_PATH
 from localclouds.aws.auth import caller_from_environ, credential_scope
 from localclouds.aws.context import PassToMoto, RequestContext
 from localclouds.aws.ec2messages import MessageService
@@ -30,6 +31,7 @@ from localclouds.aws.ssm_commands import CommandService
 from localclouds.aws.ssm_engine import CommandEngine
 from localclouds.aws.ssm_hybrid import HybridService
 from localclouds.aws.ssm_instances import InstanceService
+from localclouds.aws.ssm_inventory import InventoryService
 from localclouds.aws.ssm_patch import PatchBaselineService
 from localclouds.aws.ssm_patch_states import PatchStateService
 from localclouds.aws.ssm_state import Clock, SsmState
@@ -42,7 +44,6 @@ TARGET_PREFIXES = {
     "EC2WindowsMessageDeliveryService": "ec2messages",
 }
 MAX_BODY = 8 * 1024 * 1024
-HEALTH_PATH = "/__fleetpatch/health"
 FAULTS_PATH = "/__fleetpatch/faults"
 SNAPSHOT_PREFIX = "/__fleetpatch/snapshots/"
 CLOCK_PATH = "/__fleetpatch/clock"
@@ -105,7 +106,8 @@ class LocalAws:
             **CommandService(self.ssm, self.engine).handlers(),
             **baselines.handlers(),
             **self.patch_states.handlers(),
-            **AssociationService(self.ssm).handlers(),
+            **AssociationService(self.ssm, hybrid).handlers(),
+            **InventoryService(self.ssm).handlers(),
         }
         self.message_handlers = MessageService(self.ssm, self.engine, hybrid).handlers()
         self.organizations = OrganizationsService(create_account_delay)
@@ -144,7 +146,7 @@ class LocalAws:
         path = environ.get("PATH_INFO", "")
         method = environ.get("REQUEST_METHOD", "GET")
         if path == HEALTH_PATH:
-            return json_response({"status": "ok"})
+            return json_response(HEALTH_BODY)
         if path == FAULTS_PATH:
             return self._faults(method, _read_body(environ))
         if path == CLOCK_PATH:

@@ -8,25 +8,28 @@ listeners gracefully and the process exits 0.
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 from datetime import UTC, datetime
-from pathlib import Path
 
-
-from localclouds.azure.arm_app import create_arm_app
-from localclouds.azure.imds_app import create_imds_app
+from localclouds.azure.app import create_arm_app, create_imds_app
 from localclouds.azure.layout import AzurePaths
 from localclouds.azure.material import DEFAULT_LOCATIONS, ensure_material
 from localclouds.azure.vms import VmStore
-from localclouds.serving import listener
-from localclouds.serving import serve as serve_listeners
+from localclouds.serving import arguments, listener, run
+
 
 def _clock() -> datetime:
     return datetime.now(UTC)
 
 
-async def serve(args: argparse.Namespace) -> None:
+def main(argv: list[str] | None = None) -> None:
+    parser = arguments("localclouds.azure", __doc__, port=8703)
+    parser.add_argument("--arm-port", type=int, default=8704, help="ARM (https)")
+    parser.add_argument(
+        "--locations",
+        default=",".join(DEFAULT_LOCATIONS),
+        help="IMDS signer certificates to issue before reporting healthy (others on first use)",
+    )
+    args = parser.parse_args(argv)
     paths = AzurePaths.under(args.state_dir)
     locations = tuple(x.strip() for x in args.locations.split(",") if x.strip())
     material = ensure_material(paths, host=args.host, locations=locations)
@@ -38,22 +41,7 @@ async def serve(args: argparse.Namespace) -> None:
     )
     paths.arm_port.write_text(f"{args.arm_port}\n")
     # ARM first: health is served by IMDS, so healthy implies both are listening.
-    await serve_listeners(arm, imds)
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m localclouds.azure", description=__doc__)
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8703, help="IMDS + managed identity (http)")
-    parser.add_argument("--arm-port", type=int, default=8704, help="ARM (https)")
-    parser.add_argument("--state-dir", type=Path, default=Path(".fleetpatch"))
-    parser.add_argument(
-        "--locations",
-        default=",".join(DEFAULT_LOCATIONS),
-        help="IMDS signer certificates to issue before reporting healthy (others on first use)",
-    )
-    parser.add_argument("--log-level", default="warning")
-    asyncio.run(serve(parser.parse_args(argv)))
+    run(arm, imds)
 
 
 if __name__ == "__main__":

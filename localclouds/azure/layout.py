@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from localclouds.addresses import base_url, health_url
+
 #: The path App Service's managed-identity endpoint uses; azure-identity takes the whole URL.
 IDENTITY_PATH = "/msi/token"
 
@@ -126,10 +128,6 @@ def _read_identity(path: Path) -> LocalIdentity:
     )
 
 
-def _host_for_url(host: str) -> str:
-    return f"[{host}]" if ":" in host and not host.startswith("[") else host
-
-
 def _arm_port(paths: AzurePaths, imds_port: int, arm_port: int | None) -> int:
     """The ARM port: given, else the one the running cloud recorded, else the IMDS port + 1."""
     if arm_port is not None:
@@ -145,15 +143,15 @@ def describe(
 ) -> dict[str, Any]:
     """This cloud's entry in ``.fleetpatch/local.json``."""
     paths = AzurePaths.under(state_dir)
-    shown = _host_for_url(host)
+    imds = base_url(host, port)
     return {
-        "imds": f"http://{shown}:{port}/vm/{{name}}",
-        "arm": f"https://{shown}:{_arm_port(paths, port, arm_port)}",
+        "imds": f"{imds}/vm/{{name}}",
+        "arm": base_url(host, _arm_port(paths, port, arm_port), "https"),
         "ca_bundle": str(paths.arm_ca),
         "roots": str(paths.imds_root),
         "intermediates": str(paths.imds_intermediate),
-        "identity_endpoint": f"http://{shown}:{port}{IDENTITY_PATH}",
-        "health": f"http://{shown}:{port}/__fleetpatch/health",
+        "identity_endpoint": f"{imds}{IDENTITY_PATH}",
+        "health": health_url(host, port),
     }
 
 

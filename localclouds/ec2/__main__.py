@@ -7,35 +7,21 @@ first use. SIGTERM and SIGINT stop the server gracefully and the process exits 0
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 from datetime import UTC, datetime
-from pathlib import Path
-
 
 from localclouds.ec2.app import create_app
 from localclouds.ec2.instances import MotoInstances
 from localclouds.ec2.layout import Ec2Paths
 from localclouds.ec2.signing import DEFAULT_REGIONS, RegionSigners
-from localclouds.serving import listener
-from localclouds.serving import serve as serve_listeners
+from localclouds.serving import arguments, listener, run
+
 
 def _clock() -> datetime:
     return datetime.now(UTC)
 
 
-async def serve(args: argparse.Namespace) -> None:
-    signers = RegionSigners(Ec2Paths.under(args.state_dir))
-    signers.prepare(tuple(r.strip() for r in args.regions.split(",") if r.strip()))
-    instances = MotoInstances(args.aws_endpoint, role_name=args.role_name, clock=_clock)
-    await serve_listeners(listener(create_app(instances, signers, _clock), args.host, args.port, args.log_level))
-
-
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m localclouds.ec2", description=__doc__)
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8705)
-    parser.add_argument("--state-dir", type=Path, default=Path(".fleetpatch"))
+    parser = arguments("localclouds.ec2", __doc__, port=8705)
     parser.add_argument(
         "--aws-endpoint", default="http://127.0.0.1:8701", help="the local AWS (moto)"
     )
@@ -45,8 +31,11 @@ def main(argv: list[str] | None = None) -> None:
         default="OrganizationAccountAccessRole",
         help="role assumed in each account to read its instances (moto needs none to exist)",
     )
-    parser.add_argument("--log-level", default="warning")
-    asyncio.run(serve(parser.parse_args(argv)))
+    args = parser.parse_args(argv)
+    signers = RegionSigners(Ec2Paths.under(args.state_dir))
+    signers.prepare(tuple(r.strip() for r in args.regions.split(",") if r.strip()))
+    instances = MotoInstances(args.aws_endpoint, role_name=args.role_name, clock=_clock)
+    run(listener(create_app(instances, signers, _clock), args.host, args.port, args.log_level))
 
 
 if __name__ == "__main__":

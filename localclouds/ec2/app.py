@@ -20,14 +20,16 @@ import re
 import secrets
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import Response
 
 from localclouds.ec2.instances import MotoInstances, identity_document, render
 from localclouds.ec2.signing import REGION, RegionSigners
+from localclouds.serving import emulator_app
 
 TTL_HEADER = "x-aws-ec2-metadata-token-ttl-seconds"
 TOKEN_HEADER = "x-aws-ec2-metadata-token"
@@ -102,70 +104,85 @@ class TokenStore:
         return entry is not None and entry[0] == vm and entry[1] > self._clock()
 
 
-def create_app(
-    instances: MotoInstances, signers: RegionSigners, clock: Callable[[], datetime]
-) -> FastAPI:
-    app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
-    tokens = TokenStore(clock)
+@dataclass(frozen=True)
+class Imds:
+    """What the IMDS routes read: instances from the local AWS, the signers, the tokens."""
 
-    @app.get("/__fleetpatch/health")
-    def health() -> dict[str, str]:
-        return {"status": "ok"}
+    instances: MotoInstances
+    signers: RegionSigners
+    tokens: TokenStore
+    clock: Callable[[], datetime]
 
-    @app.api_route(
-        "/vm/{account}/{region}/{instance_id}/latest/{rest:path}",
-        methods=["GET", "HEAD", "PUT", "POST", "PATCH", "DELETE"],
-    )
-    def imds(account: str, region: str, instance_id: str, rest: str, request: Request) -> Response:
-        if not (
-            ACCOUNT.fullmatch(account)
-            and REGION.fullmatch(region)
-            and INSTANCE.fullmatch(instance_id)
-        ):
-            return _error(404)
-        vm = f"{account}/{region}/{instance_id}"
-        if rest == "api/token":
-            if request.method != "PUT":
-                return _error(405)
-            return _token(request, vm)
-        if request.method not in ("GET", "HEAD"):
-            return _error(405)
-        if not tokens.valid(request.headers.get(TOKEN_HEADER), vm):
-            return _error(401)
-        inst = instances.describe(account, region, instance_id)
-        if inst is None or (inst.get("State") or {}).get("Name") not in RUNNING:
-            return _error(404)
-        body = _serve(rest.rstrip("/"), inst, region)
-        return _error(404) if body is None else _text(body)
 
-    def _token(request: Request, vm: str) -> Response:
-        if "x-forwarded-for" in request.headers:
-            return _error(403)
-        raw = request.headers.get(TTL_HEADER, "")
-        if not raw.isdigit() or not 1 <= int(raw) <= MAX_TTL:
-            return _error(400)
-        account, region, instance_id = vm.split("/")
-        inst = instances.describe(account, region, instance_id)
-        if inst is None or (inst.get("State") or {}).get("Name") not in RUNNING:
-            return _error(404)
-        return _text(tokens.issue(vm, int(raw)), headers={TTL_HEADER: raw})
+def _imds(request: Request) -> Imds:
+    return request.app.state.imds
 
-    def _serve(path: str, inst: dict[str, Any], region: str) -> str | None:
-        document = render(identity_document(inst, region))
-        now = clock()
-        identity = {
-            "dynamic/instance-identity/document": lambda: document.decode(),
-            "dynamic/instance-identity/signature": lambda: signers.signature(document, region),
-            "dynamic/instance-identity/rsa2048": lambda: signers.rsa2048(document, region, now),
-            "dynamic/instance-identity/pkcs7": lambda: signers.pkcs7(document, region, now),
-            "dynamic/instance-identity": lambda: "document\npkcs7\nrsa2048\nsignature",
-            "dynamic": lambda: "instance-identity/",
-        }
-        if path in identity:
-            return identity[path]()
-        return _meta_data(path, inst, region)
 
-    return app
+router = APIRouter()
+
+
+@router.api_route(
+    "/vm/{account}/{region}/{instance_id}/latest/{rest:path}",
+    methods=["GET", "HEAD", "PUT", "POST", "PATCH", "DELETE"],
+)
+def metadata(
+    account: str,
+    region: str,
+    instance_id: str,
+    rest: str,
+    request: Request,
+    state: Annotated[Imds, Depends(_imds)],
+) -> Response:
+    if not (
+        ACCOUNT.fullmatch(account) and REGION.fullmatch(region) and INSTANCE.fullmatch(instance_id)
+    ):
+        return _error(404)
+    vm = f"{account}/{region}/{instance_id}"
+    if rest == "api/token":
+        return _token(request, vm, state) if request.method == "PUT" else _error(405)
+    if request.method not in ("GET", "HEAD"):
+        return _error(405)
+    if not state.tokens.valid(request.headers.get(TOKEN_HEADER), vm):
+        return _error(401)
+    inst = _running(state, account, region, instance_id)
+    if inst is None:
+        return _error(404)
+    body = _serve(rest.rstrip("/"), inst, region, state)
+    return _error(404) if body is None else _text(body)
+
+
+def _running(state: Imds, account: str, region: str, instance_id: str) -> dict[str, Any] | None:
+    inst = state.instances.describe(account, region, instance_id)
+    if inst is None or (inst.get("State") or {}).get("Name") not in RUNNING:
+        return None
+    return inst
+
+
+def _token(request: Request, vm: str, state: Imds) -> Response:
+    if "x-forwarded-for" in request.headers:
+        return _error(403)
+    raw = request.headers.get(TTL_HEADER, "")
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_TTL:
+        return _error(400)
+    if _running(state, *vm.split("/")) is None:
+        return _error(404)
+    return _text(state.tokens.issue(vm, int(raw)), headers={TTL_HEADER: raw})
+
+
+def _serve(path: str, inst: dict[str, Any], region: str, state: Imds) -> str | None:
+    document = render(identity_document(inst, region))
+    signers, now = state.signers, state.clock()
+    identity = {
+        "dynamic/instance-identity/document": lambda: document.decode(),
+        "dynamic/instance-identity/signature": lambda: signers.signature(document, region),
+        "dynamic/instance-identity/rsa2048": lambda: signers.rsa2048(document, region, now),
+        "dynamic/instance-identity/pkcs7": lambda: signers.pkcs7(document, region, now),
+        "dynamic/instance-identity": lambda: "document\npkcs7\nrsa2048\nsignature",
+        "dynamic": lambda: "instance-identity/",
+    }
+    if path in identity:
+        return identity[path]()
+    return _meta_data(path, inst, region)
 
 
 def _meta_data(path: str, inst: dict[str, Any], region: str) -> str | None:
@@ -194,3 +211,10 @@ def _meta_data(path: str, inst: dict[str, Any], region: str) -> str | None:
     if tags_allowed and path.startswith("meta-data/tags/instance/"):
         return tags.get(path.removeprefix("meta-data/tags/instance/"))
     return None
+
+
+def create_app(
+    instances: MotoInstances, signers: RegionSigners, clock: Callable[[], datetime]
+) -> FastAPI:
+    state = Imds(instances, signers, TokenStore(clock), clock)
+    return emulator_app("fleetpatch local EC2 IMDS", [router], imds=state)

@@ -3,7 +3,8 @@
 moto picks the account from the caller's access key: keys it issued through STS ``AssumeRole``
 belong to the role's account, any other key to the default account 123456789012. So this
 module assumes ``arn:aws:iam::{account}:role/{role}`` (moto needs no such role to exist) and
-reads the instance with those credentials; the credentials are cached until near expiry.
+reads the instance with those credentials, cached (``clouds.aws.sessions.AssumedRoles``) until
+near expiry.
 
 The document is pretty-printed exactly as EC2 prints it (two-space indent, ``"key" : value``,
 no final newline) with the field order of current documents.
@@ -12,17 +13,17 @@ no final newline) with the field order of current documents.
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from clouds.aws.sessions import AssumedRoles
+
 DOCUMENT_VERSION = "2017-09-30"
-_REFRESH_MARGIN = timedelta(minutes=5)
 
 
 class MotoInstances:
@@ -37,7 +38,6 @@ class MotoInstances:
     ) -> None:
         self._endpoint = endpoint_url
         self._role_name = role_name
-        self._clock = clock
         base = boto3.session.Session()
         if base.get_credentials() is None:  # moto accepts any key; use a fixed local one
             base = boto3.session.Session(
@@ -47,31 +47,15 @@ class MotoInstances:
         self._config = Config(
             retries={"mode": "standard", "max_attempts": 2}, connect_timeout=5, read_timeout=20
         )
-        self._lock = threading.Lock()
-        self._sessions: dict[str, tuple[boto3.session.Session, datetime]] = {}
+        self._roles = AssumedRoles(session_name="fleetpatch-local-imds", clock=clock)
 
     def _session(self, account: str) -> boto3.session.Session:
-        with self._lock:
-            cached = self._sessions.get(account)
-            if cached and cached[1] - _REFRESH_MARGIN > self._clock():
-                return cached[0]
-        sts = self._base.client(
-            "sts", region_name="us-east-1", endpoint_url=self._endpoint, config=self._config
-        )
-        creds = sts.assume_role(
-            RoleArn=f"arn:aws:iam::{account}:role/{self._role_name}",
-            RoleSessionName="fleetpatch-local-imds",
-        )["Credentials"]
-        session = boto3.session.Session(
-            aws_access_key_id=creds["AccessKeyId"],
-            aws_secret_access_key=creds["SecretAccessKey"],
-            aws_session_token=creds["SessionToken"],
-        )
-        expires = creds["Expiration"]
-        expires = expires if expires.tzinfo else expires.replace(tzinfo=UTC)
-        with self._lock:
-            self._sessions[account] = (session, expires)
-        return session
+        def sts() -> Any:
+            return self._base.client(
+                "sts", region_name="us-east-1", endpoint_url=self._endpoint, config=self._config
+            )
+
+        return self._roles.session(sts, f"arn:aws:iam::{account}:role/{self._role_name}")
 
     def describe(self, account: str, region: str, instance_id: str) -> dict[str, Any] | None:
         """The instance (with ``OwnerId`` added), or None when moto has no such instance there."""

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from localclouds.addresses import base_url, health_url
+
 Form = Literal["rsa2048", "rsa", "dsa"]
 FORMS: tuple[Form, ...] = ("rsa2048", "rsa", "dsa")
 
@@ -36,17 +38,13 @@ class Ec2Paths:
         return self.root / "private" / form / f"{region}.key"
 
 
-def _host_for_url(host: str) -> str:
-    return f"[{host}]" if ":" in host and not host.startswith("[") else host
-
-
 def describe(state_dir: Path, host: str, port: int) -> dict[str, Any]:
     """This cloud's entry in ``.fleetpatch/local.json``."""
-    base = f"http://{_host_for_url(host)}:{port}"
+    base = base_url(host, port)
     return {
         "imds": f"{base}/vm/{{account}}/{{region}}/{{instance_id}}",
         "certs_dir": str(Ec2Paths.under(state_dir).certs_dir),
-        "health": f"{base}/__fleetpatch/health",
+        "health": health_url(host, port),
     }
 
 

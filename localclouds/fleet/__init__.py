@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from localclouds.addresses import base_url, health_url
+
 __all__ = ["describe", "fleet_dir", "worker_env"]
 
 
@@ -21,17 +23,12 @@ def fleet_dir(state_dir: Path) -> Path:
     return Path(state_dir) / "fleet"
 
 
-def _base_url(host: str, port: int) -> str:
-    shown = f"[{host}]" if ":" in host and not host.startswith("[") else host
-    return f"http://{shown}:{port}"
-
-
 def describe(state_dir: Path, host: str, port: int) -> dict[str, str]:
     """This service's entry in ``.fleetpatch/local.json``."""
-    base = _base_url(host, port)
+    base = base_url(host, port)
     return {
         "url": base,
-        "health": f"{base}/__fleetpatch/health",
+        "health": health_url(host, port),
         "vms_file": str(fleet_dir(state_dir) / "vms.json"),
     }
 

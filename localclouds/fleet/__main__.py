@@ -7,39 +7,30 @@ health answers as soon as it listens. SIGTERM/SIGINT stop the agents and the ser
 
 from __future__ import annotations
 
-import argparse
 import logging
 from pathlib import Path
 
+from localclouds.addresses import base_url
 from localclouds.fleet import fleet_dir
 from localclouds.fleet.app import create_app
 from localclouds.fleet.host import FleetHost, HostSettings
-from localclouds.serving import listener, run
+from localclouds.serving import arguments, listener, run
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m localclouds.fleet", description=__doc__)
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8708)
-    parser.add_argument("--state-dir", type=Path, default=Path(".fleetpatch"))
+def main(argv: list[str] | None = None) -> None:
+    parser = arguments("localclouds.fleet", __doc__, port=8708)
     parser.add_argument("--local-json", type=Path, default=None, help="default: DIR/local.json")
     parser.add_argument("--poll-interval", type=float, default=5.0, help="agents' GetMessages (s)")
     parser.add_argument("--ping-interval", type=float, default=60.0, help="agents' pings (s)")
     parser.add_argument("--command-duration", type=float, default=2.0, help="seconds per command")
     parser.add_argument("--failure-rate", type=float, default=0.0, help="0..1, per command")
     parser.add_argument("--boot-concurrency", type=int, default=6)
-    parser.add_argument("--log-level", default="warning")
-    return parser.parse_args(argv)
-
-
-def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
+    args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     state_dir = args.state_dir.resolve()
     fleet_dir(state_dir).mkdir(parents=True, exist_ok=True)
-    shown = f"[{args.host}]" if ":" in args.host else args.host
     settings = HostSettings(
-        fleet_url=f"http://{shown}:{args.port}",
+        fleet_url=base_url(args.host, args.port),
         local_json=args.local_json or state_dir / "local.json",
         poll_interval=args.poll_interval, ping_interval=args.ping_interval,
         command_duration=args.command_duration, failure_rate=args.failure_rate,

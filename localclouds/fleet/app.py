@@ -18,13 +18,12 @@ from contextlib import asynccontextmanager
 from typing import Annotated
 
 from botocore.exceptions import ClientError
-from fastapi import FastAPI, Query
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from localclouds.fleet.host import FleetHost
-
-HEALTH_PATH = "/__fleetpatch/health"
+from localclouds.serving import emulator_app
 
 
 class BootRequest(BaseModel):
@@ -52,92 +51,118 @@ def _missing(name: str) -> JSONResponse:
     return JSONResponse({"error": "NotFound", "reason": f"no VM named {name}"}, status_code=404)
 
 
+def _host(request: Request) -> FleetHost:
+    return request.app.state.host
+
+
+#: A route parameter of this type receives the app's fleet host.
+Host = Annotated[FleetHost, Depends(_host)]
+
+
+def _not_ready(err: Exception) -> JSONResponse:
+    return JSONResponse({"error": "NotReady", "reason": str(err)}, status_code=503)
+
+
+customers = APIRouter()
+
+
+@customers.get("/customers")
+def links(host: Host, count: int = Query(1, ge=1, le=100)) -> JSONResponse:
+    try:
+        return JSONResponse({"links": host.links(count)})
+    except (OSError, LookupError, ValueError) as err:
+        return _not_ready(err)
+
+
+vms = APIRouter()
+
+
+@vms.post("/vms", status_code=202)
+async def boot(body: BootRequest, host: Host) -> JSONResponse:
+    try:
+        host.endpoints()
+    except (OSError, LookupError, ValueError) as err:
+        return _not_ready(err)
+    created = host.boot(body.count, body.customers, body.command_duration, body.failure_rate)
+    return JSONResponse({"vms": [r.view() for r in created]}, status_code=202)
+
+
+@vms.get("/vms")
+def list_vms(host: Host) -> dict[str, object]:
+    ordered = sorted(host.store.records.values(), key=lambda r: r.number)
+    return {"vms": [r.view() for r in ordered]}
+
+
+@vms.get("/vms/{name}")
+def get_vm(name: str, host: Host) -> JSONResponse:
+    record = host.store.records.get(name)
+    return JSONResponse(record.view()) if record else _missing(name)
+
+
+@vms.patch("/vms/{name}")
+def configure(name: str, body: VmSettings, host: Host) -> JSONResponse:
+    if name not in host.store.records:
+        return _missing(name)
+    host.configure(name, body.command_duration, body.failure_rate)
+    return JSONResponse(host.record(name).view())
+
+
+agents = APIRouter(prefix="/vms/{name}/agent")
+
+
+@agents.post("/register")
+async def register(name: str, body: Activation, host: Host) -> JSONResponse:
+    if name not in host.store.records:
+        return _missing(name)
+    try:
+        instance_id = await host.register_agent(name, body.id, body.code, body.region)
+    except ClientError as err:
+        error = err.response.get("Error", {})
+        return JSONResponse({"error": error.get("Code", "ClientError"),
+                             "reason": error.get("Message", "")}, status_code=400)
+    return JSONResponse({"instance_id": instance_id})
+
+
+@agents.post("/start")
+async def start(name: str, host: Host) -> JSONResponse:
+    if name not in host.store.records:
+        return _missing(name)
+    try:
+        await host.start_agent(name)
+    except LookupError as err:
+        return JSONResponse({"error": "NotRegistered", "reason": str(err)}, status_code=409)
+    return JSONResponse({"active": True})
+
+
+@agents.post("/stop")
+async def stop(name: str, host: Host) -> JSONResponse:
+    if name not in host.store.records:
+        return _missing(name)
+    await host.stop_agent(name)
+    return JSONResponse({"active": False})
+
+
+@agents.get("")
+def agent_state(name: str, host: Host) -> JSONResponse:
+    if name not in host.store.records:
+        return _missing(name)
+    agent = host.agents.get(name)
+    return JSONResponse({"active": agent is not None,
+                         "online": bool(agent and agent.online.is_set()),
+                         "last_error": agent.last_error if agent else None})
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    host: FleetHost = app.state.host
+    await host.start()
+    try:
+        yield
+    finally:
+        await host.stop()
+
+
 def create_app(host: FleetHost) -> FastAPI:
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await host.start()
-        try:
-            yield
-        finally:
-            await host.stop()
-
-    app = FastAPI(title="fleetpatch simulated fleet", docs_url=None, redoc_url=None,
-                  lifespan=lifespan)
-    app.state.host = host
-
-    @app.get(HEALTH_PATH)
-    def health() -> dict[str, str]:
-        return {"status": "ok"}
-
-    @app.get("/customers")
-    def links(count: int = Query(1, ge=1, le=100)) -> JSONResponse:
-        try:
-            return JSONResponse({"links": host.links(count)})
-        except (OSError, LookupError, ValueError) as err:
-            return JSONResponse({"error": "NotReady", "reason": str(err)}, status_code=503)
-
-    @app.post("/vms", status_code=202)
-    async def boot(body: BootRequest) -> JSONResponse:
-        try:
-            host.endpoints()
-        except (OSError, LookupError, ValueError) as err:
-            return JSONResponse({"error": "NotReady", "reason": str(err)}, status_code=503)
-        created = host.boot(body.count, body.customers, body.command_duration, body.failure_rate)
-        return JSONResponse({"vms": [r.view() for r in created]}, status_code=202)
-
-    @app.get("/vms")
-    def list_vms() -> dict[str, object]:
-        ordered = sorted(host.store.records.values(), key=lambda r: r.number)
-        return {"vms": [r.view() for r in ordered]}
-
-    @app.get("/vms/{name}")
-    def get_vm(name: str) -> JSONResponse:
-        record = host.store.records.get(name)
-        return JSONResponse(record.view()) if record else _missing(name)
-
-    @app.patch("/vms/{name}")
-    def configure(name: str, body: VmSettings) -> JSONResponse:
-        if name not in host.store.records:
-            return _missing(name)
-        host.configure(name, body.command_duration, body.failure_rate)
-        return JSONResponse(host.record(name).view())
-
-    @app.post("/vms/{name}/agent/register")
-    async def register(name: str, body: Activation) -> JSONResponse:
-        if name not in host.store.records:
-            return _missing(name)
-        try:
-            instance_id = await host.register_agent(name, body.id, body.code, body.region)
-        except ClientError as err:
-            error = err.response.get("Error", {})
-            return JSONResponse({"error": error.get("Code", "ClientError"),
-                                 "reason": error.get("Message", "")}, status_code=400)
-        return JSONResponse({"instance_id": instance_id})
-
-    @app.post("/vms/{name}/agent/start")
-    async def start(name: str) -> JSONResponse:
-        if name not in host.store.records:
-            return _missing(name)
-        try:
-            await host.start_agent(name)
-        except LookupError as err:
-            return JSONResponse({"error": "NotRegistered", "reason": str(err)}, status_code=409)
-        return JSONResponse({"active": True})
-
-    @app.post("/vms/{name}/agent/stop")
-    async def stop(name: str) -> JSONResponse:
-        if name not in host.store.records:
-            return _missing(name)
-        await host.stop_agent(name)
-        return JSONResponse({"active": False})
-
-    @app.get("/vms/{name}/agent")
-    def agent_state(name: str) -> JSONResponse:
-        if name not in host.store.records:
-            return _missing(name)
-        agent = host.agents.get(name)
-        return JSONResponse({"active": agent is not None,
-                             "online": bool(agent and agent.online.is_set()),
-                             "last_error": agent.last_error if agent else None})
-
-    return app
+    return emulator_app(
+        "fleetpatch simulated fleet", [customers, vms, agents], lifespan=_lifespan, host=host
+    )

@@ -13,33 +13,29 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from localclouds.gcp.keys import JWKS_FILE
+from localclouds.addresses import base_url, health_url
+from localclouds.gcp.keys import JWKS_FILE, JWKS_PATH
 
 __all__ = ["describe", "worker_env"]
 
 
-def _base_url(host: str, port: int) -> str:
-    shown = f"[{host}]" if ":" in host and not host.startswith("[") else host
-    return f"http://{shown}:{port}"
-
-
 def describe(state_dir: Path, host: str, port: int) -> dict[str, str]:
     """This cloud's entry in ``.fleetpatch/local.json``."""
-    base = _base_url(host, port)
+    base = base_url(host, port)
     return {
         "metadata": f"{base}/vm/{{name}}",
-        "jwks_url": f"{base}/oauth2/v3/certs",
+        "jwks_url": f"{base}{JWKS_PATH}",
         "jwks_file": str(Path(state_dir) / "gcp" / JWKS_FILE),
         "compute_endpoint": base,
-        "health": f"{base}/__fleetpatch/health",
+        "health": health_url(host, port),
     }
 
 
 def worker_env(state_dir: Path, host: str, port: int) -> dict[str, str]:
     """Settings for a gcp worker that trusts this cloud's key and reads its Compute API."""
-    base = _base_url(host, port)
+    base = base_url(host, port)
     return {
-        "FLEETPATCH_GCP__JWKS_URL": f"{base}/oauth2/v3/certs",
+        "FLEETPATCH_GCP__JWKS_URL": f"{base}{JWKS_PATH}",
         "FLEETPATCH_GCP__COMPUTE_ENDPOINT": base,
         "FLEETPATCH_GCP__COMPUTE_CREDENTIALS": "anonymous",
     }

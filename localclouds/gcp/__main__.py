@@ -6,21 +6,12 @@ answering 200 means ready. SIGTERM and SIGINT stop it cleanly.
 
 from __future__ import annotations
 
-import argparse
-from pathlib import Path
-
 from localclouds.gcp.app import create_app
-from localclouds.serving import listener, run
+from localclouds.serving import arguments, listener, run
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m localclouds.gcp", description=__doc__)
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8702)
-    parser.add_argument("--state-dir", type=Path, default=Path(".fleetpatch"))
-    parser.add_argument("--log-level", default="warning")
-    args = parser.parse_args(argv)
-    # The metadata answers carry their own "Server" header, like the real one.
+    args = arguments("localclouds.gcp", __doc__, port=8702).parse_args(argv)
     run(listener(create_app(args.state_dir), args.host, args.port, args.log_level))
 
 

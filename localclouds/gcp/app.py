@@ -11,14 +11,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse, PlainTextResponse
 
-from localclouds.gcp import compute_api, metadata
+from localclouds.gcp import compute_api, jwks, metadata
 from localclouds.gcp.keys import load_or_create
 from localclouds.gcp.state import InstanceStore
-
-JWKS_PATH = "/oauth2/v3/certs"
-HEALTH_PATH = "/__fleetpatch/health"
+from localclouds.serving import emulator_app
 
 
 def gcp_dir(state_dir: Path) -> Path:
@@ -29,24 +26,11 @@ def gcp_dir(state_dir: Path) -> Path:
 def create_app(state_dir: Path, *, clock: Callable[[], float] = time.time) -> FastAPI:
     """The app over ``state_dir``; ``clock`` (unix seconds) stamps tokens and resources."""
     directory = gcp_dir(state_dir)
-    app = FastAPI(title="fleetpatch local GCP cloud", docs_url=None, redoc_url=None)
-    app.state.signing_key = load_or_create(directory)
-    app.state.store = InstanceStore(directory, clock=clock)
-    app.state.operations = compute_api.Operations()
-    app.state.clock = clock
-
-    @app.get(JWKS_PATH)
-    def jwks() -> JSONResponse:
-        # Google answers its certs with a cache lifetime; keep the same shape and header.
-        return JSONResponse(
-            app.state.signing_key.jwks(),
-            headers={"Cache-Control": "public, max-age=3600, must-revalidate, no-transform"},
-        )
-
-    @app.get(HEALTH_PATH)
-    def health() -> PlainTextResponse:
-        return PlainTextResponse("ok")
-
-    app.include_router(metadata.router)
-    app.include_router(compute_api.router)
-    return app
+    return emulator_app(
+        "fleetpatch local GCP cloud",
+        [jwks.router, metadata.router, compute_api.router],
+        signing_key=load_or_create(directory),
+        store=InstanceStore(directory, clock=clock),
+        operations=compute_api.Operations(),
+        clock=clock,
+    )

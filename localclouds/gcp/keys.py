@@ -20,6 +20,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 KEY_FILE = "signing-key.pem"
 JWKS_FILE = "jwks.json"
+#: Where the local GCP cloud publishes the JWKS (Google's own path).
+JWKS_PATH = "/oauth2/v3/certs"
 
 
 @dataclass(frozen=True)

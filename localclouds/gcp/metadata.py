@@ -7,6 +7,8 @@ refuses proxied requests); every answer carries ``Metadata-Flavor: Google``. Val
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse
 
@@ -86,43 +88,26 @@ def email(request: Request, vm: str, account: str) -> PlainTextResponse:
     return _answer(200, found[1].service_account_email)
 
 
-@router.get(PREFIX + "/instance/id")
-def instance_id(request: Request, vm: str) -> PlainTextResponse:
-    found = _vm(request, vm)
-    return found if isinstance(found, PlainTextResponse) else _answer(200, found[0].id)
+#: The plain values the metadata server answers, by path below ``PREFIX``.
+_VALUES: dict[str, Callable[[Instance, Project], str]] = {
+    "/instance/id": lambda instance, project: instance.id,
+    "/instance/name": lambda instance, project: instance.name,
+    "/instance/hostname": lambda instance, project: (
+        f"{instance.name}.{instance.zone}.c.{project.project_id}.internal"
+    ),
+    "/instance/zone": lambda instance, project: f"projects/{project.number}/zones/{instance.zone}",
+    "/project/project-id": lambda instance, project: project.project_id,
+    "/project/numeric-project-id": lambda instance, project: str(project.number),
+}
 
 
-@router.get(PREFIX + "/instance/name")
-def instance_name(request: Request, vm: str) -> PlainTextResponse:
-    found = _vm(request, vm)
-    return found if isinstance(found, PlainTextResponse) else _answer(200, found[0].name)
+def _value_route(value: Callable[[Instance, Project], str]) -> Callable[..., PlainTextResponse]:
+    def answer(request: Request, vm: str) -> PlainTextResponse:
+        found = _vm(request, vm)
+        return found if isinstance(found, PlainTextResponse) else _answer(200, value(*found))
+
+    return answer
 
 
-@router.get(PREFIX + "/instance/hostname")
-def hostname(request: Request, vm: str) -> PlainTextResponse:
-    found = _vm(request, vm)
-    if isinstance(found, PlainTextResponse):
-        return found
-    instance, project = found
-    return _answer(200, f"{instance.name}.{instance.zone}.c.{project.project_id}.internal")
-
-
-@router.get(PREFIX + "/instance/zone")
-def zone(request: Request, vm: str) -> PlainTextResponse:
-    found = _vm(request, vm)
-    if isinstance(found, PlainTextResponse):
-        return found
-    instance, project = found
-    return _answer(200, f"projects/{project.number}/zones/{instance.zone}")
-
-
-@router.get(PREFIX + "/project/project-id")
-def project_id(request: Request, vm: str) -> PlainTextResponse:
-    found = _vm(request, vm)
-    return found if isinstance(found, PlainTextResponse) else _answer(200, found[1].project_id)
-
-
-@router.get(PREFIX + "/project/numeric-project-id")
-def numeric_project_id(request: Request, vm: str) -> PlainTextResponse:
-    found = _vm(request, vm)
-    return found if isinstance(found, PlainTextResponse) else _answer(200, str(found[1].number))
+for _path, _value in _VALUES.items():
+    router.add_api_route(PREFIX + _path, _value_route(_value), methods=["GET"])

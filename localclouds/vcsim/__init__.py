@@ -27,6 +27,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from localclouds.addresses import HEALTH_PATH, base_url
+
 __all__ = [
     "PASSWORD",
     "RPCTOOL",
@@ -45,11 +47,6 @@ PASSWORD = "fleetpatch-local"
 RPCTOOL = Path(__file__).resolve().parent / "bin" / "vmware-rpctool"
 
 
-def _base_url(host: str, port: int) -> str:
-    shown = f"[{host}]" if ":" in host and not host.startswith("[") else host
-    return f"http://{shown}:{port}"
-
-
 def guest_port_for(port: int) -> int:
     """The guest tools port when none is given: the vCenter port + 1."""
     return port + 1
@@ -66,15 +63,15 @@ def describe(
 ) -> dict[str, str]:
     """This cloud's entry in ``.fleetpatch/local.json``."""
     signing, public = key_paths(state_dir)
-    guest = _base_url(host, guest_port or guest_port_for(port))
+    guest = base_url(host, guest_port or guest_port_for(port))
     return {
-        "url": f"{_base_url(host, port)}/sdk",
+        "url": f"{base_url(host, port)}/sdk",
         "username": USERNAME,
         "password": PASSWORD,
         "vcenter_id": VCENTER_ID,
         "signing_key": str(signing),
         "public_key": str(public),
-        "health_url": f"{guest}/__fleetpatch/health",
+        "health_url": f"{guest}{HEALTH_PATH}",
         "guest_tools": f"{guest}/vm/{{name}}",
         "rpctool": str(RPCTOOL),
     }
@@ -87,7 +84,7 @@ def worker_env(
     signing, _ = key_paths(state_dir)
     vcenters = {
         VCENTER_ID: {
-            "url": f"{_base_url(host, port)}/sdk",
+            "url": f"{base_url(host, port)}/sdk",
             "username": USERNAME,
             "password": PASSWORD,
             "signing_key_file": str(signing),

@@ -26,6 +26,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from clouds.vmware.biosuuid import format_uuid, parse_uuid, swap_first_fields
 from clouds.vmware.vsphere import VsphereClient
 from contracts.errors import FleetpatchError
+from localclouds.addresses import HEALTH_BODY, HEALTH_PATH
 
 _ROUTE = re.compile(r"/vm/(?P<name>[^/]+)/(?:guestinfo/(?P<key>[A-Za-z0-9._-]{1,128})|(?P<bios>bios-uuid))\Z")
 
@@ -92,9 +93,9 @@ def make_server(host: str, port: int, tools: GuestTools) -> ThreadingHTTPServer:
 
         def do_GET(self) -> None:  # noqa: N802 - stdlib name
             parts = urlsplit(self.path)
-            if parts.path == "/__fleetpatch/health":
+            if parts.path == HEALTH_PATH:
                 if tools.ready.is_set():
-                    self._send(200, json.dumps({"status": "ok"}), "application/json")
+                    self._send(200, json.dumps(HEALTH_BODY), "application/json")
                 else:
                     self._send(503, json.dumps({"status": "starting"}), "application/json")
                 return

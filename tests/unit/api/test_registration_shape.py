@@ -75,13 +75,13 @@ async def test_well_shaped_registration_without_temporal_is_503() -> None:
         (lambda b: b.update(hostname="bad host name"), 400, "BadRequest"),
         (lambda b: b.update(extra="field"), 400, "BadRequest"),
         (lambda b: b["identity"].update(extra="field"), 400, "BadRequest"),
-        (lambda b: b.update(identity={"token": "not.a.token"}), 400, "IdentityMalformed"),
-        (lambda b: b.update(identity={"token": _unsigned_gcp_token(project="a/b")}), 400, "IdentityMalformed"),
+        (lambda b: b.update(identity={"token": "not.a.token"}), 401, "IdentityMalformed"),
+        (lambda b: b.update(identity={"token": _unsigned_gcp_token(project="a/b")}), 401, "IdentityMalformed"),
         (lambda b: b.update(provider="azure"), 400, "BadRequest"),
         (lambda b: b.update(provider="vmware", identity={"token": "x", "bios_uuid": "nope"}), 400, "BadRequest"),
         (lambda b: b.update(provider="azure", identity={
             "attested": {"encoding": "pkcs7", "signature": "AAAA"}, "nonce": "A" * 30,
-            "resource_id": "/subscriptions/x"}), 400, "IdentityMalformed"),
+            "resource_id": "/subscriptions/x"}), 401, "IdentityMalformed"),
         (lambda b: b.update(provider="azure", identity={
             "attested": {"encoding": "pkcs7", "signature": _AZURE_SAMPLE}, "nonce": "A" * 30,
             "resource_id": _AZURE_RESOURCE}), 401, "IdentityNonceMismatch"),
@@ -107,11 +107,13 @@ async def test_duplicate_keys_and_oversize() -> None:
     assert declared.status_code == 413
 
 
-async def test_unknown_enrollment_ids_are_404() -> None:
+async def test_malformed_enrollment_ids_are_400_and_unknown_ones_404() -> None:
     async with _api() as api:
-        for value in ("nope", "a.b", "ZW5yb2xsL2djcA.short", "bm90LWFuLWVucm9sbG1lbnQ.abcdefghijklmnopqrstuvwxyz"):
+        for value in ("nope", "a.b", "ZW5yb2xsL2djcA.short"):
             response = await api.get(f"/v1/enrollments/{value}")
-            assert response.status_code == 404, value
+            assert (response.status_code, response.json()["field"]) == (400, "enrollment_id"), value
+        response = await api.get("/v1/enrollments/bm90LWFuLWVucm9sbG1lbnQ.abcdefghijklmnopqrstuvwxyz")
+        assert response.status_code == 404
 
 
 json_values = st.recursive(

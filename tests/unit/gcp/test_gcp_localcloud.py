@@ -171,7 +171,10 @@ def test_plain_metadata_values(cloud: Cloud) -> None:
     assert read("/project/project-id") == PROJECT
     number = read("/project/numeric-project-id")
     assert read("/instance/zone") == f"projects/{number}/zones/{ZONE}"
+    assert read("/instance/hostname") == f"meta-1.{ZONE}.c.{PROJECT}.internal"
     assert httpx.get(base + "/instance/id").status_code == 403
+    assert httpx.get(f"{cloud.base}/vm/absent/computeMetadata/v1/instance/name",
+                     headers=FLAVOR).status_code == 404
 
 
 def test_sdk_get_returns_labels_set_by_insert_and_set_labels(cloud: Cloud) -> None:

@@ -1,4 +1,4 @@
-"""The shared strict-encoding helpers of clouds/pkcs7.py, byte by byte."""
+"""The shared strict-encoding helpers of the clouds.pkcs7 package, byte by byte."""
 
 from __future__ import annotations
 
@@ -151,6 +151,20 @@ def test_json_object_loader() -> None:
         with pytest.raises(IdentityRefused) as caught:
             pkcs7.load_json_object(bad)
         assert caught.value.type is ErrorType.IDENTITY_MALFORMED
+
+
+def test_optional_string_field() -> None:
+    document = {"sku": "2022-datacenter", "empty": "", "none": None, "long": "x" * 9, "n": 5}
+    assert pkcs7.optional_string(document, "sku", max_length=64) == "2022-datacenter"
+    assert pkcs7.optional_string(document, "empty", max_length=8) == ""
+    assert pkcs7.optional_string(document, "none", max_length=8) == ""
+    assert pkcs7.optional_string(document, "absent", max_length=8) == ""
+    assert pkcs7.optional_string(document, "long", max_length=9) == "x" * 9
+    for field in ("long", "n"):
+        with pytest.raises(IdentityRefused) as caught:
+            pkcs7.optional_string(document, field, max_length=8)
+        assert caught.value.type is ErrorType.IDENTITY_MALFORMED
+        assert field in caught.value.reason
 
 
 def test_signer_is_found_by_issuer_and_serial_not_position() -> None:
