@@ -6,10 +6,10 @@ import json
 from pathlib import Path
 
 import typer
-from rich.table import Table
+from rich.markup import escape
 
 from clients.cli.api_client import call
-from clients.cli.common import console, err_console
+from clients.cli.common import console, err_console, print_json, print_table
 from config.settings import Settings
 from contracts.providers import PatchGroup
 
@@ -85,22 +85,40 @@ def list_(
     """Every linked cloud account."""
     links = call(Settings(), "GET", "/v1/admin/links", params={"customer": customer} if customer else None)["links"]
     if as_json:
-        console.print_json(data={"links": links})
+        print_json({"links": links})
         return
-    table = Table(title=f"{len(links)} linked cloud account(s)")
-    for column in ("customer", "provider", "cloud account", "default group", "time zone", "role / keys"):
-        table.add_column(column)
-    for link in links:
-        extra = link.get("role_arn") or (f"{len(link['vcenter_public_keys'])} key(s)" if link.get("vcenter_public_keys") else "")
-        table.add_row(link["customer"], link["provider"], link["cloud_account"], link["default_patch_group"], link["time_zone"], extra)
-    console.print(table)
+    rows = [[link["customer"], link["provider"], link["cloud_account"], link["default_patch_group"], link["time_zone"],
+             link.get("role_arn") or (f"{len(link['vcenter_public_keys'])} key(s)" if link.get("vcenter_public_keys") else ""),
+             f"[yellow]{link['held']}[/yellow]" if link.get("held") else ""]
+            for link in links]
+    print_table(f"{len(links)} linked cloud account(s)",
+                ["customer", "provider", "cloud account", "default group", "time zone", "role / keys", "rings"], rows,
+                whole=("cloud account",))
 
 
 @app.command("remove")
 def remove(
     provider: str = typer.Argument(..., help="gcp, azure, aws or vmware"),
     cloud_account: str = typer.Argument(...),
+    yes: bool = typer.Option(False, "--yes", help="Do it; without --yes only list what would be done."),
 ) -> None:
-    """Unlink a cloud account: its VMs can no longer enroll (enrolled ones stay managed)."""
-    call(Settings(), "DELETE", f"/v1/admin/links/{provider}/{cloud_account}")
-    console.print(f"unlinked {provider}/{cloud_account}")
+    """Offboard a cloud account: pause its schedules, deregister its managed instances, delete its
+    activations and unlink it (with --yes; otherwise a dry run). Never closes an AWS account."""
+    answer = call(Settings(), "POST", "/v1/admin/offboard", json={"provider": provider, "account": cloud_account, "yes": yes},
+                  timeout=None)
+    print_offboarding(answer)
+
+
+def print_offboarding(answer: dict) -> None:
+    result = answer["result"]
+    verb = "would" if answer["dry_run"] else "did"
+    for schedule in answer.get("would_pause", answer.get("paused", [])):
+        console.print(f"{verb} pause schedule {schedule}")
+    for action in result["actions"]:
+        failed = f" [red](failed: {escape(action['error'])})[/red]" if action.get("error") else ""
+        console.print(escape(f"{verb} {action['kind']} {action['target']} ({action['instance_key']})") + failed, soft_wrap=True)
+    if answer.get("unlinked"):
+        console.print(f"unlinked {answer['unlinked']}")
+    if answer["dry_run"]:
+        console.print("dry run: nothing changed; run again with --yes to offboard")
+    console.print(answer["note"])

@@ -17,12 +17,14 @@ from clients.api.budget import run_within_budget
 from clients.api.errors import error_response, error_responses
 from clients.api.link_input import ACCOUNT_EXAMPLES, ACCOUNT_FORMATS, ANY_ACCOUNT, CUSTOMER, LinkBody
 from clients.api.openapi import budget_note, links_to
+from clients.api.routes import reconcile as reconcile_routes
 from contracts import ids
 from contracts.enrollment import AccountRef, LinkCommand, LinkCommandResult, LinkKey, SystemsAccount, TenantLink
 from contracts.names import WorkflowName
 from contracts.patching import EnsureWindowsInput
 from contracts.providers import PatchGroup, Provider
 from scheduling import ensure_window_schedules
+from scheduling.holds import held_note, held_os
 
 router = APIRouter(prefix="/v1/admin", tags=["links"], dependencies=[Depends(require_admin)])
 _ADMIN_ERRORS = (401, 403, 502, 503)
@@ -79,6 +81,7 @@ async def add_link(body: Annotated[LinkBody, Body()], request: Request) -> JSONR
     await _link_command(request, LinkCommand(action="put", link=link), f"links/{link.provider.value}/{link.cloud_account}")
     answer = _link_json(link)
     answer["windows_updated"] = await _refresh_windows(request, link)
+    answer.update(await reconcile_routes.link_schedules(request, link))
     return JSONResponse(answer, status_code=201)
 
 
@@ -120,7 +123,18 @@ async def list_links(
     request: Request, customer: Annotated[str | None, Query(pattern=CUSTOMER)] = None
 ) -> JSONResponse:
     links = [l for l in await _all_links(request) if customer is None or l.customer == customer]
-    return JSONResponse({"links": [_link_json(l) for l in links]})
+    held = await _held(request, {l.customer for l in links})
+    return JSONResponse({"links": [_link_json(l) | {"held": held.get(l.customer)} for l in links]})
+
+
+async def _held(request: Request, customers: set[str]) -> dict[str, str | None]:
+    """Per customer: "<os>: held: no early instance of this OS" when a later ring only scanned
+    an OS for want of an early instance (issue 14), else None; nothing when visibility fails."""
+    client = await request.app.state.gateway.client()
+    try:
+        return {c: held_note(await held_os(client, c)) for c in sorted(customers)}
+    except RPCError:
+        return {}
 
 
 @router.get(
