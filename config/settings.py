@@ -99,7 +99,11 @@ class VmwareSettings(BaseModel):
         customer: str | None = None  # default for `fleetpatch vcenter issue-tokens --customer`
 
     vcenters: dict[str, Vcenter] = Field(default_factory=dict)
-    token_ttl: Duration = timedelta(hours=24)
+    token_ttl: Duration = timedelta(hours=1)  # a token's lifetime
+    # The token schedule runs this often and replaces tokens that expire within rotate_before
+    # (keep every < rotate_before < token_ttl, so a VM always holds a valid token).
+    token_schedule_every: Duration = timedelta(minutes=10)
+    token_rotate_before: Duration = timedelta(minutes=25)
     # vCenter connection details come from the tenant link; credentials from here.
     username: str | None = None
     password: SecretStr | None = None

@@ -24,3 +24,8 @@ def patch_window_schedule(systems_account_id: str, group: PatchGroup | str) -> s
 
 def doctor(run_id: str) -> str:
     return f"doctor/{run_id}"
+
+
+def vcenter_tokens_schedule(vcenter_id: str) -> str:
+    """The schedule that issues and rotates one linked vCenter's tokens."""
+    return f"vcenter-tokens/{vcenter_id}"

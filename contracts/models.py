@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from contracts.enrollment import AccountRef
 from contracts.identity import VerifiedIdentity
 from contracts.providers import Provider, WorkerRole
 
@@ -22,6 +23,13 @@ class ActivityName:
     READ_VM_METADATA = "read_vm_metadata"
     TAG_EC2_INSTANCE = "tag_ec2_instance"
     UNTAG_EC2_INSTANCE = "untag_ec2_instance"
+
+    # vmware worker: fleetpatch's own tokens
+    ISSUE_VCENTER_TOKENS = "issue_vcenter_tokens"
+    RETIRE_VCENTER_TOKEN = "retire_vcenter_token"
+
+    # aws worker: Session Manager
+    ENABLE_REMOTE_ACCESS = "enable_remote_access"
 
     # aws worker
     GET_LINK = "get_link"
@@ -114,6 +122,7 @@ class VerifyIdentityInput:
     identity: dict[str, Any]
     nonce: str | None = None  # azure: the server-issued nonce the VM asked IMDS to sign
     vcenter_public_keys: list[str] = field(default_factory=list)  # vmware: PEM keys from the link
+    vcenter_scope: str | None = None  # vmware: the link's folder or resource pool, if any
 
 
 @dataclass
@@ -135,3 +144,60 @@ class VmMetadata:
     labels: dict[str, str]
     state: str
     region: str | None = None
+
+
+# --- vCenter tokens (vmware worker) ----------------------------------------------------------
+
+
+@dataclass
+class VcenterTokensInput:
+    """One run of a vCenter's token schedule (``vcenter-tokens/{vcenter}``)."""
+
+    vcenter_id: str
+    patching_label: str = "rackspace-addon-patching"
+    force: bool = False  # True: every labelled VM gets a new token (the manual trigger)
+    queue_prefix: str = ""
+
+
+@dataclass
+class IssueTokensInput:
+    """Tokens for a linked vCenter's labelled VMs: the customer and scope come from its link."""
+
+    vcenter_id: str
+    customer: str
+    public_keys: list[str]
+    scope: str | None = None
+    patching_label: str = "rackspace-addon-patching"
+    force: bool = False
+
+
+@dataclass
+class IssueTokensResult:
+    issued: list[str] = field(default_factory=list)  # instanceUuids that got a new token
+    linked: bool = True  # False: the vCenter is not linked (nothing issued)
+
+
+@dataclass
+class RetireTokenInput:
+    """After an enrollment: the used token's id is remembered and the VM gets a fresh token."""
+
+    vcenter_id: str
+    instance_uuid: str
+    jti: str
+    customer: str
+
+
+# --- Session Manager (aws worker) ------------------------------------------------------------
+
+
+@dataclass
+class RemoteAccessInput:
+    account: AccountRef
+
+
+@dataclass
+class RemoteAccessResult:
+    activation_tier: str
+    log_bucket: str
+    preferences_version: str
+    changed: list[str] = field(default_factory=list)  # what this call changed (empty: all was set)

@@ -17,6 +17,7 @@ class WorkflowName:
     DOCTOR = "Doctor"
     PATCH_WINDOW = "PatchWindow"
     PATCH_BATCH = "PatchBatch"
+    VCENTER_TOKENS = "VcenterTokens"
 
 
 class UpdateName:

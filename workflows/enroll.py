@@ -37,7 +37,14 @@ with workflow.unsafe.imports_passed_through():
     )
     from contracts.errors import ErrorType
     from contracts.identity import VerifiedIdentity
-    from contracts.models import ActivityName, VerifyIdentityInput, VmMetadata, VmMetadataInput
+    from contracts.models import (
+        ActivityName,
+        RemoteAccessInput,
+        RemoteAccessResult,
+        VerifyIdentityInput,
+        VmMetadata,
+        VmMetadataInput,
+    )
     from contracts.names import QueryName, UpdateName, WorkflowName
     from contracts.providers import PatchGroup, Provider
     from workflows.calls import Calls
@@ -115,6 +122,8 @@ class EnrollVmWorkflow:
             account_id=account.account_id, role_arn=account.role_arn, external_id=account.external_id, region=account.region
         )
         config = await self._ensure_ssm_configuration(steps, account, ref)
+        if link.remote_access:
+            await steps.on_aws(ActivityName.ENABLE_REMOTE_ACCESS, RemoteAccessInput(account=ref), RemoteAccessResult)
         tags = _instance_tags(inp, group, cloud_account, link)
         activation_id: str | None = None
         if inp.provider is Provider.AWS:
@@ -126,6 +135,8 @@ class EnrollVmWorkflow:
             self._set_state(EnrollmentState.AWAITING_AGENT)
             managed = await steps.register_agent(ref, self._answer, tags)
             activation_id = self._answer.activation.id if self._answer.activation else None
+        if inp.provider is Provider.VMWARE:
+            await steps.retire_vcenter_token(identity, link)
         self._set_state(EnrollmentState.ENROLLED)
         return EnrollResult(
             identity=identity,
@@ -149,7 +160,10 @@ class EnrollVmWorkflow:
             # require the verified token to name that same vCenter below.
             link = await steps.link(claimed_account)
             verify.vcenter_public_keys = link.vcenter_public_keys
+            verify.vcenter_scope = link.vcenter_scope
         identity = await steps.on_provider(ActivityName.VERIFY_IDENTITY, verify, VerifiedIdentity)
+        if link is not None and identity.evidence.get("customer") != link.customer:
+            raise refuse(ErrorType.IDENTITY_CUSTOMER_MISMATCH, f"the token names another customer than {link.customer!r}")
         if identity.instance_id != claimed_instance or (identity.cloud_account and identity.cloud_account != claimed_account):
             raise refuse(
                 ErrorType.IDENTITY_INSTANCE_MISMATCH,

@@ -34,7 +34,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from contracts.errors import IDENTITY_REFUSALS, ErrorType
     from contracts.identity import VerifiedIdentity
-    from contracts.models import ActivityName, VmMetadata
+    from contracts.models import ActivityName, RetireTokenInput, VmMetadata
     from contracts.providers import PROVIDER_ROLE, PatchGroup, WorkerRole
     from workflows import options
     from workflows.calls import Calls, timed_out
@@ -184,6 +184,17 @@ class EnrollSteps:
         # Its one registration is used: the activation has nothing left to give.
         await self.on_aws(ActivityName.DELETE_ACTIVATION, delete, None)
         return managed
+
+    async def retire_vcenter_token(self, identity: VerifiedIdentity, link: TenantLink) -> None:
+        """A vCenter token enrolls once: its id is remembered (a replay is refused) and the VM
+        gets a fresh token, so a copy of the used one enrolls nothing."""
+        retire = RetireTokenInput(
+            vcenter_id=identity.cloud_account,
+            instance_uuid=identity.instance_id,
+            jti=str(identity.evidence["jti"]),
+            customer=link.customer,
+        )
+        await self.calls.activity(WorkerRole.VMWARE, ActivityName.RETIRE_VCENTER_TOKEN, retire, bool, options.CLOUD_WRITE)
 
     # --- EC2: tag the instance, its own agent reports ------------------------------------------
 

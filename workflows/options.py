@@ -72,6 +72,18 @@ CLOUD_READ = ActivityPreset(
     ),
 )
 
+#: Writes to a VM through its cloud's API (vCenter tokens: one reconfigure per labelled VM).
+CLOUD_WRITE = ActivityPreset(
+    start_to_close=timedelta(minutes=10),
+    schedule_to_close=timedelta(minutes=30),
+    retry=RetryPolicy(
+        initial_interval=timedelta(seconds=2),
+        backoff_coefficient=2.0,
+        maximum_interval=timedelta(minutes=1),
+        non_retryable_error_types=NON_RETRYABLE,
+    ),
+)
+
 _PATIENT = RetryPolicy(
     initial_interval=timedelta(seconds=2),
     backoff_coefficient=2.0,

@@ -10,6 +10,7 @@ from workflows.patch_window import PatchWindowWorkflow
 from workflows.reenroll import AllowReenrollmentWorkflow
 from workflows.ssm_configuration import SsmConfigurationWorkflow
 from workflows.systems_account import SystemsAccountWorkflow
+from workflows.vcenter_tokens import VcenterTokensWorkflow
 
 ALL_WORKFLOWS: tuple[type, ...] = (
     DoctorWorkflow,
@@ -20,4 +21,5 @@ ALL_WORKFLOWS: tuple[type, ...] = (
     SsmConfigurationWorkflow,
     PatchWindowWorkflow,
     PatchBatchWorkflow,
+    VcenterTokensWorkflow,
 )

@@ -19,9 +19,11 @@ from temporalio.service import RPCError
 from clients.api.auth import require_admin
 from clients.api.errors import error_response
 from clients.schedules import ensure_window_schedules
+from scheduling.vcenter_tokens import ensure_token_schedule
 from contracts import ids, taskqueues
 from contracts import search_attributes as sa
 from contracts.patch_config import WindowConfigError, validate_window_config, window_config
+from contracts.models import VcenterTokensInput
 from contracts.patching import EnsureWindowsInput
 from contracts.enrollment import (
     AccountRef,
@@ -60,6 +62,9 @@ class LinkBody(BaseModel):
     external_id: Annotated[str, StringConstraints(min_length=2, max_length=1224)] | None = None
     vcenter_public_keys: list[str] = Field(default_factory=list, max_length=4)
     windows: dict[str, Any] = Field(default_factory=dict)
+    # vmware: the folder or resource pool (inventory path) of this customer in a shared vCenter
+    vcenter_scope: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9 _./-]{0,255}$")] | None = None
+    remote_access: bool = False  # Session Manager into this account's VMs (advanced tier, logged)
 
     @field_validator("time_zone")
     @classmethod
@@ -109,8 +114,8 @@ class LinkBody(BaseModel):
                     raise ValueError("vcenter_public_keys holds something that is not a PEM public key") from None
                 if not isinstance(key, (ed25519.Ed25519PublicKey, ec.EllipticCurvePublicKey)):
                     raise ValueError("vCenter token keys are Ed25519 or P-256")
-        elif self.vcenter_public_keys:
-            raise ValueError("vcenter_public_keys belong to vmware links only")
+        elif self.vcenter_public_keys or self.vcenter_scope:
+            raise ValueError("vcenter_public_keys and vcenter_scope belong to vmware links only")
         return self
 
     def to_link(self) -> TenantLink:
@@ -128,6 +133,8 @@ def _link_json(link: TenantLink) -> dict[str, Any]:
         "external_id": "***" if link.external_id else None,
         "vcenter_public_keys": link.vcenter_public_keys,
         "windows": link.windows,
+        "vcenter_scope": link.vcenter_scope,
+        "remote_access": link.remote_access,
     }
 
 
@@ -162,7 +169,19 @@ async def add_link(body: LinkBody, request: Request) -> JSONResponse:
         return _failed(err)
     answer = _link_json(link)
     answer["windows_updated"] = await _refresh_windows(request, link)
+    if link.provider is Provider.VMWARE:
+        answer["token_schedule"] = await _ensure_token_schedule(request, link)
     return JSONResponse(answer, status_code=201)
+
+
+async def _ensure_token_schedule(request: Request, link: TenantLink) -> str:
+    """A linked vCenter's VMs get their tokens from a schedule (``vcenter-tokens/{vcenter}``), now and on."""
+    settings = request.app.state.settings
+    client = await request.app.state.gateway.client()
+    inp = VcenterTokensInput(
+        vcenter_id=link.cloud_account, patching_label=settings.labels.patching, queue_prefix=settings.task_queue_prefix
+    )
+    return await ensure_token_schedule(client, inp, link.customer, settings.vmware.token_schedule_every)
 
 
 async def _refresh_windows(request: Request, link: TenantLink) -> list[str]:

@@ -41,7 +41,14 @@ from contracts.enrollment import (
     RegistrationAnswer,
     TenantLink,
 )
-from contracts.models import ActivityName, DoctorInput, DoctorResult
+from contracts.models import (
+    ActivityName,
+    DoctorInput,
+    DoctorResult,
+    IssueTokensInput,
+    IssueTokensResult,
+    VcenterTokensInput,
+)
 from contracts.names import UpdateName, WorkflowName
 from contracts.patching import EnsureWindowsInput, EnsureWindowsResult
 from contracts.providers import OsFamily, PatchGroup, Provider, WorkerRole
@@ -83,6 +90,11 @@ class AdminFakes:
     @activity.defn(name=ActivityName.ENSURE_WINDOW_SCHEDULES)
     async def ensure_window_schedules(self, inp: EnsureWindowsInput) -> EnsureWindowsResult:
         return EnsureWindowsResult(created=[f"patch-window/{inp.account.account_id}/{g.value}" for g in PatchGroup])
+
+    @activity.defn(name=ActivityName.ISSUE_VCENTER_TOKENS)
+    async def issue_vcenter_tokens(self, inp: IssueTokensInput) -> IssueTokensResult:
+        assert inp.customer == "umbrella" and inp.scope == "DC0/vm/umbrella"
+        return IssueTokensResult(issued=["50211111-2222-4333-8444-555566667777"])
 
     @activity.defn(name=ActivityName.UNTAG_EC2_INSTANCE)
     async def untag_ec2_instance(self, inp: Ec2UntagInput) -> None:
@@ -192,7 +204,21 @@ async def record(env: WorkflowEnvironment, out: Path) -> list[str]:
         # Every role answers but vmware and azure, which have no worker here: "no answer" after the budget.
         doctor = DoctorInput(roles=list(WorkerRole), queue_prefix=PREFIX, timeout_seconds=5)
         written += await save(client, await run(client, WorkflowName.DOCTOR, doctor, "doctor", DoctorResult), "doctor", out)
+        written += await vcenter_tokens(client, fake, admin_fakes=AdminFakes(fake), out=out)
     return written
+
+
+async def vcenter_tokens(client: Client, fake: FakeClouds, *, admin_fakes: AdminFakes, out: Path) -> list[str]:
+    """One run of a linked vCenter's token schedule (a vmware worker only for this scenario, so
+    the doctor above still finds no vmware worker)."""
+    fake.link(Provider.VMWARE, "vc-recorded", customer="umbrella", vcenter_scope="DC0/vm/umbrella")
+    queue = taskqueues.for_role(WorkerRole.VMWARE, PREFIX)
+    async with Worker(client, task_queue=queue, activities=[admin_fakes.issue_vcenter_tokens],
+                      interceptors=[ErrorMappingInterceptor()]):
+        inp = VcenterTokensInput(vcenter_id="vc-recorded", queue_prefix=PREFIX)
+        handle = await run(client, WorkflowName.VCENTER_TOKENS, inp, ids.vcenter_tokens_schedule("vc-recorded"),
+                           IssueTokensResult)
+    return await save(client, handle, "vcenter_tokens", out)
 
 
 async def main() -> None:

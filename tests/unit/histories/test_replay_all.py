@@ -57,6 +57,7 @@ def test_the_recorded_runs_did_their_work() -> None:
     assert _result(recorded["enroll_ec2.EnrollVm.json"])["managed_instance_id"] == "i-0abc"
     assert _result(recorded["reenroll_gcp.AllowReenrollment.json"])["done"].startswith("deregistered managed instance")
     assert _result(recorded["reenroll_ec2.AllowReenrollment.json"])["done"].startswith("removed")
+    assert _result(recorded["vcenter_tokens.VcenterTokens.json"])["issued"]
     statuses = {s["role"]: s["ok"] for s in _result(recorded["doctor.Doctor.json"])["statuses"]}
     assert statuses == {"orchestrator": True, "aws": True, "gcp": True, "ec2": True, "azure": False, "vmware": False}
     assert _result(recorded["link_delete.LinkAdmin.json"])["removed"] is True

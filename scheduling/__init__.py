@@ -1,0 +1,1 @@
+"""Temporal Schedule management shared by the API, the CLI and activities (imports neither)."""
