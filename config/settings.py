@@ -44,6 +44,9 @@ class AwsSettings(BaseModel):
     account_email_domain: str = "systems.fleetpatch.example"
     account_name_prefix: str = "fleetpatch"
     access_role_name: str = "OrganizationAccountAccessRole"
+    # The role `fleetpatch session start` assumes in a systems account (with the operator's own
+    # AWS credentials) to open a Session Manager session.
+    operator_role_name: str = "OrganizationAccountAccessRole"
     activation_expiry: Duration = timedelta(hours=24)
     agent_online_timeout: Duration = timedelta(minutes=30)
     links_parameter_prefix: str = "/fleetpatch/links"

@@ -35,11 +35,13 @@ def _orchestrator(settings: Settings, client: Client) -> WorkerParts:
 def _aws(settings: Settings, client: Client) -> WorkerParts:
     from activities.aws import AwsActivities
     from activities.patching import PatchingActivities
+    from activities.remote_access import RemoteAccessActivities
 
     sealing = settings.sealing_key.get_secret_value() if settings.sealing_key else None
     return WorkerParts(
         activities=AwsActivities(settings.aws, sealing_key=sealing).all()
-        + PatchingActivities(settings.aws, settings.patching).all(),
+        + PatchingActivities(settings.aws, settings.patching).all()
+        + RemoteAccessActivities(settings.aws, settings.patching).all(),
         sync_threads=16,
     )
 

@@ -9,6 +9,7 @@ from clients.cli import (
     doctor_cmd,
     enrollments_cmd,
     links_cmd,
+    session_cmd,
     simulate_cmd,
     up_cmd,
     vcenter_cmd,
@@ -31,6 +32,7 @@ app.add_typer(links_cmd.app, name="links")
 app.add_typer(enrollments_cmd.app, name="enrollments")
 app.add_typer(windows_cmd.app, name="windows")
 app.add_typer(db_cmd.app, name="db")
+app.add_typer(session_cmd.app, name="session")
 
 
 def main() -> None:

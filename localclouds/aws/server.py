@@ -32,6 +32,7 @@ from localclouds.aws.ssm_hybrid import HybridService
 from localclouds.aws.ssm_instances import InstanceService
 from localclouds.aws.ssm_patch import PatchBaselineService
 from localclouds.aws.ssm_patch_states import PatchStateService
+from localclouds.aws.ssm_sessions import SessionService
 from localclouds.aws.ssm_state import Clock, SsmState
 
 log = logging.getLogger(__name__)
@@ -103,6 +104,7 @@ class LocalAws:
             **baselines.handlers(),
             **self.patch_states.handlers(),
             **AssociationService(self.ssm).handlers(),
+            **SessionService(self.ssm).handlers(),
         }
         self.message_handlers = MessageService(self.ssm, self.engine, hybrid).handlers()
         self.organizations = OrganizationsService(create_account_delay)
