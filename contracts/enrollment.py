@@ -11,7 +11,7 @@ from contracts.providers import OsFamily, PatchGroup, Provider
 
 #: Bump when the SSM configuration of a systems account changes (baselines, roles, associations):
 #: every systems account re-applies it, idempotently, at its next enrollment.
-SSM_CONFIGURATION_VERSION = 1
+SSM_CONFIGURATION_VERSION = 2  # 2: the AWS-UpdateSSMAgent association
 
 # Tag keys fleetpatch writes on accounts, activations and managed instances.
 TAG_PATCH_GROUP = "Patch Group"
@@ -166,6 +166,7 @@ class SsmConfigurationResult:
     baselines: dict[str, str]  # "{os}/{group}" -> baseline id
     inventory_association_id: str
     changed: bool
+    agent_update_association_id: str = ""  # AWS-UpdateSSMAgent on every managed instance
 
 
 @dataclass

@@ -229,10 +229,12 @@ class EnrollVmWorkflow:
     ) -> SsmConfigurationResult:
         """The account's SSM configuration, applied once per version (a shared child)."""
         self._set_state(EnrollmentState.CONFIGURING)
+        # Enrollments started before version 2 (the agent-update association) keep version 1.
+        version = SSM_CONFIGURATION_VERSION if workflow.patched("ssm-configuration-v2") else 1
         return await steps.calls.shared_child(
             SsmConfigurationWorkflow.run,
-            SsmConfigurationInput(account=ref, version=SSM_CONFIGURATION_VERSION, queue_prefix=steps.inp.queue_prefix),
-            id=ids.ssm_configuration(account.account_id, SSM_CONFIGURATION_VERSION),
+            SsmConfigurationInput(account=ref, version=version, queue_prefix=steps.inp.queue_prefix),
+            id=ids.ssm_configuration(account.account_id, version),
             result_type=SsmConfigurationResult,
         )
 

@@ -25,6 +25,7 @@ from localclouds.aws.ec2messages import MessageService
 from localclouds.aws.faults import FaultInjector, FaultRule, FaultRuleError
 from localclouds.aws.organizations import OrganizationsService
 from localclouds.aws.protocol import AwsError, Response, json_error, json_response, query_error
+from localclouds.aws.ssm_association_updates import AssociationUpdates
 from localclouds.aws.ssm_associations import AssociationService
 from localclouds.aws.ssm_commands import CommandService
 from localclouds.aws.ssm_engine import CommandEngine
@@ -105,6 +106,7 @@ class LocalAws:
             **self.patch_states.handlers(),
             **AssociationService(self.ssm).handlers(),
             **SessionService(self.ssm).handlers(),
+            **AssociationUpdates(self.ssm).handlers(),
         }
         self.message_handlers = MessageService(self.ssm, self.engine, hybrid).handlers()
         self.organizations = OrganizationsService(create_account_delay)
