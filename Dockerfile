@@ -13,6 +13,7 @@ COPY workflows workflows
 COPY activities activities
 COPY workers workers
 COPY clients clients
+COPY scheduling scheduling
 RUN pip install --no-cache-dir .
 USER fleetpatch
 ENV FLEETPATCH_LOG_FORMAT=json
