@@ -306,6 +306,9 @@ class LinkCommand:
     link: TenantLink | None = None
     key: LinkKey | None = None
     queue_prefix: str = ""
+    # put: the link's systems account when one is vended already, so a link that now allows
+    # remote access prepares it at once (not only at the next enrollment)
+    account: AccountRef | None = None
 
 
 @dataclass

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from pathlib import Path
 
+import boto3
 import httpx
 import pytest
 from temporalio.testing import WorkflowEnvironment
@@ -38,6 +39,19 @@ async def _guest(stack: Stack, path: str) -> httpx.Response:
     guest = stack.local["vcenter"]["guest_tools"].replace("{name}", VM)
     async with httpx.AsyncClient() as http:
         return await http.get(f"{guest}/{path}")
+
+
+def _session_starts(stack: Stack, account_id: str, managed: str) -> None:
+    endpoint = stack.settings.aws.endpoint_url
+    creds = boto3.client("sts", endpoint_url=endpoint, region_name="us-east-1").assume_role(
+        RoleArn=f"arn:aws:iam::{account_id}:role/OrganizationAccountAccessRole", RoleSessionName="operator")["Credentials"]
+    ssm = boto3.client("ssm", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id=creds["AccessKeyId"],
+                       aws_secret_access_key=creds["SecretAccessKey"], aws_session_token=creds["SessionToken"])
+    tier = ssm.get_service_setting(SettingId="/ssm/managed-instance/activation-tier")["ServiceSetting"]["SettingValue"]
+    assert tier == "advanced"
+    assert "s3BucketName" in ssm.get_document(Name="SSM-SessionManagerRunShell")["Content"]
+    started = ssm.start_session(Target=managed)
+    assert started["SessionId"] and started["StreamUrl"].startswith("wss://")
 
 
 async def test_a_new_labelled_vcenter_vm_enrolls_without_an_operator(stack: Stack) -> None:
@@ -82,5 +96,12 @@ async def test_a_new_labelled_vcenter_vm_enrolls_without_an_operator(stack: Stac
         replay = await stack.api.post("/v1/registrations", json=body)
         assert replay.status_code == 401, replay.text
         assert replay.json()["error"] in ("IdentityTokenMismatch", "IdentityTokenUsed"), replay.text
+
+        # Re-linked with remote access: the vended systems account is prepared at once, and a
+        # session to the enrolled VM starts.
+        again = await stack.link(provider="vmware", cloud_account=vc_id, customer="umbrella",
+                                 vcenter_public_keys=[public_key], remote_access=True)
+        assert again.status_code == 201 and again.json()["token_schedule"] == "updated", again.text
+        await asyncio.to_thread(_session_starts, stack, result.systems_account, managed)
     finally:
         await schedule.delete()

@@ -163,12 +163,15 @@ def _failed(err: WorkflowFailureError) -> JSONResponse:
 @router.post("/links", status_code=201, summary="Link a customer cloud account (nothing enrolls unless linked)")
 async def add_link(body: LinkBody, request: Request) -> JSONResponse:
     link = body.to_link()
+    account = await _vended_account(request, link)
+    # A link that allows remote access prepares its vended systems account at once.
+    command = LinkCommand(action="put", link=link, account=account if link.remote_access else None)
     try:
-        await _run_link_command(request, LinkCommand(action="put", link=link), f"links/{link.provider.value}/{link.cloud_account}")
+        await _run_link_command(request, command, f"links/{link.provider.value}/{link.cloud_account}")
     except WorkflowFailureError as err:
         return _failed(err)
     answer = _link_json(link)
-    answer["windows_updated"] = await _refresh_windows(request, link)
+    answer["windows_updated"] = await _refresh_windows(request, link, account)
     if link.provider is Provider.VMWARE:
         answer["token_schedule"] = await _ensure_token_schedule(request, link)
     return JSONResponse(answer, status_code=201)
@@ -184,22 +187,30 @@ async def _ensure_token_schedule(request: Request, link: TenantLink) -> str:
     return await ensure_token_schedule(client, inp, link.customer, settings.vmware.token_schedule_every)
 
 
-async def _refresh_windows(request: Request, link: TenantLink) -> list[str]:
-    """A changed link (time zone, window overrides) re-shapes the windows of its systems account,
-    when one has been vended already; otherwise its vending creates them from the new link."""
+async def _vended_account(request: Request, link: TenantLink) -> AccountRef | None:
+    """The link's systems account when it has been vended already, else None."""
     client = await request.app.state.gateway.client()
     handle = client.get_workflow_handle(ids.systems_account(link.provider, link.cloud_account), result_type=SystemsAccount)
     try:
         if (await handle.describe()).status != WorkflowExecutionStatus.COMPLETED:
-            return []
+            return None
         account = await handle.result()
     except RPCError:
+        return None
+    return AccountRef(account_id=account.account_id, role_arn=account.role_arn,
+                      external_id=account.external_id, region=account.region)
+
+
+async def _refresh_windows(request: Request, link: TenantLink, account: AccountRef | None) -> list[str]:
+    """A changed link (time zone, window overrides) re-shapes the windows of its systems account,
+    when one has been vended already; otherwise its vending creates them from the new link."""
+    if account is None:
         return []
+    client = await request.app.state.gateway.client()
     result = await ensure_window_schedules(
         client,
         EnsureWindowsInput(
-            account=AccountRef(account_id=account.account_id, role_arn=account.role_arn,
-                               external_id=account.external_id, region=account.region),
+            account=account,
             customer=link.customer, provider=link.provider.value, cloud_account=link.cloud_account,
             time_zone=link.time_zone, windows=link.windows,
             queue_prefix=request.app.state.settings.task_queue_prefix,

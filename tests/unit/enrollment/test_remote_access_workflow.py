@@ -14,8 +14,9 @@ from temporalio.worker import Worker
 
 from activities.temporal_ops import TemporalActivities
 from contracts import taskqueues
-from contracts.enrollment import EnrollResult
+from contracts.enrollment import AccountRef, EnrollResult, LinkCommand, LinkCommandResult, TenantLink
 from contracts.models import ActivityName, RemoteAccessInput, RemoteAccessResult
+from contracts.names import WorkflowName
 from contracts.providers import Provider, WorkerRole
 from tests.unit.enrollment.fakes import FakeClouds, Vm
 from tests.unit.enrollment.test_enroll_workflow import _enroll, _input
@@ -31,6 +32,12 @@ class RemoteAccessFake:
     async def enable_remote_access(self, inp: RemoteAccessInput) -> RemoteAccessResult:
         self.enabled.append(inp)
         return RemoteAccessResult(activation_tier="advanced", log_bucket="b", preferences_version="1", changed=[])
+
+
+class Links:
+    @activity.defn(name=ActivityName.PUT_LINK)
+    async def put_link(self, link: TenantLink) -> None:
+        return None
 
 
 @asynccontextmanager
@@ -63,3 +70,21 @@ async def test_remote_access_follows_the_link(time_skipping_env: WorkflowEnviron
         assert [r.account.account_id for r in remote.enabled] == [result.systems_account]
     else:
         assert remote.enabled == []
+
+
+async def test_a_link_that_allows_remote_access_prepares_its_vended_account(
+    time_skipping_env: WorkflowEnvironment, queue_prefix: str
+) -> None:
+    remote, account = RemoteAccessFake(), AccountRef(account_id="210987654321", role_arn="arn:aws:iam::210987654321:role/x")
+    client = time_skipping_env.client
+    async with Worker(client, task_queue=taskqueues.for_role(WorkerRole.ORCHESTRATOR, queue_prefix), workflows=list(ALL_WORKFLOWS)), \
+            Worker(client, task_queue=taskqueues.for_role(WorkerRole.AWS, queue_prefix),
+                   activities=[Links().put_link, remote.enable_remote_access]):
+        for allowed, vended in ((True, account), (True, None), (False, account)):
+            link = TenantLink(provider=Provider.GCP, cloud_account="acme-prod-1", customer="acme", remote_access=allowed)
+            await client.execute_workflow(
+                WorkflowName.LINK_ADMIN, LinkCommand(action="put", link=link, queue_prefix=queue_prefix, account=vended),
+                id=f"links/{queue_prefix}{allowed}{vended is None}", result_type=LinkCommandResult,
+                task_queue=taskqueues.for_role(WorkerRole.ORCHESTRATOR, queue_prefix),
+            )
+    assert [r.account for r in remote.enabled] == [account]  # only with remote access and a vended account
