@@ -5,12 +5,12 @@ from __future__ import annotations
 from temporalio import activity
 from temporalio.client import Client
 
-from clients.schedules import RunShape, ensure_window_schedules
 from config.settings import PatchingSettings
 from contracts.errors import ErrorType, FleetpatchError
 from contracts.patch_config import WindowConfigError
 from contracts.models import ActivityName
 from contracts.patching import EnsureWindowsInput, EnsureWindowsResult
+from scheduling import RunShape, ensure_window_schedules
 
 
 class ScheduleActivities:

@@ -10,6 +10,7 @@ from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureEr
 
 from contracts.enrollment import AwaitWorkflowInput
 from contracts.errors import ErrorType, FleetpatchError
+from contracts.failures import business_failure
 from contracts.models import ActivityName
 
 _POLL_SECONDS = 2
@@ -37,9 +38,9 @@ class TemporalActivities:
                 await asyncio.sleep(_POLL_SECONDS)
             return await handle.result()
         except WorkflowFailureError as err:
-            cause = err.cause
-            kind = getattr(cause, "type", None) or ErrorType.ACCOUNT_VENDING_FAILED.value
-            reason = getattr(cause, "message", None) or str(cause)
+            found = business_failure(err)
+            kind = found.type if found else ErrorType.ACCOUNT_VENDING_FAILED.value
+            reason = found.message if found else str(err.cause or err)
             try:
                 error_type = ErrorType(kind)
             except ValueError:

@@ -128,7 +128,8 @@ class ApiSettings(BaseModel):
     admin_token: SecretStr | None = None
     challenge_key: SecretStr | None = None  # HMAC key for Azure nonces
     max_body_bytes: int = 64 * 1024
-    registration_wait: Duration = timedelta(seconds=20)
+    registration_wait: Duration = timedelta(seconds=20)  # budget of POST /v1/registrations
+    admin_budget: Duration = timedelta(seconds=10)  # admin mutations: the result, or 202 + Location
 
 
 class PatchingSettings(BaseModel):
@@ -144,6 +145,18 @@ class PatchingSettings(BaseModel):
     max_parallel_batches: int = 4
     poll_interval: Duration = timedelta(seconds=30)
     poll_hold: Duration = timedelta(minutes=5)
+
+
+class ComplianceSettings(BaseModel):
+    """ComplianceSync: how often the ``compliance-sync`` schedule fills the estate store from SSM.
+
+    The orchestrator worker creates (or updates) the schedule when it starts, unless
+    ``schedule`` is false (``FLEETPATCH_COMPLIANCE__SCHEDULE=false``).
+    """
+
+    interval: Duration = timedelta(minutes=15)
+    max_concurrent_accounts: int = Field(default=8, ge=1, le=100)
+    schedule: bool = True
 
 
 class DatabaseSettings(BaseModel):
@@ -195,6 +208,7 @@ class Settings(BaseSettings):
     patching: PatchingSettings = PatchingSettings()
     local: LocalSettings = LocalSettings()
     database: DatabaseSettings = DatabaseSettings()
+    compliance: ComplianceSettings = ComplianceSettings()
 
     @property
     def local_json(self) -> Path:

@@ -58,6 +58,12 @@ class ActivityName:
     RECORD_RING_RUN = "record_ring_run"
     RECORD_PATCH_TRAIN = "record_patch_train"
 
+    # aws worker: the estate store (ComplianceSync, and PatchWindow's last step)
+    LIST_SYNC_ACCOUNTS = "list_sync_accounts"
+    SYNC_ACCOUNT_ESTATE = "sync_account_estate"
+    RECORD_COMPLIANCE_AGGREGATES = "record_compliance_aggregates"
+    RECORD_WINDOW_RESULTS = "record_window_results"
+
     # orchestrator worker (talks to Temporal itself)
     AWAIT_WORKFLOW = "await_workflow"
     ENSURE_WINDOW_SCHEDULES = "ensure_window_schedules"

@@ -18,6 +18,7 @@ class WorkflowName:
     PATCH_WINDOW = "PatchWindow"
     PATCH_BATCH = "PatchBatch"
     VCENTER_TOKENS = "VcenterTokens"
+    COMPLIANCE_SYNC = "ComplianceSync"
 
 
 class UpdateName:
@@ -25,7 +26,7 @@ class UpdateName:
 
 
 class QueryName:
-    STATUS = "status"  # EnrollVm and PatchWindow: the run's current status
+    STATUS = "status"  # EnrollVm, PatchWindow and ComplianceSync: the run's current status
 
 
 class SignalName:

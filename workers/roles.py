@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +19,8 @@ class WorkerParts:
     workflows: list[type] = field(default_factory=list)
     #: Thread pool size for synchronous activities (SDKs without asyncio); 0 = none needed.
     sync_threads: int = 0
+    #: Run once when the worker starts (best effort: a failure is logged, the worker still runs).
+    on_start: list[Callable[[], Awaitable[object]]] = field(default_factory=list)
 
 
 def _orchestrator(settings: Settings, client: Client) -> WorkerParts:
@@ -26,21 +28,30 @@ def _orchestrator(settings: Settings, client: Client) -> WorkerParts:
     from activities.temporal_ops import TemporalActivities
     from workflows.registry import ALL_WORKFLOWS
 
-    return WorkerParts(
+    from scheduling.compliance import ensure_sync_schedule
+
+    parts = WorkerParts(
         workflows=list(ALL_WORKFLOWS),
         activities=[TemporalActivities(client).await_workflow, *ScheduleActivities(client, settings.patching).all()],
     )
+    if settings.compliance.schedule:
+        parts.on_start.append(lambda: ensure_sync_schedule(client, settings.compliance, settings.task_queue_prefix))
+    return parts
 
 
 def _aws(settings: Settings, client: Client) -> WorkerParts:
     from activities.aws import AwsActivities
+    from activities.compliance import ComplianceActivities
     from activities.patching import PatchingActivities
     from activities.remote_access import RemoteAccessActivities
+    from estate.db import engine_from_settings, sessions
 
     sealing = settings.sealing_key.get_secret_value() if settings.sealing_key else None
+    store = sessions(engine_from_settings(settings))  # the estate store: only activities write it
     return WorkerParts(
         activities=AwsActivities(settings.aws, sealing_key=sealing).all()
         + PatchingActivities(settings.aws, settings.patching).all()
+        + ComplianceActivities(settings.aws, store).all()
         + RemoteAccessActivities(settings.aws, settings.patching).all(),
         sync_threads=16,
     )

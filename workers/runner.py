@@ -15,12 +15,17 @@ from config.settings import Settings
 from contracts import taskqueues
 from contracts.providers import WorkerRole
 from workers.interceptors import ErrorMappingInterceptor
-from workers.roles import build
+from workers.roles import WorkerParts, build
 
 log = logging.getLogger("fleetpatch.worker")
 
 
 def make_worker(client: Client, role: WorkerRole, settings: Settings) -> tuple[Worker, concurrent.futures.Executor | None]:
+    worker, executor, _ = _make(client, role, settings)
+    return worker, executor
+
+
+def _make(client: Client, role: WorkerRole, settings: Settings) -> tuple[Worker, concurrent.futures.Executor | None, WorkerParts]:
     queue = taskqueues.for_role(role, settings.task_queue_prefix)
     parts = build(role, settings, queue, client)
     executor = (
@@ -37,11 +42,19 @@ def make_worker(client: Client, role: WorkerRole, settings: Settings) -> tuple[W
         interceptors=[ErrorMappingInterceptor()],
         graceful_shutdown_timeout=timedelta(seconds=20),
     )
-    return worker, executor
+    return worker, executor, parts
+
+
+async def _on_start(role: WorkerRole, parts: WorkerParts) -> None:
+    for step in parts.on_start:
+        try:
+            await step()
+        except Exception:  # noqa: BLE001 - best effort: the worker runs regardless, the log says why
+            log.exception("worker start-up step failed", extra={"role": role.value})
 
 
 async def run(client: Client, role: WorkerRole, settings: Settings, stop: asyncio.Event | None = None) -> None:
-    worker, executor = make_worker(client, role, settings)
+    worker, executor, parts = _make(client, role, settings)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -51,6 +64,7 @@ async def run(client: Client, role: WorkerRole, settings: Settings, stop: asynci
             pass
     log.info("worker starting", extra={"role": role.value, "task_queue": worker.task_queue})
     async with worker:
+        await _on_start(role, parts)
         await stop.wait()
         log.info("worker stopping", extra={"role": role.value})
     if executor is not None:

@@ -185,3 +185,33 @@ BATCH_CHILD = ChildPreset()
 
 #: The shortest wait a workflow arms (a timer of zero would not wait at all).
 MIN_WAIT = timedelta(seconds=1)
+
+# --- the estate store ---------------------------------------------------------------------------
+
+#: ComplianceSync: reading one systems account's SSM state and applying it to the estate store.
+#: Heartbeats per instance; a few attempts, then the account is reported failed for this run
+#: (the next run tries again).
+ESTATE_SYNC = ActivityPreset(
+    start_to_close=timedelta(minutes=15),
+    heartbeat=timedelta(minutes=2),
+    retry=RetryPolicy(
+        initial_interval=timedelta(seconds=5),
+        backoff_coefficient=2.0,
+        maximum_interval=timedelta(minutes=1),
+        maximum_attempts=3,
+        non_retryable_error_types=NON_RETRYABLE,
+    ),
+)
+
+#: One short write to the estate store (aggregates, a window's results), retried patiently
+#: while the database is briefly unavailable.
+ESTATE_WRITE = ActivityPreset(
+    start_to_close=timedelta(minutes=2),
+    schedule_to_close=timedelta(minutes=10),
+    retry=RetryPolicy(
+        initial_interval=timedelta(seconds=2),
+        backoff_coefficient=2.0,
+        maximum_interval=timedelta(seconds=30),
+        non_retryable_error_types=NON_RETRYABLE,
+    ),
+)

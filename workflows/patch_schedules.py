@@ -5,7 +5,7 @@ runs as a local activity of the orchestrator worker running the calling workflow
 effort for the caller: an enrollment never fails because of schedule bookkeeping. A worker that
 does not run the activity at all (an older orchestrator during an upgrade) skips it with a
 warning, and the account's windows stay absent (``fleetpatch windows list`` shows it) until
-``clients.schedules.ensure_window_schedules`` runs for it again.
+``scheduling.ensure_window_schedules`` runs for it again.
 """
 
 from __future__ import annotations

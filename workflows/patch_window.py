@@ -4,8 +4,8 @@ gate (later rings: the earlier ring's last run must have reached the success thr
 operator releases it) -> resolve targets -> plan per OS (early: what its baselines approve;
 later rings: exactly the patch train via InstallOverrideList) -> PatchBatch children (at most
 ``parallel_batches`` at a time, window-wide error budget, cutoff) -> early records the train ->
-the ring's record (what the next ring's gate reads) -> the summary as result, search attribute
-``WindowOutcome`` and memo.
+the ring's record (what the next ring's gate reads) -> its instances' results into the estate
+store -> the summary as result, search attribute ``WindowOutcome`` and memo.
 
 History stays bounded at any fleet size: the parent holds one child per batch (500 instances by
 default); the children continue as new before their histories grow long.
@@ -18,10 +18,11 @@ from datetime import datetime, timedelta
 
 from temporalio import workflow
 from temporalio.common import SearchAttributeKey
-from temporalio.exceptions import ChildWorkflowError
+from temporalio.exceptions import ActivityError, ChildWorkflowError
 
 with workflow.unsafe.imports_passed_through():
     from contracts import search_attributes as sa
+    from contracts.compliance import RecordWindowInput, RecordWindowResult
     from contracts.models import ActivityName
     from contracts.names import QueryName, SignalName, WorkflowName
     from contracts.patch_batches import BatchErrors, BatchInput, BatchResult
@@ -71,6 +72,9 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.shared import application_error, upsert
 
+
+#: Runs recorded before this step existed replay without it.
+ESTATE_STEP = "record-window-results-in-estate"
 
 #: Set by Temporal on every workflow a schedule starts: the time the window was planned for.
 SCHEDULED_START = SearchAttributeKey.for_datetime("TemporalScheduledStartTime")
@@ -340,9 +344,31 @@ class PatchWindowWorkflow:
             WorkerRole.AWS, ActivityName.RECORD_RING_RUN,
             RecordRingRunInput(account=inp.account, record=record, summary=summary), None, options.SSM_CALL,
         )
+        await self._record_estate(inp, outcome)
         self._set_outcome(outcome)
         workflow.upsert_memo(summary_memo(summary))
         return summary
+
+    async def _record_estate(self, inp: PatchWindowInput, outcome: WindowOutcome) -> None:
+        """Every batch's instance results into the estate store, each instance's patch state re-read
+        from SSM, so the views are fresh right after the window. Best effort: a store outage never
+        fails the window (the next ComplianceSync brings the store up to date)."""
+        if not workflow.patched(ESTATE_STEP):
+            return
+        info = workflow.info()
+        for index in sorted(self._results):
+            record = RecordWindowInput(
+                account=inp.account, window_workflow_id=info.workflow_id, run_id=info.run_id,
+                patch_group=inp.group.value, outcome=outcome.value, instances=self._results[index].instances,
+                finished=workflow.now(),
+            )
+            try:
+                await self._calls.activity(
+                    WorkerRole.AWS, ActivityName.RECORD_WINDOW_RESULTS, record, RecordWindowResult, options.ESTATE_WRITE,
+                )
+            except ActivityError as err:
+                workflow.logger.warning("window results not recorded in the estate store",
+                                        extra={"batch": index, "error": str(err.cause or err)})
 
     # --- plumbing ----------------------------------------------------------------------------
 

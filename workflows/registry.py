@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from workflows.compliance import ComplianceSyncWorkflow
 from workflows.doctor import DoctorWorkflow
 from workflows.enroll import EnrollVmWorkflow
 from workflows.links import LinkAdminWorkflow
@@ -22,4 +23,5 @@ ALL_WORKFLOWS: tuple[type, ...] = (
     PatchWindowWorkflow,
     PatchBatchWorkflow,
     VcenterTokensWorkflow,
+    ComplianceSyncWorkflow,
 )

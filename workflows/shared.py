@@ -6,19 +6,17 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import SearchAttributePair
-from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError, FailureError
+from temporalio.exceptions import ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from contracts.failures import business_failure
 
 
 def application_error(err: BaseException) -> ApplicationError:
     """The business error inside an activity/child failure, or a generic one."""
-    current: BaseException | None = err
-    while current is not None:
-        if isinstance(current, ApplicationError) and current.type:
-            return ApplicationError(current.message, type=current.type, non_retryable=True)
-        if isinstance(current, (ActivityError, ChildWorkflowError, FailureError)):
-            current = current.cause
-        else:
-            break
+    found = business_failure(err)
+    if found is not None:
+        return ApplicationError(found.message, type=found.type, non_retryable=True)
     return ApplicationError(str(err), type="InternalError", non_retryable=True)
 
 

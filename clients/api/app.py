@@ -1,17 +1,23 @@
-"""The fleetpatch HTTP API (FastAPI): VM registration, admin endpoints, health, OpenAPI at /docs."""
+"""The fleetpatch HTTP API (FastAPI): VM registration, admin endpoints, health, OpenAPI at /docs.
+
+Conventions every route follows (error body, 400 for malformed input, declared responses,
+budgets, OpenAPI links) are written down in ``clients.api.errors``; the document itself is
+finished in ``clients.api.openapi``.
+"""
 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 
-from clients.api.errors import ServiceMisconfigured
+from clients.api import openapi
+from clients.api.errors import ServiceMisconfigured, bad_request_handler
 from clients.api.gateway import TemporalGateway, TemporalUnavailable
-from clients.api.registration_input import RegistrationRequest
+from clients.api.registration_input import registration_schemas
 from clients.api.routes import admin, health, registration, windows
 from config.settings import Settings
 
@@ -22,15 +28,25 @@ def create_app(settings: Settings, gateway: TemporalGateway | None = None) -> Fa
     app = FastAPI(
         title="fleetpatch",
         summary="Enroll VMs from any cloud into AWS Systems Manager patching.",
+        description=(
+            "Malformed input is answered 400 with the field named; every error is an `ErrorBody`. "
+            f"Admin mutations answer within {settings.api.admin_budget.total_seconds():g} s "
+            "(`FLEETPATCH_API__ADMIN_BUDGET`) or `202` with a `Location` to poll; registrations wait "
+            f"up to {settings.api.registration_wait.total_seconds():g} s (`FLEETPATCH_API__REGISTRATION_WAIT`)."
+        ),
         version="0.1.0",
     )
     app.state.settings = settings
     app.state.gateway = gateway or TemporalGateway.from_environment(settings.local_json)
-    app.include_router(health.router)
-    app.include_router(registration.router)
-    app.include_router(admin.router)
-    app.include_router(windows.router)
+    for module in (health, registration, admin, windows):
+        app.include_router(module.router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    _handle_errors(app)
+    return app
+
+
+def _handle_errors(app: FastAPI) -> None:
+    app.add_exception_handler(RequestValidationError, bad_request_handler)  # type: ignore[arg-type]
 
     @app.exception_handler(HTTPException)
     async def _http(request: Request, exc: HTTPException) -> JSONResponse:
@@ -49,29 +65,14 @@ def create_app(settings: Settings, gateway: TemporalGateway | None = None) -> Fa
     async def _misconfigured(request: Request, exc: ServiceMisconfigured) -> JSONResponse:
         return JSONResponse({"error": "ConfigurationInvalid", "reason": str(exc)}, status_code=503)
 
-    @app.exception_handler(RequestValidationError)
-    async def _bad_request(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [
-            {"loc": list(e.get("loc", ())), "msg": e.get("msg", "")} for e in exc.errors()
-        ]
-        return JSONResponse({"error": "BadRequest", "reason": "malformed request", "details": errors}, status_code=400)
-
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         # A bug, not bad input: log it with its trace, answer without leaking internals.
         log.exception("unhandled error", extra={"path": request.url.path})
         return JSONResponse({"error": "InternalError", "reason": "unexpected server error"}, status_code=500)
 
-    return app
 
-
-def _openapi(app: FastAPI) -> dict:
-    """The generated schema, plus the registration body (parsed by hand for strict size/JSON checks)."""
+def _openapi(app: FastAPI) -> dict[str, Any]:
     if app.openapi_schema is None:
-        schema = get_openapi(title=app.title, version=app.version, summary=app.summary, routes=app.routes)
-        components = schema.setdefault("components", {}).setdefault("schemas", {})
-        model = RegistrationRequest.model_json_schema(ref_template="#/components/schemas/{model}")
-        components.update(model.pop("$defs", {}))
-        components["RegistrationRequest"] = model
-        app.openapi_schema = schema
+        app.openapi_schema = openapi.build(app, registration_schemas())
     return app.openapi_schema

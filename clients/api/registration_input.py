@@ -1,16 +1,19 @@
-"""Shape checks for VM registrations: size, strict JSON, per-provider identity fields.
+"""Shape checks for VM registrations: size, strict JSON, one schema per provider's identity.
 
 The API checks shape only. Signatures, claims and tenants are verified in the EnrollVm workflow
 on each provider's worker; here the identity is merely read (unverified) to name the workflow.
+``RegistrationRequest`` is a union discriminated by ``provider``: the OpenAPI document publishes
+exactly the schema this module validates with.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError
 
+from clients.api.errors import BadInput, field_errors
 from clouds.azure.verify import peek_azure_instance_key
 from clouds.ec2.verify import peek_ec2_instance_key
 from clouds.gcp.verify import peek_gcp_instance_key
@@ -22,9 +25,7 @@ from contracts.providers import OsFamily, Provider
 
 _B64ISH = r"^[A-Za-z0-9+/=_\-.\s]+$"
 Blob = Annotated[str, StringConstraints(min_length=1, max_length=32 * 1024, pattern=_B64ISH)]
-Short = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 Hostname = Annotated[str, StringConstraints(min_length=1, max_length=253, pattern=r"^[A-Za-z0-9]([A-Za-z0-9.\-_]*[A-Za-z0-9])?$")]
-
 
 _SAFE_KEY = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 
@@ -62,28 +63,49 @@ class VmwareIdentity(_Strict):
     bios_uuid: Annotated[str, StringConstraints(pattern=r"^[0-9A-Fa-f]{8}-?[0-9A-Fa-f]{4}-?[0-9A-Fa-f]{4}-?[0-9A-Fa-f]{4}-?[0-9A-Fa-f]{12}$")]
 
 
-_IDENTITY_MODELS: dict[Provider, type[_Strict]] = {
-    Provider.GCP: GcpIdentity,
-    Provider.AZURE: AzureIdentity,
-    Provider.AWS: AwsIdentity,
-    Provider.VMWARE: VmwareIdentity,
-}
+Identity = GcpIdentity | AzureIdentity | AwsIdentity | VmwareIdentity
 
 
-class RegistrationRequest(_Strict):
-    """``POST /v1/registrations``."""
-
-    provider: Provider
-    identity: dict[str, Any]
+class _Registration(_Strict):
     hostname: Hostname
     platform: Platform
 
+    @property
+    def cloud(self) -> Provider:
+        return Provider(getattr(self, "provider"))
 
-class BadRequest(Exception):
-    def __init__(self, reason: str, details: list[dict[str, Any]] | None = None) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.details = details or []
+
+class GcpRegistration(_Registration):
+    provider: Literal["gcp"]
+    identity: GcpIdentity
+
+
+class AzureRegistration(_Registration):
+    provider: Literal["azure"]
+    identity: AzureIdentity
+
+
+class AwsRegistration(_Registration):
+    provider: Literal["aws"]
+    identity: AwsIdentity
+
+
+class VmwareRegistration(_Registration):
+    provider: Literal["vmware"]
+    identity: VmwareIdentity
+
+
+Registration = Union[GcpRegistration, AzureRegistration, AwsRegistration, VmwareRegistration]  # noqa: UP007
+_REQUEST = TypeAdapter(Annotated[Registration, Field(discriminator="provider")])
+
+
+def registration_schemas() -> dict[str, Any]:
+    """``RegistrationRequest`` and the schemas it refers to, for the OpenAPI components."""
+    schema = _REQUEST.json_schema(ref_template="#/components/schemas/{model}")
+    components: dict[str, Any] = schema.pop("$defs", {})
+    schema["description"] = "`POST /v1/registrations`: one identity shape per provider, chosen by `provider`."
+    components["RegistrationRequest"] = schema
+    return components
 
 
 class TooLarge(Exception):
@@ -96,27 +118,31 @@ def parse_json(body: bytes, limit: int) -> Any:
     try:
         return strict_json.loads(body)
     except strict_json.StrictJsonError as err:
-        raise BadRequest(f"the body is {err}") from None
+        raise BadInput(f"the body is {err}") from None
 
 
 def _details(err: ValidationError) -> list[dict[str, Any]]:
-    return [{"loc": [str(p) for p in e["loc"]], "msg": e["msg"]} for e in err.errors(include_url=False)]
+    errors = []
+    for e in err.errors(include_url=False):
+        loc = list(e["loc"])
+        if e["type"].startswith("union_tag"):
+            loc = ["provider"]
+        elif loc and loc[0] in {p.value for p in Provider}:
+            loc = loc[1:]  # the union's tag, not a field
+        errors.append({"loc": ["body", *loc], "msg": e["msg"]})
+    return field_errors(errors)
 
 
-def validate(raw: Any) -> tuple[RegistrationRequest, _Strict]:
-    """The request and its provider's identity model; BadRequest for any shape problem."""
+def validate(raw: Any) -> Registration:
+    """The request with its provider's identity model; BadInput names the first bad field."""
     try:
-        request = RegistrationRequest.model_validate(raw)
+        return _REQUEST.validate_python(raw)
     except ValidationError as err:
-        raise BadRequest("malformed registration", _details(err)) from None
-    try:
-        identity = _IDENTITY_MODELS[request.provider].model_validate(request.identity)
-    except ValidationError as err:
-        raise BadRequest(f"malformed {request.provider.value} identity", _details(err)) from None
-    return request, identity
+        details = _details(err)
+        raise BadInput(f"malformed registration: {details[0]['field']}: {details[0]['msg']}", details) from None
 
 
-def claimed_instance_key(provider: Provider, identity: _Strict) -> str:
+def claimed_instance_key(identity: Identity) -> str:
     """``{cloud account}/{instance id}`` as the unverified identity states it (names the workflow).
 
     The workflow refuses the enrollment unless the verified identity names the same key.
@@ -128,11 +154,8 @@ def claimed_instance_key(provider: Provider, identity: _Strict) -> str:
         account, instance = peek_azure_instance_key(identity.attested.model_dump(), identity.resource_id)
     elif isinstance(identity, AwsIdentity):
         account, instance = peek_ec2_instance_key({"rsa2048": identity.rsa2048})
-    elif isinstance(identity, VmwareIdentity):
+    else:
         account, instance = peek_vcenter_token(identity.token)
-    else:  # pragma: no cover - the models above are exhaustive
-        raise IdentityRefused(ErrorType.IDENTITY_MALFORMED, f"no identity reader for {provider}")
     if not account or not instance or not _SAFE_KEY.match(account) or not _SAFE_KEY.match(instance):
         raise IdentityRefused(ErrorType.IDENTITY_MALFORMED, "the identity names no usable account/instance")
     return instance_key(account, instance)
-

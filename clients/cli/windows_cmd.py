@@ -1,7 +1,7 @@
 """``fleetpatch windows``: list, show, pause, resume, trigger [--wait], backfill, release.
 
 The patch windows of every systems account are Temporal Schedules (``patch-window/{account}/
-{group}``); these commands operate them through ``clients.schedules``, exactly as the admin API
+{group}``); these commands operate them through ``scheduling``, exactly as the admin API
 does. ``temporal schedule list`` and the Temporal UI show the same schedules.
 """
 
@@ -16,7 +16,7 @@ import typer
 from rich.table import Table
 from temporalio.client import Client
 
-from clients import schedules
+import scheduling as schedules
 from clients.cli.common import console, err_console, temporal
 from config.settings import Settings
 from contracts.errors import FleetpatchError

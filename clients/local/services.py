@@ -221,7 +221,3 @@ def local_json(settings: Settings, clouds: list[LocalCloud], pids: dict[str, int
         except ValueError:
             doc["vms"] = []
     return doc
-
-
-def read_local_json(path: Path) -> dict[str, Any]:
-    return json.loads(path.read_text())

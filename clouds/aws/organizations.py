@@ -16,7 +16,7 @@ from botocore.exceptions import ClientError
 
 from clouds.aws.errors import aws_call, error_code
 from clouds.aws.sessions import AwsSessions
-from contracts.enrollment import TAG_CLOUD_ACCOUNT, TAG_PROVIDER, CreateAccountStatus
+from contracts.enrollment import TAG_CLOUD_ACCOUNT, TAG_MANAGED_BY, TAG_PROVIDER, CreateAccountStatus
 from contracts.errors import ErrorType, TransientCloudError
 from contracts.providers import Provider
 
@@ -71,6 +71,17 @@ class Organizations:
             if all(tags.get(k) == v for k, v in wanted.items()):
                 return account["Id"]
         return None
+
+    def systems_accounts(self) -> list[tuple[str, dict[str, str]]]:
+        """Every active account fleetpatch vended (tagged managed-by fleetpatch), with its tags."""
+        found = []
+        for account in self._accounts():
+            if account.get("Status", "ACTIVE") != "ACTIVE":
+                continue
+            tags = self.tags_of(account["Id"])
+            if tags.get(TAG_MANAGED_BY) == "fleetpatch" and tags.get(TAG_PROVIDER):
+                found.append((account["Id"], tags))
+        return found
 
     def submit(self, name: str, email: str, tags: dict[str, str]) -> str:
         try:

@@ -27,7 +27,6 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from jwt.algorithms import RSAAlgorithm
 
-from clouds.gcp.errors import UNAVAILABLE
 from contracts.errors import ErrorType, FleetpatchError, TransientCloudError
 
 MIN_RSA_BITS = 2048
@@ -173,10 +172,10 @@ class RemoteJwks:
         try:
             jwk_set = self._client.get_jwk_set(refresh=refresh)
         except jwt.exceptions.PyJWKClientConnectionError as exc:
-            raise TransientCloudError(UNAVAILABLE, f"cannot fetch the JWKS: {exc}") from exc
+            raise TransientCloudError(ErrorType.CLOUD_UNAVAILABLE, f"cannot fetch the JWKS: {exc}") from exc
         except (jwt.exceptions.PyJWTError, ValueError, TypeError, KeyError) as exc:
             raise TransientCloudError(
-                UNAVAILABLE, f"the JWKS endpoint answered no usable key set: {exc}"
+                ErrorType.CLOUD_UNAVAILABLE, f"the JWKS endpoint answered no usable key set: {exc}"
             ) from exc
         keys: dict[str, RSAPublicKey] = {}
         for jwk in jwk_set.keys:

@@ -3,8 +3,9 @@
 Three botocore clients cover every agent-side call:
 - ``ssm-agent`` (model shipped under ``models/``): RegisterManagedInstance (unsigned),
   RequestManagedInstanceRoleToken (signed the way the agent signs it: SigV4 canonical request,
-  RSA-PSS/SHA-256 signature with the instance key, the instance id as access key id) and
-  UpdateInstanceInformation (SigV4 with the role credentials). These are not in boto3's model.
+  RSA-PSS/SHA-256 signature with the instance key, the instance id as access key id),
+  UpdateInstanceInformation, ListInstanceAssociations and UpdateInstanceAssociationStatus (SigV4
+  with the role credentials). These are not in boto3's model.
 - ``ec2messages`` (model shipped under ``models/``): GetMessages, AcknowledgeMessage, SendReply,
   FailMessage, DeleteMessage.
 - ``ssm`` (boto3's own model): PutInventory, PutComplianceItems,
@@ -207,6 +208,28 @@ class AgentSession:
             ResourceId=self.instance_id, ResourceType="ManagedInstance",
             ComplianceType=compliance_type, Items=items, UploadType=upload_type,
             ExecutionSummary={"ExecutionTime": execution_time, "ExecutionType": "Command"})
+
+    def list_instance_associations(self) -> list[dict[str, Any]]:
+        """The associations this instance must apply (every page)."""
+        found: list[dict[str, Any]] = []
+        token: str | None = None
+        while True:
+            page = self.ssm_agent.list_instance_associations(
+                InstanceId=self.instance_id, **({"NextToken": token} if token else {}))
+            found += page.get("Associations", [])
+            token = page.get("NextToken")
+            if not token:
+                return found
+
+    def update_instance_association_status(self, association_id: str, status: str,
+                                           executed: datetime, summary: str = "",
+                                           error_code: str = "") -> None:
+        result: dict[str, Any] = {"Status": status, "DetailedStatus": status,
+                                  "ExecutionDate": executed, "ExecutionSummary": summary}
+        if error_code:
+            result["ErrorCode"] = error_code
+        self.ssm_agent.update_instance_association_status(
+            AssociationId=association_id, InstanceId=self.instance_id, ExecutionResult=result)
 
     def get_deployable_patch_snapshot(self, snapshot_id: str) -> dict[str, Any]:
         """The answer of GetDeployablePatchSnapshotForInstance plus the downloaded snapshot."""

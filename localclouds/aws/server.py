@@ -31,6 +31,7 @@ from localclouds.aws.ssm_commands import CommandService
 from localclouds.aws.ssm_engine import CommandEngine
 from localclouds.aws.ssm_hybrid import HybridService
 from localclouds.aws.ssm_instances import InstanceService
+from localclouds.aws.ssm_inventory import InventoryService
 from localclouds.aws.ssm_patch import PatchBaselineService
 from localclouds.aws.ssm_patch_states import PatchStateService
 from localclouds.aws.ssm_sessions import SessionService
@@ -104,7 +105,8 @@ class LocalAws:
             **CommandService(self.ssm, self.engine).handlers(),
             **baselines.handlers(),
             **self.patch_states.handlers(),
-            **AssociationService(self.ssm).handlers(),
+            **AssociationService(self.ssm, hybrid).handlers(),
+            **InventoryService(self.ssm).handlers(),
             **SessionService(self.ssm).handlers(),
             **AssociationUpdates(self.ssm).handlers(),
         }

@@ -1,7 +1,11 @@
 """State Manager associations: enough for AWS-GatherSoftwareInventory on every managed instance.
 
-moto has no associations, so this is the only implementation. An instance's association status
-turns Success once its agent has uploaded inventory (see ``ssm_instances.association_status``).
+moto has no associations, so this is the only implementation. Control side: CreateAssociation,
+DescribeAssociation, ListAssociations, DeleteAssociation, DescribeInstanceAssociationsStatus.
+Agent side, as the real agent pulls its associations: ListInstanceAssociations (the associations
+that target the calling instance), then DescribeAssociation for the document and parameters, then
+UpdateInstanceAssociationStatus with the run's result. An instance's association status follows
+what its agent reported (see ``ssm_instances.association_status``).
 """
 
 from __future__ import annotations
@@ -10,9 +14,12 @@ import uuid
 from typing import Any
 
 from localclouds.aws.context import RequestContext
-from localclouds.aws.protocol import AwsError, paginate, require, validation
-from localclouds.aws.ssm_instances import targets_instance
+from localclouds.aws.protocol import AwsError, paginate, parse_time, require, validation
+from localclouds.aws.ssm_hybrid import HybridService
+from localclouds.aws.ssm_instances import association_status, targets_instance
 from localclouds.aws.ssm_state import Association, RegionState, SsmState
+
+RUN_STATUSES = {"Success", "Failed", "Pending", "InProgress"}
 
 OPTIONAL = ("Parameters", "ScheduleExpression", "AssociationName", "DocumentVersion",
             "MaxConcurrency", "MaxErrors", "ComplianceSeverity", "ApplyOnlyAtCronInterval",
@@ -20,8 +27,9 @@ OPTIONAL = ("Parameters", "ScheduleExpression", "AssociationName", "DocumentVers
 
 
 class AssociationService:
-    def __init__(self, state: SsmState) -> None:
+    def __init__(self, state: SsmState, hybrid: HybridService) -> None:
         self.state = state
+        self.hybrid = hybrid
 
     def handlers(self) -> dict[str, Any]:
         return {
@@ -29,15 +37,24 @@ class AssociationService:
             "DescribeAssociation": self.describe,
             "ListAssociations": self.list,
             "DeleteAssociation": self.delete,
+            "DescribeInstanceAssociationsStatus": self.describe_instance_status,
+            "ListInstanceAssociations": self.list_for_instance,
+            "UpdateInstanceAssociationStatus": self.update_instance_status,
         }
 
     def _overview(self, region: RegionState, association: Association) -> dict[str, Any]:
         selected = [i for i in region.instances.values()
                     if not i.deregistered and targets_instance(association.targets, i)]
-        done = sum(1 for i in selected if i.last_inventory is not None)
-        counts = {k: v for k, v in (("Success", done), ("Pending", len(selected) - done)) if v}
-        return {"Status": "Success" if selected and done == len(selected) else "Pending",
-                "DetailedStatus": "Success" if selected and done == len(selected) else "Pending",
+        counts: dict[str, int] = {}
+        for instance in selected:
+            run = region.association_runs.get((instance.instance_id, association.association_id))
+            status = run["Status"] if run else "Pending"
+            counts[status] = counts.get(status, 0) + 1
+        if not selected or counts.get("Pending") or counts.get("InProgress"):
+            status = "Pending"
+        else:
+            status = "Failed" if counts.get("Failed") else "Success"
+        return {"Status": status, "DetailedStatus": status,
                 "AssociationStatusAggregatedCount": counts}
 
     def _view(self, region: RegionState, association: Association) -> dict[str, Any]:
@@ -125,3 +142,75 @@ class AssociationService:
         association = self._find(region, params)
         del region.associations[association.association_id]
         return {}
+
+    # -- per instance -------------------------------------------------------------------------
+
+    def _instance_view(self, region: RegionState, association: Association,
+                       instance_id: str) -> dict[str, Any]:
+        run = region.association_runs.get((instance_id, association.association_id)) or {}
+        view: dict[str, Any] = {
+            "AssociationId": association.association_id, "Name": association.name,
+            "DocumentVersion": "$DEFAULT", "AssociationVersion": "1", "InstanceId": instance_id,
+            "Status": run.get("Status", "Pending"),
+            "DetailedStatus": run.get("DetailedStatus", run.get("Status", "Pending")),
+        }
+        for name in ("ExecutionDate", "ExecutionSummary", "ErrorCode", "OutputUrl"):
+            if run.get(name):
+                view[name] = run[name]
+        if association.fields.get("AssociationName"):
+            view["AssociationName"] = association.fields["AssociationName"]
+        return view
+
+    def _targeting(self, region: RegionState, instance_id: str) -> list[Association]:
+        instance = region.instances.get(instance_id)
+        if instance is None or instance.deregistered:
+            raise AwsError("InvalidInstanceId", f"Instance Id {instance_id} is not valid.")
+        return sorted((a for a in region.associations.values()
+                       if targets_instance(a.targets, instance)), key=lambda a: a.created)
+
+    def describe_instance_status(self, ctx: RequestContext, params: dict[str, Any]
+                                 ) -> dict[str, Any]:
+        region = self.state.region(ctx.account_id, ctx.region)
+        instance_id = require(params, "InstanceId")
+        found = self._targeting(region, instance_id)
+        page, token = paginate(found, params, default=50, maximum=50)
+        result: dict[str, Any] = {"InstanceAssociationStatusInfos": [
+            self._instance_view(region, a, instance_id) for a in page]}
+        if token:
+            result["NextToken"] = token
+        return result
+
+    def list_for_instance(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        """Agent side: the associations the calling instance must apply."""
+        instance = self.hybrid.instance_for_agent(ctx, require(params, "InstanceId"))
+        region = self.state.region(ctx.account_id, ctx.region)
+        found = self._targeting(region, instance.instance_id)
+        page, token = paginate(found, params, default=50, maximum=50)
+        result: dict[str, Any] = {"Associations": [
+            {"AssociationId": a.association_id, "InstanceId": instance.instance_id,
+             "AssociationVersion": "1"} for a in page]}
+        if token:
+            result["NextToken"] = token
+        return result
+
+    def update_instance_status(self, ctx: RequestContext, params: dict[str, Any]
+                               ) -> dict[str, Any]:
+        """Agent side: the result of one association run on the calling instance."""
+        instance = self.hybrid.instance_for_agent(ctx, require(params, "InstanceId"))
+        region = self.state.region(ctx.account_id, ctx.region)
+        association = region.associations.get(require(params, "AssociationId"))
+        if association is None or association not in self._targeting(region, instance.instance_id):
+            raise AwsError("AssociationDoesNotExist", "The specified association doesn't exist.")
+        result = require(params, "ExecutionResult", dict)
+        status = result.get("Status")
+        if status not in RUN_STATUSES:
+            raise validation(f"ExecutionResult.Status must be one of {sorted(RUN_STATUSES)}")
+        run: dict[str, Any] = {"Status": status,
+                               "DetailedStatus": str(result.get("DetailedStatus") or status),
+                               "ExecutionDate": parse_time(result.get("ExecutionDate")) or ctx.now}
+        for name in ("ExecutionSummary", "ErrorCode", "OutputUrl"):
+            if isinstance(result.get(name), str) and result[name]:
+                run[name] = result[name]
+        region.association_runs[(instance.instance_id, association.association_id)] = run
+        return {"InstanceAssociationStatusInfo": self._instance_view(
+            region, association, instance.instance_id)}

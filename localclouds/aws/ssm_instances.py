@@ -50,11 +50,25 @@ def targets_instance(targets: list[dict[str, Any]], instance: ManagedInstance) -
     return True
 
 
-def association_status(region: RegionState, instance: ManagedInstance) -> str | None:
+def association_runs(region: RegionState, instance: ManagedInstance
+                     ) -> list[dict[str, Any]] | None:
+    """The agent's last reported run of every association targeting the instance (None: no
+    association targets it; an empty dict stands for one that has not run yet)."""
     relevant = [a for a in region.associations.values() if targets_instance(a.targets, instance)]
     if not relevant:
         return None
-    return "Success" if instance.last_inventory is not None else "Pending"
+    return [region.association_runs.get((instance.instance_id, a.association_id)) or {}
+            for a in relevant]
+
+
+def association_status(region: RegionState, instance: ManagedInstance) -> str | None:
+    runs = association_runs(region, instance)
+    if runs is None:
+        return None
+    statuses = {run.get("Status", "Pending") for run in runs}
+    if statuses & {"Pending", "InProgress"}:
+        return "Pending"
+    return "Failed" if "Failed" in statuses else "Success"
 
 
 class InstanceService:
@@ -119,9 +133,13 @@ class InstanceService:
         status = association_status(region, instance)
         if status:
             row["AssociationStatus"] = status
-            if instance.last_inventory:
-                row["LastAssociationExecutionDate"] = instance.last_inventory
-                row["LastSuccessfulAssociationExecutionDate"] = instance.last_inventory
+            runs = association_runs(region, instance) or []
+            ran = [r["ExecutionDate"] for r in runs if r.get("ExecutionDate")]
+            succeeded = [r["ExecutionDate"] for r in runs if r.get("Status") == "Success"]
+            if ran:
+                row["LastAssociationExecutionDate"] = max(ran)
+            if succeeded:
+                row["LastSuccessfulAssociationExecutionDate"] = max(succeeded)
         return row
 
     def _filter(

@@ -155,6 +155,8 @@ class RegionState:
     patch_states: dict[str, dict[str, Any]] = field(default_factory=dict)  # instance -> state
     inventory: dict[str, dict[str, Any]] = field(default_factory=dict)  # instance -> type -> item
     compliance: dict[tuple[str, str], dict[str, dict[str, Any]]] = field(default_factory=dict)
+    # (instance, association id) -> the agent's last UpdateInstanceAssociationStatus result
+    association_runs: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     snapshots: dict[str, dict[str, Any]] = field(default_factory=dict)  # token -> document
 
 

@@ -3,7 +3,10 @@
 Each agent refreshes its role credentials before they expire, pings (UpdateInstanceInformation
 with its platform fields), polls ec2messages (GetMessages), acknowledges and executes commands
 (``documents``), and answers with SendReply in the real agent's payload shape. A cancel message
-(``aws.ssm.cancelCommand``) cancels the run it names; the run answers ``Cancelled``.
+(``aws.ssm.cancelCommand``) cancels the run it names; the run answers ``Cancelled``. After each
+ping it pulls its State Manager associations (ListInstanceAssociations, DescribeAssociation),
+runs those that are due by their schedule (AWS-GatherSoftwareInventory reports the VM's software
+with PutInventory) and reports each run (UpdateInstanceAssociationStatus).
 
 Credentials: a hybrid VM's agent holds the registration its ``-register`` made (instance key,
 fingerprint) and asks RequestManagedInstanceRoleToken for role credentials; an EC2 VM's agent
@@ -20,6 +23,7 @@ import asyncio
 import json
 import logging
 import random
+import re
 import zlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -92,6 +96,8 @@ class Agent:
         self.running: dict[str, asyncio.Task[None]] = {}
         self.last_error: str | None = None
         self._rng = random.Random(vm.name)
+        self.association_runs: dict[str, datetime] = {}  # association id -> last run
+        self._associating: asyncio.Task[None] | None = None
 
     async def blocking(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         loop = asyncio.get_running_loop()
@@ -145,6 +151,7 @@ class Agent:
                 if loop.time() >= next_ping:
                     await self.ping()
                     next_ping = loop.time() + self.settings.ping_interval
+                    await self.check_associations()
                 assert self.session is not None
                 for message in await self.blocking(self.session.get_messages):
                     await self.dispatch(message)
@@ -164,6 +171,49 @@ class Agent:
                 pass
         for task in self.running.values():
             task.cancel()
+        if self._associating is not None:
+            self._associating.cancel()
+
+    # --- State Manager associations ----------------------------------------------------------
+
+    async def check_associations(self) -> None:
+        """Pull the associations that target this instance and apply those that are due (in the
+        background: polling for commands goes on meanwhile)."""
+        if self._associating is not None and not self._associating.done():
+            return
+        session = self.session
+        assert session is not None
+        due = []
+        for entry in await self.blocking(session.list_instance_associations):
+            association_id = entry["AssociationId"]
+            described = (await self.blocking(session.ssm.describe_association,
+                                             AssociationId=association_id))["AssociationDescription"]
+            if association_due(self.association_runs.get(association_id),
+                               described.get("ScheduleExpression"), self.clock()):
+                due.append(described)
+        if due:
+            self._associating = asyncio.create_task(self._apply_associations(session, due))
+
+    async def _apply_associations(self, session: AgentSession, due: list[dict[str, Any]]) -> None:
+        for described in due:
+            association_id = described["AssociationId"]
+            self.association_runs[association_id] = self.clock()
+            try:
+                result = await documents.run(described["Name"], described.get("Parameters") or {},
+                                             self._execution(session, fail=False))
+                status, summary = result.status, "; ".join(p.output for p in result.plugins)
+            except Exception as err:  # noqa: BLE001 - a failed run is reported, not raised
+                status, summary = "Failed", f"{type(err).__name__}: {err}"
+            await self.blocking(session.update_instance_association_status, association_id,
+                                status, self.clock(), summary[:512])
+
+    def _execution(self, session: AgentSession, fail: bool) -> documents.Execution:
+        duration = self.vm.command_duration if self.vm.command_duration is not None else (
+            self.settings.command_duration)
+        return documents.Execution(
+            session=session, software=self.vm.software, platform_type=self.vm.platform.platform_type,
+            duration=duration, fail=fail, blocking=self.blocking,
+            fetch_override=self.fetch_override, save=self.vm.save, clock=self.clock)
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         assert self.session is not None
@@ -187,14 +237,9 @@ class Agent:
         assert session is not None
         started = self.clock()
         name = payload.get("DocumentName", "")
-        duration = self.vm.command_duration if self.vm.command_duration is not None else (
-            self.settings.command_duration)
         rate = self.vm.failure_rate if self.vm.failure_rate is not None else (
             self.settings.failure_rate)
-        execution = documents.Execution(
-            session=session, software=self.vm.software, platform_type=self.vm.platform.platform_type,
-            duration=duration, fail=self._rng.random() < rate, blocking=self.blocking,
-            fetch_override=self.fetch_override, save=self.vm.save, clock=self.clock)
+        execution = self._execution(session, fail=self._rng.random() < rate)
         try:
             result = await documents.run(name, payload.get("Parameters") or {}, execution)
             plugins = result.plugins
@@ -250,6 +295,20 @@ class Agent:
             raise OverrideListError(f"cannot read the install override list {url}: {err}") from err
         raise OverrideListError(f"the install override list must be an https:// or s3:// URL, "
                                 f"not {url!r}")
+
+
+def association_due(last_run: datetime | None, schedule: str | None, now: datetime) -> bool:
+    """Never run: due. ``rate(N minutes|hours|days)``: due N after the last run; a cron
+    schedule: daily; no schedule: once."""
+    if last_run is None:
+        return True
+    match = re.fullmatch(r"rate\((\d+) (minute|hour|day)s?\)", (schedule or "").strip())
+    if match:
+        unit = {"minute": 60, "hour": 3600, "day": 86400}[match.group(2)]
+        return now - last_run >= timedelta(seconds=int(match.group(1)) * unit)
+    if schedule:
+        return now - last_run >= timedelta(days=1)
+    return False
 
 
 async def wait_online(agent: Agent, timeout: float) -> bool:

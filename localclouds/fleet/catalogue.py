@@ -2,8 +2,9 @@
 
 Linux: packages (name, architecture, epoch, version, release) each with a base version and later
 updates; Windows: KB updates. Every update has a release date relative to "now" (days ago), a
-classification, a severity (SEVERITY on yum systems, MSRC_SEVERITY on Windows), an APT priority
-and section on Ubuntu/Debian, a product, and whether installing it needs a reboot. The dates are
+classification, a severity (SEVERITY on yum systems, MSRC_SEVERITY on Windows, Ubuntu's CVE
+priority on APT systems), an APT priority and section on Ubuntu/Debian, a product, whether
+installing it needs a reboot, and the real CVE ids it fixes (``advisories``). The dates are
 spread so that the rings' approve-after days (0, 7, 14) approve different sets.
 
 Everything is deterministic: a VM's installed set is seeded by its name.
@@ -12,11 +13,11 @@ Everything is deterministic: a VM's installed set is seeded by its name.
 from __future__ import annotations
 
 import random
-import zlib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from contracts.providers import OsFamily
+from localclouds.fleet import advisories
 
 YUM_FAMILIES = {OsFamily.CENTOS: "el7", OsFamily.RHEL: "el8_9", OsFamily.ORACLE: "el8",
                 OsFamily.AMAZON_LINUX: "amzn1", OsFamily.AMAZON_LINUX_2: "amzn2"}
@@ -186,7 +187,7 @@ def _yum(os: OsFamily, now: datetime) -> list[Patch]:
         versions = [(base, 400, "", "", False), *updates]
         for order, (full, days, classification, severity, reboot) in enumerate(versions):
             version, release = full.format(d=tag).split("-", 1)
-            cves = (f"CVE-2024-{zlib.crc32(f'{name}/{order}'.encode()) % 90000 + 10000}",) if (
+            cves = advisories.fixed_by(advisories.YUM_CVES, name, order) if (
                 classification == "Security") else ()
             patches.append(Patch(f"{name}.{arch}", name, arch, epoch, version, release,
                                  now - timedelta(days=days), classification, severity,
@@ -202,17 +203,22 @@ def _apt(os: OsFamily, now: datetime) -> list[Patch]:
         for order, (version, days, security, reboot) in enumerate(versions):
             # APT versions carry their epoch ("1:8.9p1-3..."), as APT titles show them.
             epoch = version.split(":", 1)[0] if ":" in version else "0"
+            key = (name, order)
             patches.append(Patch(f"{name}.{arch}", name, arch, epoch,
                                  version.format(u=suffix), "", now - timedelta(days=days),
-                                 "Security" if security else "", "", priority=priority,
-                                 section=section, product=product, reboot=reboot, order=order))
+                                 "Security" if security else "",
+                                 advisories.APT_SEVERITY.get(key, "") if security else "",
+                                 priority=priority, section=section, product=product,
+                                 reboot=reboot, order=order,
+                                 cves=advisories.fixed_by(advisories.APT_CVES, name, order)
+                                 if security else ()))
     return patches
 
 
 def _windows(now: datetime) -> list[Patch]:
     return [Patch(kb, kb, "", "", "", "", now - timedelta(days=days), classification, severity,
                   product=PRODUCTS[OsFamily.WINDOWS] if applicable else "SQLServer2019",
-                  reboot=reboot, kb_title=f"{title} ({kb})")
+                  reboot=reboot, kb_title=f"{title} ({kb})", cves=advisories.WINDOWS_CVES.get(kb, ()))
             for kb, title, classification, severity, days, reboot, applicable in _WINDOWS]
 
 

@@ -11,7 +11,8 @@
   GetDocument (``AWS-Noop`` does nothing).
 - ``AWS-RunShellScript`` / ``AWS-RunPowerShellScript`` and hook documents: an echo-level shell -
   ``echo``/``Write-Output`` lines print, ``exit N`` ends with N, anything else is only logged.
-- ``AWS-GatherSoftwareInventory``: an AWS:Application inventory of the VM's packages.
+- ``AWS-GatherSoftwareInventory``: an AWS:Application inventory of the VM's packages (Windows:
+  its programs, and its KBs as AWS:WindowsUpdate).
 
 The run takes the VM's command duration (sleeping is where a cancellation lands) and fails with
 the VM's failure rate: a failing Install fails one of its patches (reported FAILED).
@@ -93,9 +94,11 @@ async def run(name: str, parameters: dict[str, Any], ex: Execution) -> DocumentR
         return DocumentResult([PluginResult(step, "Success" if code == 0 else "Failed", code, output)])
     if name == "AWS-GatherSoftwareInventory":
         await asyncio.sleep(ex.duration)
-        await ex.blocking(ex.session.put_inventory, [_applications(ex)])
-        return DocumentResult([PluginResult("aws:softwareInventory", "Success", 0,
-                                            "Inventory collected: AWS:Application")])
+        items = _inventory(ex, parameters)
+        if items:
+            await ex.blocking(ex.session.put_inventory, items)
+        return DocumentResult([PluginResult("aws:softwareInventory", "Success", 0, "Inventory collected: "
+                                            + (", ".join(i["TypeName"] for i in items) or "nothing enabled"))])
     raise DocumentError(f"the simulated agent does not run document {name}")
 
 
@@ -277,22 +280,42 @@ async def _with_hooks(parameters: dict[str, Any], ex: Execution) -> list[PluginR
     return plugins
 
 
-def _applications(ex: Execution) -> dict[str, Any]:
+#: What every Windows VM has installed besides its updates (AWS:Application).
+WINDOWS_PROGRAMS = (("Amazon SSM Agent", "3.3.1142.0", "Amazon Web Services"),
+                    ("Microsoft Edge", "126.0.2592.113", "Microsoft Corporation"),
+                    ("Microsoft .NET Framework 4.8.1", "4.8.09032", "Microsoft Corporation"))
+
+
+def _inventory(ex: Execution, parameters: dict[str, Any]) -> list[dict[str, Any]]:
+    """AWS-GatherSoftwareInventory's items: AWS:Application (packages, or Windows programs) and,
+    on Windows, AWS:WindowsUpdate (installed KBs), unless their parameter says Disabled."""
     now = ex.clock()
-    cat = catalogue.build(ex.software.os, now)
-    content = []
+    captured = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+    items = []
+    if _param(parameters, "applications", "Enabled") != "Disabled":
+        items.append({"TypeName": "AWS:Application", "SchemaVersion": "1.1", "CaptureTime": captured,
+                      "Content": _applications(ex, now)})
+    if ex.software.os.value == "windows" and _param(parameters, "windowsUpdates", "Enabled") != "Disabled":
+        items.append({"TypeName": "AWS:WindowsUpdate", "SchemaVersion": "1.0", "CaptureTime": captured,
+                      "Content": [{"HotFixId": kb, "Description": "Security Update", "InstalledBy": "NT AUTHORITY\\SYSTEM",
+                                   "InstalledTime": _iso(ex.installed_times.get(kb, now))}
+                                  for kb in sorted(ex.software.kbs)]})
+    return items
+
+
+def _applications(ex: Execution, now: datetime) -> list[dict[str, Any]]:
     if ex.software.os.value == "windows":
-        for kb in sorted(ex.software.kbs):
-            content.append({"Name": kb, "Version": "", "Publisher": "Microsoft Corporation",
-                            "ApplicationType": "Update"})
-    else:
-        for package, version in sorted(ex.software.packages.items()):
-            patch = cat.find(package, version)
-            content.append({"Name": package.rsplit(".", 1)[0], "Version": version,
-                            "Architecture": patch.arch if patch else "",
-                            "Publisher": "", "ApplicationType": ""})
-    return {"TypeName": "AWS:Application", "SchemaVersion": "1.1",
-            "CaptureTime": now.strftime("%Y-%m-%dT%H:%M:%SZ"), "Content": content}
+        return [{"Name": name, "Version": version, "Publisher": publisher, "ApplicationType": "",
+                 "Architecture": "x86_64"} for name, version, publisher in WINDOWS_PROGRAMS]
+    cat = catalogue.build(ex.software.os, now)
+    content = [{"Name": "amazon-ssm-agent", "Version": "3.3.1142.0", "Architecture": "x86_64",
+                "Publisher": "Amazon.com, Inc.", "ApplicationType": "admin"}]
+    for package, version in sorted(ex.software.packages.items()):
+        patch = cat.find(package, version)
+        content.append({"Name": package.rsplit(".", 1)[0], "Version": version,
+                        "Architecture": patch.arch if patch else "",
+                        "Publisher": "", "ApplicationType": patch.section if patch else ""})
+    return content
 
 
 def _iso(when: datetime) -> str:

@@ -18,7 +18,7 @@ from temporalio.service import RPCError
 
 from clients.api.auth import require_admin
 from clients.api.errors import error_response
-from clients.schedules import ensure_window_schedules
+from scheduling import ensure_window_schedules
 from scheduling.vcenter_tokens import ensure_token_schedule
 from contracts import ids, taskqueues
 from contracts import search_attributes as sa

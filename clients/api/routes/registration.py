@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
@@ -26,11 +26,11 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from clients import startup
 from clients.api import enrollment_ids
-from clients.api.errors import ServiceMisconfigured, error_response
+from clients.api.errors import BadInput, ServiceMisconfigured, bad_request, error_response, error_responses
 from clients.api.gateway import TemporalUnavailable
 from clients.api.registration_input import (
     AzureIdentity,
-    BadRequest,
+    Registration,
     TooLarge,
     claimed_instance_key,
     parse_json,
@@ -49,6 +49,7 @@ from contracts.enrollment import (
     RegistrationAnswer,
 )
 from contracts.errors import ErrorType, IdentityRefused
+from contracts.names import QueryName, UpdateName, WorkflowName
 from contracts.providers import Provider, WorkerRole
 from contracts.sealing import unseal
 
@@ -123,69 +124,102 @@ def _policy(settings: Settings) -> EnrollmentPolicy:
     )
 
 
+_REGISTRATION_DOC = (
+    "Checks shape and size, then starts (update-with-start) the VM's EnrollVm workflow and waits "
+    "for its answer up to the registration budget (`FLEETPATCH_API__REGISTRATION_WAIT`, default "
+    "20 s); past it, `202` with a `Location` to poll. Identity signatures are verified on the "
+    "provider's worker: a refusal is a 401 naming its type."
+)
+
+
+class _Checked(NamedTuple):
+    registration: Registration
+    key: str
+    nonce: str | None
+
+
 @router.post(
     "/registrations",
     status_code=201,
     summary="Register a VM by its cloud-signed identity",
+    description=_REGISTRATION_DOC,
     openapi_extra=_REGISTRATION_SCHEMA,
     responses={
         201: {"description": "enrolled far enough to register its agent"},
-        202: {"description": "the customer's systems account is still being vended; poll Location"},
-        400: {"description": "malformed"},
-        401: {"description": "identity refused (type + reason)"},
-        403: {"description": "cloud account not linked, or patching label not 'true'"},
-        409: {"description": "already enrolled, or an enrollment for this instance is running"},
-        413: {"description": "body over 64 KiB"},
-        503: {"description": "Temporal unreachable"},
+        202: {"description": "the customer's systems account is still being vended; poll Location",
+              "headers": {"Location": {"schema": {"type": "string"}}}},
+        **error_responses(400, 401, 403, 409, 410, 413, 502, 503),
     },
 )
 async def register(request: Request) -> Response:
     settings = _settings(request)
     try:
-        raw = parse_json(await _read_body(request, settings.api.max_body_bytes), settings.api.max_body_bytes)
-        registration, identity = validate(raw)
-        key = claimed_instance_key(registration.provider, identity)
-        nonce = identity.nonce if isinstance(identity, AzureIdentity) else None
-        if nonce is not None:
-            challenge_key = _challenge_key(settings)
-            if challenge_key is None:
-                return error_response("ConfigurationInvalid", "this API has no challenge key configured", 503)
-            check_nonce(challenge_key, nonce, datetime.now(UTC))
+        checked = await _checked_registration(request, settings)
     except TooLarge as err:
         return error_response("TooLarge", str(err), 413)
-    except BadRequest as err:
-        return JSONResponse({"error": "BadRequest", "reason": err.reason, "details": err.details}, status_code=400)
+    except BadInput as err:
+        return bad_request(err.reason, err.details)
     except IdentityRefused as err:
         return error_response(err.type.value, err.reason)
-
-    workflow_id = ids.enrollment(registration.provider, key)
+    workflow_id = ids.enrollment(checked.registration.cloud, checked.key)
     enrollment_id = enrollment_ids.new(workflow_id)
-    inp = EnrollInput(
-        provider=registration.provider,
-        instance_key=key,
+    start = _start_operation(settings, checked, workflow_id, _enroll_input(settings, checked, enrollment_id))
+    return await _await_answer(request, settings, start, checked, enrollment_id)
+
+
+async def _checked_registration(request: Request, settings: Settings) -> _Checked:
+    """Size, strict JSON, the provider's identity shape, the claimed key, and an Azure nonce."""
+    limit = settings.api.max_body_bytes
+    registration = validate(parse_json(await _read_body(request, limit), limit))
+    identity = registration.identity
+    key = claimed_instance_key(identity)
+    nonce = identity.nonce if isinstance(identity, AzureIdentity) else None
+    if nonce is not None:
+        challenge_key = _challenge_key(settings)
+        if challenge_key is None:
+            raise ServiceMisconfigured("this API has no challenge key configured")
+        check_nonce(challenge_key, nonce, datetime.now(UTC))
+    return _Checked(registration, key, nonce)
+
+
+def _enroll_input(settings: Settings, checked: _Checked, enrollment_id: enrollment_ids.EnrollmentId) -> EnrollInput:
+    registration, identity = checked.registration, checked.registration.identity
+    return EnrollInput(
+        provider=registration.cloud,
+        instance_key=checked.key,
         identity=identity.model_dump(),
         hostname=registration.hostname,
         os=registration.platform.os,
         os_version=registration.platform.version,
         secret_digest=enrollment_id.digest,
-        nonce=nonce,
+        nonce=checked.nonce,
         resource_id=identity.resource_id if isinstance(identity, AzureIdentity) else None,
         policy=_policy(settings),
         queue_prefix=settings.task_queue_prefix,
     )
-    client = await request.app.state.gateway.client()
-    start = WithStartWorkflowOperation(
-        "EnrollVm",
+
+
+def _start_operation(settings: Settings, checked: _Checked, workflow_id: str, inp: EnrollInput) -> WithStartWorkflowOperation:
+    return WithStartWorkflowOperation(
+        WorkflowName.ENROLL_VM,
         inp,
         id=workflow_id,
         task_queue=taskqueues.for_role(WorkerRole.ORCHESTRATOR, settings.task_queue_prefix),
         id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
         id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-        search_attributes=sa_pairs(registration.provider, key),
+        search_attributes=sa_pairs(checked.registration.cloud, checked.key),
     )
+
+
+async def _await_answer(
+    request: Request, settings: Settings, start: WithStartWorkflowOperation, checked: _Checked,
+    enrollment_id: enrollment_ids.EnrollmentId,
+) -> Response:
+    """Update-with-start, then the answer within the registration budget (or 202 to poll)."""
+    client = await request.app.state.gateway.client()
     try:
         handle = await client.start_update_with_start_workflow(
-            "register",
+            UpdateName.REGISTER,
             start_workflow_operation=start,
             wait_for_stage=WorkflowUpdateStage.ACCEPTED,
             result_type=RegistrationAnswer,
@@ -195,23 +229,22 @@ async def register(request: Request) -> Response:
         )
     except WorkflowAlreadyStartedError:
         await _settle(start)
-        return _running(key)
+        return _running(checked.key)
     except WorkflowUpdateFailedError as err:
         return _failure_response(err.cause)
     except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
         # The update was accepted and goes on: the VM polls for its answer.
-        location = f"/v1/enrollments/{enrollment_id}"
         return JSONResponse(
             {"enrollment_id": str(enrollment_id), "state": EnrollmentState.VENDING.value},
             status_code=202,
-            headers={"Location": location, "Retry-After": "10"},
+            headers={"Location": f"/v1/enrollments/{enrollment_id}", "Retry-After": "10"},
         )
     except RPCError as err:
         if err.status == RPCStatusCode.ALREADY_EXISTS:
             await _settle(start)
-            return _running(key)
+            return _running(checked.key)
         raise TemporalUnavailable(str(err)) from err
-    log.info("registration answered", extra={"provider": registration.provider.value, "instance_key": key})
+    log.info("registration answered", extra={"provider": checked.registration.cloud.value, "instance_key": checked.key})
     return JSONResponse(_answer_body(answer, str(enrollment_id), _sealing_key(settings)), status_code=201)
 
 
@@ -250,7 +283,7 @@ async def enrollment(enrollment_id: str, request: Request) -> JSONResponse:
     handle = client.get_workflow_handle(parsed.workflow_id)
     try:
         status: EnrollmentStatus = await handle.query(
-            "status", EnrollmentStatusQuery(secret_digest=parsed.digest), result_type=EnrollmentStatus
+            QueryName.STATUS, EnrollmentStatusQuery(secret_digest=parsed.digest), result_type=EnrollmentStatus
         )
     except RPCError as err:
         if err.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.INVALID_ARGUMENT):

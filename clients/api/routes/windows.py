@@ -20,7 +20,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from temporalio.client import Client
 
-from clients import schedules
+import scheduling as schedules
 from clients.api.auth import require_admin
 from clients.api.errors import error_response
 from contracts.errors import ErrorType, FleetpatchError

@@ -75,13 +75,13 @@ async def test_well_shaped_registration_without_temporal_is_503() -> None:
         (lambda b: b.update(hostname="bad host name"), 400, "BadRequest"),
         (lambda b: b.update(extra="field"), 400, "BadRequest"),
         (lambda b: b["identity"].update(extra="field"), 400, "BadRequest"),
-        (lambda b: b.update(identity={"token": "not.a.token"}), 400, "IdentityMalformed"),
-        (lambda b: b.update(identity={"token": _unsigned_gcp_token(project="a/b")}), 400, "IdentityMalformed"),
+        (lambda b: b.update(identity={"token": "not.a.token"}), 401, "IdentityMalformed"),
+        (lambda b: b.update(identity={"token": _unsigned_gcp_token(project="a/b")}), 401, "IdentityMalformed"),
         (lambda b: b.update(provider="azure"), 400, "BadRequest"),
         (lambda b: b.update(provider="vmware", identity={"token": "x", "bios_uuid": "nope"}), 400, "BadRequest"),
         (lambda b: b.update(provider="azure", identity={
             "attested": {"encoding": "pkcs7", "signature": "AAAA"}, "nonce": "A" * 30,
-            "resource_id": "/subscriptions/x"}), 400, "IdentityMalformed"),
+            "resource_id": "/subscriptions/x"}), 401, "IdentityMalformed"),
         (lambda b: b.update(provider="azure", identity={
             "attested": {"encoding": "pkcs7", "signature": _AZURE_SAMPLE}, "nonce": "A" * 30,
             "resource_id": _AZURE_RESOURCE}), 401, "IdentityNonceMismatch"),

@@ -227,3 +227,57 @@ async def test_an_ec2_vms_preinstalled_agent(node_factory: Callable[..., Any]) -
     (state,) = (await _call(node.ssm.describe_instance_patch_states,
                             InstanceIds=[node.instance_id]))["InstancePatchStates"]
     assert state["Operation"] == "Scan" and state["MissingCount"] > 0
+
+
+async def test_inventory_association_reports_the_vms_software(node_factory: Callable[..., Any]) -> None:
+    node = await node_factory(OsFamily.UBUNTU)
+    association = (await _call(
+        node.ssm.create_association, Name="AWS-GatherSoftwareInventory",
+        AssociationName="fleetpatch-inventory", Targets=[{"Key": "InstanceIds", "Values": ["*"]}],
+        ScheduleExpression="rate(12 hours)", Parameters={"applications": ["Enabled"]},
+    ))["AssociationDescription"]
+    await node.agent.check_associations()  # what the agent does after each ping
+    assert node.agent._associating is not None
+    await node.agent._associating
+    entries = (await _call(node.ssm.list_inventory_entries, InstanceId=node.instance_id,
+                           TypeName="AWS:Application", MaxResults=50))["Entries"]
+    software = node.agent.vm.software.packages
+    assert {(e["Name"], e["Version"]) for e in entries} == {("amazon-ssm-agent", "3.3.1142.0")} | {
+        (package.rsplit(".", 1)[0], version) for package, version in software.items()}
+    (status,) = (await _call(node.ssm.describe_instance_associations_status,
+                             InstanceId=node.instance_id))["InstanceAssociationStatusInfos"]
+    assert (status["AssociationId"], status["Status"]) == (association["AssociationId"], "Success")
+    (info,) = (await _call(node.ssm.describe_instance_information))["InstanceInformationList"]
+    assert info["AssociationStatus"] == "Success"
+    ran = node.agent.association_runs[association["AssociationId"]]
+    await node.agent.check_associations()  # not due again for 12 hours
+    assert node.agent.association_runs[association["AssociationId"]] == ran
+
+
+def test_association_schedules() -> None:
+    from datetime import timedelta
+
+    from localclouds.fleet.agent import association_due
+
+    now = datetime(2024, 7, 1, 12, tzinfo=UTC)
+    assert association_due(None, "rate(30 minutes)", now)
+    assert not association_due(now - timedelta(minutes=29), "rate(30 minutes)", now)
+    assert association_due(now - timedelta(minutes=30), "rate(30 minutes)", now)
+    assert not association_due(now - timedelta(hours=11), "rate(12 hours)", now)
+    assert association_due(now - timedelta(days=1), "cron(0 2 ? * * *)", now)
+    assert not association_due(now - timedelta(days=30), None, now)
+
+
+async def test_windows_inventory_reports_programs_and_updates(node_factory: Callable[..., Any]) -> None:
+    node = await node_factory(OsFamily.WINDOWS)
+    await _call(node.ssm.create_association, Name="AWS-GatherSoftwareInventory",
+                Targets=[{"Key": "InstanceIds", "Values": ["*"]}], ScheduleExpression="rate(1 day)",
+                Parameters={"applications": ["Enabled"], "windowsUpdates": ["Enabled"]})
+    await node.agent.check_associations()
+    await node.agent._associating  # type: ignore[misc]
+    apps = (await _call(node.ssm.list_inventory_entries, InstanceId=node.instance_id,
+                        TypeName="AWS:Application"))["Entries"]
+    assert "Microsoft Edge" in {a["Name"] for a in apps}
+    updates = (await _call(node.ssm.list_inventory_entries, InstanceId=node.instance_id,
+                           TypeName="AWS:WindowsUpdate", MaxResults=50))["Entries"]
+    assert {u["HotFixId"] for u in updates} == node.agent.vm.software.kbs

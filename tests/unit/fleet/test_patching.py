@@ -172,3 +172,21 @@ def test_compliance_items_shape() -> None:
     assert numbers["MissingCount"] == sum(r["Details"]["PatchState"] == "MISSING" for r in rows)
     assert numbers["SecurityNonCompliantCount"] + numbers["OtherNonCompliantCount"] + numbers["CriticalNonCompliantCount"] == sum(
         r["Status"] == "NON_COMPLIANT" for r in rows)
+
+
+def test_the_catalogue_carries_real_cves_and_severities() -> None:
+    """Missing patches name the real CVEs they fix, with a severity, on every OS family."""
+    expected = {OsFamily.RHEL: ("kernel.x86_64", "CVE-2024-1086", "Important"),
+                OsFamily.UBUNTU: ("sudo.amd64", "CVE-2023-22809", "Critical"),
+                OsFamily.WINDOWS: ("KB5040437", "CVE-2024-38080", "Critical")}
+    for os, (package, cve, severity) in expected.items():
+        cat, installed, baseline = _setup(os)
+        rows = {r["Id"]: r for r in patching.compliance_items(
+            patching.evaluate(cat, installed, baseline, NOW), {})}
+        assert cve in rows[package]["Details"]["CVEIds"].split(","), (os, rows[package])
+        assert rows[package]["Details"]["PatchSeverity"] == severity
+    # Every CVE id is well formed, and only security updates carry one.
+    for os in OsFamily:
+        for patch in catalogue.build(os, NOW).patches:
+            assert all(c.startswith("CVE-20") and c.count("-") == 2 for c in patch.cves)
+            assert not patch.cves or patch.security

@@ -219,11 +219,25 @@ def test_inventory_association(local_aws, ssm):
     agent = local_aws.agent(ssm)
     info = ssm.describe_instance_information()["InstanceInformationList"][0]
     assert info["AssociationStatus"] == "Pending"
+    # The agent pulls its associations, runs them and reports each run.
+    assert [a["AssociationId"] for a in agent.list_instance_associations()] == [association_id]
     agent.put_inventory([{"TypeName": "AWS:Application", "SchemaVersion": "1.1",
                           "CaptureTime": "2024-01-01T00:00:00Z",
                           "Content": [{"Name": "openssl", "Version": "3.0.2"}]}])
     info = ssm.describe_instance_information()["InstanceInformationList"][0]
+    assert info["AssociationStatus"] == "Pending"  # inventory alone is not a reported run
+    ran = datetime.now(UTC)
+    agent.update_instance_association_status(association_id, "Success", ran, "collected")
+    info = ssm.describe_instance_information()["InstanceInformationList"][0]
     assert info["AssociationStatus"] == "Success"
+    assert abs(info["LastSuccessfulAssociationExecutionDate"] - ran) < timedelta(seconds=1)
+    status = ssm.describe_instance_associations_status(InstanceId=agent.instance_id)
+    [row] = status["InstanceAssociationStatusInfos"]
+    assert (row["AssociationId"], row["Status"], row["Name"]) == (
+        association_id, "Success", "AWS-GatherSoftwareInventory")
+    with pytest.raises(botocore.exceptions.ClientError) as bad:
+        agent.update_instance_association_status(association_id, "Done", ran)
+    assert bad.value.response["Error"]["Code"] == "ValidationException"
 
     listed = ssm.list_associations(AssociationFilterList=[
         {"key": "Name", "value": "AWS-GatherSoftwareInventory"}])["Associations"]

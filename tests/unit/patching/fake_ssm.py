@@ -21,6 +21,7 @@ from temporalio import activity
 
 from clouds.aws.patch_train import render_override_list, train_entries
 from clouds.aws.ssm_commands import Invocation, classify
+from contracts.compliance import RecordWindowInput, RecordWindowResult
 from contracts.models import ActivityName
 from contracts.patch_batches import (
     BatchResult,
@@ -91,6 +92,7 @@ class FakeSsm:
     sends: list[tuple[datetime, CommandSpec]] = field(default_factory=list)
     cancels: list[datetime] = field(default_factory=list)
     max_in_progress: int = 0
+    estate: list[RecordWindowInput] = field(default_factory=list)  # what windows gave the estate store
     _ids: itertools.count = field(default_factory=itertools.count)
 
     def add(self, os: str, group: PatchGroup, count: int, *, fails: int = 0, prefix: str = "mi") -> list[str]:
@@ -255,9 +257,14 @@ class FakeSsm:
             train.per_os[os] = TrainOs(os=os, count=len(entries), url=url)
         return train
 
+    @activity.defn(name=ActivityName.RECORD_WINDOW_RESULTS)
+    async def record_window_results(self, inp: RecordWindowInput) -> RecordWindowResult:
+        self.estate.append(inp)
+        return RecordWindowResult(recorded=len(inp.instances))
+
     def activities(self) -> list:
         return [
             self.resolve_patch_targets, self.send_patch_command, self.poll_patch_commands,
             self.cancel_pending_invocations, self.collect_patch_batch, self.read_ring_record,
-            self.record_ring_run, self.record_patch_train,
+            self.record_ring_run, self.record_patch_train, self.record_window_results,
         ]

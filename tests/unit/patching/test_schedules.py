@@ -13,8 +13,8 @@ from temporalio.client import ScheduleOverlapPolicy
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+import scheduling as schedules
 from activities.schedules import ScheduleActivities
-from clients import schedules
 from config.settings import PatchingSettings
 from contracts import search_attributes as sa
 from contracts import taskqueues

@@ -23,6 +23,11 @@ async def test_early_run_installs_and_records_train(time_skipping_env: WorkflowE
     assert {r.status for r in summary.instances} == {InstanceStatus.SUCCEEDED}
     assert summary.train == {"ubuntu": 1}
     assert fake.installed_set(ids) == {("openssl.amd64", "openssl.amd64:3.0.2-0ubuntu1.15")}
+    # The window's last step hands every instance's result to the estate store.
+    (recorded,) = fake.estate
+    assert sorted(r.instance_id for r in recorded.instances) == sorted(ids)
+    assert (recorded.window_workflow_id, recorded.patch_group, recorded.outcome) == (
+        summary.workflow_id, "early", WindowOutcome.SUCCEEDED.value)
 
 
 async def test_scan_first_scans_every_instance_before_installing(time_skipping_env: WorkflowEnvironment, queue_prefix: str) -> None:

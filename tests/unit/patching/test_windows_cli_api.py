@@ -11,7 +11,7 @@ from pydantic import SecretStr
 from temporalio.testing import WorkflowEnvironment
 from typer.testing import CliRunner
 
-from clients import schedules
+import scheduling as schedules
 from clients.api.app import create_app
 from clients.api.gateway import TemporalGateway
 from clients.api.routes import windows as windows_routes

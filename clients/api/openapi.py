@@ -1,0 +1,67 @@
+"""The OpenAPI document: what FastAPI generates, made to say what the API enforces.
+
+- FastAPI's 422 entries become the API's 400 (``ErrorBody``); every route that takes input
+  declares 400, every route declares 503 (Temporal unreachable), each with ``ErrorBody``.
+- ``links_to`` declares OpenAPI links from a list to the route that reads an item by id.
+- Budgets are stated in the operations' descriptions (``budget_note``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from clients.api.errors import ErrorBody, error_responses
+
+_ERROR_REF = {"$ref": "#/components/schemas/ErrorBody"}
+
+
+def links_to(status: int, **links: dict[str, Any]) -> dict[str, Any]:
+    """``openapi_extra`` for a route whose ``status`` answer leads to other operations.
+
+    Each link is ``name={"operationId": ..., "parameters": {param: "$response.body#/..."}}``.
+    """
+    return {"responses": {str(status): {"links": links}}}
+
+
+def budget_note(seconds: float, what: str) -> str:
+    return (
+        f"Answers within {seconds:g} s ({what}): with the result, or `202` with a `Location` "
+        "to poll when the work goes on; a workflow that fails is answered with its failure at once."
+    )
+
+
+def _error_content() -> dict[str, Any]:
+    return {"application/json": {"schema": _ERROR_REF}}
+
+
+def _fix_operation(operation: dict[str, Any]) -> None:
+    responses = operation.setdefault("responses", {})
+    takes_input = "422" in responses or "requestBody" in operation or operation.get("parameters")
+    responses.pop("422", None)
+    if takes_input and "400" not in responses:
+        responses["400"] = {"description": error_responses(400)[400]["description"]}
+    for status in ("400", "503"):
+        if status == "400" and not takes_input:
+            continue
+        entry = responses.setdefault(status, {"description": error_responses(int(status))[int(status)]["description"]})
+        entry["content"] = _error_content()
+
+
+def build(app: FastAPI, extra_schemas: dict[str, Any] | None = None) -> dict[str, Any]:
+    schema = get_openapi(
+        title=app.title, version=app.version, summary=app.summary, description=app.description, routes=app.routes
+    )
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    for name in ("HTTPValidationError", "ValidationError"):
+        components.pop(name, None)
+    error_schema = ErrorBody.model_json_schema(ref_template="#/components/schemas/{model}")
+    components.update(error_schema.pop("$defs", {}))
+    components["ErrorBody"] = error_schema
+    components.update(extra_schemas or {})
+    for path in schema.get("paths", {}).values():
+        for operation in path.values():
+            _fix_operation(operation)
+    return schema
