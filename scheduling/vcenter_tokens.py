@@ -25,6 +25,7 @@ from temporalio.client import (
     ScheduleUpdateInput,
 )
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
+from temporalio.service import RPCError, RPCStatusCode
 
 from contracts import ids, taskqueues
 from contracts import search_attributes as sa
@@ -81,3 +82,14 @@ async def ensure_token_schedule(client: Client, inp: VcenterTokensInput, custome
     await handle.update(updater)
     await handle.trigger(overlap=ScheduleOverlapPolicy.SKIP)  # a changed link (customer, folder) applies now
     return "updated"
+
+
+async def delete_token_schedule(client: Client, vcenter_id: str) -> bool:
+    """Delete an unlinked vCenter's token schedule; False when it had none."""
+    try:
+        await client.get_schedule_handle(ids.vcenter_tokens_schedule(vcenter_id)).delete()
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            return False
+        raise
+    return True

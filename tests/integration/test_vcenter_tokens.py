@@ -13,6 +13,7 @@ from pathlib import Path
 import boto3
 import httpx
 import pytest
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from clouds.vmware.factory import client_for
@@ -103,5 +104,12 @@ async def test_a_new_labelled_vcenter_vm_enrolls_without_an_operator(stack: Stac
                                  vcenter_public_keys=[public_key], remote_access=True)
         assert again.status_code == 201 and again.json()["token_schedule"] == "updated", again.text
         await asyncio.to_thread(_session_starts, stack, result.systems_account, managed)
+
+        # Unlinked: its token schedule goes with it.
+        removed = await stack.api.delete(f"/v1/admin/links/vmware/{vc_id}", headers=stack.admin_headers)
+        assert removed.status_code == 200 and removed.json()["token_schedule_deleted"] is True, removed.text
     finally:
-        await schedule.delete()
+        try:
+            await schedule.delete()
+        except RPCError:
+            pass  # already deleted with the link

@@ -19,7 +19,7 @@ from temporalio.service import RPCError
 from clients.api.auth import require_admin
 from clients.api.errors import error_response
 from scheduling import ensure_window_schedules
-from scheduling.vcenter_tokens import ensure_token_schedule
+from scheduling.vcenter_tokens import delete_token_schedule, ensure_token_schedule
 from contracts import ids, taskqueues
 from contracts import search_attributes as sa
 from contracts.patch_config import WindowConfigError, validate_window_config, window_config
@@ -238,7 +238,11 @@ async def remove_link(provider: Provider, cloud_account: str, request: Request) 
         return _failed(err)
     if not result.removed:
         return error_response("NotFound", f"{provider.value}/{cloud_account} is not linked", 404)
-    return JSONResponse({"removed": f"{provider.value}/{cloud_account}"})
+    answer: dict[str, Any] = {"removed": f"{provider.value}/{cloud_account}"}
+    if provider is Provider.VMWARE:  # an unlinked vCenter's VMs get no more tokens
+        client = await request.app.state.gateway.client()
+        answer["token_schedule_deleted"] = await delete_token_schedule(client, cloud_account)
+    return JSONResponse(answer)
 
 
 _QUERY_VALUE = re.compile(r"^[A-Za-z0-9 _.:/@-]{1,128}$")
