@@ -7,13 +7,17 @@ PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: run test install system-deps vcsim bench clean
+.PHONY: run test schemathesis install system-deps vcsim bench clean
 
 run: install vcsim
 	$(VENV)/bin/fleetpatch up
 
 test: install vcsim
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The API against its OpenAPI document (every schemathesis phase and check, ~3 min, seed printed).
+schemathesis: install vcsim
+	$(PY) -m pytest -q -s $(PYTEST_ARGS) tests/integration/schemathesis_contract.py
 
 install: system-deps $(STAMP)
 

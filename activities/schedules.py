@@ -7,8 +7,8 @@ from temporalio.client import Client
 
 from config.settings import PatchingSettings
 from contracts.errors import ErrorType, FleetpatchError
-from contracts.patch_config import WindowConfigError
 from contracts.models import ActivityName
+from contracts.patch_config import WindowConfigError
 from contracts.patching import EnsureWindowsInput, EnsureWindowsResult
 from scheduling import RunShape, ensure_window_schedules
 

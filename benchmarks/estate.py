@@ -15,6 +15,7 @@ from sqlalchemy import text
 from estate import db, reads
 from estate.results import InstanceFilters, Scope
 
+from benchmarks import estate_http
 from benchmarks.estate_seed import customer_of, seed
 
 GOAL_MS = 300.0
@@ -71,4 +72,5 @@ def run(kind: str, instances: int = 10_000, accounts: int = 200, repeat: int = 9
             for name, call in measures.items():
                 rows.append((name, _time(call, repeat), ""))
         engine.dispose()
+        rows.extend((name, ms, "") for name, ms in estate_http.run(url, customer_of(0, 20), repeat))
     return rows

@@ -130,6 +130,9 @@ class ApiSettings(BaseModel):
     max_body_bytes: int = 64 * 1024
     registration_wait: Duration = timedelta(seconds=20)  # budget of POST /v1/registrations
     admin_budget: Duration = timedelta(seconds=10)  # admin mutations: the result, or 202 + Location
+    # The Temporal Web UI, for links from an instance's audit chain to its enrollment; None: no link.
+    temporal_ui_url: str | None = None
+    temporal_namespace: str = "default"
 
 
 class PatchingSettings(BaseModel):

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Debian packages fleetpatch's local default needs: Go and govmomi to build vcsim (the local
 # vCenter), curl for the startup scripts, openssl and shellcheck for the tests' cross-checks,
-# postgresql (15) whose binaries the estate store's tests and `make bench` start throwaway clusters from. Idempotent: installs only what is missing.
+# postgresql (15) whose binaries the estate store's tests and `make bench` start throwaway clusters from.
+# chromium drives the dashboard's browser tests (Playwright; never a downloaded browser). Idempotent:
+# installs only what is missing.
 set -euo pipefail
 
-packages=(golang-go golang-github-vmware-govmomi-dev curl ca-certificates openssl shellcheck postgresql)
+packages=(golang-go golang-github-vmware-govmomi-dev curl ca-certificates openssl shellcheck postgresql chromium)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -8,17 +8,21 @@ finished in ``clients.api.openapi``.
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from clients.api import openapi
-from clients.api.errors import ServiceMisconfigured, bad_request_handler
+from clients.api.budget import EarlyAnswer
+from clients.api.errors import ServiceMisconfigured, bad_request_handler, error_response
 from clients.api.gateway import TemporalGateway, TemporalUnavailable
 from clients.api.registration_input import registration_schemas
-from clients.api.routes import admin, health, registration, windows
+from clients.api.routes import admin, compliance_sync, estate, health, links, registration, tokens, windows
+from clients.dashboard import pages as dashboard
 from config.settings import Settings
 
 log = logging.getLogger("fleetpatch.api")
@@ -38,8 +42,9 @@ def create_app(settings: Settings, gateway: TemporalGateway | None = None) -> Fa
     )
     app.state.settings = settings
     app.state.gateway = gateway or TemporalGateway.from_environment(settings.local_json)
-    for module in (health, registration, admin, windows):
+    for module in (health, registration, links, admin, windows, estate, tokens, compliance_sync):
         app.include_router(module.router)
+    dashboard.install(app)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     _handle_errors(app)
     return app
@@ -48,10 +53,19 @@ def create_app(settings: Settings, gateway: TemporalGateway | None = None) -> Fa
 def _handle_errors(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, bad_request_handler)  # type: ignore[arg-type]
 
-    @app.exception_handler(HTTPException)
-    async def _http(request: Request, exc: HTTPException) -> JSONResponse:
-        body = exc.detail if isinstance(exc.detail, dict) else {"error": "HTTPError", "reason": str(exc.detail)}
-        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+    @app.exception_handler(EarlyAnswer)
+    async def _early(request: Request, exc: EarlyAnswer) -> JSONResponse:
+        return exc.response
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if isinstance(exc.detail, dict):
+            return JSONResponse(exc.detail, status_code=exc.status_code, headers=exc.headers)
+        if exc.status_code == 405:
+            allow = ", ".join(_allowed_methods(app, request))
+            return error_response("MethodNotAllowed", f"{request.method} is not allowed here; allowed: {allow}", 405, Allow=allow)
+        kind = {400: "BadRequest", 404: "NotFound"}.get(exc.status_code, "HTTPError")
+        return error_response(kind, str(exc.detail), exc.status_code, **(exc.headers or {}))
 
     @app.exception_handler(TemporalUnavailable)
     async def _temporal_down(request: Request, exc: TemporalUnavailable) -> JSONResponse:
@@ -70,6 +84,15 @@ def _handle_errors(app: FastAPI) -> None:
         # A bug, not bad input: log it with its trace, answer without leaking internals.
         log.exception("unhandled error", extra={"path": request.url.path})
         return JSONResponse({"error": "InternalError", "reason": "unexpected server error"}, status_code=500)
+
+
+def _allowed_methods(app: FastAPI, request: Request) -> list[str]:
+    """Every method the document lists at this path (Starlette's 405 names only one route's)."""
+    methods: set[str] = set()
+    for template, operations in app.openapi()["paths"].items():
+        if re.fullmatch(re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template)), request.url.path):
+            methods |= {m.upper() for m in operations}
+    return sorted(methods)
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:

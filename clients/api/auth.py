@@ -1,27 +1,32 @@
-"""Bearer-token authentication for the admin endpoints."""
+"""Bearer-token authentication for the admin endpoints (declared in OpenAPI as ``adminToken``)."""
 
 from __future__ import annotations
 
 import hmac
+from typing import Annotated
 
-from fastapi import HTTPException, Request, status
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+_BEARER = HTTPBearer(auto_error=False, scheme_name="adminToken", description="the admin token (FLEETPATCH_API__ADMIN_TOKEN)")
 
 
-def require_admin(request: Request) -> None:
+def require_admin(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)]
+) -> None:
     """FastAPI dependency: the request carries ``Authorization: Bearer <admin token>``.
 
     With no admin token configured, every admin call is refused: the admin API is closed by default.
     """
     configured = request.app.state.settings.api.admin_token
-    header = request.headers.get("authorization", "")
-    scheme, _, presented = header.partition(" ")
-    if configured is None or scheme.lower() != "bearer" or not presented:
+    presented = credentials.credentials.strip() if credentials else ""
+    if configured is None or not presented:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
             detail={"error": "Unauthorized", "reason": "admin endpoints need a bearer token"},
             headers={"WWW-Authenticate": "Bearer"},
         )
-    if not hmac.compare_digest(presented.strip().encode(), configured.get_secret_value().encode()):
+    if not hmac.compare_digest(presented.encode(), configured.get_secret_value().encode()):
         raise HTTPException(
             status.HTTP_403_FORBIDDEN, detail={"error": "Forbidden", "reason": "that token is not the admin token"}
         )

@@ -32,6 +32,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from contracts.errors import IDENTITY_REFUSALS, ErrorType
+from contracts.providers import Provider
 
 _STATUS: dict[str, int] = {t.value: 401 for t in IDENTITY_REFUSALS}
 _STATUS.update(
@@ -92,11 +93,16 @@ def error_response(error: str, reason: str, status: int | None = None, **headers
     return JSONResponse({"error": error, "reason": reason}, status_code=status or status_for(error), headers=headers or None)
 
 
+_UNION_TAGS = frozenset(p.value for p in Provider)
+
+
 def _field(loc: list[str | int]) -> str:
     """``["body", "identity", "token"]`` -> ``identity.token``; the location kind is dropped."""
     parts = [str(p) for p in loc]
     if parts and parts[0] in ("path", "query", "header", "body", "cookie"):
         parts = parts[1:]
+        if parts and parts[0] in _UNION_TAGS:
+            parts = parts[1:]  # the tag of a body discriminated by provider, not a field
     return ".".join(parts) or "body"
 
 
@@ -105,6 +111,10 @@ def field_errors(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out = []
     for e in errors:
         loc = [p if isinstance(p, int) else str(p) for p in e.get("loc", ())]
+        if e.get("type") == "json_invalid":
+            loc = ["body"]  # the body is not JSON at all (the position is in msg/ctx)
+        elif str(e.get("type", "")).startswith("union_tag"):  # the discriminator itself is wrong
+            loc.append(str((e.get("ctx") or {}).get("discriminator", "provider")).strip("'"))
         out.append({"loc": loc, "field": _field(loc), "msg": str(e.get("msg", "invalid"))})
     return out
 

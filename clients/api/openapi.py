@@ -26,10 +26,10 @@ def links_to(status: int, **links: dict[str, Any]) -> dict[str, Any]:
     return {"responses": {str(status): {"links": links}}}
 
 
-def budget_note(seconds: float, what: str) -> str:
+def budget_note(setting: str, default: str) -> str:
     return (
-        f"Answers within {seconds:g} s ({what}): with the result, or `202` with a `Location` "
-        "to poll when the work goes on; a workflow that fails is answered with its failure at once."
+        f"Answers within its budget (`{setting}`, default {default}) with the result, or `202` with a "
+        "`Location` to poll when the work goes on; a workflow that fails is answered with its failure at once."
     )
 
 
@@ -41,13 +41,12 @@ def _fix_operation(operation: dict[str, Any]) -> None:
     responses = operation.setdefault("responses", {})
     takes_input = "422" in responses or "requestBody" in operation or operation.get("parameters")
     responses.pop("422", None)
-    if takes_input and "400" not in responses:
-        responses["400"] = {"description": error_responses(400)[400]["description"]}
-    for status in ("400", "503"):
-        if status == "400" and not takes_input:
-            continue
-        entry = responses.setdefault(status, {"description": error_responses(int(status))[int(status)]["description"]})
-        entry["content"] = _error_content()
+    if takes_input:
+        responses.setdefault("400", {"description": error_responses(400)[400]["description"]})
+    responses.setdefault("503", {"description": error_responses(503)[503]["description"]})
+    for status, entry in responses.items():
+        if int(status) >= 400 and "application/json" not in entry.get("content", {}):
+            entry["content"] = _error_content()  # errors are JSON even where success is text
 
 
 def build(app: FastAPI, extra_schemas: dict[str, Any] | None = None) -> dict[str, Any]:

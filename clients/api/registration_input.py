@@ -76,6 +76,10 @@ class _Registration(_Strict):
 
 
 class GcpRegistration(_Registration):
+    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra={"examples": [
+        {"provider": "gcp", "identity": {"token": "eyJhbGciOiJSUzI1NiJ9.eyJhdWQiOiJ4In0.c2ln"},
+         "hostname": "web-1", "platform": {"os": "ubuntu", "version": "22.04"}}]})
+
     provider: Literal["gcp"]
     identity: GcpIdentity
 
@@ -122,15 +126,7 @@ def parse_json(body: bytes, limit: int) -> Any:
 
 
 def _details(err: ValidationError) -> list[dict[str, Any]]:
-    errors = []
-    for e in err.errors(include_url=False):
-        loc = list(e["loc"])
-        if e["type"].startswith("union_tag"):
-            loc = ["provider"]
-        elif loc and loc[0] in {p.value for p in Provider}:
-            loc = loc[1:]  # the union's tag, not a field
-        errors.append({"loc": ["body", *loc], "msg": e["msg"]})
-    return field_errors(errors)
+    return field_errors([{**e, "loc": ["body", *e["loc"]]} for e in err.errors(include_url=False)])
 
 
 def validate(raw: Any) -> Registration:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -45,15 +46,29 @@ def checked(response: httpx.Response) -> dict[str, Any]:
     if response.is_success:
         return body
     err_console.print(f"[red]{response.status_code} {body.get('error', '')}: {body.get('reason', body)}[/red]")
-    for detail in body.get("details", []):
-        err_console.print(f"  {'.'.join(detail.get('loc', []))}: {detail.get('msg')}")
+    for detail in body.get("details") or []:
+        err_console.print(f"  {detail.get('field', '')}: {detail.get('msg')}")
     raise typer.Exit(1)
+
+
+def _settled(http: httpx.Client, response: httpx.Response, patience: float = 600.0) -> httpx.Response:
+    """Follow an admin operation that answered 202 (``Location: /v1/admin/operations/...``) to its end."""
+    deadline = time.monotonic() + patience
+    while response.status_code == 202 and response.headers.get("location", "").startswith("/v1/admin/operations/"):
+        if time.monotonic() > deadline:
+            break
+        time.sleep(min(10.0, float(response.headers.get("retry-after", "2") or 2)))
+        response = http.get(response.headers["location"])
+    return response
 
 
 def call(settings: Settings, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
     with admin_client(settings) as http:
         try:
-            return checked(http.request(method, path, **kwargs))
+            first = http.request(method, path, **kwargs)
+            body = checked(_settled(http, first))
+            # A polled operation answers {"state": "completed", "result": ...}: give the result.
+            return body["result"] if first.status_code == 202 and body.get("state") == "completed" else body
         except httpx.HTTPError as err:
             err_console.print(f"[red]cannot reach the API: {err}[/red]")
             raise typer.Exit(2) from err

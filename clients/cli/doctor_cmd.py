@@ -18,6 +18,7 @@ from clients.cli.common import console, err_console, temporal
 from config.settings import Settings
 from contracts import ids, taskqueues
 from contracts.models import DoctorInput, DoctorResult, RoleStatus
+from contracts.names import WorkflowName
 from contracts.providers import WorkerRole
 
 
@@ -43,7 +44,7 @@ async def run_doctor(client: Client, *, prefix: str = "", timeout: float = 10.0)
     roles = list(WorkerRole)
     try:
         return await client.execute_workflow(
-            "Doctor",
+            WorkflowName.DOCTOR,
             DoctorInput(roles=roles, queue_prefix=prefix, timeout_seconds=timeout),
             id=ids.doctor(uuid.uuid4().hex[:12]),
             task_queue=taskqueues.for_role(WorkerRole.ORCHESTRATOR, prefix),

@@ -66,6 +66,7 @@ def add(
     if window:
         body["windows"] = _windows(window)
     link = call(Settings(), "POST", "/v1/admin/links", json=body)
+    link = link["links"][0] if "links" in link else link  # the run's own result, when it answered 202
     console.print(f"linked {link['provider']}/{link['cloud_account']} to {link['customer']} "
                   f"(default patch group {link['default_patch_group']}, {link['time_zone']})")
 

@@ -8,12 +8,14 @@ from clients.cli import (
     db_cmd,
     doctor_cmd,
     enrollments_cmd,
+    estate_cmd,
     links_cmd,
     session_cmd,
     simulate_cmd,
     up_cmd,
     vcenter_cmd,
     verify_cmd,
+    tokens_cmd,
     windows_cmd,
 )
 
@@ -32,6 +34,10 @@ app.add_typer(links_cmd.app, name="links")
 app.add_typer(enrollments_cmd.app, name="enrollments")
 app.add_typer(windows_cmd.app, name="windows")
 app.add_typer(db_cmd.app, name="db")
+app.add_typer(tokens_cmd.app, name="tokens")
+app.add_typer(estate_cmd.compliance_app, name="compliance")
+app.add_typer(estate_cmd.instances_app, name="instances")
+app.command("cve")(estate_cmd.cve)
 app.add_typer(session_cmd.app, name="session")
 
 

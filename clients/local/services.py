@@ -159,6 +159,7 @@ def shared_env(settings: Settings, clouds: list[LocalCloud]) -> dict[str, str]:
         "FLEETPATCH_SEALING_KEY": secret(settings, "sealing-key")[1],
         "FLEETPATCH_GCP__AUDIENCE": f"{api_url(settings)}/v1/registrations",
         "FLEETPATCH_DATABASE__URL": settings.database_url,
+        "FLEETPATCH_API__TEMPORAL_UI_URL": f"http://{HOST}:{settings.local.temporal_ui_port}",
     }
     for cloud in clouds:
         env.update(cloud.worker_env(settings))

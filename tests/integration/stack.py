@@ -19,6 +19,7 @@ from clients.local import services
 from clients.local.supervisor import Supervisor
 from config.settings import Settings
 from contracts.providers import WorkerRole
+from estate import db
 from tests.conftest import free_port
 from workers.runner import make_worker
 
@@ -63,6 +64,7 @@ async def start_stack(stack: AsyncExitStack, client: Client, state_dir: Path, pr
     assert not missing, f"local clouds not ready: {missing}"
     os.environ.update(services.shared_env(settings, supervisor.clouds))
     settings = Settings()  # now with every local cloud's endpoints and trust anchors
+    db.upgrade(settings.database_url)  # as `fleetpatch up` does before workers and API start
     for role in WorkerRole:
         worker, _ = make_worker(client, role, settings)
         await stack.enter_async_context(worker)

@@ -241,7 +241,8 @@ async def test_forged_identity_is_401(stack: Stack) -> None:
         (b"{not json", 400),
         (b'{"provider": "gcp", "provider": "gcp"}', 400),
         (b'{"provider": "gcp", "identity": {"token": "x"}, "hostname": "h", "platform": {"os": "plan9"}}', 400),
-        (b'{"provider": "gcp", "identity": {"token": "a.b.c"}, "hostname": "h", "platform": {"os": "ubuntu"}}', 400),
+        # Well shaped, but the identity cannot be read: refused like any other identity (401).
+        (b'{"provider": "gcp", "identity": {"token": "a.b.c"}, "hostname": "h", "platform": {"os": "ubuntu"}}', 401),
         (b'{"provider": "azure", "identity": {"token": "x"}, "hostname": "h", "platform": {"os": "ubuntu"}}', 400),
         (b"x" * (65 * 1024), 413),
     ],

@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
 router = APIRouter(tags=["health"])
 
 
-@router.get("/healthz", summary="ok only when Temporal answers")
+class Health(BaseModel):
+    status: Literal["ok", "unavailable"]
+    temporal: str
+
+
+@router.get(
+    "/healthz", operation_id="healthz", summary="ok only when Temporal answers",
+    responses={200: {"model": Health, "description": "Temporal answers"},
+               503: {"model": Health, "description": "Temporal does not answer"}},
+)
 async def healthz(request: Request) -> JSONResponse:
     ok, detail = await request.app.state.gateway.healthy()
     return JSONResponse(

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import UTC, datetime
-from typing import Any, Literal, NamedTuple
+from typing import Annotated, Any, Literal, NamedTuple
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Path, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from temporalio.client import (
     WithStartWorkflowOperation,
@@ -79,7 +79,8 @@ def _challenge_key(settings: Settings) -> bytes | None:
     return key.get_secret_value().encode() if key else None
 
 
-@router.get("/challenge", summary="A nonce for an Azure VM to have IMDS sign into its attested document")
+@router.get("/challenge", operation_id="getChallenge", responses=error_responses(503),
+            summary="A nonce for an Azure VM to have IMDS sign into its attested document")
 async def challenge(request: Request) -> JSONResponse:
     settings = _settings(request)
     key = _challenge_key(settings)
@@ -141,6 +142,7 @@ class _Checked(NamedTuple):
 @router.post(
     "/registrations",
     status_code=201,
+    operation_id="registerVm",
     summary="Register a VM by its cloud-signed identity",
     description=_REGISTRATION_DOC,
     openapi_extra=_REGISTRATION_SCHEMA,
@@ -274,8 +276,13 @@ def _failure_response(cause: BaseException | None) -> JSONResponse:
     return error_response("EnrollmentFailed", str(cause) if cause else "the enrollment failed", 502)
 
 
-@router.get("/enrollments/{enrollment_id}", summary="The state of a registration that answered 202")
-async def enrollment(enrollment_id: str, request: Request) -> JSONResponse:
+@router.get(
+    "/enrollments/{enrollment_id}", operation_id="getEnrollment", summary="The state of a registration that answered 202",
+    responses={202: {"description": "still enrolling; poll again"}, **error_responses(401, 403, 404, 409, 410, 502, 503)},
+)
+async def enrollment(
+    enrollment_id: Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,400}\.[A-Za-z0-9_-]{16,100}$")], request: Request
+) -> JSONResponse:
     parsed = enrollment_ids.parse(enrollment_id)
     if parsed is None:
         return error_response("NotFound", "no such enrollment", 404)
@@ -303,7 +310,16 @@ async def enrollment(enrollment_id: str, request: Request) -> JSONResponse:
     )
 
 
-@router.get("/startup/{provider}", summary="The startup script a VM runs at boot", response_class=PlainTextResponse)
+_SCRIPT = {"schema": {"type": "string"}}
+
+
+@router.get(
+    "/startup/{provider}", operation_id="getStartupScript", summary="The startup script a VM runs at boot",
+    response_class=PlainTextResponse,
+    responses={200: {"description": "bash (linux) or PowerShell (windows)",
+                     "content": {"text/x-shellscript": _SCRIPT, "text/x-powershell": _SCRIPT}},
+               **error_responses(503)},
+)
 async def startup_script(provider: Provider, request: Request, os: Literal["linux", "windows"] = "linux") -> Response:
     """Bash for Linux, PowerShell for Windows, with this API's public URL baked in."""
     settings = _settings(request)

@@ -5,44 +5,61 @@ GET    /v1/admin/windows/{account}/{group}                show
 POST   /v1/admin/windows/{account}/{group}/pause          {"note"}
 POST   /v1/admin/windows/{account}/{group}/resume         {"note"}
 POST   /v1/admin/windows/{account}/{group}/trigger        {"wait": bool}  202 {"workflow_id"} | 200 summary
-POST   /v1/admin/windows/{account}/{group}/backfill       {"start", "end"}
+POST   /v1/admin/windows/{account}/{group}/backfill       {"start", "minutes"}
 POST   /v1/admin/windows/{account}/{group}/release        {"reason", "by", "earlier_run"}
 """
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
+import asyncio
+from datetime import timedelta
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from temporalio.client import Client
 
 import scheduling as schedules
 from clients.api.auth import require_admin
-from clients.api.errors import error_response
-from contracts.errors import ErrorType, FleetpatchError
+from clients.api.budget import pending
+from clients.api.errors import error_response, error_responses
+from clients.api.link_input import CUSTOMER
+from clients.api.openapi import budget_note, links_to
+from contracts.errors import FleetpatchError
 from contracts.providers import PatchGroup
 
 router = APIRouter(prefix="/v1/admin/windows", tags=["patch windows"], dependencies=[Depends(require_admin)])
+SYSTEMS_ACCOUNT = r"^[0-9]{12}$"
+Account = Annotated[str, Path(pattern=SYSTEMS_ACCOUNT, description="the systems account id (12 digits)",
+                              examples=["123456789012"])]
+Group = Annotated[PatchGroup, Path(description="the ring: early, on-time or late", examples=["early"])]
+_ERRORS = error_responses(401, 403, 404, 409, 502, 503)
+_WINDOW = {"account": "$response.body#/account_id", "group": "$response.body#/group"}
+_FIRST = {"account": "$response.body#/0/account_id", "group": "$response.body#/0/group"}
 
 
-class NoteBody(BaseModel):
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class NoteBody(_Strict):
     note: str | None = Field(default=None, max_length=500)
 
 
-class TriggerBody(BaseModel):
+class TriggerBody(_Strict):
     wait: bool = False
 
 
-class BackfillBody(BaseModel):
-    start: datetime
-    end: datetime
+class BackfillBody(_Strict):
+    """The period ``[start, start + minutes)``: the runs the schedule would have started in it."""
+
+    start: AwareDatetime
+    minutes: int = Field(ge=1, le=366 * 24 * 60, description="length of the period, at most a year")
 
 
-class ReleaseBody(BaseModel):
+class ReleaseBody(_Strict):
     reason: str = Field(default="", max_length=500)
     by: str = Field(default="operator", max_length=100)
     earlier_run: str | None = Field(default=None, max_length=300)
@@ -60,51 +77,76 @@ async def _answer(operation: Any, status: int = 200) -> JSONResponse:
         return error_response(err.type.value, err.reason)
     except schedules.WindowConflict as err:
         return error_response("WindowConflict", str(err), 409)
-    except ValueError as err:
-        return error_response(ErrorType.CONFIGURATION_INVALID.value, str(err), 400)
+    if isinstance(result, JSONResponse):
+        return result
     return JSONResponse(jsonable_encoder(result), status_code=status)
 
 
-@router.get("", summary="Every patch window")
-async def list_windows(request: Request, account: str | None = None, customer: str | None = None) -> JSONResponse:
+@router.get("", operation_id="listWindows", summary="Every patch window", responses=_ERRORS,
+            openapi_extra=links_to(200, showWindow={"operationId": "showWindow", "parameters": _FIRST}))
+async def list_windows(
+    request: Request,
+    account: Annotated[str | None, Query(pattern=SYSTEMS_ACCOUNT)] = None,
+    customer: Annotated[str | None, Query(pattern=CUSTOMER)] = None,
+) -> JSONResponse:
     return await _answer(schedules.list_windows(await _client(request), account_id=account, customer=customer))
 
 
-@router.get("/{account}/{group}", summary="One patch window with its recent runs")
-async def show(request: Request, account: str, group: PatchGroup) -> JSONResponse:
+@router.get("/{account}/{group}", operation_id="showWindow", summary="One patch window with its recent runs",
+            responses=_ERRORS)
+async def show(request: Request, account: Account, group: Group) -> JSONResponse:
     return await _answer(schedules.show(await _client(request), account, group))
 
 
-@router.post("/{account}/{group}/pause", summary="Pause a window")
-async def pause(request: Request, account: str, group: PatchGroup, body: NoteBody | None = None) -> JSONResponse:
+@router.post("/{account}/{group}/pause", operation_id="pauseWindow", summary="Pause a window", responses=_ERRORS,
+             openapi_extra=links_to(200, showWindow={"operationId": "showWindow", "parameters": {
+                 "account": "$request.path.account", "group": "$request.path.group"}}))
+async def pause(request: Request, account: Account, group: Group, body: NoteBody | None = None) -> JSONResponse:
     return await _answer(_ok(schedules.pause(await _client(request), account, group, body.note if body else None)))
 
 
-@router.post("/{account}/{group}/resume", summary="Resume a paused window")
-async def resume(request: Request, account: str, group: PatchGroup, body: NoteBody | None = None) -> JSONResponse:
+@router.post("/{account}/{group}/resume", operation_id="resumeWindow", summary="Resume a paused window",
+             responses=_ERRORS)
+async def resume(request: Request, account: Account, group: Group, body: NoteBody | None = None) -> JSONResponse:
     return await _answer(_ok(schedules.resume(await _client(request), account, group, body.note if body else None)))
 
 
-@router.post("/{account}/{group}/trigger", summary="Open a window now (optionally wait for its summary)")
-async def trigger(request: Request, account: str, group: PatchGroup, body: TriggerBody | None = None) -> JSONResponse:
+@router.post(
+    "/{account}/{group}/trigger", operation_id="triggerWindow",
+    summary="Open a window now (optionally wait for its summary)",
+    description=budget_note("FLEETPATCH_API__ADMIN_BUDGET", "10 s") + " With `wait`, the budget bounds the wait.",
+    responses={202: {"description": "started; poll Location for its summary"}, **_ERRORS},
+)
+async def trigger(request: Request, account: Account, group: Group, body: TriggerBody | None = None) -> JSONResponse:
     client = await _client(request)
+    budget = request.app.state.settings.api.admin_budget.total_seconds()
 
-    async def go() -> dict[str, Any]:
-        workflow_id = await schedules.trigger(client, account, group)
+    async def go() -> Any:
+        try:
+            workflow_id = await schedules.trigger(client, account, group, settle_seconds=budget)
+        except TimeoutError as err:
+            return error_response("WindowNotStarted", str(err), 409)
         if body is None or not body.wait:
-            return {"workflow_id": workflow_id}
-        return {"workflow_id": workflow_id, "summary": await schedules.wait(client, workflow_id)}
+            return pending(workflow_id)
+        try:
+            summary = await asyncio.wait_for(schedules.wait(client, workflow_id), budget)
+        except TimeoutError:
+            return pending(workflow_id)
+        return {"workflow_id": workflow_id, "summary": summary}
 
-    return await _answer(go(), status=200 if body is not None and body.wait else 202)
+    return await _answer(go())
 
 
-@router.post("/{account}/{group}/backfill", summary="Run, now, the windows of a past period")
-async def backfill(request: Request, account: str, group: PatchGroup, body: BackfillBody) -> JSONResponse:
-    return await _answer(_ok(schedules.backfill(await _client(request), account, group, body.start, body.end)), 202)
+@router.post("/{account}/{group}/backfill", status_code=202, operation_id="backfillWindow",
+             summary="Run, now, the windows of a past period", responses=_ERRORS)
+async def backfill(request: Request, account: Account, group: Group, body: BackfillBody) -> JSONResponse:
+    end = body.start + timedelta(minutes=body.minutes)
+    return await _answer(_ok(schedules.backfill(await _client(request), account, group, body.start, end)), 202)
 
 
-@router.post("/{account}/{group}/release", summary="Release a ring held by its promotion gate")
-async def release(request: Request, account: str, group: PatchGroup, body: ReleaseBody | None = None) -> JSONResponse:
+@router.post("/{account}/{group}/release", operation_id="releaseWindow",
+             summary="Release a ring held by its promotion gate", responses=_ERRORS)
+async def release(request: Request, account: Account, group: Group, body: ReleaseBody | None = None) -> JSONResponse:
     body = body or ReleaseBody()
     return await _answer(schedules.release(await _client(request), account, group, by=body.by, reason=body.reason,
                                            earlier_run=body.earlier_run))

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import pytest
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
-from clients.api.routes.admin import LinkBody, _link_json
+from clients.api.link_input import LinkBody as LinkBodyType
+from clients.api.routes.links import _link_json
 from clouds.aws.links import link_from_json, link_to_json
 from clouds.vmware.token import generate_signing_key
 
 PUBLIC = generate_signing_key("EdDSA")[1]
+_ADAPTER = TypeAdapter(LinkBodyType)
+
+
+def LinkBody(**body: object):  # noqa: N802 - reads like the model it validates
+    return _ADAPTER.validate_python(body)
 
 
 def _vmware(**kw: object) -> dict:

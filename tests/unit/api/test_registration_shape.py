@@ -107,11 +107,13 @@ async def test_duplicate_keys_and_oversize() -> None:
     assert declared.status_code == 413
 
 
-async def test_unknown_enrollment_ids_are_404() -> None:
+async def test_malformed_enrollment_ids_are_400_and_unknown_ones_404() -> None:
     async with _api() as api:
-        for value in ("nope", "a.b", "ZW5yb2xsL2djcA.short", "bm90LWFuLWVucm9sbG1lbnQ.abcdefghijklmnopqrstuvwxyz"):
+        for value in ("nope", "a.b", "ZW5yb2xsL2djcA.short"):
             response = await api.get(f"/v1/enrollments/{value}")
-            assert response.status_code == 404, value
+            assert (response.status_code, response.json()["field"]) == (400, "enrollment_id"), value
+        response = await api.get("/v1/enrollments/bm90LWFuLWVucm9sbG1lbnQ.abcdefghijklmnopqrstuvwxyz")
+        assert response.status_code == 404
 
 
 json_values = st.recursive(

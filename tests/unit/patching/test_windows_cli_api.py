@@ -105,7 +105,7 @@ async def test_admin_api(dev_env: WorkflowEnvironment, queue_prefix: str) -> Non
         assert (await http.get(f"{base}/sometime", headers=auth)).status_code == 400
         assert (await http.get("/v1/admin/windows/12345/early", headers=auth)).status_code == 400
         assert (await http.post(f"{base}/early/release", headers=auth)).status_code == 409
-        bad = await http.post(f"{base}/late/backfill", json={"start": "2026-02-01T00:00:00Z", "end": "2026-01-01T00:00:00Z"},
+        bad = await http.post(f"{base}/late/backfill", json={"start": "2026-02-01T00:00:00Z", "minutes": 0},
                               headers=auth)
         assert bad.status_code == 400
         for _ in range(50):

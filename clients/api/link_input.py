@@ -1,0 +1,166 @@
+"""The body of ``POST /v1/admin/links``: one schema per provider, chosen by ``provider``.
+
+Every rule JSON Schema can state is in the schema (account id formats, role ARN, time zones as an
+enum, window settings with their ranges), so the OpenAPI document says what the API enforces.
+What a schema cannot state (the role lives in the linked account, PEM keys parse, a window's
+cutoff is shorter than its duration) is checked by the validators below: a 400 naming the field.
+"""
+
+from __future__ import annotations
+
+import zoneinfo
+from enum import Enum
+from typing import Annotated, Any, Literal, Union
+
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.hazmat.primitives.serialization import load_pem_public_key
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationInfo, field_validator
+
+from contracts.enrollment import TenantLink
+from contracts.patch_config import RebootOption, WindowConfigError, validate_window_config, window_config
+from contracts.providers import PatchGroup, Provider
+
+#: A cloud account id of any provider, as a path segment (each provider's body is stricter).
+ANY_ACCOUNT = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+ACCOUNT_EXAMPLES = ["acme-prod", "111122223333"]
+ACCOUNT_FORMATS = {
+    Provider.GCP: r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$",
+    Provider.AZURE: r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$",
+    Provider.AWS: r"^[0-9]{12}$",
+    Provider.VMWARE: ANY_ACCOUNT,
+}
+CUSTOMER = r"^[A-Za-z0-9][A-Za-z0-9 _.-]{0,63}$"
+_ROLE_ARN = r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9_+=,.@/-]{1,512}$"
+_CONCURRENCY = r"^(?:[1-9][0-9]{0,5}|[1-9][0-9]?%|100%)$"  # >= 1, or 1%-100%
+_ERRORS = r"^(?:[0-9]|[1-9][0-9]{1,5}|[0-9]%|[1-9][0-9]%|100%)$"  # >= 0, or 0%-100%
+
+TimeZone = Enum("TimeZone", {name: name for name in sorted(zoneinfo.available_timezones())}, type=str)  # type: ignore[misc]
+Customer = Annotated[str, StringConstraints(pattern=CUSTOMER)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class WindowHooks(_Strict):
+    pre_install: Annotated[str, StringConstraints(min_length=1, max_length=128)] = "AWS-Noop"
+    post_install: Annotated[str, StringConstraints(min_length=1, max_length=128)] = "AWS-Noop"
+    on_exit: Annotated[str, StringConstraints(min_length=1, max_length=128)] = "AWS-Noop"
+
+
+class WindowOverrides(_Strict):
+    """Overrides of one ring's window (defaults in README "Patch windows")."""
+
+    day_of_week: Annotated[int, Field(ge=0, le=6)] | None = None
+    days_of_month: Annotated[list[Annotated[int, Field(ge=1, le=31)]], Field(
+        min_length=2, max_length=2, description="[first, last], first <= last")] | None = None
+    hour: Annotated[int, Field(ge=0, le=23)] | None = None
+    minute: Annotated[int, Field(ge=0, le=59)] | None = None
+    cron: Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"\S")] | None = None
+    duration_minutes: Annotated[int, Field(ge=30, le=1440)] | None = None
+    cutoff_minutes: Annotated[int, Field(ge=0, le=1439, description="below duration_minutes")] | None = None
+    max_concurrency: Annotated[str, StringConstraints(pattern=_CONCURRENCY)] | None = None
+    max_errors: Annotated[str, StringConstraints(pattern=_ERRORS)] | None = None
+    reboot: RebootOption | None = None
+    scan_first: bool | None = None
+    hooks: WindowHooks | None = None
+    hooks_on_train: Literal["refuse", "without-hooks"] | None = None
+    untrained_os: Literal["scan", "baseline"] | None = None
+    success_threshold: Annotated[float, Field(ge=0.0, le=1.0)] | None = None
+
+
+class Windows(_Strict):
+    early: WindowOverrides | None = None
+    on_time: WindowOverrides | None = Field(default=None, alias="on-time")
+    late: WindowOverrides | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        groups = self.model_dump(by_alias=True, exclude_none=True, mode="json")
+        return {group: {k: v for k, v in settings.items() if v is not None} for group, settings in groups.items()}
+
+
+class _Link(_Strict):
+    customer: Customer
+    default_patch_group: PatchGroup = PatchGroup.ON_TIME
+    time_zone: TimeZone = TimeZone("UTC")  # type: ignore[assignment]
+    windows: Windows = Field(default_factory=Windows)
+    remote_access: bool = Field(
+        default=False, description="Session Manager into this account's VMs (advanced tier, sessions logged to S3)"
+    )
+
+    @field_validator("windows")
+    @classmethod
+    def _windows_hold(cls, value: Windows) -> Windows:
+        for group, overrides in value.as_dict().items():
+            try:
+                validate_window_config(window_config(group, "UTC", overrides), group)
+            except WindowConfigError as err:
+                raise ValueError(str(err)) from None
+        return value
+
+    def to_link(self) -> TenantLink:
+        data = self.model_dump(exclude={"windows", "time_zone", "provider"})
+        provider = Provider(getattr(self, "provider"))
+        return TenantLink(**data, provider=provider, time_zone=self.time_zone.value, windows=self.windows.as_dict())
+
+
+class GcpLink(_Link):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"provider": "gcp", "cloud_account": "acme-prod", "customer": "ACME", "time_zone": "Europe/London",
+         "windows": {"early": {"hour": 4, "max_concurrency": "25%"}}}]})
+
+    provider: Literal["gcp"]
+    cloud_account: Annotated[str, StringConstraints(pattern=ACCOUNT_FORMATS[Provider.GCP])]
+
+
+class AzureLink(_Link):
+    provider: Literal["azure"]
+    cloud_account: Annotated[str, StringConstraints(pattern=ACCOUNT_FORMATS[Provider.AZURE], to_lower=True)]
+
+
+class AwsLink(_Link):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"provider": "aws", "cloud_account": "111122223333", "customer": "ACME",
+         "role_arn": "arn:aws:iam::111122223333:role/FleetpatchAccess"}]})
+
+    provider: Literal["aws"]
+    cloud_account: Annotated[str, StringConstraints(pattern=ACCOUNT_FORMATS[Provider.AWS])]
+    role_arn: Annotated[str, StringConstraints(pattern=_ROLE_ARN)] = Field(
+        description="the cross-account role fleetpatch assumes; a role in the linked account itself"
+    )
+    external_id: Annotated[str, StringConstraints(min_length=2, max_length=1224, pattern=r"^[\w+=,.@:/-]+$")] | None = None
+
+    @field_validator("role_arn")
+    @classmethod
+    def _role_in_account(cls, value: str, info: ValidationInfo) -> str:
+        if value.split(":")[4] != info.data.get("cloud_account"):
+            raise ValueError("role_arn must be a role in the linked account itself")
+        return value
+
+
+class VmwareLink(_Link):
+    provider: Literal["vmware"]
+    cloud_account: Annotated[str, StringConstraints(pattern=ACCOUNT_FORMATS[Provider.VMWARE])]
+    vcenter_public_keys: list[Annotated[str, StringConstraints(min_length=1, max_length=4096)]] = Field(
+        min_length=1, max_length=4, description="PEM public keys (Ed25519 or P-256) the vCenter's tokens are signed with"
+    )
+    vcenter_scope: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9 _./-]{0,255}$")] | None = Field(
+        default=None, description="a vCenter shared by several customers: this customer's folder or resource pool "
+        "(inventory path, e.g. DC1/vm/acme); tokens go only to VMs inside it, and only they enroll",
+        examples=["DC1/vm/acme"],
+    )
+
+    @field_validator("vcenter_public_keys")
+    @classmethod
+    def _keys(cls, value: list[str]) -> list[str]:
+        for pem in value:
+            try:
+                key = load_pem_public_key(pem.encode())
+            except (ValueError, TypeError):
+                raise ValueError("vcenter_public_keys holds something that is not a PEM public key") from None
+            if not isinstance(key, (ed25519.Ed25519PublicKey, ec.EllipticCurvePublicKey)):
+                raise ValueError("vCenter token keys are Ed25519 or P-256")
+        return value
+
+
+LinkBody = Annotated[Union[GcpLink, AzureLink, AwsLink, VmwareLink], Field(discriminator="provider")]  # noqa: UP007

@@ -1,0 +1,130 @@
+"""schemathesis over the whole OpenAPI document, against the local default stack with the admin
+token: every phase, every check, a maximum response time, bounded in time. It must find nothing.
+
+The seed is printed (and can be set with ``FLEETPATCH_SCHEMATHESIS_SEED``) so a failure replays.
+``make schemathesis`` runs it (CI: after ``make test``). The file name is outside pytest's
+``test_*.py`` pattern on purpose, so ``make test`` does not run these three minutes a second time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
+from pathlib import Path
+
+import pytest
+import uvicorn
+from temporalio.testing import WorkflowEnvironment
+
+import scheduling
+from clients.api.app import create_app
+from clients.api.gateway import TemporalGateway
+from contracts.enrollment import AccountRef
+from contracts.patching import EnsureWindowsInput
+from tests.conftest import free_port
+from tests.integration.stack import Stack, start_stack
+
+pytestmark = pytest.mark.integration
+
+#: Wall-clock bound of each run: every phase gets its own share, so none starves the others
+#: (about three minutes in all).
+SCALE = float(os.environ.get("FLEETPATCH_SCHEMATHESIS_TIME_SCALE", "1"))
+PHASES = (("examples,coverage", 70), ("fuzzing", 50), ("stateful", 50))
+CONFIG = Path(__file__).with_name("schemathesis.toml")
+MAX_EXAMPLES = int(os.environ.get("FLEETPATCH_SCHEMATHESIS_MAX_EXAMPLES", "25"))
+
+
+@pytest.fixture(scope="module")
+async def stack(dev_env: WorkflowEnvironment, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
+    async with AsyncExitStack() as exits:
+        prefix = f"s{uuid.uuid4().hex[:8]}-"
+        yield await start_stack(exits, dev_env.client, tmp_path_factory.mktemp("state"), prefix)
+
+
+async def _seed_data(stack: Stack) -> None:
+    """Something for the read routes and the stateful phase to find: a link and a systems
+    account's three (paused) patch windows."""
+    linked = await stack.link(provider="gcp", cloud_account="acme-schema-1", customer="acme")
+    assert linked.status_code == 201, linked.text
+    await scheduling.ensure_window_schedules(
+        stack.client,
+        EnsureWindowsInput(account=AccountRef(account_id="123456789012", role_arn="arn:aws:iam::123456789012:role/OrganizationAccountAccessRole"), customer="acme",
+                           provider="gcp", cloud_account="acme-schema-1", time_zone="UTC",
+                           queue_prefix=stack.settings.task_queue_prefix),
+    )
+    for group in ("early", "on-time", "late"):
+        await scheduling.pause(stack.client, "123456789012", group, "schemathesis")
+
+
+async def _serve(stack: Stack, exits: AsyncExitStack) -> str:
+    """The stack's API over real HTTP (schemathesis speaks HTTP), on a free loopback port."""
+    port = free_port()
+    app = create_app(stack.settings, TemporalGateway.for_client(stack.client))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
+    task = asyncio.create_task(server.serve())
+
+    async def stop() -> None:
+        server.should_exit = True
+        await asyncio.wait_for(task, timeout=10)
+
+    exits.push_async_callback(stop)
+    for _ in range(100):
+        if server.started:
+            return f"http://127.0.0.1:{port}"
+        await asyncio.sleep(0.1)
+    raise AssertionError("the API did not start")
+
+
+def _command(base: str, token: str, seed: int, report: Path, phases: str, seconds: int) -> list[str]:
+    return [
+        str(Path(sys.executable).with_name("schemathesis")), "--config-file", str(CONFIG), "--no-color",
+        "run", f"{base}/openapi.json",
+        "--phases", phases,
+        "--checks", "all",
+        "--max-response-time", "10",
+        "--max-time", str(seconds),
+        "--max-examples", str(MAX_EXAMPLES),
+        "--seed", str(seed),
+        "--workers", "2",
+        "--request-timeout", "30",
+        "--header", f"Authorization: Bearer {token}",
+        "--report", "junit", "--report-dir", str(report),
+        "--output-sanitize", "true",
+    ]
+
+
+async def _run(command: list[str], seconds: int, cwd: Path) -> tuple[int, str]:
+    cwd.mkdir(parents=True, exist_ok=True)  # schemathesis keeps its cache there, not in the checkout
+    process = await asyncio.create_subprocess_exec(
+        *command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, cwd=cwd,
+        env={**os.environ, "NO_COLOR": "1"},
+    )
+    try:
+        out, _ = await asyncio.wait_for(process.communicate(), timeout=seconds * 2 + 60)
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+        return -1, "schemathesis ran past its bound"
+    return process.returncode or 0, out.decode(errors="replace")
+
+
+async def test_schemathesis_finds_nothing(stack: Stack, tmp_path: Path) -> None:
+    await _seed_data(stack)
+    seed = int(os.environ.get("FLEETPATCH_SCHEMATHESIS_SEED") or random.randrange(2**31))
+    token = stack.admin_headers["Authorization"].removeprefix("Bearer ")
+    print(f"schemathesis seed: {seed} (replay with FLEETPATCH_SCHEMATHESIS_SEED={seed})", flush=True)
+    async with AsyncExitStack() as exits:
+        base = await _serve(stack, exits)
+        for phases, share in PHASES:
+            seconds = max(5, int(share * SCALE))
+            code, text = await _run(_command(base, token, seed, tmp_path / phases, phases, seconds), seconds, tmp_path)
+            print(text)
+            assert code == 0, f"schemathesis {phases} found problems (seed {seed}):\n{text[-6000:]}"
+            assert "schema validation mismatch" not in text.lower(), f"{phases}, seed {seed}:\n{text[-4000:]}"
+            assert "No tests were run" not in text, f"{phases} ran no test (seed {seed})"
+            assert token not in text
