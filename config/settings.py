@@ -88,6 +88,8 @@ class Ec2Settings(BaseModel):
     # AWS's own regional endpoints. Locally it is the moto server.
     endpoint_url: str | None = None
     role_session_name: str = "fleetpatch-ec2"  # on the customer's cross-account role
+    # Regions reconcile lists instances in; empty: FLEETPATCH_AWS__REGION only.
+    regions: list[str] = Field(default_factory=list)
 
 
 class VmwareSettings(BaseModel):
@@ -105,11 +107,11 @@ class VmwareSettings(BaseModel):
         customer: str | None = None  # default for `fleetpatch vcenter issue-tokens --customer`
 
     vcenters: dict[str, Vcenter] = Field(default_factory=dict)
-    token_ttl: Duration = timedelta(hours=1)  # a token's lifetime
-    # The token schedule runs this often and replaces tokens that expire within rotate_before
-    # (keep every < rotate_before < token_ttl, so a VM always holds a valid token).
-    token_schedule_every: Duration = timedelta(minutes=10)
-    token_rotate_before: Duration = timedelta(minutes=25)
+    token_ttl: Duration = timedelta(hours=1)
+    # The token schedule (one per vCenter link): how often it runs, and how long before a
+    # token's expiry it is rotated.
+    token_interval: Duration = timedelta(minutes=5)
+    token_renew_before: Duration = timedelta(minutes=20)
     # vCenter connection details come from the tenant link; credentials from here.
     username: str | None = None
     password: SecretStr | None = None
@@ -148,6 +150,12 @@ class PatchingSettings(BaseModel):
     max_parallel_batches: int = 4
     poll_interval: Duration = timedelta(seconds=30)
     poll_hold: Duration = timedelta(minutes=5)
+
+
+class ReconcileSettings(BaseModel):
+    """Reconcile: one schedule per linked cloud account (``reconcile/{provider}/{account}``)."""
+
+    interval: Duration = timedelta(hours=1)
 
 
 class ComplianceSettings(BaseModel):
@@ -209,6 +217,7 @@ class Settings(BaseSettings):
     labels: LabelSettings = LabelSettings()
     api: ApiSettings = ApiSettings()
     patching: PatchingSettings = PatchingSettings()
+    reconcile: ReconcileSettings = ReconcileSettings()
     local: LocalSettings = LocalSettings()
     database: DatabaseSettings = DatabaseSettings()
     compliance: ComplianceSettings = ComplianceSettings()

@@ -29,9 +29,6 @@ class ErrorType(StrEnum):
     IDENTITY_TOKEN_MISMATCH = "IdentityTokenMismatch"
     IDENTITY_INSTANCE_MISMATCH = "IdentityInstanceMismatch"
     IDENTITY_VCENTER_UNKNOWN = "IdentityVCenterUnknown"
-    IDENTITY_TOKEN_USED = "IdentityTokenUsed"  # vmware: this token already enrolled its VM
-    IDENTITY_CUSTOMER_MISMATCH = "IdentityCustomerMismatch"  # vmware: the token names another customer
-    IDENTITY_OUT_OF_SCOPE = "IdentityOutOfScope"  # vmware: the VM is outside the link's folder/pool
 
     # The VM and its cloud account.
     INSTANCE_NOT_FOUND = "InstanceNotFound"

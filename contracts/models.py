@@ -23,10 +23,9 @@ class ActivityName:
     READ_VM_METADATA = "read_vm_metadata"
     TAG_EC2_INSTANCE = "tag_ec2_instance"
     UNTAG_EC2_INSTANCE = "untag_ec2_instance"
-
-    # vmware worker: fleetpatch's own tokens
-    ISSUE_VCENTER_TOKENS = "issue_vcenter_tokens"
-    RETIRE_VCENTER_TOKEN = "retire_vcenter_token"
+    LIST_CLOUD_VMS = "list_cloud_vms"  # reconcile: every VM of a linked cloud account
+    ENSURE_VCENTER_TOKENS = "ensure_vcenter_tokens"  # vmware worker: tokens for labelled VMs
+    REPLACE_VCENTER_TOKEN = "replace_vcenter_token"  # vmware worker: after an enrollment used one
 
     # aws worker: Session Manager
     ENABLE_REMOTE_ACCESS = "enable_remote_access"
@@ -57,6 +56,10 @@ class ActivityName:
     READ_RING_RECORD = "read_ring_record"
     RECORD_RING_RUN = "record_ring_run"
     RECORD_PATCH_TRAIN = "record_patch_train"
+
+    # aws worker: reconcile
+    LIST_MANAGED_NODES = "list_managed_nodes"
+    APPLY_RECONCILE_ACTION = "apply_reconcile_action"
 
     # aws worker: the estate store (ComplianceSync, and PatchWindow's last step)
     LIST_SYNC_ACCOUNTS = "list_sync_accounts"
@@ -128,7 +131,6 @@ class VerifyIdentityInput:
     identity: dict[str, Any]
     nonce: str | None = None  # azure: the server-issued nonce the VM asked IMDS to sign
     vcenter_public_keys: list[str] = field(default_factory=list)  # vmware: PEM keys from the link
-    vcenter_scope: str | None = None  # vmware: the link's folder or resource pool, if any
 
 
 @dataclass
@@ -150,47 +152,6 @@ class VmMetadata:
     labels: dict[str, str]
     state: str
     region: str | None = None
-
-
-# --- vCenter tokens (vmware worker) ----------------------------------------------------------
-
-
-@dataclass
-class VcenterTokensInput:
-    """One run of a vCenter's token schedule (``vcenter-tokens/{vcenter}``)."""
-
-    vcenter_id: str
-    patching_label: str = "rackspace-addon-patching"
-    force: bool = False  # True: every labelled VM gets a new token (the manual trigger)
-    queue_prefix: str = ""
-
-
-@dataclass
-class IssueTokensInput:
-    """Tokens for a linked vCenter's labelled VMs: the customer and scope come from its link."""
-
-    vcenter_id: str
-    customer: str
-    public_keys: list[str]
-    scope: str | None = None
-    patching_label: str = "rackspace-addon-patching"
-    force: bool = False
-
-
-@dataclass
-class IssueTokensResult:
-    issued: list[str] = field(default_factory=list)  # instanceUuids that got a new token
-    linked: bool = True  # False: the vCenter is not linked (nothing issued)
-
-
-@dataclass
-class RetireTokenInput:
-    """After an enrollment: the used token's id is remembered and the VM gets a fresh token."""
-
-    vcenter_id: str
-    instance_uuid: str
-    jti: str
-    customer: str
 
 
 # --- Session Manager (aws worker) ------------------------------------------------------------

@@ -17,6 +17,7 @@ class WorkflowName:
     DOCTOR = "Doctor"
     PATCH_WINDOW = "PatchWindow"
     PATCH_BATCH = "PatchBatch"
+    RECONCILE = "Reconcile"
     VCENTER_TOKENS = "VcenterTokens"
     COMPLIANCE_SYNC = "ComplianceSync"
 

@@ -136,7 +136,7 @@ class EnrollVmWorkflow:
             managed = await steps.register_agent(ref, self._answer, tags)
             activation_id = self._answer.activation.id if self._answer.activation else None
         if inp.provider is Provider.VMWARE:
-            await steps.retire_vcenter_token(identity, link)
+            await steps.replace_vcenter_token(identity, link)
         self._set_state(EnrollmentState.ENROLLED)
         return EnrollResult(
             identity=identity,
@@ -160,14 +160,17 @@ class EnrollVmWorkflow:
             # require the verified token to name that same vCenter below.
             link = await steps.link(claimed_account)
             verify.vcenter_public_keys = link.vcenter_public_keys
-            verify.vcenter_scope = link.vcenter_scope
         identity = await steps.on_provider(ActivityName.VERIFY_IDENTITY, verify, VerifiedIdentity)
-        if link is not None and identity.evidence.get("customer") != link.customer:
-            raise refuse(ErrorType.IDENTITY_CUSTOMER_MISMATCH, f"the token names another customer than {link.customer!r}")
         if identity.instance_id != claimed_instance or (identity.cloud_account and identity.cloud_account != claimed_account):
             raise refuse(
                 ErrorType.IDENTITY_INSTANCE_MISMATCH,
                 f"the signed identity names {identity.cloud_account}/{identity.instance_id}, not {inp.instance_key}",
+            )
+        if link is not None and identity.evidence.get("customer", link.customer) != link.customer:
+            # A vCenter token signs its customer: it must be the customer this vCenter is linked to.
+            raise refuse(
+                ErrorType.TENANT_NOT_LINKED,
+                f"vCenter {claimed_account} is linked to {link.customer!r}, the token names {identity.evidence['customer']!r}",
             )
         if link is None and identity.cloud_account:
             # The tenant comes from the signed identity: an unlinked account is refused before
@@ -229,12 +232,10 @@ class EnrollVmWorkflow:
     ) -> SsmConfigurationResult:
         """The account's SSM configuration, applied once per version (a shared child)."""
         self._set_state(EnrollmentState.CONFIGURING)
-        # Enrollments started before version 2 (the agent-update association) keep version 1.
-        version = SSM_CONFIGURATION_VERSION if workflow.patched("ssm-configuration-v2") else 1
         return await steps.calls.shared_child(
             SsmConfigurationWorkflow.run,
-            SsmConfigurationInput(account=ref, version=version, queue_prefix=steps.inp.queue_prefix),
-            id=ids.ssm_configuration(account.account_id, version),
+            SsmConfigurationInput(account=ref, version=SSM_CONFIGURATION_VERSION, queue_prefix=steps.inp.queue_prefix),
+            id=ids.ssm_configuration(account.account_id, SSM_CONFIGURATION_VERSION),
             result_type=SsmConfigurationResult,
         )
 

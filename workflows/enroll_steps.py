@@ -34,13 +34,17 @@ with workflow.unsafe.imports_passed_through():
     )
     from contracts.errors import IDENTITY_REFUSALS, ErrorType
     from contracts.identity import VerifiedIdentity
-    from contracts.models import ActivityName, RetireTokenInput, VmMetadata
+    from contracts.models import ActivityName, VmMetadata
     from contracts.providers import PROVIDER_ROLE, PatchGroup, WorkerRole
+    from contracts.vcenter_tokens import ReplaceTokenInput
     from workflows import options
     from workflows.calls import Calls, timed_out
     from workflows.options import ActivityPreset
 
 T = TypeVar("T")
+
+#: Patch marker: enrollments from before it never replaced their vCenter token.
+TOKEN_ENROLLS_ONCE = "vcenter-token-enrolls-once"
 
 #: Refusals: the VM (or its tenant) may not enroll. Everything else that fails is a failure.
 REFUSALS = {t.value for t in IDENTITY_REFUSALS} | {
@@ -185,16 +189,19 @@ class EnrollSteps:
         await self.on_aws(ActivityName.DELETE_ACTIVATION, delete, None)
         return managed
 
-    async def retire_vcenter_token(self, identity: VerifiedIdentity, link: TenantLink) -> None:
-        """A vCenter token enrolls once: its id is remembered (a replay is refused) and the VM
-        gets a fresh token, so a copy of the used one enrolls nothing."""
-        retire = RetireTokenInput(
-            vcenter_id=identity.cloud_account,
-            instance_uuid=identity.instance_id,
-            jti=str(identity.evidence["jti"]),
-            customer=link.customer,
-        )
-        await self.calls.activity(WorkerRole.VMWARE, ActivityName.RETIRE_VCENTER_TOKEN, retire, bool, options.CLOUD_WRITE)
+    # --- vCenter: a token enrolls once -----------------------------------------------------------
+
+    async def replace_vcenter_token(self, identity: VerifiedIdentity, link: TenantLink) -> None:
+        """The token this enrollment used is superseded by a fresh one, so a copy of it enrolls
+        nothing (its replay is refused: not the VM's current token). Best effort: an enrolled VM
+        stays enrolled, and trust on first use still refuses a replay, if the write fails."""
+        if not workflow.patched(TOKEN_ENROLLS_ONCE):
+            return  # a run that started before this step existed
+        replace = ReplaceTokenInput(vcenter_id=identity.cloud_account, instance_uuid=identity.instance_id, customer=link.customer)
+        try:
+            await self.on_provider(ActivityName.REPLACE_VCENTER_TOKEN, replace, None)
+        except ActivityError as err:
+            workflow.logger.warning("used vCenter token not replaced", extra={"reason": str(err.cause or err)})
 
     # --- EC2: tag the instance, its own agent reports ------------------------------------------
 

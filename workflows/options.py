@@ -72,8 +72,9 @@ CLOUD_READ = ActivityPreset(
     ),
 )
 
-#: Writes to a VM through its cloud's API (vCenter tokens: one reconfigure per labelled VM).
-CLOUD_WRITE = ActivityPreset(
+#: Listing every VM of a cloud account (reconcile): pages through the cloud's API, so longer than
+#: a single read, and retried on transient cloud errors like one.
+CLOUD_LIST = ActivityPreset(
     start_to_close=timedelta(minutes=10),
     schedule_to_close=timedelta(minutes=30),
     retry=RetryPolicy(

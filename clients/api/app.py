@@ -21,7 +21,18 @@ from clients.api.budget import EarlyAnswer
 from clients.api.errors import ServiceMisconfigured, bad_request_handler, error_response
 from clients.api.gateway import TemporalGateway, TemporalUnavailable
 from clients.api.registration_input import registration_schemas
-from clients.api.routes import admin, compliance_sync, estate, health, links, registration, tokens, windows
+from clients.api.routes import (
+    admin,
+    compliance_sync,
+    estate,
+    health,
+    links,
+    offboard,
+    reconcile,
+    registration,
+    tokens,
+    windows,
+)
 from clients.dashboard import pages as dashboard
 from config.settings import Settings
 
@@ -42,7 +53,9 @@ def create_app(settings: Settings, gateway: TemporalGateway | None = None) -> Fa
     )
     app.state.settings = settings
     app.state.gateway = gateway or TemporalGateway.from_environment(settings.local_json)
-    for module in (health, registration, links, admin, windows, estate, tokens, compliance_sync):
+    for module in (
+        health, registration, links, admin, windows, reconcile, offboard, estate, tokens, compliance_sync
+    ):
         app.include_router(module.router)
     dashboard.install(app)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]

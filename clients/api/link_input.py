@@ -144,11 +144,6 @@ class VmwareLink(_Link):
     vcenter_public_keys: list[Annotated[str, StringConstraints(min_length=1, max_length=4096)]] = Field(
         min_length=1, max_length=4, description="PEM public keys (Ed25519 or P-256) the vCenter's tokens are signed with"
     )
-    vcenter_scope: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9 _./-]{0,255}$")] | None = Field(
-        default=None, description="a vCenter shared by several customers: this customer's folder or resource pool "
-        "(inventory path, e.g. DC1/vm/acme); tokens go only to VMs inside it, and only they enroll",
-        examples=["DC1/vm/acme"],
-    )
 
     @field_validator("vcenter_public_keys")
     @classmethod

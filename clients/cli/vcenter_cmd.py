@@ -3,8 +3,6 @@
 ``issue-tokens`` writes a fresh fleetpatch identity token into ``guestinfo.fleetpatch.token`` of
 every VM labelled for patching, so each VM can prove who it is at enrollment. Connection and
 signing key come from settings (``FLEETPATCH_VMWARE__VCENTERS``). Tokens are never printed.
-It is the manual trigger: a linked vCenter's schedule (``vcenter-tokens/{vcenter}``) issues and
-rotates tokens on its own.
 """
 
 from __future__ import annotations
@@ -32,9 +30,6 @@ def issue_tokens(
     vcenter: str = typer.Option(..., "--vcenter", help="fleetpatch's id of the vCenter."),
     customer: str | None = typer.Option(
         None, "--customer", help="Customer the tokens name (default: the vCenter's setting)."
-    ),
-    folder: str | None = typer.Option(
-        None, "--folder", help="Only VMs inside this folder or resource pool (inventory path), as the link's scope."
     ),
 ) -> None:
     """Write a fresh identity token to every VM whose patching custom attribute is true."""
@@ -67,7 +62,6 @@ def issue_tokens(
                 label_name=settings.labels.patching,
                 now=datetime.now(UTC),
                 ttl=settings.vmware.token_ttl,
-                scope=folder,
             )
     except FleetpatchError as err:
         err_console.print(f"[red]{err.type.value}: {err.reason}[/red]")

@@ -43,7 +43,6 @@ def verify_vmware_identity(
     settings: VmwareSettings,
     now: datetime,
     connect: Callable[..., Any] = SmartConnect,
-    scope: str | None = None,
 ) -> VerifiedIdentity:
     """Verify ``{"token", "bios_uuid"}`` as sent by a VM (see ``identity.py`` for the checks)."""
     if not isinstance(identity, dict):
@@ -53,7 +52,7 @@ def verify_vmware_identity(
         raise IdentityRefused(ErrorType.IDENTITY_CLAIMS_MISSING, "token and bios_uuid are required")
     with client_for(settings, vcenter_id, connect=connect) as client:
         return client.verify_vm_identity(
-            token, bios_uuid, vcenter_id=vcenter_id, public_keys=public_keys, now=now, scope=scope
+            token, bios_uuid, vcenter_id=vcenter_id, public_keys=public_keys, now=now
         )
 
 
@@ -67,3 +66,11 @@ def read_vm_metadata(
     with client_for(settings, identity.cloud_account, connect=connect) as client:
         vm = client.get_vm_by_instance_uuid(identity.instance_id)
         return client.vm_metadata(vm, identity.cloud_account)
+
+
+def list_vms(
+    settings: VmwareSettings, vcenter_id: str, *, connect: Callable[..., Any] = SmartConnect
+) -> list[VmMetadata]:
+    """Every VM (not template) of the vCenter, read through one container view."""
+    with client_for(settings, vcenter_id, connect=connect) as client:
+        return client.list_vm_metadata(vcenter_id)

@@ -28,7 +28,7 @@ from pyVmomi import vim, vmodl
 from clouds.vmware.errors import UNAVAILABLE, VcenterRequestError, vsphere_errors
 from clouds.vmware.identity import VcenterIdentityMixin
 from clouds.vmware.token import GUESTINFO_TOKEN_KEY
-from contracts.errors import ErrorType, FleetpatchError, InstanceRefused, TransientCloudError
+from contracts.errors import ErrorType, InstanceRefused, TransientCloudError
 from contracts.models import VmMetadata
 from contracts.providers import Provider
 
@@ -181,16 +181,11 @@ class VsphereClient(VcenterIdentityMixin):
 
     def all_vms(self) -> list[VmFacts]:
         """Every VM in the inventory with its facts, read in one PropertyCollector call."""
-        return self.vms_in_scope(None)
-
-    def vms_in_scope(self, scope: str | None) -> list[VmFacts]:
-        """The VMs inside a folder or resource pool (its inventory path, e.g. ``DC0/vm/acme``
-        or ``DC0/host/C0/Resources/acme``), at any depth; every VM when ``scope`` is None.
-        A path that names nothing refuses with ``ConfigurationInvalid`` (never "no VMs")."""
         content = self.content
-        root = content.rootFolder if not scope else self._scope_object(scope)
         with vsphere_errors("listing VMs"):
-            view = content.viewManager.CreateContainerView(root, [vim.VirtualMachine], True)
+            view = content.viewManager.CreateContainerView(
+                content.rootFolder, [vim.VirtualMachine], True
+            )
             try:
                 traverse = vmodl.query.PropertyCollector.TraversalSpec(
                     name="view", path="view", skip=False, type=vim.view.ContainerView
@@ -211,15 +206,6 @@ class VsphereClient(VcenterIdentityMixin):
         if not results:
             raise InstanceRefused(ErrorType.INSTANCE_NOT_FOUND, "the VM no longer exists")
         return _facts(results[0])
-
-    def _scope_object(self, scope: str) -> Any:
-        with vsphere_errors(f"finding {scope}"):
-            found = self.content.searchIndex.FindByInventoryPath(inventoryPath=scope.strip("/"))
-        if not isinstance(found, vim.Folder | vim.ResourcePool):
-            raise FleetpatchError(
-                ErrorType.CONFIGURATION_INVALID, f"{scope!r} is not a folder or resource pool of this vCenter"
-            )
-        return found
 
     # --- guestinfo -----------------------------------------------------------------------
 
@@ -296,6 +282,22 @@ class VsphereClient(VcenterIdentityMixin):
             labels=self._named(facts.custom_values, self.custom_field_names()),
             state=facts.power_state,
         )
+
+    def list_vm_metadata(self, vcenter_id: str) -> list[VmMetadata]:
+        """Every VM of the inventory (templates left out), as ``vm_metadata`` describes one."""
+        names = self.custom_field_names()
+        return [
+            VmMetadata(
+                provider=Provider.VMWARE,
+                cloud_account=vcenter_id,
+                instance_id=facts.instance_uuid,
+                name=facts.name,
+                labels=self._named(facts.custom_values, names),
+                state=facts.power_state,
+            )
+            for facts in self.all_vms()
+            if not facts.template and facts.instance_uuid
+        ]
 
     # --- internals -----------------------------------------------------------------------
 

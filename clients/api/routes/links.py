@@ -17,14 +17,13 @@ from clients.api.budget import run_within_budget
 from clients.api.errors import error_response, error_responses
 from clients.api.link_input import ACCOUNT_EXAMPLES, ACCOUNT_FORMATS, ANY_ACCOUNT, CUSTOMER, LinkBody
 from clients.api.openapi import budget_note, links_to
+from clients.api.routes import reconcile as reconcile_routes
 from contracts import ids
 from contracts.enrollment import AccountRef, LinkCommand, LinkCommandResult, LinkKey, SystemsAccount, TenantLink
 from contracts.names import WorkflowName
 from contracts.patching import EnsureWindowsInput
 from contracts.providers import PatchGroup, Provider
-from contracts.models import VcenterTokensInput
 from scheduling import ensure_window_schedules
-from scheduling.vcenter_tokens import delete_token_schedule, ensure_token_schedule
 
 router = APIRouter(prefix="/v1/admin", tags=["links"], dependencies=[Depends(require_admin)])
 _ADMIN_ERRORS = (401, 403, 502, 503)
@@ -47,7 +46,6 @@ def _link_json(link: TenantLink) -> dict[str, Any]:
         "external_id": "***" if link.external_id else None,
         "vcenter_public_keys": link.vcenter_public_keys,
         "windows": link.windows,
-        "vcenter_scope": link.vcenter_scope,
         "remote_access": link.remote_access,
     }
 
@@ -86,19 +84,8 @@ async def add_link(body: Annotated[LinkBody, Body()], request: Request) -> JSONR
     await _link_command(request, command, f"links/{link.provider.value}/{link.cloud_account}")
     answer = _link_json(link)
     answer["windows_updated"] = await _refresh_windows(request, link, account)
-    if link.provider is Provider.VMWARE:
-        answer["token_schedule"] = await _ensure_token_schedule(request, link)
+    answer.update(await reconcile_routes.link_schedules(request, link))
     return JSONResponse(answer, status_code=201)
-
-
-async def _ensure_token_schedule(request: Request, link: TenantLink) -> str:
-    """A linked vCenter's VMs get their tokens from a schedule (``vcenter-tokens/{vcenter}``), now and on."""
-    settings = request.app.state.settings
-    client = await request.app.state.gateway.client()
-    inp = VcenterTokensInput(
-        vcenter_id=link.cloud_account, patching_label=settings.labels.patching, queue_prefix=settings.task_queue_prefix
-    )
-    return await ensure_token_schedule(client, inp, link.customer, settings.vmware.token_schedule_every)
 
 
 async def _vended_account(request: Request, link: TenantLink) -> AccountRef | None:
@@ -172,8 +159,4 @@ async def remove_link(provider: ProviderPath, cloud_account: AccountPath, reques
     result = await _link_command(request, LinkCommand(action="delete", key=key), f"links/{provider.value}/{key.cloud_account}")
     if not result.removed:
         return _not_linked(provider, cloud_account)
-    answer: dict[str, Any] = {"removed": f"{provider.value}/{key.cloud_account}"}
-    if provider is Provider.VMWARE:  # an unlinked vCenter's VMs get no more tokens
-        client = await request.app.state.gateway.client()
-        answer["token_schedule_deleted"] = await delete_token_schedule(client, key.cloud_account)
-    return JSONResponse(answer)
+    return JSONResponse({"removed": f"{provider.value}/{key.cloud_account}"})

@@ -57,7 +57,10 @@ def test_the_recorded_runs_did_their_work() -> None:
     assert _result(recorded["enroll_ec2.EnrollVm.json"])["managed_instance_id"] == "i-0abc"
     assert _result(recorded["reenroll_gcp.AllowReenrollment.json"])["done"].startswith("deregistered managed instance")
     assert _result(recorded["reenroll_ec2.AllowReenrollment.json"])["done"].startswith("removed")
-    assert _result(recorded["vcenter_tokens.VcenterTokens.json"])["issued"]
     statuses = {s["role"]: s["ok"] for s in _result(recorded["doctor.Doctor.json"])["statuses"]}
     assert statuses == {"orchestrator": True, "aws": True, "gcp": True, "ec2": True, "azure": False, "vmware": False}
     assert _result(recorded["link_delete.LinkAdmin.json"])["removed"] is True
+    reconciled = _result(recorded["reconcile_gcp.Reconcile.json"])["actions"]
+    assert [(a["kind"], a["applied"]) for a in reconciled] == [("retag", True), ("deregister", True), ("report-unenrolled", False)]
+    drift = _result(recorded["reconcile_gcp.Reconcile.json"])
+    assert drift["configuration_version"] == 1 and len(drift["windows_ensured"]) == 3

@@ -68,18 +68,3 @@ def test_refusals(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, vcsim: VcsimP
     _configure(monkeypatch, vcsim, signing, password="wrong")
     refused = runner.invoke(app, ["issue-tokens", "--vcenter", VC, "--customer", "acme"])
     assert refused.exit_code == 1 and "ConfigurationInvalid" in refused.output
-
-
-def test_issue_tokens_in_a_resource_pool_only(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, vcsim: VcsimProcess,
-                                              client: VsphereClient) -> None:
-    signing, _ = ensure_keys(tmp_path)
-    _configure(monkeypatch, vcsim, signing)
-    for name in ("DC0_H0_VM0", "DC0_C0_RP0_VM0"):
-        client.set_custom_attribute(client.find_vm_by_name(name), "rackspace-addon-patching", "true")
-    runner = CliRunner()
-    result = runner.invoke(app, ["issue-tokens", "--vcenter", VC, "--customer", "acme", "--folder", "DC0/host/DC0_C0/Resources"])
-    assert result.exit_code == 0, result.output
-    assert client.read_token(client.find_vm_by_name("DC0_C0_RP0_VM0")) is not None
-    assert client.read_token(client.find_vm_by_name("DC0_H0_VM0")) is None
-    missing = runner.invoke(app, ["issue-tokens", "--vcenter", VC, "--customer", "acme", "--folder", "DC0/vm/nowhere"])
-    assert missing.exit_code == 1 and "ConfigurationInvalid" in missing.output
