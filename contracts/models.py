@@ -56,6 +56,8 @@ class ActivityName:
     READ_RING_RECORD = "read_ring_record"
     RECORD_RING_RUN = "record_ring_run"
     RECORD_PATCH_TRAIN = "record_patch_train"
+    READ_CUSTOMER_RINGS = "read_customer_rings"
+    COPY_CUSTOMER_TRAIN = "copy_customer_train"
 
     # aws worker: reconcile
     LIST_MANAGED_NODES = "list_managed_nodes"

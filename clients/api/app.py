@@ -16,7 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from clients.api import openapi
+from clients.api import observability, openapi
 from clients.api.budget import EarlyAnswer
 from clients.api.errors import ServiceMisconfigured, bad_request_handler, error_response
 from clients.api.gateway import TemporalGateway, TemporalUnavailable
@@ -34,6 +34,7 @@ from clients.api.routes import (
     windows,
 )
 from clients.dashboard import pages as dashboard
+from config import telemetry
 from config.settings import Settings
 
 log = logging.getLogger("fleetpatch.api")
@@ -50,9 +51,13 @@ def create_app(settings: Settings, gateway: TemporalGateway | None = None) -> Fa
             f"up to {settings.api.registration_wait.total_seconds():g} s (`FLEETPATCH_API__REGISTRATION_WAIT`)."
         ),
         version="0.1.0",
+        **observability.NATIVE_TELEMETRY_OFF,
     )
     app.state.settings = settings
-    app.state.gateway = gateway or TemporalGateway.from_environment(settings.local_json)
+    app.state.gateway = gateway or TemporalGateway.from_environment(
+        settings.local_json, **telemetry.connect_overrides(settings.telemetry, "fleetpatch-api")
+    )
+    observability.install(app, settings, telemetry.tracer(settings.telemetry, "fleetpatch-api"))
     for module in (
         health, registration, links, admin, windows, reconcile, offboard, estate, tokens, compliance_sync
     ):

@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 from temporalio.client import Client
 
@@ -27,8 +28,9 @@ class TemporalGateway:
         self._lock = asyncio.Lock()
 
     @classmethod
-    def from_environment(cls, local_json: Path) -> TemporalGateway:
-        return cls(lambda: connect(local_json))
+    def from_environment(cls, local_json: Path, **overrides: Any) -> TemporalGateway:
+        """Connect with Temporal's environment configuration (``overrides``: interceptors, runtime)."""
+        return cls(lambda: connect(local_json, **overrides))
 
     @classmethod
     def for_client(cls, client: Client) -> TemporalGateway:

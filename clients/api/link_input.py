@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationInfo, field_validator
 
+from clients.api.json_types import JsonBool, JsonInt, JsonNumber
 from contracts.enrollment import TenantLink
 from contracts.patch_config import RebootOption, WindowConfigError, validate_window_config, window_config
 from contracts.providers import PatchGroup, Provider
@@ -51,22 +52,24 @@ class WindowHooks(_Strict):
 class WindowOverrides(_Strict):
     """Overrides of one ring's window (defaults in README "Patch windows")."""
 
-    day_of_week: Annotated[int, Field(ge=0, le=6)] | None = None
-    days_of_month: Annotated[list[Annotated[int, Field(ge=1, le=31)]], Field(
+    day_of_week: Annotated[JsonInt, Field(ge=0, le=6)] | None = None
+    days_of_month: Annotated[list[Annotated[JsonInt, Field(ge=1, le=31)]], Field(
         min_length=2, max_length=2, description="[first, last], first <= last")] | None = None
-    hour: Annotated[int, Field(ge=0, le=23)] | None = None
-    minute: Annotated[int, Field(ge=0, le=59)] | None = None
+    hour: Annotated[JsonInt, Field(ge=0, le=23)] | None = None
+    minute: Annotated[JsonInt, Field(ge=0, le=59)] | None = None
     cron: Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"\S")] | None = None
-    duration_minutes: Annotated[int, Field(ge=30, le=1440)] | None = None
-    cutoff_minutes: Annotated[int, Field(ge=0, le=1439, description="below duration_minutes")] | None = None
+    duration_minutes: Annotated[JsonInt, Field(ge=30, le=1440)] | None = None
+    cutoff_minutes: Annotated[JsonInt, Field(ge=0, le=1439, description="below duration_minutes")] | None = None
     max_concurrency: Annotated[str, StringConstraints(pattern=_CONCURRENCY)] | None = None
     max_errors: Annotated[str, StringConstraints(pattern=_ERRORS)] | None = None
     reboot: RebootOption | None = None
-    scan_first: bool | None = None
+    scan_first: JsonBool | None = None
     hooks: WindowHooks | None = None
     hooks_on_train: Literal["refuse", "without-hooks"] | None = None
     untrained_os: Literal["scan", "baseline"] | None = None
-    success_threshold: Annotated[float, Field(ge=0.0, le=1.0)] | None = None
+    success_threshold: Annotated[JsonNumber, Field(ge=0.0, le=1.0)] | None = None
+    ring_scope: Literal["customer", "account"] | None = None
+    ring_wait_minutes: Annotated[JsonInt, Field(ge=0, le=10080)] | None = None
 
 
 class Windows(_Strict):

@@ -7,10 +7,9 @@ from pathlib import Path
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
 from clients.cli.api_client import call
-from clients.cli.common import console, err_console
+from clients.cli.common import console, err_console, print_json, print_table
 from config.settings import Settings
 from contracts.providers import PatchGroup
 
@@ -91,15 +90,15 @@ def list_(
     """Every linked cloud account."""
     links = call(Settings(), "GET", "/v1/admin/links", params={"customer": customer} if customer else None)["links"]
     if as_json:
-        console.print_json(data={"links": links})
+        print_json({"links": links})
         return
-    table = Table(title=f"{len(links)} linked cloud account(s)")
-    for column in ("customer", "provider", "cloud account", "default group", "time zone", "role / keys"):
-        table.add_column(column)
-    for link in links:
-        extra = link.get("role_arn") or (f"{len(link['vcenter_public_keys'])} key(s)" if link.get("vcenter_public_keys") else "")
-        table.add_row(link["customer"], link["provider"], link["cloud_account"], link["default_patch_group"], link["time_zone"], extra)
-    console.print(table)
+    rows = [[link["customer"], link["provider"], link["cloud_account"], link["default_patch_group"], link["time_zone"],
+             link.get("role_arn") or (f"{len(link['vcenter_public_keys'])} key(s)" if link.get("vcenter_public_keys") else ""),
+             f"[yellow]{link['held']}[/yellow]" if link.get("held") else ""]
+            for link in links]
+    print_table(f"{len(links)} linked cloud account(s)",
+                ["customer", "provider", "cloud account", "default group", "time zone", "role / keys", "rings"], rows,
+                whole=("cloud account",))
 
 
 @app.command("remove")

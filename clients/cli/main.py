@@ -14,6 +14,7 @@ from clients.cli import (
     reconcile_cmd,
     session_cmd,
     simulate_cmd,
+    temporal_cmd,
     up_cmd,
     vcenter_cmd,
     verify_cmd,
@@ -36,6 +37,7 @@ app.add_typer(vcenter_cmd.app, name="vcenter", help="vCenter identity tokens.")
 app.add_typer(links_cmd.app, name="links")
 app.add_typer(enrollments_cmd.app, name="enrollments")
 app.add_typer(windows_cmd.app, name="windows")
+app.add_typer(temporal_cmd.app, name="temporal")
 app.add_typer(db_cmd.app, name="db")
 app.add_typer(tokens_cmd.app, name="tokens")
 app.add_typer(estate_cmd.compliance_app, name="compliance")

@@ -24,6 +24,7 @@ from contracts.names import WorkflowName
 from contracts.patching import EnsureWindowsInput
 from contracts.providers import PatchGroup, Provider
 from scheduling import ensure_window_schedules
+from scheduling.holds import held_note, held_os
 
 router = APIRouter(prefix="/v1/admin", tags=["links"], dependencies=[Depends(require_admin)])
 _ADMIN_ERRORS = (401, 403, 502, 503)
@@ -134,7 +135,18 @@ async def list_links(
     request: Request, customer: Annotated[str | None, Query(pattern=CUSTOMER)] = None
 ) -> JSONResponse:
     links = [l for l in await _all_links(request) if customer is None or l.customer == customer]
-    return JSONResponse({"links": [_link_json(l) for l in links]})
+    held = await _held(request, {l.customer for l in links})
+    return JSONResponse({"links": [_link_json(l) | {"held": held.get(l.customer)} for l in links]})
+
+
+async def _held(request: Request, customers: set[str]) -> dict[str, str | None]:
+    """Per customer: "<os>: held: no early instance of this OS" when a later ring only scanned
+    an OS for want of an early instance (issue 14), else None; nothing when visibility fails."""
+    client = await request.app.state.gateway.client()
+    try:
+        return {c: held_note(await held_os(client, c)) for c in sorted(customers)}
+    except RPCError:
+        return {}
 
 
 @router.get(

@@ -18,13 +18,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 from temporalio.client import Client
 
 import scheduling as schedules
 from clients.api.auth import require_admin
 from clients.api.budget import pending
 from clients.api.errors import error_response, error_responses
+from clients.api.json_types import JsonBool, JsonDateTime, JsonInt
 from clients.api.link_input import CUSTOMER
 from clients.api.openapi import budget_note, links_to
 from contracts.errors import FleetpatchError
@@ -49,14 +50,14 @@ class NoteBody(_Strict):
 
 
 class TriggerBody(_Strict):
-    wait: bool = False
+    wait: JsonBool = False
 
 
 class BackfillBody(_Strict):
     """The period ``[start, start + minutes)``: the runs the schedule would have started in it."""
 
-    start: AwareDatetime
-    minutes: int = Field(ge=1, le=366 * 24 * 60, description="length of the period, at most a year")
+    start: JsonDateTime
+    minutes: JsonInt = Field(ge=1, le=366 * 24 * 60, description="length of the period, at most a year")
 
 
 class ReleaseBody(_Strict):
