@@ -13,16 +13,17 @@ import os
 import re
 import shutil
 import subprocess
+from typing import TYPE_CHECKING
 
 import typer
-from botocore.exceptions import BotoCoreError, ClientError
 
 from clients.cli.api_client import call
 from clients.cli.common import console, err_console
-from clouds.aws.session_start import SessionPlan, find_account, plan_session
-from clouds.aws.sessions import AwsSessions
 from config.settings import Settings
 from contracts.errors import FleetpatchError
+
+if TYPE_CHECKING:
+    from clouds.aws.session_start import SessionPlan
 
 app = typer.Typer(name="session", help="Session Manager sessions on enrolled VMs.", no_args_is_help=True)
 
@@ -41,6 +42,10 @@ def _systems_accounts(settings: Settings) -> list[str]:
 
 
 def _plan(settings: Settings, instance: str, account: str | None, region: str) -> SessionPlan:
+    # boto3 only when a session is started: the CLI itself imports no cloud SDK.
+    from clouds.aws.session_start import find_account, plan_session
+    from clouds.aws.sessions import AwsSessions
+
     sessions = AwsSessions(settings.aws)
     account = account or find_account(sessions, settings.aws, instance, _systems_accounts(settings), region)
     if account is None:
@@ -62,6 +67,8 @@ def start(
     if account is not None and not _ACCOUNT.match(account):
         err_console.print(f"[red]--account {account!r} is not a 12-digit AWS account id[/red]")
         raise typer.Exit(2)
+    from botocore.exceptions import BotoCoreError, ClientError
+
     settings = Settings()
     try:
         plan = _plan(settings, instance, account, region or settings.aws.region)
