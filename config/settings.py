@@ -60,6 +60,12 @@ class AwsSettings(BaseModel):
     access_role_name: str = "OrganizationAccountAccessRole"
     #: The least-privilege role (deploy/iam/systems-access-policy.json) every later call uses.
     systems_role_name: str = "FleetpatchSystemsAccess"
+    # The role `fleetpatch session start` assumes in a systems account (with the operator's own
+    # AWS credentials) to open a Session Manager session.
+    operator_role_name: str = "OrganizationAccountAccessRole"
+    # Cadence of the AWS-UpdateSSMAgent association in every systems account (a State Manager
+    # schedule expression: rate(...) or cron(...)).
+    agent_update_schedule: Annotated[str, Field(pattern=r"^(rate|cron)\(.+\)$")] = "rate(14 days)"
     activation_expiry: Duration = timedelta(hours=24)
     agent_online_timeout: Duration = timedelta(minutes=30)
     links_parameter_prefix: str = "/fleetpatch/links"

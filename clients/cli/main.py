@@ -13,6 +13,7 @@ from clients.cli import (
     links_cmd,
     reconcile_cmd,
     reset_cmd,
+    session_cmd,
     simulate_cmd,
     temporal_cmd,
     up_cmd,
@@ -45,6 +46,7 @@ app.add_typer(estate_cmd.compliance_app, name="compliance")
 app.add_typer(estate_cmd.instances_app, name="instances")
 estate_cmd.instances_app.command("remove")(instances_cmd.remove)
 app.command("cve")(estate_cmd.cve)
+app.add_typer(session_cmd.app, name="session")
 
 
 def main() -> None:

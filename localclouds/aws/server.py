@@ -27,6 +27,7 @@ from localclouds.aws.faults import FaultInjector, FaultRule, FaultRuleError
 from localclouds.aws.organizations import OrganizationsService
 from localclouds.aws.persistence import Gate
 from localclouds.aws.protocol import AwsError, Response, json_error, json_response, query_error
+from localclouds.aws.ssm_association_updates import AssociationUpdates
 from localclouds.aws.ssm_associations import AssociationService
 from localclouds.aws.ssm_commands import CommandService
 from localclouds.aws.ssm_engine import CommandEngine
@@ -35,6 +36,7 @@ from localclouds.aws.ssm_instances import InstanceService
 from localclouds.aws.ssm_inventory import InventoryService
 from localclouds.aws.ssm_patch import PatchBaselineService
 from localclouds.aws.ssm_patch_states import PatchStateService
+from localclouds.aws.ssm_sessions import SessionService
 from localclouds.aws.ssm_state import Clock, SsmState
 
 log = logging.getLogger(__name__)
@@ -109,6 +111,8 @@ class LocalAws:
             **self.patch_states.handlers(),
             **AssociationService(self.ssm, hybrid).handlers(),
             **InventoryService(self.ssm).handlers(),
+            **SessionService(self.ssm).handlers(),
+            **AssociationUpdates(self.ssm).handlers(),
         }
         self.message_handlers = MessageService(self.ssm, self.engine, hybrid).handlers()
         self.organizations = OrganizationsService(create_account_delay)
