@@ -49,7 +49,7 @@ class AwsActivities:
         self._sessions = sessions or AwsSessions(settings)
         self._links = LinkStore(self._sessions, settings.links_parameter_prefix)
         self._org = Organizations(self._sessions)
-        self._ssm_config = SsmConfigurator(self._sessions)
+        self._ssm_config = SsmConfigurator(self._sessions, settings.agent_update_schedule)
         self._agents = SsmAgents(self._sessions)
         self._systems_role = SystemsRole(self._sessions, settings.systems_role_name)
 

@@ -24,6 +24,7 @@ from clients.api.gateway import TemporalGateway, TemporalUnavailable
 from clients.api.registration_input import registration_schemas
 from clients.api.routes import (
     admin,
+    codec,
     compliance_sync,
     estate,
     health,
@@ -56,7 +57,7 @@ def create_app(settings: Settings, gateway: TemporalGateway | None = None) -> Fa
     )
     app.state.settings = settings
     app.state.gateway = gateway or TemporalGateway.from_environment(
-        settings.local_json, **telemetry.connect_overrides(settings.telemetry, "fleetpatch-api")
+        settings, **telemetry.connect_overrides(settings.telemetry, "fleetpatch-api")
     )
     observability.install(app, settings, telemetry.tracer(settings.telemetry, "fleetpatch-api"))
     for module in (
@@ -64,6 +65,7 @@ def create_app(settings: Settings, gateway: TemporalGateway | None = None) -> Fa
     ):
         app.include_router(module.router)
     dashboard.install(app)
+    codec.install(app, settings)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     _handle_errors(app)
     return app

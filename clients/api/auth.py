@@ -19,14 +19,17 @@ def require_admin(
     With no admin token configured, every admin call is refused: the admin API is closed by default.
     """
     configured = request.app.state.settings.api.admin_token
-    presented = credentials.credentials.strip() if credentials else ""
-    if configured is None or not presented:
+    # The raw header, not ``credentials`` (FastAPI strips it): compared exactly as sent.
+    scheme, _, presented = request.headers.get("authorization", "").partition(" ")
+    if configured is None or credentials is None or scheme.lower() != "bearer" or not presented:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
             detail={"error": "Unauthorized", "reason": "admin endpoints need a bearer token"},
             headers={"WWW-Authenticate": "Bearer"},
         )
-    if not hmac.compare_digest(presented.encode(), configured.get_secret_value().encode()):
+    # The presented value is compared exactly as sent: never stripped or normalised.
+    expected = configured.get_secret_value().encode()
+    if not expected or not hmac.compare_digest(presented.encode("utf-8", "surrogateescape"), expected):
         raise HTTPException(
             status.HTTP_403_FORBIDDEN, detail={"error": "Forbidden", "reason": "that token is not the admin token"}
         )

@@ -10,6 +10,7 @@ from typing import Any
 
 from temporalio.client import Client
 
+from config.settings import Settings
 from config.temporal import connect
 
 log = logging.getLogger("fleetpatch.api")
@@ -28,9 +29,10 @@ class TemporalGateway:
         self._lock = asyncio.Lock()
 
     @classmethod
-    def from_environment(cls, local_json: Path, **overrides: Any) -> TemporalGateway:
-        """Connect with Temporal's environment configuration (``overrides``: interceptors, runtime)."""
-        return cls(lambda: connect(local_json, **overrides))
+    def from_environment(cls, settings: Settings | Path, **overrides: Any) -> TemporalGateway:
+        """Connect with Temporal's environment configuration and the payload codec (``overrides``:
+        interceptors, runtime)."""
+        return cls(lambda: connect(settings, **overrides))
 
     @classmethod
     def for_client(cls, client: Client) -> TemporalGateway:
@@ -54,10 +56,11 @@ class TemporalGateway:
         try:
             client = await self.client()
             await asyncio.wait_for(client.service_client.check_health(), timeout=3)
-        except TemporalUnavailable as err:
-            return False, f"unreachable: {err}"
+        except TemporalUnavailable:
+            return False, "unreachable"  # the cause is logged, never answered (addresses, TLS)
         except Exception as err:
-            return False, f"unhealthy: {err}"
+            log.warning("temporal unhealthy", extra={"error": str(err)})
+            return False, "unhealthy"
         return True, "ok"
 
 

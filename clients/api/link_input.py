@@ -97,6 +97,9 @@ class _Link(_Strict):
     default_patch_group: PatchGroup = PatchGroup.ON_TIME
     time_zone: TimeZone = TimeZone("UTC")  # type: ignore[assignment]
     windows: Windows = Field(default_factory=Windows)
+    remote_access: bool = Field(
+        default=False, description="Session Manager into this account's VMs (advanced tier, sessions logged to S3)"
+    )
 
     @field_validator("windows")
     @classmethod

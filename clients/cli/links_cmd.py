@@ -29,6 +29,9 @@ def add(
     public_key: list[Path] = typer.Option(
         [], "--public-key", exists=True, dir_okay=False, help="vmware: PEM public key(s) the vCenter's tokens are signed with."
     ),
+    remote_access: bool = typer.Option(
+        False, "--remote-access", help="Allow Session Manager sessions (advanced tier, sessions logged to S3)."
+    ),
     default_patch_group: PatchGroup = typer.Option(PatchGroup.ON_TIME, "--default-patch-group"),
     time_zone: str = typer.Option("UTC", "--time-zone", help="IANA time zone of the customer's patch windows."),
     window: list[str] = typer.Option(
@@ -54,6 +57,8 @@ def add(
         body["external_id"] = external_id
     if public_key:
         body["vcenter_public_keys"] = [p.read_text() for p in public_key]
+    if remote_access:
+        body["remote_access"] = True
     if window:
         body["windows"] = _windows(window)
     link = call(Settings(), "POST", "/v1/admin/links", json=body)

@@ -12,6 +12,8 @@ from clients.cli import (
     instances_cmd,
     links_cmd,
     reconcile_cmd,
+    reset_cmd,
+    session_cmd,
     simulate_cmd,
     temporal_cmd,
     up_cmd,
@@ -28,6 +30,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.command("up")(up_cmd.up)
+app.command("reset")(reset_cmd.reset)
 app.command("doctor")(doctor_cmd.doctor)
 app.command("verify")(verify_cmd.verify)
 app.command("simulate")(simulate_cmd.simulate)
@@ -43,6 +46,7 @@ app.add_typer(estate_cmd.compliance_app, name="compliance")
 app.add_typer(estate_cmd.instances_app, name="instances")
 estate_cmd.instances_app.command("remove")(instances_cmd.remove)
 app.command("cve")(estate_cmd.cve)
+app.add_typer(session_cmd.app, name="session")
 
 
 def main() -> None:

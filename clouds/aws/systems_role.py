@@ -31,7 +31,9 @@ SSM_ACTIONS = (
     "ssm:DescribeInstancePatchStates", "ssm:DescribeInstancePatches",
     "ssm:CreatePatchBaseline", "ssm:DescribePatchBaselines", "ssm:UpdatePatchBaseline",
     "ssm:RegisterPatchBaselineForPatchGroup",
-    "ssm:ListAssociations", "ssm:CreateAssociation",
+    "ssm:ListAssociations", "ssm:CreateAssociation", "ssm:UpdateAssociation",
+    # Remote access (clouds/aws/remote_access.py): the activation tier.
+    "ssm:GetServiceSetting", "ssm:UpdateServiceSetting",
     # ComplianceSync (clouds/aws/ssm_estate.py): inventory and the baselines behind patch states.
     "ssm:GetInventory", "ssm:GetPatchBaseline",
 )
@@ -47,11 +49,15 @@ def permissions_policy() -> dict[str, Any]:
         "Version": "2012-10-17",
         "Statement": [
             {"Sid": "SsmHybridAndPatching", "Effect": "Allow", "Action": list(SSM_ACTIONS), "Resource": "*"},
+            {"Sid": "SessionManagerPreferences", "Effect": "Allow",
+             "Action": ["ssm:GetDocument", "ssm:CreateDocument", "ssm:UpdateDocument", "ssm:UpdateDocumentDefaultVersion"],
+             "Resource": "arn:aws:ssm:*:*:document/SSM-SessionManagerRunShell"},
             {"Sid": "ConfigurationVersion", "Effect": "Allow",
              "Action": ["ssm:GetParameter", "ssm:PutParameter"],
              "Resource": "arn:aws:ssm:*:*:parameter/fleetpatch/*"},
             {"Sid": "ManagedInstanceServiceRole", "Effect": "Allow",
-             "Action": ["iam:GetRole", "iam:CreateRole", "iam:AttachRolePolicy", "iam:PassRole"],
+             "Action": ["iam:GetRole", "iam:CreateRole", "iam:UpdateAssumeRolePolicy", "iam:AttachRolePolicy",
+                        "iam:PassRole"],
              "Resource": f"arn:aws:iam::*:role/{_SERVICE_ROLE}"},
             {"Sid": "OnlyTheManagedInstanceCorePolicy", "Effect": "Deny",
              "Action": "iam:AttachRolePolicy", "Resource": "*",

@@ -47,6 +47,7 @@ def _link_json(link: TenantLink) -> dict[str, Any]:
         "external_id": "***" if link.external_id else None,
         "vcenter_public_keys": link.vcenter_public_keys,
         "windows": link.windows,
+        "remote_access": link.remote_access,
     }
 
 
@@ -78,29 +79,40 @@ def _not_linked(provider: Provider, cloud_account: str) -> JSONResponse:
 )
 async def add_link(body: Annotated[LinkBody, Body()], request: Request) -> JSONResponse:
     link = body.to_link()
-    await _link_command(request, LinkCommand(action="put", link=link), f"links/{link.provider.value}/{link.cloud_account}")
+    account = await _vended_account(request, link)
+    # A link that allows remote access prepares its vended systems account at once.
+    command = LinkCommand(action="put", link=link, account=account if link.remote_access else None)
+    await _link_command(request, command, f"links/{link.provider.value}/{link.cloud_account}")
     answer = _link_json(link)
-    answer["windows_updated"] = await _refresh_windows(request, link)
+    answer["windows_updated"] = await _refresh_windows(request, link, account)
     answer.update(await reconcile_routes.link_schedules(request, link))
     return JSONResponse(answer, status_code=201)
 
 
-async def _refresh_windows(request: Request, link: TenantLink) -> list[str]:
-    """A changed link (time zone, window overrides) re-shapes the windows of its systems account,
-    when one has been vended already; otherwise its vending creates them from the new link."""
+async def _vended_account(request: Request, link: TenantLink) -> AccountRef | None:
+    """The link's systems account when it has been vended already, else None."""
     client = await request.app.state.gateway.client()
     handle = client.get_workflow_handle(ids.systems_account(link.provider, link.cloud_account), result_type=SystemsAccount)
     try:
         if (await handle.describe()).status != WorkflowExecutionStatus.COMPLETED:
-            return []
+            return None
         account = await handle.result()
     except RPCError:
+        return None
+    return AccountRef(account_id=account.account_id, role_arn=account.role_arn,
+                      external_id=account.external_id, region=account.region)
+
+
+async def _refresh_windows(request: Request, link: TenantLink, account: AccountRef | None) -> list[str]:
+    """A changed link (time zone, window overrides) re-shapes the windows of its systems account,
+    when one has been vended already; otherwise its vending creates them from the new link."""
+    if account is None:
         return []
+    client = await request.app.state.gateway.client()
     result = await ensure_window_schedules(
         client,
         EnsureWindowsInput(
-            account=AccountRef(account_id=account.account_id, role_arn=account.role_arn,
-                               external_id=account.external_id, region=account.region),
+            account=account,
             customer=link.customer, provider=link.provider.value, cloud_account=link.cloud_account,
             time_zone=link.time_zone, windows=link.windows,
             queue_prefix=request.app.state.settings.task_queue_prefix,

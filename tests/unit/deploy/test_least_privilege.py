@@ -35,6 +35,7 @@ CALLERS: dict[str, tuple[str, ...]] = {
     "clouds/aws/ssm_config.py": (SYSTEMS, CUSTOMER),
     "clouds/aws/patch_train.py": (SYSTEMS, CUSTOMER),
     "clouds/aws/ssm_estate.py": (SYSTEMS, CUSTOMER),  # ComplianceSync reads
+    "clouds/aws/remote_access.py": (SYSTEMS,),  # Session Manager: tier and session preferences
 }
 #: Modules whose services are called by different principals: service -> policies.
 BY_SERVICE: dict[str, dict[str, tuple[str, ...]]] = {
@@ -43,6 +44,8 @@ BY_SERVICE: dict[str, dict[str, tuple[str, ...]]] = {
     # Creating FleetpatchSystemsAccess: IAM through OrganizationAccountAccessRole (the one use of
     # the administrator role, so no policy of ours to check), the caller's identity from STS.
     "clouds/aws/systems_role.py": {"sts": (MANAGEMENT,), "iam": ()},
+    # `fleetpatch session start`: an operator's own credentials and operator role, not a worker's.
+    "clouds/aws/session_start.py": {"sts": (), "ssm": ()},
 }
 #: Operations whose IAM action has another name, and actions an operation needs besides its own.
 ACTION_OF = {"s3:HeadBucket": "s3:ListBucket", "s3:PutPublicAccessBlock": "s3:PutBucketPublicAccessBlock"}

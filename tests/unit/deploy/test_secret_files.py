@@ -26,20 +26,20 @@ def _secret(tmp_path: Path, name: str, text: str) -> str:
 
 
 def test_nested_and_top_level_settings_read_their_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("FLEETPATCH_API__ADMIN_TOKEN_FILE", _secret(tmp_path, "admin", "admin-token-value\n"))
-    monkeypatch.setenv("FLEETPATCH_SEALING_KEY_FILE", _secret(tmp_path, "sealing", "sealing-key-value"))
+    monkeypatch.setenv("FLEETPATCH_API__ADMIN_TOKEN_FILE", _secret(tmp_path, "admin", "admin-tk-7Hq2Lm9Xv4Rt1Wn6Bk3Jc8Pd5Fg0Ae\n"))
+    monkeypatch.setenv("FLEETPATCH_SEALING_KEY_FILE", _secret(tmp_path, "sealing", "sealing-k-3Z9p1y6M4c2X8f0R5s7D3a1K9e6H"))
     monkeypatch.setenv("FLEETPATCH_API__PORT", "9999")  # other settings of the same group still apply
     settings = Settings()
     assert settings.api.admin_token is not None
-    assert settings.api.admin_token.get_secret_value() == "admin-token-value"
-    assert settings.sealing_key is not None and settings.sealing_key.get_secret_value() == "sealing-key-value"
+    assert settings.api.admin_token.get_secret_value() == "admin-tk-7Hq2Lm9Xv4Rt1Wn6Bk3Jc8Pd5Fg0Ae"
+    assert settings.sealing_key is not None and settings.sealing_key.get_secret_value() == "sealing-k-3Z9p1y6M4c2X8f0R5s7D3a1K9e6H"
     assert settings.api.port == 9999
 
 
 def test_a_value_set_directly_wins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("FLEETPATCH_SEALING_KEY_FILE", _secret(tmp_path, "sealing", "from-file"))
-    monkeypatch.setenv("FLEETPATCH_SEALING_KEY", "from-env")
-    assert Settings().sealing_key.get_secret_value() == "from-env"  # type: ignore[union-attr]
+    monkeypatch.setenv("FLEETPATCH_SEALING_KEY_FILE", _secret(tmp_path, "sealing", "from-file-Q4n8Xw2Lq6Rt0Vy3Mb7Kc1Hs9Dj5F"))
+    monkeypatch.setenv("FLEETPATCH_SEALING_KEY", "from-env-P2m7Kx9Lq4Rt6Vy1Nb3Jc8Hs5Dg0W")
+    assert Settings().sealing_key.get_secret_value() == "from-env-P2m7Kx9Lq4Rt6Vy1Nb3Jc8Hs5Dg0W"  # type: ignore[union-attr]
 
 
 def test_settings_named_file_keep_their_meaning(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
