@@ -29,6 +29,23 @@ T = TypeVar("T")
 #: Workflow ids an operation id may name: only the admin API's own runs can be polled.
 OPERATION_PREFIXES = ("links/", "reenroll/", "patch-window/")
 OPERATION_ID = r"^[A-Za-z0-9_-]{4,400}$"
+#: Share of the budget kept for what follows the wait (rendering, a link's window refresh), at most 1 s.
+_MARGIN_SHARE, _MARGIN_MAX = 0.1, 1.0
+
+
+class Deadline:
+    """The admin budget of one request, counted from when the route began, less a margin for answering."""
+
+    def __init__(self, budget_seconds: float) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._end = self._loop.time() + budget_seconds - min(_MARGIN_MAX, budget_seconds * _MARGIN_SHARE)
+
+    @classmethod
+    def of(cls, request: Request) -> Deadline:
+        return cls(request.app.state.settings.api.admin_budget.total_seconds())
+
+    def left(self, floor: float = 0.1) -> float:
+        return max(floor, self._end - self._loop.time())
 
 
 class EarlyAnswer(Exception):
@@ -69,7 +86,11 @@ def failure(err: WorkflowFailureError) -> JSONResponse:
 async def run_within_budget(
     request: Request, workflow: str, arg: Any, *, workflow_id: str, result_type: type[T], execution_timeout: timedelta,
 ) -> T:
-    """Start ``workflow`` on the orchestrator queue; its result within the budget, else EarlyAnswer."""
+    """Start ``workflow`` on the orchestrator queue; its result within the budget, else EarlyAnswer.
+
+    The budget counts from here, connecting and starting included, less a margin for answering.
+    """
+    deadline = Deadline.of(request)
     settings = request.app.state.settings
     client = await request.app.state.gateway.client()
     handle = await client.start_workflow(
@@ -77,7 +98,7 @@ async def run_within_budget(
         task_queue=taskqueues.for_role(WorkerRole.ORCHESTRATOR, settings.task_queue_prefix),
     )
     try:
-        return await asyncio.wait_for(handle.result(), settings.api.admin_budget.total_seconds())
+        return await asyncio.wait_for(handle.result(), deadline.left())
     except TimeoutError:
         raise EarlyAnswer(pending(workflow_id)) from None
     except WorkflowFailureError as err:

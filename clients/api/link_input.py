@@ -14,8 +14,9 @@ from typing import Annotated, Any, Literal, Union
 
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
+from clients.api.json_types import JsonBool, JsonInt, JsonNumber
 from contracts.enrollment import TenantLink
 from contracts.patch_config import RebootOption, WindowConfigError, validate_window_config, window_config
 from contracts.providers import PatchGroup, Provider
@@ -30,7 +31,12 @@ ACCOUNT_FORMATS = {
     Provider.VMWARE: ANY_ACCOUNT,
 }
 CUSTOMER = r"^[A-Za-z0-9][A-Za-z0-9 _.-]{0,63}$"
-_ROLE_ARN = r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9_+=,.@/-]{1,512}$"
+_ROLE_NAME = r"^(?:[A-Za-z0-9_+=,.@-]+/)*[A-Za-z0-9_+=,.@-]{1,64}$"
+# A PEM SubjectPublicKeyInfo: Ed25519 (any 32 bytes are a key) or P-256 (the point must be on the curve).
+_ED25519_PEM = r"-----BEGIN PUBLIC KEY-----\r?\nMCowBQYDK2VwAyEA[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=\r?\n-----END PUBLIC KEY-----"
+_P256_PEM = (r"-----BEGIN PUBLIC KEY-----\r?\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE[A-Za-z0-9+/]{28}\r?\n"
+             r"[A-Za-z0-9+/]{57}[AQgw]==\r?\n-----END PUBLIC KEY-----")
+PUBLIC_KEY_PEM = rf"^(?:{_ED25519_PEM}|{_P256_PEM})\r?\n?$"
 _CONCURRENCY = r"^(?:[1-9][0-9]{0,5}|[1-9][0-9]?%|100%)$"  # >= 1, or 1%-100%
 _ERRORS = r"^(?:[0-9]|[1-9][0-9]{1,5}|[0-9]%|[1-9][0-9]%|100%)$"  # >= 0, or 0%-100%
 
@@ -51,22 +57,28 @@ class WindowHooks(_Strict):
 class WindowOverrides(_Strict):
     """Overrides of one ring's window (defaults in README "Patch windows")."""
 
-    day_of_week: Annotated[int, Field(ge=0, le=6)] | None = None
-    days_of_month: Annotated[list[Annotated[int, Field(ge=1, le=31)]], Field(
-        min_length=2, max_length=2, description="[first, last], first <= last")] | None = None
-    hour: Annotated[int, Field(ge=0, le=23)] | None = None
-    minute: Annotated[int, Field(ge=0, le=59)] | None = None
+    day_of_week: Annotated[JsonInt, Field(ge=0, le=6)] | None = None
+    days_of_month: Annotated[list[Annotated[JsonInt, Field(ge=1, le=31)]], Field(
+        min_length=2, max_length=2, description="two days of the month: the window runs on the days between them")] | None = None
+    hour: Annotated[JsonInt, Field(ge=0, le=23)] | None = None
+    minute: Annotated[JsonInt, Field(ge=0, le=59)] | None = None
     cron: Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"\S")] | None = None
-    duration_minutes: Annotated[int, Field(ge=30, le=1440)] | None = None
-    cutoff_minutes: Annotated[int, Field(ge=0, le=1439, description="below duration_minutes")] | None = None
+    duration_minutes: Annotated[JsonInt, Field(ge=30, le=1440)] | None = None
+    cutoff_minutes: Annotated[JsonInt, Field(ge=0, le=1439, description="below duration_minutes")] | None = None
     max_concurrency: Annotated[str, StringConstraints(pattern=_CONCURRENCY)] | None = None
     max_errors: Annotated[str, StringConstraints(pattern=_ERRORS)] | None = None
     reboot: RebootOption | None = None
-    scan_first: bool | None = None
+    scan_first: JsonBool | None = None
     hooks: WindowHooks | None = None
     hooks_on_train: Literal["refuse", "without-hooks"] | None = None
     untrained_os: Literal["scan", "baseline"] | None = None
-    success_threshold: Annotated[float, Field(ge=0.0, le=1.0)] | None = None
+    success_threshold: Annotated[JsonNumber, Field(ge=0.0, le=1.0)] | None = None
+
+
+    @field_validator("days_of_month")
+    @classmethod
+    def _in_order(cls, value: list[int] | None) -> list[int] | None:
+        return sorted(value) if value else value
 
 
 class Windows(_Strict):
@@ -117,28 +129,33 @@ class AzureLink(_Link):
 
 class AwsLink(_Link):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
-        {"provider": "aws", "cloud_account": "111122223333", "customer": "ACME",
-         "role_arn": "arn:aws:iam::111122223333:role/FleetpatchAccess"}]})
+        {"provider": "aws", "cloud_account": "111122223333", "customer": "ACME", "role_name": "FleetpatchAccess"}]})
 
     provider: Literal["aws"]
     cloud_account: Annotated[str, StringConstraints(pattern=ACCOUNT_FORMATS[Provider.AWS])]
-    role_arn: Annotated[str, StringConstraints(pattern=_ROLE_ARN)] = Field(
-        description="the cross-account role fleetpatch assumes; a role in the linked account itself"
+    role_name: Annotated[str, StringConstraints(max_length=512, pattern=_ROLE_NAME)] = Field(
+        description="the cross-account role fleetpatch assumes in the linked account (with its path, if any): "
+        "arn:{partition}:iam::{cloud_account}:role/{role_name}"
     )
+    partition: Literal["aws", "aws-cn", "aws-us-gov"] = "aws"
     external_id: Annotated[str, StringConstraints(min_length=2, max_length=1224, pattern=r"^[\w+=,.@:/-]+$")] | None = None
 
-    @field_validator("role_arn")
-    @classmethod
-    def _role_in_account(cls, value: str, info: ValidationInfo) -> str:
-        if value.split(":")[4] != info.data.get("cloud_account"):
-            raise ValueError("role_arn must be a role in the linked account itself")
-        return value
+    @property
+    def role_arn(self) -> str:
+        return f"arn:{self.partition}:iam::{self.cloud_account}:role/{self.role_name}"
+
+    def to_link(self) -> TenantLink:
+        return TenantLink(
+            provider=Provider.AWS, cloud_account=self.cloud_account, customer=self.customer,
+            default_patch_group=self.default_patch_group, time_zone=self.time_zone.value, role_arn=self.role_arn,
+            external_id=self.external_id, windows=self.windows.as_dict(),
+        )
 
 
 class VmwareLink(_Link):
     provider: Literal["vmware"]
     cloud_account: Annotated[str, StringConstraints(pattern=ACCOUNT_FORMATS[Provider.VMWARE])]
-    vcenter_public_keys: list[Annotated[str, StringConstraints(min_length=1, max_length=4096)]] = Field(
+    vcenter_public_keys: list[Annotated[str, StringConstraints(pattern=PUBLIC_KEY_PEM)]] = Field(
         min_length=1, max_length=4, description="PEM public keys (Ed25519 or P-256) the vCenter's tokens are signed with"
     )
 

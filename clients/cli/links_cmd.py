@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import typer
@@ -48,7 +49,7 @@ def add(
         "time_zone": time_zone,
     }
     if role_arn:
-        body["role_arn"] = role_arn
+        body.update(_role(role_arn, account))
     if external_id:
         body["external_id"] = external_id
     if public_key:
@@ -59,6 +60,15 @@ def add(
     link = link["links"][0] if "links" in link else link  # the run's own result, when it answered 202
     console.print(f"linked {link['provider']}/{link['cloud_account']} to {link['customer']} "
                   f"(default patch group {link['default_patch_group']}, {link['time_zone']})")
+
+
+def _role(role_arn: str, account: str) -> dict[str, str]:
+    """``arn:{partition}:iam::{account}:role/{name}`` as the API takes it: the role's name and partition."""
+    match = re.match(r"^arn:(aws[a-z-]*):iam::(\d{12}):role/(.+)$", role_arn)
+    if not match or match.group(2) != account:
+        err_console.print(f"[red]--role-arn must be a role in the linked account {account} (arn:aws:iam::{account}:role/NAME)[/red]")
+        raise typer.Exit(2)
+    return {"partition": match.group(1), "role_name": match.group(3)}
 
 
 def _windows(settings: list[str]) -> dict[str, dict[str, object]]:

@@ -24,6 +24,7 @@ from temporalio.testing import WorkflowEnvironment
 import scheduling
 from clients.api.app import create_app
 from clients.api.gateway import TemporalGateway
+from config.settings import ApiSettings
 from contracts.enrollment import AccountRef
 from contracts.patching import EnsureWindowsInput
 from tests.conftest import free_port
@@ -64,7 +65,10 @@ async def _seed_data(stack: Stack) -> None:
 async def _serve(stack: Stack, exits: AsyncExitStack) -> str:
     """The stack's API over real HTTP (schemathesis speaks HTTP), on a free loopback port."""
     port = free_port()
-    app = create_app(stack.settings, TemporalGateway.for_client(stack.client))
+    # The API's own default budgets (the stack lengthens them for its enrollment tests).
+    api = stack.settings.api.model_copy(update={"admin_budget": ApiSettings().admin_budget,
+                                                "registration_wait": ApiSettings().registration_wait})
+    app = create_app(stack.settings.model_copy(update={"api": api}), TemporalGateway.for_client(stack.client))
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
     task = asyncio.create_task(server.serve())
 

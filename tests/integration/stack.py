@@ -50,6 +50,9 @@ async def start_stack(stack: AsyncExitStack, client: Client, state_dir: Path, pr
     os.environ["FLEETPATCH_STATE_DIR"] = str(state_dir)
     os.environ["FLEETPATCH_TASK_QUEUE_PREFIX"] = prefix
     os.environ["FLEETPATCH_LOCAL__CREATE_ACCOUNT_DELAY"] = "1"
+    # These tests link accounts and then enrol; on a loaded machine a first link can take longer
+    # than the API's 10 s admin budget (answered 202). Budgets have tests of their own.
+    os.environ["FLEETPATCH_API__ADMIN_BUDGET"] = "120"
     settings = Settings()
     supervisor = Supervisor(settings, on_event=lambda name, msg: None)
     await supervisor.start_clouds()

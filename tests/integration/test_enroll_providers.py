@@ -147,8 +147,7 @@ def _customer_session(stack: Stack, account_id: str) -> boto3.session.Session:
 
 async def test_an_ec2_instance_enrolls_with_its_identity_document(stack: Stack) -> None:
     account = f"{uuid.uuid4().int % 10**12:012d}"
-    role = f"arn:aws:iam::{account}:role/FleetpatchAccess"
-    assert (await stack.link(provider="aws", cloud_account=account, customer="hooli", role_arn=role)).status_code == 201
+    assert (await stack.link(provider="aws", cloud_account=account, customer="hooli", role_name="FleetpatchAccess")).status_code == 201
     customer = _customer_session(stack, account)
     ec2 = customer.client("ec2", endpoint_url=stack.settings.aws.endpoint_url)
     instance_id = ec2.run_instances(

@@ -18,13 +18,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 from temporalio.client import Client
 
 import scheduling as schedules
 from clients.api.auth import require_admin
-from clients.api.budget import pending
+from clients.api.budget import Deadline, pending
 from clients.api.errors import error_response, error_responses
+from clients.api.json_types import JsonBool, JsonDateTime, JsonInt
 from clients.api.link_input import CUSTOMER
 from clients.api.openapi import budget_note, links_to
 from contracts.errors import FleetpatchError
@@ -49,14 +50,14 @@ class NoteBody(_Strict):
 
 
 class TriggerBody(_Strict):
-    wait: bool = False
+    wait: JsonBool = False
 
 
 class BackfillBody(_Strict):
     """The period ``[start, start + minutes)``: the runs the schedule would have started in it."""
 
-    start: AwareDatetime
-    minutes: int = Field(ge=1, le=366 * 24 * 60, description="length of the period, at most a year")
+    start: JsonDateTime
+    minutes: JsonInt = Field(ge=1, le=366 * 24 * 60, description="length of the period, at most a year")
 
 
 class ReleaseBody(_Strict):
@@ -118,18 +119,18 @@ async def resume(request: Request, account: Account, group: Group, body: NoteBod
     responses={202: {"description": "started; poll Location for its summary"}, **_ERRORS},
 )
 async def trigger(request: Request, account: Account, group: Group, body: TriggerBody | None = None) -> JSONResponse:
+    deadline = Deadline.of(request)
     client = await _client(request)
-    budget = request.app.state.settings.api.admin_budget.total_seconds()
 
     async def go() -> Any:
         try:
-            workflow_id = await schedules.trigger(client, account, group, settle_seconds=budget)
+            workflow_id = await schedules.trigger(client, account, group, settle_seconds=deadline.left(0.5))
         except TimeoutError as err:
             return error_response("WindowNotStarted", str(err), 409)
         if body is None or not body.wait:
             return pending(workflow_id)
         try:
-            summary = await asyncio.wait_for(schedules.wait(client, workflow_id), budget)
+            summary = await asyncio.wait_for(schedules.wait(client, workflow_id), deadline.left())
         except TimeoutError:
             return pending(workflow_id)
         return {"workflow_id": workflow_id, "summary": summary}
