@@ -7,7 +7,7 @@ PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: run test schemathesis install system-deps vcsim bench clean
+.PHONY: run test schemathesis chaos install system-deps vcsim bench lint clean
 
 run: install vcsim
 	$(VENV)/bin/fleetpatch up
@@ -18,6 +18,11 @@ test: install vcsim
 # The API against its OpenAPI document (every schemathesis phase and check, ~3 min, seed printed).
 schemathesis: install vcsim
 	$(PY) -m pytest -q -s $(PYTEST_ARGS) tests/integration/schemathesis_contract.py
+
+# Fault tests, bounded: storms of registrations while processes die, Temporal restarts and AWS
+# throttles; each prints its figures (FLEETPATCH_CHAOS_VMS=100 for the full-size storm).
+chaos: install vcsim
+	$(PY) -m pytest -m chaos -s tests/chaos $(PYTEST_ARGS)
 
 install: system-deps $(STAMP)
 

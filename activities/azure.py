@@ -54,10 +54,13 @@ class AzureActivities:
     def read_vm_metadata(self, inp: VmMetadataInput) -> VmMetadata:
         if not inp.resource_id:
             raise IdentityRefused(ErrorType.IDENTITY_CLAIMS_MISSING, "an azure registration names its VM's resource_id")
+        if not inp.identity.cloud_account:
+            # Never read ARM by the caller's resource id alone: the tenant must be attested.
+            raise IdentityRefused(ErrorType.IDENTITY_CLAIMS_MISSING, "the attested document has no subscriptionId")
         return self._vms.get_vm(
             inp.resource_id,
             inp.identity.instance_id,
-            expected_subscription_id=inp.identity.cloud_account or None,
+            expected_subscription_id=inp.identity.cloud_account,
         )
 
     def all(self) -> list:

@@ -14,8 +14,10 @@ from pathlib import Path
 import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, Field, SecretStr
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from config import secrets
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
@@ -111,7 +113,15 @@ class LabelSettings(BaseModel):
     patch_group: str = "rackspace-addon-patching-patchgroup"
 
 
+def _strong(setting: str, value: SecretStr | None) -> SecretStr | None:
+    if value is not None:
+        secrets.check(setting, value.get_secret_value())
+    return value
+
+
 class ApiSettings(BaseModel):
+    model_config = ConfigDict(hide_input_in_errors=True)  # never echo a refused secret
+
     host: str = "127.0.0.1"
     port: int = 8700
     public_url: str | None = None  # how VMs reach the API (baked into startup scripts); None: as requested
@@ -123,6 +133,43 @@ class ApiSettings(BaseModel):
     # The Temporal Web UI, for links from an instance's audit chain to its enrollment; None: no link.
     temporal_ui_url: str | None = None
     temporal_namespace: str = "default"
+
+    @field_validator("admin_token", "challenge_key")
+    @classmethod
+    def _secrets_are_strong(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        return _strong(f"FLEETPATCH_API__{(info.field_name or '').upper()}", value)
+
+
+class CodecSettings(BaseModel):
+    """The payload codec that encrypts everything crossing Temporal (``config/codec.py``).
+
+    ``keys``: comma-separated; the first encrypts, all decrypt (rotation: put the new key first,
+    drop an old one when no history needs it). ``keys_file``: the same, one key per line (a
+    mounted secret); its keys follow those of ``keys``. No key: payloads are not encrypted.
+    """
+
+    model_config = ConfigDict(hide_input_in_errors=True)
+
+    keys: SecretStr | None = None
+    keys_file: Path | None = None
+    #: browser origins of the Temporal UIs that may call the codec routes (CORS)
+    ui_origins: list[str] = Field(default_factory=list)
+
+    @field_validator("keys")
+    @classmethod
+    def _keys_are_strong(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            for key in value.get_secret_value().split(","):
+                secrets.check("FLEETPATCH_CODEC__KEYS", key)
+        return value
+
+    def ring(self) -> list[str]:
+        ring = self.keys.get_secret_value().split(",") if self.keys else []
+        if self.keys_file is not None:
+            for line in self.keys_file.read_text().splitlines():
+                if line.strip():
+                    ring.append(secrets.check(f"a key in {self.keys_file}", line.strip()))
+        return ring
 
 
 class PatchingSettings(BaseModel):
@@ -181,7 +228,7 @@ class LocalSettings(BaseModel):
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="FLEETPATCH_", env_nested_delimiter="__", extra="ignore"
+        env_prefix="FLEETPATCH_", env_nested_delimiter="__", extra="ignore", hide_input_in_errors=True
     )
 
     state_dir: Path = Path(".fleetpatch")
@@ -199,13 +246,32 @@ class Settings(BaseSettings):
     labels: LabelSettings = LabelSettings()
     api: ApiSettings = ApiSettings()
     patching: PatchingSettings = PatchingSettings()
+    codec: CodecSettings = CodecSettings()
     local: LocalSettings = LocalSettings()
     database: DatabaseSettings = DatabaseSettings()
     compliance: ComplianceSettings = ComplianceSettings()
 
+    @field_validator("sealing_key")
+    @classmethod
+    def _sealing_key_is_strong(cls, value: SecretStr | None) -> SecretStr | None:
+        return _strong("FLEETPATCH_SEALING_KEY", value)
+
     @property
     def local_json(self) -> Path:
         return self.state_dir / "local.json"
+
+    @classmethod
+    def load(cls) -> Settings:
+        """The settings of a process that is starting: a refused value stops it with the
+        setting's name and why (never the value), not a traceback."""
+        try:
+            return cls()
+        except ValidationError as err:
+            reasons = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc'])}: {e['msg'].removeprefix('Value error, ')}"
+                for e in err.errors()
+            )
+            raise SystemExit(f"fleetpatch cannot start, refused settings: {reasons}") from None
 
     @property
     def database_url(self) -> str:

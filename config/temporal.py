@@ -4,6 +4,10 @@ The connection comes from Temporal's own environment configuration (``TEMPORAL_A
 ``TEMPORAL_NAMESPACE``, ``TEMPORAL_API_KEY``, ``TEMPORAL_TLS_*``, ``TEMPORAL_PROFILE`` and the
 ``temporal.toml`` profile file). When that names no address, the embedded local default's
 ``.fleetpatch/local.json`` is used, so ``fleetpatch doctor`` works next to ``fleetpatch up``.
+
+Every client built here (and so every worker, which runs on its client) encrypts its payloads
+with the payload codec when codec keys are configured (``config/codec.py``,
+``FLEETPATCH_CODEC__KEYS``).
 """
 
 from __future__ import annotations
@@ -15,13 +19,34 @@ from typing import Any
 from temporalio.client import Client
 from temporalio.envconfig import ClientConfig
 
+from config.codec import EncryptionCodec, data_converter
+from config.settings import CodecSettings, Settings
+
 
 class TemporalNotConfigured(RuntimeError):
     pass
 
 
-def connect_config(local_json: Path | None = None) -> dict[str, Any]:
+def payload_codec(settings: CodecSettings) -> EncryptionCodec | None:
+    """The codec of the configured key ring; None when no key is configured."""
+    ring = settings.ring()
+    return EncryptionCodec(ring) if ring else None
+
+
+def connect_config(settings: Settings | Path | None = None) -> dict[str, Any]:
+    """Connection options; ``settings`` (or, for older callers, the local.json path, with the
+    rest of the settings read from the environment) also gives the payload codec."""
+    if not isinstance(settings, Settings):
+        local = settings
+        settings = Settings()
+        local_json: Path | None = local
+    else:
+        local_json = settings.local_json
     config: dict[str, Any] = dict(ClientConfig.load_client_connect_config())
+    codec = settings.codec
+    if not codec.ring() and local_json is not None and local_json.exists():
+        codec = _local_codec(local_json) or codec
+    config["data_converter"] = data_converter(payload_codec(codec))
     if not config.get("target_host") and local_json is not None and local_json.exists():
         try:
             config["target_host"] = json.loads(local_json.read_text())["temporal"]
@@ -35,14 +60,23 @@ def connect_config(local_json: Path | None = None) -> dict[str, Any]:
     return config
 
 
-async def connect(local_json: Path | None = None, **overrides: Any) -> Client:
-    config = connect_config(local_json)
+def _local_codec(local_json: Path) -> CodecSettings | None:
+    """The local default's codec key (``fleetpatch up`` lists its file in local.json)."""
+    try:
+        path = json.loads(local_json.read_text()).get("codec_keys_file")
+    except ValueError:
+        return None
+    return CodecSettings(keys_file=Path(path)) if path and Path(path).exists() else None
+
+
+async def connect(settings: Settings | Path | None = None, **overrides: Any) -> Client:
+    config = connect_config(settings)
     config.update(overrides)
     return await Client.connect(**config)
 
 
 async def connect_with_retry(
-    local_json: Path | None = None,
+    settings: Settings | Path | None = None,
     *,
     attempts: int = 30,
     delay_seconds: float = 1.0,
@@ -55,7 +89,7 @@ async def connect_with_retry(
     last: Exception | None = None
     for attempt in range(1, attempts + 1):
         try:
-            return await connect(local_json, **overrides)
+            return await connect(settings, **overrides)
         except TemporalNotConfigured:
             raise
         except Exception as err:  # connection refused, DNS, TLS handshake: the server may be starting

@@ -18,7 +18,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m workers")
     parser.add_argument("--role", required=True, choices=[r.value for r in WorkerRole])
     args = parser.parse_args(argv)
-    settings = Settings()
+    settings = Settings.load()
     role = WorkerRole(args.role)
     fp_logging.configure(f"worker-{role.value}", level=settings.log_level, fmt=settings.log_format)
     try:
@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
 
 async def _main(role: WorkerRole, settings: Settings) -> int:
     try:
-        client = await connect_with_retry(settings.local_json)
+        client = await connect_with_retry(settings)
     except (TemporalNotConfigured, ConnectionError) as err:
         logging.getLogger("fleetpatch.worker").error(str(err))
         return 2

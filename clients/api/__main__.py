@@ -10,7 +10,7 @@ from config.settings import Settings
 
 
 def main() -> None:
-    settings = Settings()
+    settings = Settings.load()
     fp_logging.configure("api", level=settings.log_level, fmt=settings.log_format)
     app = create_app(settings)
     uvicorn.run(app, host=settings.api.host, port=settings.api.port, log_config=None, access_log=False)

@@ -21,7 +21,7 @@ from clients.api.budget import EarlyAnswer
 from clients.api.errors import ServiceMisconfigured, bad_request_handler, error_response
 from clients.api.gateway import TemporalGateway, TemporalUnavailable
 from clients.api.registration_input import registration_schemas
-from clients.api.routes import admin, compliance_sync, estate, health, links, registration, tokens, windows
+from clients.api.routes import admin, codec, compliance_sync, estate, health, links, registration, tokens, windows
 from clients.dashboard import pages as dashboard
 from config.settings import Settings
 
@@ -41,10 +41,11 @@ def create_app(settings: Settings, gateway: TemporalGateway | None = None) -> Fa
         version="0.1.0",
     )
     app.state.settings = settings
-    app.state.gateway = gateway or TemporalGateway.from_environment(settings.local_json)
+    app.state.gateway = gateway or TemporalGateway.from_environment(settings)
     for module in (health, registration, links, admin, windows, estate, tokens, compliance_sync):
         app.include_router(module.router)
     dashboard.install(app)
+    codec.install(app, settings)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     _handle_errors(app)
     return app

@@ -26,7 +26,9 @@ def require_admin(
             detail={"error": "Unauthorized", "reason": "admin endpoints need a bearer token"},
             headers={"WWW-Authenticate": "Bearer"},
         )
-    if not hmac.compare_digest(presented.encode(), configured.get_secret_value().encode()):
+    # The presented value is compared exactly as sent: never stripped or normalised.
+    expected = configured.get_secret_value().encode()
+    if not expected or not hmac.compare_digest(presented.encode("utf-8", "surrogateescape"), expected):
         raise HTTPException(
             status.HTTP_403_FORBIDDEN, detail={"error": "Forbidden", "reason": "that token is not the admin token"}
         )

@@ -25,6 +25,7 @@ Conventions
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi.exceptions import RequestValidationError
@@ -89,8 +90,17 @@ def status_for(error_type: str | None) -> int:
     return _STATUS.get(error_type or "", 502)
 
 
+UPSTREAM_REASON = "an upstream service failed; retry later (the operator's logs have the details)"
+
+
 def error_response(error: str, reason: str, status: int | None = None, **headers: str) -> JSONResponse:
-    return JSONResponse({"error": error, "reason": reason}, status_code=status or status_for(error), headers=headers or None)
+    status = status or status_for(error)
+    if status == 502:
+        # Upstream failure texts (cloud APIs, AWS, internal errors) stay in the logs: they may
+        # name other tenants' resources or internal addresses.
+        logging.getLogger("fleetpatch.api").warning("upstream failure", extra={"error": error, "reason": reason})
+        reason = UPSTREAM_REASON
+    return JSONResponse({"error": error, "reason": reason}, status_code=status, headers=headers or None)
 
 
 _UNION_TAGS = frozenset(p.value for p in Provider)

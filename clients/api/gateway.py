@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 
 from temporalio.client import Client
 
+from config.settings import Settings
 from config.temporal import connect
 
 log = logging.getLogger("fleetpatch.api")
@@ -27,8 +27,8 @@ class TemporalGateway:
         self._lock = asyncio.Lock()
 
     @classmethod
-    def from_environment(cls, local_json: Path) -> TemporalGateway:
-        return cls(lambda: connect(local_json))
+    def from_environment(cls, settings: Settings) -> TemporalGateway:
+        return cls(lambda: connect(settings))
 
     @classmethod
     def for_client(cls, client: Client) -> TemporalGateway:
@@ -52,10 +52,11 @@ class TemporalGateway:
         try:
             client = await self.client()
             await asyncio.wait_for(client.service_client.check_health(), timeout=3)
-        except TemporalUnavailable as err:
-            return False, f"unreachable: {err}"
+        except TemporalUnavailable:
+            return False, "unreachable"  # the cause is logged, never answered (addresses, TLS)
         except Exception as err:
-            return False, f"unhealthy: {err}"
+            log.warning("temporal unhealthy", extra={"error": str(err)})
+            return False, "unhealthy"
         return True, "ok"
 
 

@@ -17,7 +17,7 @@ err_console = Console(stderr=True)
 
 async def temporal(settings: Settings, **overrides: Any) -> Client:
     try:
-        return await connect(settings.local_json, **overrides)
+        return await connect(settings, **overrides)
     except TemporalNotConfigured as err:
         err_console.print(f"[red]{err}[/red]")
         raise typer.Exit(2) from err

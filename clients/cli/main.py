@@ -10,6 +10,7 @@ from clients.cli import (
     enrollments_cmd,
     estate_cmd,
     links_cmd,
+    reset_cmd,
     simulate_cmd,
     up_cmd,
     vcenter_cmd,
@@ -25,6 +26,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.command("up")(up_cmd.up)
+app.command("reset")(reset_cmd.reset)
 app.command("doctor")(doctor_cmd.doctor)
 app.command("verify")(verify_cmd.verify)
 app.command("simulate")(simulate_cmd.simulate)

@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from clients.local import state as local_state
 from clients.local.supervisor import AlreadyRunning, Supervisor
 from config import logging as fp_logging
 from config.settings import Settings
@@ -34,6 +35,14 @@ async def _up(settings: Settings, ready_timeout: float) -> int:
         supervisor.acquire_lock()
     except AlreadyRunning as err:
         console.print(f"[red]{err}[/red]")
+        return 1
+    problems = local_state.restore_problems(settings)
+    if problems:
+        for problem in problems:
+            console.print(f"[red]cannot start where the last run stopped:[/red] {problem}.")
+        console.print("Run [bold]fleetpatch reset[/bold] to start clean (Temporal and the local "
+                      "clouds together), or restore the missing state.")
+        supervisor.release_lock()
         return 1
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

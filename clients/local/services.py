@@ -116,6 +116,8 @@ def temporal_spec(settings: Settings) -> ServiceSpec:
         "--ui-port", str(settings.local.temporal_ui_port),
         "--namespace", "default",
         "--log-level", "warn",
+        # The UI decodes payloads through the API's codec server (clients/api/routes/codec.py).
+        "--ui-codec-endpoint", f"{api_url(settings)}/codec",
         *search_attributes.dev_server_flags(),
     ]
     return ServiceSpec(
@@ -157,6 +159,8 @@ def shared_env(settings: Settings, clouds: list[LocalCloud]) -> dict[str, str]:
         "FLEETPATCH_API__ADMIN_TOKEN": secret(settings, "admin-token")[1],
         "FLEETPATCH_API__CHALLENGE_KEY": secret(settings, "challenge-key")[1],
         "FLEETPATCH_SEALING_KEY": secret(settings, "sealing-key")[1],
+        "FLEETPATCH_CODEC__KEYS": secret(settings, "codec-key")[1],
+        "FLEETPATCH_CODEC__UI_ORIGINS": json.dumps([f"http://{HOST}:{settings.local.temporal_ui_port}"]),
         "FLEETPATCH_GCP__AUDIENCE": f"{api_url(settings)}/v1/registrations",
         "FLEETPATCH_DATABASE__URL": settings.database_url,
         "FLEETPATCH_API__TEMPORAL_UI_URL": f"http://{HOST}:{settings.local.temporal_ui_port}",
@@ -202,6 +206,7 @@ def local_json(settings: Settings, clouds: list[LocalCloud], pids: dict[str, int
     doc: dict[str, Any] = {
         "api": api_url(settings),
         "admin_token_file": str(secret(settings, "admin-token")[0]),
+        "codec_keys_file": str(secret(settings, "codec-key")[0]),
         "temporal": temporal_address(settings),
         "temporal_ui": f"http://{HOST}:{settings.local.temporal_ui_port}",
         "state_dir": str(settings.state_dir.resolve()),

@@ -141,6 +141,9 @@ class Supervisor:
         for kind in ("api", "worker", "cloud", "temporal"):
             await asyncio.gather(*(self._stop_one(n) for n in by_kind.get(kind, [])))
         self.write_local_json(stopped=True)
+        self.release_lock()
+
+    def release_lock(self) -> None:
         if self._lock_file is not None:
             os.close(self._lock_file)
             self._lock_file = None

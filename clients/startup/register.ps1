@@ -7,9 +7,13 @@
 # Served by the fleetpatch API at GET /v1/startup/{provider}?os=windows; the API fills in the
 # values below. Environment overrides (local runs only; none is needed in a real cloud):
 #   FLEETPATCH_API_URL, FLEETPATCH_METADATA_URL, FLEETPATCH_HOSTNAME,
-#   FLEETPATCH_MAX_ATTEMPTS, FLEETPATCH_RETRY_BASE, FLEETPATCH_RETRY_CAP (seconds)
+#   FLEETPATCH_MAX_ATTEMPTS, FLEETPATCH_RETRY_BASE, FLEETPATCH_RETRY_CAP (seconds),
+#   FLEETPATCH_RETRY_DEADLINE (give up after this many seconds in all; default 3600)
+# Every API call (challenge, registration, polling) is retried with backoff through an API
+# restart (no connection, 429, 5xx), within the attempts and the total deadline.
 # Exit status: 0 enrolled; 1 local failure; 2 the API refused the registration (its reason is
-# printed); 3 gave up after retries. The activation code is never printed.
+# printed); 3 gave up after retries. Neither the activation code nor the enrollment id (it
+# carries a secret) is ever printed.
 $ErrorActionPreference = 'Stop'
 Set-StrictMode -Version 3.0
 
@@ -19,6 +23,8 @@ $Audience = '@@AUDIENCE@@'
 $MaxAttempts = if ($env:FLEETPATCH_MAX_ATTEMPTS) { [int]$env:FLEETPATCH_MAX_ATTEMPTS } else { 40 }
 $RetryBase = if ($env:FLEETPATCH_RETRY_BASE) { [double]$env:FLEETPATCH_RETRY_BASE } else { 2.0 }
 $RetryCap = if ($env:FLEETPATCH_RETRY_CAP) { [double]$env:FLEETPATCH_RETRY_CAP } else { 300.0 }
+$RetryDeadline = if ($env:FLEETPATCH_RETRY_DEADLINE) { [double]$env:FLEETPATCH_RETRY_DEADLINE } else { 3600.0 }
+$Started = Get-Date
 $AgentService = 'AmazonSSMAgent'
 $AgentExe = Join-Path $env:ProgramFiles 'Amazon\SSM\amazon-ssm-agent.exe'
 
@@ -67,6 +73,14 @@ function Get-Backoff([int]$Attempt, $RetryAfter) {
     return [math]::Min($wait, $RetryCap)
 }
 
+# Sleep before the next attempt, or give up (exit 3) when that would pass the total deadline.
+function Wait-Retry([int]$Attempt, $RetryAfter) {
+    $wait = Get-Backoff $Attempt $RetryAfter
+    $used = ((Get-Date) - $Started).TotalSeconds
+    if ($used + $wait -gt $RetryDeadline) { Stop-Script 3 "gave up after $([int]$used)s (FLEETPATCH_RETRY_DEADLINE=$($RetryDeadline)s)" }
+    Start-Sleep -Milliseconds ([int](1000 * $wait))
+}
+
 function Test-Retryable([int]$Status) { return ($Status -eq 0 -or $Status -eq 429 -or $Status -ge 500) }
 
 function Get-Metadata([string]$Url, [hashtable]$Headers) {
@@ -97,7 +111,9 @@ function Get-Identity {
                 $challenge = Invoke-Http 'GET' "$ApiUrl/v1/challenge"
                 if ($challenge.Status -eq 200) { break }
                 if (-not (Test-Retryable $challenge.Status)) { Invoke-Refused $challenge }
-                Start-Sleep -Milliseconds ([int](1000 * (Get-Backoff $attempt $challenge.RetryAfter)))
+                Write-Log "challenge: API answered $($challenge.Status); retry $attempt of $MaxAttempts"
+                if ($attempt -ge $MaxAttempts) { Stop-Script 3 "no challenge from the API after $MaxAttempts attempts" }
+                Wait-Retry $attempt $challenge.RetryAfter
             }
             $nonce = ($challenge.Body | ConvertFrom-Json).nonce
             if ($nonce -notmatch '^[A-Za-z0-9]{1,32}$') { Stop-Script 1 'the API gave no usable challenge nonce' }
@@ -142,7 +158,7 @@ function Start-Agent {
 
 function Complete-Enrollment([string]$Answer) {
     $doc = $Answer | ConvertFrom-Json
-    Write-Log "enrolled: enrollment $($doc.enrollment_id), systems account $($doc.systems_account), patch group $($doc.patch_group)"
+    Write-Log "enrolled: systems account $($doc.systems_account), patch group $($doc.patch_group)"
     if ($null -eq $doc.activation) {
         Write-Log 'no activation needed (EC2): making sure the SSM agent runs'
         Start-Agent
@@ -165,7 +181,7 @@ function Wait-Enrollment([string]$Location) {
     if ($Location -like '/*') { $Location = "$ApiUrl$Location" }
     elseif ($Location -notmatch '^https?://') { Stop-Script 1 'the API answered 202 without a usable Location' }
     for ($attempt = 1; $attempt -le $MaxAttempts; $attempt++) {
-        Start-Sleep -Milliseconds ([int](1000 * (Get-Backoff $attempt $null)))
+        Wait-Retry $attempt $null
         $r = Invoke-Http 'GET' $Location
         if ($r.Status -eq 200 -or $r.Status -eq 201) { Complete-Enrollment $r.Body; return }
         if ($r.Status -eq 202) { Write-Log 'enrollment in progress; waiting'; continue }
@@ -185,6 +201,6 @@ for ($attempt = 1; $attempt -le $MaxAttempts; $attempt++) {
     # An earlier attempt (whose answer was lost) may still be enrolling this VM: wait and retry.
     if (-not $running -and -not (Test-Retryable $r.Status)) { Invoke-Refused $r }
     Write-Log "API answered $($r.Status); retry $attempt of $MaxAttempts"
-    if ($attempt -lt $MaxAttempts) { Start-Sleep -Milliseconds ([int](1000 * (Get-Backoff $attempt $r.RetryAfter))) }
+    if ($attempt -lt $MaxAttempts) { Wait-Retry $attempt $r.RetryAfter }
 }
 Stop-Script 3 "gave up after $MaxAttempts attempts"

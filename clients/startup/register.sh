@@ -13,9 +13,12 @@
 #   FLEETPATCH_BIOS_UUID_PATH   vSphere: the BIOS UUID file (default /sys/class/dmi/id/product_uuid)
 #   FLEETPATCH_HOSTNAME         the hostname to report (default: hostname)
 #   FLEETPATCH_MAX_ATTEMPTS, FLEETPATCH_RETRY_BASE, FLEETPATCH_RETRY_CAP   retry policy (seconds)
+#   FLEETPATCH_RETRY_DEADLINE   give up after this many seconds in all (default 3600)
+# Every API call (challenge, registration, polling) is retried with backoff through an API
+# restart (connection refused, 429, 5xx), within the attempts and the total deadline.
 # Exit status: 0 enrolled; 1 local failure (unsupported OS, metadata unreachable, agent failed);
 # 2 the API refused the registration (its reason is printed); 3 gave up after retries.
-# The activation code is never printed.
+# Neither the activation code nor the enrollment id (it carries a secret) is ever printed.
 set -euo pipefail
 shopt -s inherit_errexit  # failures inside $(...) stop the script too (bash >= 4.4)
 
@@ -27,6 +30,7 @@ BIOS_UUID_PATH="${FLEETPATCH_BIOS_UUID_PATH:-/sys/class/dmi/id/product_uuid}"
 MAX_ATTEMPTS="${FLEETPATCH_MAX_ATTEMPTS:-40}"
 RETRY_BASE="${FLEETPATCH_RETRY_BASE:-2}"
 RETRY_CAP="${FLEETPATCH_RETRY_CAP:-300}"
+RETRY_DEADLINE="${FLEETPATCH_RETRY_DEADLINE:-3600}"
 AGENT_SERVICE=amazon-ssm-agent
 
 case "$PROVIDER" in
@@ -116,6 +120,17 @@ backoff() {
     awk -v w="$wait" -v c="$RETRY_CAP" 'BEGIN { printf "%.2f", (w > c ? c : w) }'
 }
 
+# retry_pause ATTEMPT: sleep before the next attempt, or give up (exit 3) when that would pass
+# the total deadline.
+retry_pause() {
+    local wait
+    wait=$(backoff "$1")
+    if awk -v used="$SECONDS" -v w="$wait" -v d="$RETRY_DEADLINE" 'BEGIN { exit !(used + w > d) }'; then
+        die 3 "gave up after ${SECONDS}s (FLEETPATCH_RETRY_DEADLINE=${RETRY_DEADLINE}s)"
+    fi
+    sleep "$wait"
+}
+
 # metadata URL [HEADER...]: the body of a GET, retried a few times (the service may be starting).
 metadata() {
     local url=$1 attempt
@@ -161,7 +176,9 @@ identity_azure() {
         http GET "$API_URL/v1/challenge" ""
         [ "$HTTP_STATUS" = 200 ] && break
         retryable "$HTTP_STATUS" || refused
-        sleep "$(backoff "$attempt")"
+        log "challenge: API answered ${HTTP_STATUS/#000/nothing}; retry $attempt of $MAX_ATTEMPTS"
+        [ "$attempt" -lt "$MAX_ATTEMPTS" ] || die 3 "no challenge from the API after $MAX_ATTEMPTS attempts"
+        retry_pause "$attempt"
     done
     nonce=$(printf '%s' "$HTTP_BODY" | json_get nonce)
     case "$nonce" in
@@ -230,8 +247,7 @@ start_agent() {
 
 enrolled() {
     local answer=$1 activation id code region
-    log "enrolled: enrollment $(printf '%s' "$answer" | json_get enrollment_id)," \
-        "systems account $(printf '%s' "$answer" | json_get systems_account)," \
+    log "enrolled: systems account $(printf '%s' "$answer" | json_get systems_account)," \
         "patch group $(printf '%s' "$answer" | json_get patch_group)"
     activation=$(printf '%s' "$answer" | json_object activation)
     if [ -z "$activation" ] || [ "$activation" = null ]; then
@@ -266,7 +282,7 @@ await_enrollment() {
         *) die 1 "the API answered 202 without a usable Location" ;;
     esac
     for attempt in $(seq 1 "$MAX_ATTEMPTS"); do
-        sleep "$(backoff "$attempt")"
+        retry_pause "$attempt"
         http GET "$location" ""
         case "$HTTP_STATUS" in
             200 | 201) enrolled "$HTTP_BODY"; return 0 ;;
@@ -293,7 +309,7 @@ main() {
             # An earlier attempt (whose answer was lost) is still enrolling this VM; it ends
             # enrolled or times out, after which this VM's next attempt starts afresh.
             log "an earlier attempt is still enrolling this VM; retry $attempt of $MAX_ATTEMPTS"
-            [ "$attempt" -lt "$MAX_ATTEMPTS" ] && sleep "$(backoff "$attempt")"
+            [ "$attempt" -lt "$MAX_ATTEMPTS" ] && retry_pause "$attempt"
             continue
         fi
         retryable "$HTTP_STATUS" || refused
@@ -302,7 +318,7 @@ main() {
         else
             log "API answered $HTTP_STATUS; retry $attempt of $MAX_ATTEMPTS"
         fi
-        [ "$attempt" -lt "$MAX_ATTEMPTS" ] && sleep "$(backoff "$attempt")"
+        [ "$attempt" -lt "$MAX_ATTEMPTS" ] && retry_pause "$attempt"
     done
     die 3 "gave up after $MAX_ATTEMPTS attempts"
 }

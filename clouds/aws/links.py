@@ -63,7 +63,7 @@ class LinkStore:
             return None  # such an account cannot have been linked
         try:
             with aws_call("ssm:GetParameter"):
-                value = self._ssm().get_parameter(Name=name)["Parameter"]["Value"]
+                value = self._ssm().get_parameter(Name=name, WithDecryption=True)["Parameter"]["Value"]
         except ClientError as err:
             if error_code(err) == "ParameterNotFound":
                 return None
@@ -76,7 +76,7 @@ class LinkStore:
             self._ssm().put_parameter(
                 Name=name,
                 Value=link_to_json(link),
-                Type="String",
+                Type="SecureString",  # an AWS link holds the customer role's ExternalId
                 Overwrite=True,
                 Description=f"fleetpatch link: {link.customer}",
             )
@@ -96,6 +96,6 @@ class LinkStore:
         links: list[TenantLink] = []
         with aws_call("ssm:GetParametersByPath"):
             paginator = self._ssm().get_paginator("get_parameters_by_path")
-            for page in paginator.paginate(Path=self._prefix, Recursive=True):
+            for page in paginator.paginate(Path=self._prefix, Recursive=True, WithDecryption=True):
                 links += [link_from_json(p["Value"]) for p in page["Parameters"]]
         return sorted(links, key=lambda l: (l.customer, l.provider.value, l.cloud_account))

@@ -20,12 +20,22 @@ SERVICE_ROLE = "fleetpatch-ssm-managed-instance"
 INVENTORY_ASSOCIATION = "fleetpatch-inventory"
 VERSION_PARAMETER = "/fleetpatch/ssm-configuration-version"
 _MANAGED_INSTANCE_POLICY = "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
-_TRUST = {
-    "Version": "2012-10-17",
-    "Statement": [
-        {"Effect": "Allow", "Principal": {"Service": "ssm.amazonaws.com"}, "Action": "sts:AssumeRole"}
-    ],
-}
+
+
+def service_role_trust(account_id: str) -> dict[str, Any]:
+    """SSM may assume the service role only on behalf of this systems account (confused deputy)."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Effect": "Allow",
+            "Principal": {"Service": "ssm.amazonaws.com"},
+            "Action": "sts:AssumeRole",
+            "Condition": {
+                "StringEquals": {"aws:SourceAccount": account_id},
+                "ArnLike": {"aws:SourceArn": f"arn:aws:ssm:*:{account_id}:*"},
+            },
+        }],
+    }
 
 
 class SsmConfigurator:
@@ -67,9 +77,12 @@ class SsmConfigurator:
 
     def ensure_service_role(self, account: AccountRef) -> str:
         iam = self._client("iam", account)
+        trust = json.dumps(service_role_trust(account.account_id))
         try:
             with aws_call("iam:GetRole"):
                 iam.get_role(RoleName=SERVICE_ROLE)
+            with aws_call("iam:UpdateAssumeRolePolicy"):  # roles made before the condition
+                iam.update_assume_role_policy(RoleName=SERVICE_ROLE, PolicyDocument=trust)
         except ClientError as err:
             if error_code(err) != "NoSuchEntity":
                 raise
@@ -77,7 +90,7 @@ class SsmConfigurator:
                 with aws_call("iam:CreateRole"):
                     iam.create_role(
                         RoleName=SERVICE_ROLE,
-                        AssumeRolePolicyDocument=json.dumps(_TRUST),
+                        AssumeRolePolicyDocument=trust,
                         Description="fleetpatch: the role SSM gives hybrid managed instances",
                     )
             except ClientError as create_err:

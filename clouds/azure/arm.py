@@ -257,9 +257,10 @@ class AzureVms:
         props = vm.properties
         vm_id = props.vm_id if props is not None else None
         if not _same_uuid(vm_id, expected_vm_id):
+            # Never name the vmId found there: it may be another customer's VM.
             raise IdentityRefused(
                 ErrorType.IDENTITY_INSTANCE_MISMATCH,
-                f"{what} has vmId {vm_id!r}, not the attested {expected_vm_id!r}",
+                f"{what} is not the attested VM",
             )
         return VmMetadata(
             provider=Provider.AZURE,

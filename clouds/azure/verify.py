@@ -119,11 +119,15 @@ def verify_azure_attested(
     allowed_san_domains: Sequence[str] = DEFAULT_SAN_DOMAINS,
     max_age: timedelta = timedelta(minutes=10),
     require_nonce: bool = True,
+    require_subscription: bool = True,
 ) -> VerifiedIdentity:
     """Verify an attested document and return what Azure signed about the VM.
 
     ``nonce`` is the challenge the VM was given; ``None`` is refused unless
-    ``require_nonce=False``. Raises ``IdentityRefused``: IdentityMalformed, IdentityTooLarge,
+    ``require_nonce=False``. A document without ``subscriptionId`` (IMDS api-version before
+    2019-04-30) names no tenant it was signed for, and is refused (IdentityClaimsMissing) unless
+    ``require_subscription=False`` (offline inspection of old samples): the tenant is never taken
+    from an unsigned resource id. Raises ``IdentityRefused``: IdentityMalformed, IdentityTooLarge,
     IdentityAlgorithmRefused, IdentitySignatureInvalid, IdentityCertificateUntrusted,
     IdentitySubjectMismatch, IdentityNonceMismatch, IdentityClaimsMissing, IdentityExpired,
     IdentityNotYetValid. ``ValueError`` only for a caller error (naive ``now``, no roots).
@@ -147,7 +151,7 @@ def verify_azure_attested(
     _check_nonce(document, nonce, require_nonce)
     vm_id = _uuid_claim(document, "vmId", required=True)
     created = _check_times(document, now, max_age)
-    subscription = _uuid_claim(document, "subscriptionId", required=False)
+    subscription = _uuid_claim(document, "subscriptionId", required=require_subscription)
     return VerifiedIdentity(
         provider=Provider.AZURE,
         cloud_account=subscription,
@@ -167,20 +171,23 @@ def verify_azure_attested(
 
 def peek_azure_instance_key(attested: dict[str, Any], resource_id: str | None) -> tuple[str, str]:
     """(subscription id, vmId) read WITHOUT verification, only to name the enrollment
-    workflow. The subscription comes from the document, else from ``resource_id``
-    (``/subscriptions/<id>/resourceGroups/...``); both present and different is refused."""
+    workflow. The subscription must be in the document (the scripts ask IMDS for an api-version
+    that includes it); a resource id naming another subscription is refused."""
     document = pkcs7.load_json_object(_parse(attested).content)
     vm_id = _uuid_claim(document, "vmId", required=True)
-    subscription = _uuid_claim(document, "subscriptionId", required=False)
     from_resource = _subscription_from_resource_id(resource_id)
-    if subscription and from_resource and subscription != from_resource:
+    subscription = _uuid_claim(document, "subscriptionId", required=False)
+    if not subscription:
+        raise IdentityRefused(
+            ErrorType.IDENTITY_CLAIMS_MISSING,
+            "the attested document has no subscriptionId: request it with IMDS api-version "
+            "2020-09-01 or later",
+        )
+    if from_resource and subscription != from_resource:
         raise IdentityRefused(
             ErrorType.IDENTITY_DOCUMENT_MISMATCH,
             "the resource id names another subscription than the document",
         )
-    subscription = subscription or from_resource
-    if not subscription:
-        raise IdentityRefused(ErrorType.IDENTITY_CLAIMS_MISSING, "no subscription id")
     return subscription, vm_id
 
 

@@ -16,7 +16,7 @@ SECRET_ACCESS_KEY = "fleetpatch-local-secret-not-a-secret"
 
 
 def state_path(state_dir: Path) -> Path:
-    """Where this local cloud keeps files (it has no keys: all state is in memory)."""
+    """Where this local cloud keeps its saved state (persistence.py)."""
     return Path(state_dir) / "aws"
 
 
@@ -38,3 +38,16 @@ def worker_env(state_dir: Path, host: str, port: int) -> dict[str, str]:
         "AWS_SECRET_ACCESS_KEY": SECRET_ACCESS_KEY,
         "AWS_DEFAULT_REGION": REGION,
     }
+
+
+def restore_problem(state_dir: Path) -> str | None:
+    """Why this local cloud's saved state cannot be restored, or None (no state is no problem)."""
+    from localclouds.aws.persistence import header_problem, state_file
+
+    return header_problem(state_file(state_path(state_dir)))
+
+
+def has_saved_state(state_dir: Path) -> bool:
+    from localclouds.aws.persistence import state_file
+
+    return state_file(state_path(state_dir)).exists()

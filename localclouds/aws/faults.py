@@ -3,7 +3,9 @@
 ``POST /__fleetpatch/faults`` adds a rule, ``DELETE`` clears all, ``GET`` lists them. A rule
 matches a service ("ssm", "organizations", "ec2messages", "sts", ... or "*") and an action (or
 "*"); it adds ``latency_ms`` and throttles a ``throttle_rate`` share of matching requests, for
-at most ``count`` matching requests when given.
+at most ``count`` matching requests when given. ``"error": "AccessDenied"`` refuses every matching
+request as AWS refuses a caller without permission (``AccessDeniedException`` for JSON services,
+``AccessDenied`` 403 for query ones).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ class FaultRule:
     throttle_rate: float = 0.0
     latency_ms: int = 0
     count: int | None = None
+    error: str | None = None  # "AccessDenied"
 
     @classmethod
     def parse(cls, document: Any) -> FaultRule:
@@ -35,6 +38,9 @@ class FaultRule:
         rate = document.get("throttle_rate", 0.0)
         latency = document.get("latency_ms", 0)
         count = document.get("count")
+        error = document.get("error")
+        if error is not None and error not in ERRORS:
+            raise FaultRuleError(f"error must be one of {sorted(ERRORS)}")
         if not isinstance(service, str) or not service:
             raise FaultRuleError("service is required")
         if not isinstance(action, str) or not action:
@@ -46,16 +52,20 @@ class FaultRule:
         if count is not None and (isinstance(count, bool) or not isinstance(count, int)
                                   or count < 1):
             raise FaultRuleError("count must be a positive integer")
-        return cls(service, action, float(rate), latency, count)
+        return cls(service, action, float(rate), latency, count, error)
 
     def matches(self, service: str | None, action: str | None) -> bool:
         return self.service in ("*", service) and self.action in ("*", action)
+
+
+ERRORS = frozenset({"AccessDenied"})
 
 
 @dataclass(frozen=True)
 class FaultDecision:
     latency_s: float = 0.0
     throttle: bool = False
+    error: str | None = None
 
 
 class FaultInjector:
@@ -79,6 +89,7 @@ class FaultInjector:
     def decide(self, service: str | None, action: str | None) -> FaultDecision:
         latency = 0.0
         throttle = False
+        error = None
         with self._lock:
             for rule in list(self._rules):
                 if not rule.matches(service, action):
@@ -86,8 +97,9 @@ class FaultInjector:
                 latency += rule.latency_ms / 1000
                 if rule.throttle_rate and self._rng.random() < rule.throttle_rate:
                     throttle = True
+                error = error or rule.error
                 if rule.count is not None:
                     rule.count -= 1
                     if rule.count <= 0:
                         self._rules.remove(rule)
-        return FaultDecision(latency, throttle)
+        return FaultDecision(latency, throttle, error)

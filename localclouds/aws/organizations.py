@@ -67,6 +67,8 @@ def create_organization(management_account: str, region: str) -> None:
 
 
 class OrganizationsService:
+    RUNTIME_FIELDS = ("delay", "max_in_progress", "lock")  # not saved (persistence.py)
+
     def __init__(self, delay: timedelta, max_in_progress: int = MAX_IN_PROGRESS) -> None:
         self.delay = delay
         self.max_in_progress = max_in_progress

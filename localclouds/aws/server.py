@@ -24,6 +24,7 @@ from localclouds.aws.context import PassToMoto, RequestContext
 from localclouds.aws.ec2messages import MessageService
 from localclouds.aws.faults import FaultInjector, FaultRule, FaultRuleError
 from localclouds.aws.organizations import OrganizationsService
+from localclouds.aws.persistence import Gate
 from localclouds.aws.protocol import AwsError, Response, json_error, json_response, query_error
 from localclouds.aws.ssm_associations import AssociationService
 from localclouds.aws.ssm_commands import CommandService
@@ -58,6 +59,8 @@ class OffsetClock:
     """Wall-clock time plus an offset that ``POST /__fleetpatch/clock`` moves forward, so tests
     and simulations can cross delivery timeouts, activation expiry or ping thresholds without
     waiting. Only the emulator's own services see it (moto keeps real time)."""
+
+    RUNTIME_FIELDS = ("_base", "_lock")  # not saved: only the offset is state
 
     def __init__(self, base: Clock = system_clock) -> None:
         self._base = base
@@ -108,8 +111,23 @@ class LocalAws:
         }
         self.message_handlers = MessageService(self.ssm, self.engine, hybrid).handlers()
         self.organizations = OrganizationsService(create_account_delay)
+        #: requests and state saves never overlap (persistence.StateStore); set on every request
+        self.gate = Gate()
+        self.changed = threading.Event()
+
+    def state_objects(self) -> dict[str, Any]:
+        """The emulator's own state holders, saved and restored whole by ``persistence``
+        (each may name ``RUNTIME_FIELDS`` that are not state)."""
+        return {"ssm": self.ssm, "organizations": self.organizations, "clock": self.clock}
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        if environ.get("PATH_INFO") == HEALTH_PATH:
+            return self._serve(environ, start_response)
+        with self.gate.request():
+            self.changed.set()
+            return self._serve(environ, start_response)
+
+    def _serve(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         try:
             response = self.route(environ)
         except Exception:  # never let a bug look like a dropped connection
@@ -152,6 +170,11 @@ class LocalAws:
         decision = self.faults.decide(service, action)
         if decision.latency_s:
             self.sleep(decision.latency_s)
+        if decision.error == "AccessDenied":
+            reason = f"User is not authorized to perform: {service}:{action}"
+            if target:
+                return json_error(AwsError("AccessDeniedException", reason))
+            return query_error("AccessDenied", reason, 403)
         if decision.throttle:
             if target:
                 return json_error(AwsError("ThrottlingException", "Rate exceeded"))

@@ -169,6 +169,8 @@ class Location:
 class SsmState:
     """All SSM state of the emulator plus the cross-account indexes agents need."""
 
+    RUNTIME_FIELDS = ("lock", "clock", "ping_timeout")  # not saved (persistence.py)
+
     def __init__(self, clock: Clock, ping_timeout: timedelta) -> None:
         self.lock = threading.RLock()
         self.clock = clock

@@ -46,6 +46,9 @@ class HostSettings:
     boot_concurrency: int = 6
     script_timeout: float = 900.0
     online_timeout: float = 120.0
+    #: how long a booting VM keeps trying to fetch its startup script while the API is down
+    script_fetch_deadline: float = 600.0
+    script_fetch_retry_cap: float = 15.0
 
 
 class FleetHost:
@@ -191,18 +194,39 @@ class FleetHost:
             env["FLEETPATCH_GUEST_TOOLS_URL"] = record.extra["guest_tools_url"]
         return env
 
+    async def _fetch_script(self, url: str) -> str:
+        """GET the startup script as a VM's boot path does: through an API restart (no
+        connection, 429, 5xx) with backoff until ``script_fetch_deadline``; other answers fail."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.script_fetch_deadline
+        wait = 0.5
+        async with httpx.AsyncClient(timeout=30) as http:
+            while True:
+                try:
+                    answer = await http.get(url)
+                    if answer.status_code != 429 and answer.status_code < 500:
+                        answer.raise_for_status()
+                        return answer.text
+                    answer.raise_for_status()
+                except (httpx.TransportError, httpx.HTTPStatusError) as err:
+                    retryable = isinstance(err, httpx.TransportError) or (
+                        err.response.status_code == 429 or err.response.status_code >= 500)
+                    if not retryable or loop.time() + wait > deadline:
+                        raise
+                    log.info("startup script not available yet; retrying", extra={"error": str(err)})
+                await asyncio.sleep(wait)
+                wait = min(wait * 2, self.settings.script_fetch_retry_cap)
+
     async def _run_script(self, record: VmRecord) -> None:
         vm_dir = self.store.vm_dir(record.name)
         env = self.script_env(record)
         try:
-            async with httpx.AsyncClient(timeout=30) as http:
-                answer = await http.get(f"{env['FLEETPATCH_API_URL']}/v1/startup/{record.provider}")
-            answer.raise_for_status()
+            text = await self._fetch_script(f"{env['FLEETPATCH_API_URL']}/v1/startup/{record.provider}")
         except httpx.HTTPError as err:
             self._fail(record, f"could not download the startup script from the API: {err}")
             return
         script = vm_dir / "startup.sh"
-        script.write_text(answer.text)
+        script.write_text(text)
         (vm_dir / "env").write_text("".join(f"{k}={v}\n" for k, v in sorted(env.items())))
         bash = shutil.which("bash") or "/bin/bash"
         proc = await asyncio.create_subprocess_exec(

@@ -4,6 +4,7 @@ back, Ctrl-C leaves no process, and a second start finds the first run's workflo
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import signal
@@ -17,6 +18,7 @@ import pytest
 from temporalio.client import Client
 
 from clients.cli.doctor_cmd import run_doctor
+from config.codec import EncryptionCodec, data_converter
 from tests.conftest import free_port
 
 pytestmark = pytest.mark.integration
@@ -84,6 +86,12 @@ def _links_cli(state: Path, env: dict[str, str]) -> None:
     assert _cli(state, env, "links", "remove", "gcp", "acme-proj-1").returncode == 1
 
 
+async def _client(doc: dict) -> Client:
+    """A client with the local default's payload codec, as the CLI connects."""
+    key = Path(doc["codec_keys_file"]).read_text().strip()
+    return await Client.connect(doc["temporal"], data_converter=data_converter(EncryptionCodec([key])))
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -109,7 +117,7 @@ async def test_up_doctor_restart_and_clean_stop(tmp_path: Path) -> None:
         doc = await _wait_healthy(state / "local.json", proc)
         assert set(doc) >= {"api", "temporal", "temporal_ui", "processes", "database"}
         assert doc["database"] == f"sqlite:///{state.resolve() / 'estate.db'}"  # migrated before the API started
-        client = await Client.connect(doc["temporal"])
+        client = await _client(doc)
         result = await run_doctor(client, timeout=20)
         assert result.ok, result.statuses
 
@@ -128,6 +136,11 @@ async def test_up_doctor_restart_and_clean_stop(tmp_path: Path) -> None:
         _links_cli(state, env)
         first_run_workflows = [w.id async for w in client.list_workflows("WorkflowType = 'Doctor'")]
         assert first_run_workflows
+        # Read raw (no codec), the history holds only encrypted payloads.
+        raw = await Client.connect(doc["temporal"])
+        history = (await raw.get_workflow_handle(first_run_workflows[0]).fetch_history()).to_json()
+        assert base64.b64encode(b"binary/encrypted").decode() in history
+        assert base64.b64encode(b"json/plain").decode() not in history
         pids = list(json.loads((state / "local.json").read_text())["processes"].values())
     finally:
         _stop(proc)
@@ -140,7 +153,7 @@ async def test_up_doctor_restart_and_clean_stop(tmp_path: Path) -> None:
     proc = _start(state, env)
     try:
         doc = await _wait_healthy(state / "local.json", proc)
-        client = await Client.connect(doc["temporal"])
+        client = await _client(doc)
         for workflow_id in first_run_workflows:
             described = await client.get_workflow_handle(workflow_id).describe()
             assert described.status is not None

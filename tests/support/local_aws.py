@@ -34,6 +34,7 @@ NO_RETRIES = Config(retries={"mode": "standard", "total_max_attempts": 1})
 @dataclass
 class LocalAws:
     endpoint: str
+    process: subprocess.Popen[bytes] | None = None
 
     def client(self, service: str, session: boto3.Session | None = None,
                config: Config | None = None) -> Any:
@@ -86,8 +87,10 @@ def management_session() -> boto3.Session:
 
 
 @contextmanager
-def running_local_aws(state_dir: Path, *, create_account_delay: float, ping_timeout: float) -> Iterator[LocalAws]:
-    """Start ``python -m localclouds.aws``, wait until healthy, stop it (and check it stopped cleanly)."""
+def running_local_aws(state_dir: Path, *, create_account_delay: float, ping_timeout: float,
+                      save_interval: float = 5.0) -> Iterator[LocalAws]:
+    """Start ``python -m localclouds.aws``, wait until healthy, stop it (and check it stopped
+    cleanly, unless the test killed it itself)."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MOTO_"))}
     log_path = state_dir / "server.log"  # a file, not a pipe: a full pipe would block the server
@@ -95,7 +98,7 @@ def running_local_aws(state_dir: Path, *, create_account_delay: float, ping_time
         process = subprocess.Popen(
             [sys.executable, "-m", "localclouds.aws", "--host", "127.0.0.1", "--port", str(port),
              "--state-dir", str(state_dir), "--create-account-delay", str(create_account_delay),
-             "--ping-timeout", str(ping_timeout)],
+             "--ping-timeout", str(ping_timeout), "--save-interval", str(save_interval)],
             cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=log,
         )
         endpoint = f"http://127.0.0.1:{port}"
@@ -112,8 +115,9 @@ def running_local_aws(state_dir: Path, *, create_account_delay: float, ping_time
                 if process.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError("local AWS did not start: " + log_path.read_text()[-2000:])
                 time.sleep(0.1)
-            yield LocalAws(endpoint)
+            yield LocalAws(endpoint, process)
         finally:
+            killed = process.poll() is not None and process.returncode < 0
             process.terminate()
             try:
                 code = process.wait(timeout=10)
@@ -121,4 +125,4 @@ def running_local_aws(state_dir: Path, *, create_account_delay: float, ping_time
                 if process.poll() is None:
                     process.kill()
                     process.wait(timeout=5)
-    assert code == 0, "SIGTERM must stop the local AWS cleanly"
+    assert killed or code == 0, "SIGTERM must stop the local AWS cleanly"

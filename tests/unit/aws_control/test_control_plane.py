@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import timedelta
+from urllib.parse import unquote
 
 import pytest
 
@@ -13,7 +15,7 @@ from clouds.aws.sessions import AwsSessions
 from clouds.aws.ssm_agents import SsmAgents
 from clouds.aws.ssm_config import SERVICE_ROLE, SsmConfigurator
 from contracts.enrollment import TAG_INSTANCE_KEY, AccountRef, TenantLink, account_tags
-from contracts.errors import ErrorType, TransientCloudError
+from contracts.errors import ErrorType, FleetpatchError, TransientCloudError
 from contracts.providers import PatchGroup, Provider
 from tests.support.local_aws import LocalAws
 
@@ -89,6 +91,22 @@ def test_ssm_configuration_applies_once_and_reapplies_idempotently(sessions: Aws
     iam = sessions.in_account("iam", systems_account.role_arn)
     attached = iam.list_attached_role_policies(RoleName=SERVICE_ROLE)["AttachedPolicies"]
     assert [p["PolicyName"] for p in attached] == ["AmazonSSMManagedInstanceCore"]
+    trust = iam.get_role(RoleName=SERVICE_ROLE)["Role"]["AssumeRolePolicyDocument"]
+    trust = json.loads(unquote(trust)) if isinstance(trust, str) else trust
+    (statement,) = trust["Statement"]
+    assert statement["Condition"]["StringEquals"] == {"aws:SourceAccount": systems_account.account_id}
+
+
+def test_an_aws_link_is_a_secure_string(sessions: AwsSessions) -> None:
+    prefix = f"/fleetpatch/test-{uuid.uuid4().hex[:6]}/links"
+    store = LinkStore(sessions, prefix)
+    link = TenantLink(provider=Provider.AWS, cloud_account="111122223333", customer="ACME",
+                      role_arn="arn:aws:iam::111122223333:role/FleetpatchAccess", external_id="ext-5f0c2a8e")
+    store.put(link)
+    ssm = sessions.management("ssm")
+    (parameter,) = ssm.get_parameters_by_path(Path=prefix, Recursive=True)["Parameters"]
+    assert parameter["Type"] == "SecureString"
+    assert store.get(Provider.AWS, "111122223333") == link and store.list() == [link]
 
 
 def test_activation_retry_replaces_the_earlier_one_and_tags_land(
@@ -115,3 +133,25 @@ def test_activation_retry_replaces_the_earlier_one_and_tags_land(
     assert agents.tags(systems_account, found.instance_id)["Patch Group"] == "late"
     agents.deregister(systems_account, found.instance_id)
     assert agents.find(systems_account, instance_key="proj/123") is None
+
+
+@pytest.mark.parametrize(("service", "action"), [("ssm", "GetParameter"), ("sts", "AssumeRole"),
+                                                  ("iam", "GetRole")])
+def test_access_denied_is_not_retryable_and_says_what(local_aws: LocalAws, sessions: AwsSessions,
+                                                      systems_account: AccountRef, service: str,
+                                                      action: str) -> None:
+    from workers.interceptors import to_application_error
+
+    local_aws.control("/__fleetpatch/faults", "POST", {"service": service, "action": action, "error": "AccessDenied"})
+    try:
+        with pytest.raises(FleetpatchError) as denied:
+            if service == "ssm":
+                LinkStore(sessions, "/fleetpatch/denied/links").get(Provider.GCP, "acme-prod-1")
+            else:
+                SsmConfigurator(sessions).ensure_service_role(systems_account)
+    finally:
+        local_aws.control("/__fleetpatch/faults", "DELETE")
+    assert denied.value.type is ErrorType.AWS_ACCESS_DENIED and not denied.value.retryable
+    assert f"{service}:{action}" in str(denied.value) and "AccessDenied" in str(denied.value)
+    failure = to_application_error(denied.value)
+    assert failure.non_retryable and failure.type == ErrorType.AWS_ACCESS_DENIED.value

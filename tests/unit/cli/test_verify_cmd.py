@@ -104,11 +104,12 @@ def test_aws_sample_against_another_regions_certificate(tmp_path: Path) -> None:
 AZURE = DATA / "azure"
 
 
-def test_azure_redhat_sample_accepted() -> None:
+def test_azure_redhat_sample_without_subscription_refused() -> None:
+    # An old api-version document: signature and chain verify, but it names no subscription,
+    # which production refuses (the tenant never comes from an unsigned resource id).
     code, out = _run("--provider", "azure", "--identity", str(AZURE / "redhat-westeurope-2021/attested-document.json"),
                      "--nonce", "20210104-195534", "--at", "2021-01-04T14:00:00Z")
-    assert code == 0, out
-    assert out["instance_id"] == "f904ece8-c6c1-4b5c-881f-309b50f25e56"
+    assert code == 1 and out["refused"] == "IdentityClaimsMissing", out
 
 
 def test_azure_coder_sample_accepted(tmp_path: Path) -> None:

@@ -98,7 +98,7 @@ def test_boot_one_vm_per_cloud_to_agent_online(fleet: tuple[str, FleetHost], fak
     registration = host.store.vm_dir(next(v["name"] for v in vms if v["provider"] == "gcp")) / "registration.json"
     assert registration.stat().st_mode & 0o077 == 0
     boot_logs = "".join((host.store.vm_dir(v["name"]) / "boot.log").read_text() for v in vms)
-    assert "enrolled: enrollment e" in boot_logs
+    assert "enrolled: systems account" in boot_logs
     for seen in fake_api.posts():
         if seen.path == "/v1/registrations":
             assert json.loads(seen.body)["provider"] in ("gcp", "azure", "aws", "vmware")
@@ -127,6 +127,32 @@ def test_a_refused_vm_fails_with_the_reason(fleet: tuple[str, FleetHost], fake_a
     (vm,) = _wait_all(url, 1)
     assert vm["state"] == "failed"
     assert "TenantNotLinked): project is not linked" in vm["reason"]
+
+
+def test_the_startup_script_is_fetched_through_an_api_restart(fleet: tuple[str, FleetHost],
+                                                              fake_api: FakeApi) -> None:
+    url, host = fleet
+    host.settings.script_fetch_retry_cap = 0.5
+    for provider in ("gcp", "azure", "aws", "vmware"):
+        fake_api.on("GET", f"/v1/startup/{provider}", Answer(0, drop=True),
+                    Answer(503, {"error": "TemporalUnavailable", "reason": "restarting"}),
+                    Answer(200, startup.render(provider, "linux", fake_api.url, AUDIENCE)))
+    fake_api.on("POST", "/v1/registrations", Answer(403, {"error": "TenantNotLinked", "reason": "not linked"}))
+    httpx.post(f"{url}/vms", json={"count": 1, "customers": 1})
+    (vm,) = _wait_all(url, 1)
+    # The script ran (the API's refusal is its reason), after two failed downloads.
+    assert "TenantNotLinked" in vm["reason"], vm["reason"]
+    assert len([s for s in fake_api.seen if s.path.startswith("/v1/startup/")]) == 3
+
+
+def test_a_script_that_is_not_there_is_not_retried(fleet: tuple[str, FleetHost], fake_api: FakeApi) -> None:
+    url, _ = fleet
+    for provider in ("gcp", "azure", "aws", "vmware"):
+        fake_api.on("GET", f"/v1/startup/{provider}", Answer(404, {"error": "NotFound", "reason": "no"}))
+    httpx.post(f"{url}/vms", json={"count": 1, "customers": 1})
+    (vm,) = _wait_all(url, 1)
+    assert vm["state"] == "failed" and "could not download the startup script" in vm["reason"]
+    assert len([s for s in fake_api.seen if s.path.startswith("/v1/startup/")]) == 1
 
 
 def test_customers_and_validation(fleet: tuple[str, FleetHost], clouds: dict[str, Any]) -> None:

@@ -100,7 +100,8 @@ def test_gcp_token_from_the_metadata_server(clouds: dict[str, Any], fake_api: Fa
     assert _agent_args(tmp_path) == ["-register", "-code", CODE, "-id", ACTIVATION["id"], "-region", "us-east-1", "-y"]
     calls = (tmp_path / "systemctl.calls").read_text().splitlines()
     assert calls[-1] == "restart amazon-ssm-agent" and "stop amazon-ssm-agent" in calls
-    assert "enrolled: enrollment e-123" in result.stderr
+    assert "enrolled: systems account 444455556666" in result.stderr
+    assert "e-123" not in result.stderr, "the enrollment id carries a secret: never printed"
 
 
 def test_azure_nonce_attested_document_and_resource_id(clouds: dict[str, Any], fake_api: FakeApi,
@@ -175,6 +176,33 @@ def test_a_running_earlier_attempt_is_waited_for(clouds: dict[str, Any], fake_ap
     assert result.returncode == 0, result.stderr
     assert len(fake_api.posts()) == 2
     assert "still enrolling" in result.stderr
+
+
+def test_every_api_call_retries_through_an_api_restart(clouds: dict[str, Any], fake_api: FakeApi,
+                                                       tmp_path: Path) -> None:
+    # Azure: the challenge, the registration and the poll each meet a restarting API.
+    vm = _create(clouds, Provider.AZURE)
+    fake_api.on("GET", "/v1/challenge", Answer(0, drop=True), Answer(502, {"error": "x", "reason": "y"}),
+                Answer(200, {"nonce": "a1b2c3d4e5f6a7b8c9d0e1f2a3b4c5d6"}))
+    fake_api.on("POST", "/v1/registrations", Answer(0, drop=True),
+                Answer(202, {"enrollment_id": "e-7", "state": "vending"}, {"Location": "/v1/enrollments/e-7"}))
+    fake_api.on("GET", "/v1/enrollments/e-7", Answer(0, drop=True), Answer(503, {"error": "x", "reason": "y"}),
+                Answer(200, ENROLLED))
+    result = _run(tmp_path, vm, fake_api.url)
+    assert result.returncode == 0, result.stderr
+    seen = [s.path for s in fake_api.seen]
+    assert seen.count("/v1/challenge") >= 3 and seen.count("/v1/enrollments/e-7") == 3
+    assert "e-7" not in result.stderr and "e-123" not in result.stderr
+
+
+def test_retries_are_bounded_in_total_time(clouds: dict[str, Any], fake_api: FakeApi, tmp_path: Path) -> None:
+    vm = _create(clouds, Provider.GCP)
+    fake_api.on("POST", "/v1/registrations", Answer(503, {"error": "TemporalUnavailable", "reason": "down"},
+                                                    {"Retry-After": "2"}))
+    started = time.monotonic()
+    result = _run(tmp_path, vm, fake_api.url, FLEETPATCH_MAX_ATTEMPTS="40", FLEETPATCH_RETRY_DEADLINE="3")
+    assert result.returncode == 3 and "FLEETPATCH_RETRY_DEADLINE=3s" in result.stderr
+    assert time.monotonic() - started < 10 and len(fake_api.posts()) <= 3
 
 
 def test_gives_up_after_max_attempts(clouds: dict[str, Any], fake_api: FakeApi, tmp_path: Path) -> None:

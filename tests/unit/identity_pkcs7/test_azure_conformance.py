@@ -31,6 +31,9 @@ RESOURCE = "/subscriptions/{}/resourceGroups/rg/providers/Microsoft.Compute/virt
 def verify(sample: AzureSample, roots: list, intermediates: list, **kwargs: object):
     kwargs.setdefault("now", sample.now)
     kwargs.setdefault("nonce", sample.nonce)
+    # The 2021 sample predates subscriptionId (refused in production, test below); it still
+    # serves every cryptographic check.
+    kwargs.setdefault("require_subscription", sample is not REDHAT)
     return verify_azure_attested(
         sample.attested,
         roots=roots,
@@ -164,11 +167,9 @@ def test_peek(azure_roots: list) -> None:
         CODER.vm_id,
     )
     other = "11111111-2222-4333-8444-555555555555"
-    assert peek_azure_instance_key(REDHAT.attested, RESOURCE.format(other)) == (
-        other,
-        REDHAT.vm_id,
-    )
     cases = [
+        # No subscriptionId in the document: never taken from the unsigned resource id.
+        (REDHAT.attested, RESOURCE.format(other), ErrorType.IDENTITY_CLAIMS_MISSING),
         (REDHAT.attested, None, ErrorType.IDENTITY_CLAIMS_MISSING),
         (CODER.attested, RESOURCE.format(other), ErrorType.IDENTITY_DOCUMENT_MISMATCH),
         (REDHAT.attested, "/subscriptions/not-a-uuid/x", ErrorType.IDENTITY_MALFORMED),
@@ -180,6 +181,13 @@ def test_peek(azure_roots: list) -> None:
         with pytest.raises(IdentityRefused) as caught:
             peek_azure_instance_key(attested, resource_id)  # type: ignore[arg-type]
         assert caught.value.type is expected, (resource_id, expected)
+
+
+def test_a_document_without_subscription_is_refused(azure_roots: list, azure_intermediates: list) -> None:
+    assert (
+        refused(REDHAT, azure_roots, azure_intermediates, require_subscription=True)
+        is ErrorType.IDENTITY_CLAIMS_MISSING
+    )
 
 
 def test_trust_material(tmp_path: Path) -> None:

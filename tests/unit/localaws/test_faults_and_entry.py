@@ -57,8 +57,23 @@ def test_query_protocol_throttling_and_latency(local_aws):
     assert local_aws.control("/__fleetpatch/faults", "GET")["rules"] == []
 
 
+def test_access_denied_on_demand(local_aws, ssm):
+    local_aws.control("/__fleetpatch/faults", "POST",
+                      {"service": "ssm", "action": "DescribeActivations", "error": "AccessDenied", "count": 1})
+    with pytest.raises(botocore.exceptions.ClientError) as denied:
+        ssm.describe_activations()
+    assert denied.value.response["Error"]["Code"] == "AccessDeniedException"
+    assert ssm.describe_activations()["ActivationList"] == []  # count 1: the next call passes
+    local_aws.control("/__fleetpatch/faults", "POST", {"service": "sts", "error": "AccessDenied", "count": 1})
+    with pytest.raises(botocore.exceptions.ClientError) as denied:
+        local_aws.client("sts").get_caller_identity()
+    assert denied.value.response["Error"]["Code"] == "AccessDenied"
+    assert denied.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+
+
 def test_malformed_fault_rules_are_refused(local_aws):
     for rule in ({"throttle_rate": 1}, {"service": "ssm", "throttle_rate": 2},
+                 {"service": "ssm", "error": "NoSuchThing"},
                  {"service": "ssm", "latency_ms": -1}, {"service": "ssm", "count": 0}):
         with pytest.raises(urllib.error.HTTPError) as refused:
             local_aws.control("/__fleetpatch/faults", "POST", rule)

@@ -109,10 +109,32 @@ def test_missing_vm_is_instance_not_found(azure_env: dict[str, str]) -> None:
 
 def test_vm_id_mismatch_is_refused(azure_env: dict[str, str]) -> None:
     sub = new_subscription()
-    create_vm(sub, "rg-c", "app-1")
+    made = create_vm(sub, "rg-c", "app-1")
     with pytest.raises(IdentityRefused) as refused:
         product_vms().get_vm(rid(sub, "rg-c", "app-1"), str(uuid.uuid4()))
     assert refused.value.type == ErrorType.IDENTITY_INSTANCE_MISMATCH
+    assert made.properties.vm_id not in str(refused.value)  # never another VM's vmId
+
+
+def test_an_unattested_subscription_never_reads_arm() -> None:
+    from datetime import UTC, datetime
+
+    from activities.azure import AzureActivities
+    from config.settings import AzureSettings
+    from contracts.identity import VerifiedIdentity
+    from contracts.models import VmMetadataInput
+    from contracts.providers import Provider
+
+    class NoArm:
+        def get_vm(self, *args: object, **kwargs: object) -> None:
+            raise AssertionError("ARM read by the caller's resource id")
+
+    activities = AzureActivities(AzureSettings(), None, vms=NoArm(), trust=([], []))  # type: ignore[arg-type]
+    identity = VerifiedIdentity(provider=Provider.AZURE, cloud_account="", instance_id=str(uuid.uuid4()),
+                                issued_at=datetime.now(UTC), evidence={})
+    with pytest.raises(IdentityRefused) as refused:
+        activities.read_vm_metadata(VmMetadataInput(identity, rid(new_subscription(), "rg", "vm")))
+    assert refused.value.type == ErrorType.IDENTITY_CLAIMS_MISSING
 
 
 def test_subscription_mismatch_is_refused_before_any_call() -> None:
