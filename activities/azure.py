@@ -14,6 +14,7 @@ from config.settings import AzureSettings
 from contracts.errors import ErrorType, FleetpatchError, IdentityRefused
 from contracts.identity import VerifiedIdentity
 from contracts.models import ActivityName, VerifyIdentityInput, VmMetadata, VmMetadataInput
+from contracts.reconcile import ListCloudVmsInput, ListCloudVmsResult
 
 
 class AzureActivities:
@@ -63,5 +64,9 @@ class AzureActivities:
             expected_subscription_id=inp.identity.cloud_account,
         )
 
+    @activity.defn(name=ActivityName.LIST_CLOUD_VMS)
+    def list_cloud_vms(self, inp: ListCloudVmsInput) -> ListCloudVmsResult:
+        return ListCloudVmsResult(vms=self._vms.list_vms(inp.cloud_account))
+
     def all(self) -> list:
-        return [self.verify_identity, self.read_vm_metadata]
+        return [self.verify_identity, self.read_vm_metadata, self.list_cloud_vms]

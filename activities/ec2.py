@@ -12,6 +12,7 @@ from config.settings import Settings
 from contracts.enrollment import Ec2TagInput, Ec2UntagInput
 from contracts.identity import VerifiedIdentity
 from contracts.models import ActivityName, VerifyIdentityInput, VmMetadata, VmMetadataInput
+from contracts.reconcile import ListCloudVmsInput, ListCloudVmsResult
 
 
 class Ec2Activities:
@@ -54,5 +55,14 @@ class Ec2Activities:
             inp.account_id, inp.region, inp.instance_id, inp.role_arn, inp.keys, external_id=inp.external_id
         )
 
+    @activity.defn(name=ActivityName.LIST_CLOUD_VMS)
+    def list_cloud_vms(self, inp: ListCloudVmsInput) -> ListCloudVmsResult:
+        vms = []
+        for region in inp.regions or self._settings.regions or [self._region]:
+            vms += self._instances.list_instances(inp.cloud_account, region, inp.role_arn, external_id=inp.external_id)
+        return ListCloudVmsResult(vms=vms)
+
     def all(self) -> list:
-        return [self.verify_identity, self.read_vm_metadata, self.tag_ec2_instance, self.untag_ec2_instance]
+        return [
+            self.verify_identity, self.read_vm_metadata, self.tag_ec2_instance, self.untag_ec2_instance, self.list_cloud_vms,
+        ]

@@ -14,6 +14,7 @@ from config.settings import GcpSettings
 from contracts.errors import ErrorType, IdentityRefused
 from contracts.identity import VerifiedIdentity
 from contracts.models import ActivityName, VerifyIdentityInput, VmMetadata, VmMetadataInput
+from contracts.reconcile import ListCloudVmsInput, ListCloudVmsResult
 
 
 class GcpActivities:
@@ -43,5 +44,11 @@ class GcpActivities:
             self._instances = gce_instances_from_settings(self._settings)
         return self._instances.read_vm_metadata(inp.identity)
 
+    @activity.defn(name=ActivityName.LIST_CLOUD_VMS)
+    def list_cloud_vms(self, inp: ListCloudVmsInput) -> ListCloudVmsResult:
+        if self._instances is None:
+            self._instances = gce_instances_from_settings(self._settings)
+        return ListCloudVmsResult(vms=self._instances.list_vms(inp.cloud_account))
+
     def all(self) -> list:
-        return [self.verify_identity, self.read_vm_metadata]
+        return [self.verify_identity, self.read_vm_metadata, self.list_cloud_vms]

@@ -9,9 +9,11 @@ from temporalio import activity
 from clouds.vmware import factory
 from clouds.vmware.token import peek_vcenter_token
 from config.settings import VmwareSettings
-from contracts.errors import ErrorType, IdentityRefused
+from contracts.errors import ErrorType, FleetpatchError, IdentityRefused
 from contracts.identity import VerifiedIdentity
 from contracts.models import ActivityName, VerifyIdentityInput, VmMetadata, VmMetadataInput
+from contracts.reconcile import ListCloudVmsInput, ListCloudVmsResult
+from contracts.vcenter_tokens import ReplaceTokenInput, VcenterTokensInput, VcenterTokensResult
 
 
 class VmwareActivities:
@@ -38,5 +40,35 @@ class VmwareActivities:
     def read_vm_metadata(self, inp: VmMetadataInput) -> VmMetadata:
         return factory.read_vm_metadata(inp.identity, self._settings)
 
+    @activity.defn(name=ActivityName.LIST_CLOUD_VMS)
+    def list_cloud_vms(self, inp: ListCloudVmsInput) -> ListCloudVmsResult:
+        return ListCloudVmsResult(vms=factory.list_vms(self._settings, inp.cloud_account))
+
+    def _signing_key(self, vcenter_id: str) -> str:
+        configured = self._settings.vcenters.get(vcenter_id)
+        if configured is None or configured.signing_key_file is None:
+            raise FleetpatchError(ErrorType.CONFIGURATION_INVALID, f"vCenter {vcenter_id!r} has no signing_key_file")
+        return configured.signing_key_file.read_text()
+
+    @activity.defn(name=ActivityName.ENSURE_VCENTER_TOKENS)
+    def ensure_vcenter_tokens(self, inp: VcenterTokensInput) -> VcenterTokensResult:
+        private_pem = self._signing_key(inp.vcenter_id)
+        with factory.client_for(self._settings, inp.vcenter_id) as client:
+            issued, kept = client.ensure_tokens(
+                inp.vcenter_id, inp.customer, private_pem, public_keys=inp.public_keys, label_name=inp.patching_label,
+                now=datetime.now(UTC), ttl=self._settings.token_ttl, renew_before=self._settings.token_renew_before,
+            )
+        return VcenterTokensResult(issued=[f"{name} ({uuid})" for name, uuid in issued], kept=kept)
+
+    @activity.defn(name=ActivityName.REPLACE_VCENTER_TOKEN)
+    def replace_vcenter_token(self, inp: ReplaceTokenInput) -> None:
+        private_pem = self._signing_key(inp.vcenter_id)
+        with factory.client_for(self._settings, inp.vcenter_id) as client:
+            client.replace_token(inp.vcenter_id, inp.instance_uuid, inp.customer, private_pem,
+                                 now=datetime.now(UTC), ttl=self._settings.token_ttl)
+
     def all(self) -> list:
-        return [self.verify_identity, self.read_vm_metadata]
+        return [
+            self.verify_identity, self.read_vm_metadata, self.list_cloud_vms,
+            self.ensure_vcenter_tokens, self.replace_vcenter_token,
+        ]

@@ -84,6 +84,8 @@ class Ec2Settings(BaseModel):
     # AWS's own regional endpoints. Locally it is the moto server.
     endpoint_url: str | None = None
     role_session_name: str = "fleetpatch-ec2"  # on the customer's cross-account role
+    # Regions reconcile lists instances in; empty: FLEETPATCH_AWS__REGION only.
+    regions: list[str] = Field(default_factory=list)
 
 
 class VmwareSettings(BaseModel):
@@ -101,7 +103,11 @@ class VmwareSettings(BaseModel):
         customer: str | None = None  # default for `fleetpatch vcenter issue-tokens --customer`
 
     vcenters: dict[str, Vcenter] = Field(default_factory=dict)
-    token_ttl: Duration = timedelta(hours=24)
+    token_ttl: Duration = timedelta(hours=1)
+    # The token schedule (one per vCenter link): how often it runs, and how long before a
+    # token's expiry it is rotated.
+    token_interval: Duration = timedelta(minutes=5)
+    token_renew_before: Duration = timedelta(minutes=20)
     # vCenter connection details come from the tenant link; credentials from here.
     username: str | None = None
     password: SecretStr | None = None
@@ -196,6 +202,12 @@ class PatchingSettings(BaseModel):
     poll_hold: Duration = timedelta(minutes=5)
 
 
+class ReconcileSettings(BaseModel):
+    """Reconcile: one schedule per linked cloud account (``reconcile/{provider}/{account}``)."""
+
+    interval: Duration = timedelta(hours=1)
+
+
 class ComplianceSettings(BaseModel):
     """ComplianceSync: how often the ``compliance-sync`` schedule fills the estate store from SSM.
 
@@ -256,6 +268,7 @@ class Settings(BaseSettings):
     api: ApiSettings = ApiSettings()
     patching: PatchingSettings = PatchingSettings()
     codec: CodecSettings = CodecSettings()
+    reconcile: ReconcileSettings = ReconcileSettings()
     local: LocalSettings = LocalSettings()
     database: DatabaseSettings = DatabaseSettings()
     compliance: ComplianceSettings = ComplianceSettings()

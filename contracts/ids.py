@@ -24,3 +24,18 @@ def patch_window_schedule(systems_account_id: str, group: PatchGroup | str) -> s
 
 def doctor(run_id: str) -> str:
     return f"doctor/{run_id}"
+
+
+def reconcile_schedule(provider: Provider | str, cloud_account: str) -> str:
+    """The hourly reconcile of one linked cloud account (its scheduled runs carry this prefix)."""
+    return f"reconcile/{Provider(provider).value}/{cloud_account}"
+
+
+def reconcile_run(provider: Provider | str, cloud_account: str, run: str) -> str:
+    """An on-demand reconcile run (``run`` from the caller: a timestamp or a uuid)."""
+    return f"{reconcile_schedule(provider, cloud_account)}/{run}"
+
+
+def vcenter_tokens_schedule(vcenter_id: str) -> str:
+    """The token schedule of one linked vCenter (its scheduled runs carry this prefix)."""
+    return f"vcenter-tokens/{vcenter_id}"

@@ -22,6 +22,9 @@ class ActivityName:
     READ_VM_METADATA = "read_vm_metadata"
     TAG_EC2_INSTANCE = "tag_ec2_instance"
     UNTAG_EC2_INSTANCE = "untag_ec2_instance"
+    LIST_CLOUD_VMS = "list_cloud_vms"  # reconcile: every VM of a linked cloud account
+    ENSURE_VCENTER_TOKENS = "ensure_vcenter_tokens"  # vmware worker: tokens for labelled VMs
+    REPLACE_VCENTER_TOKEN = "replace_vcenter_token"  # vmware worker: after an enrollment used one
 
     # aws worker
     GET_LINK = "get_link"
@@ -49,6 +52,10 @@ class ActivityName:
     READ_RING_RECORD = "read_ring_record"
     RECORD_RING_RUN = "record_ring_run"
     RECORD_PATCH_TRAIN = "record_patch_train"
+
+    # aws worker: reconcile
+    LIST_MANAGED_NODES = "list_managed_nodes"
+    APPLY_RECONCILE_ACTION = "apply_reconcile_action"
 
     # aws worker: the estate store (ComplianceSync, and PatchWindow's last step)
     LIST_SYNC_ACCOUNTS = "list_sync_accounts"

@@ -17,6 +17,8 @@ class WorkflowName:
     DOCTOR = "Doctor"
     PATCH_WINDOW = "PatchWindow"
     PATCH_BATCH = "PatchBatch"
+    RECONCILE = "Reconcile"
+    VCENTER_TOKENS = "VcenterTokens"
     COMPLIANCE_SYNC = "ComplianceSync"
 
 

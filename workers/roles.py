@@ -43,6 +43,7 @@ def _aws(settings: Settings, client: Client) -> WorkerParts:
     from activities.aws import AwsActivities
     from activities.compliance import ComplianceActivities
     from activities.patching import PatchingActivities
+    from activities.reconcile import ReconcileActivities
     from estate.db import engine_from_settings, sessions
 
     sealing = settings.sealing_key.get_secret_value() if settings.sealing_key else None
@@ -50,6 +51,7 @@ def _aws(settings: Settings, client: Client) -> WorkerParts:
     return WorkerParts(
         activities=AwsActivities(settings.aws, sealing_key=sealing).all()
         + PatchingActivities(settings.aws, settings.patching).all()
+        + ReconcileActivities(settings.aws).all()
         + ComplianceActivities(settings.aws, store).all(),
         sync_threads=16,
     )

@@ -143,6 +143,8 @@ class EnrollVmWorkflow:
             self._set_state(EnrollmentState.AWAITING_AGENT)
             managed = await steps.register_agent(ref, self._answer, tags)
             activation_id = self._answer.activation.id if self._answer.activation else None
+        if inp.provider is Provider.VMWARE:
+            await steps.replace_vcenter_token(identity, link)
         self._set_state(EnrollmentState.ENROLLED)
         return EnrollResult(
             identity=identity,
@@ -171,6 +173,12 @@ class EnrollVmWorkflow:
             raise refuse(
                 ErrorType.IDENTITY_INSTANCE_MISMATCH,
                 f"the signed identity names {identity.cloud_account}/{identity.instance_id}, not {inp.instance_key}",
+            )
+        if link is not None and identity.evidence.get("customer", link.customer) != link.customer:
+            # A vCenter token signs its customer: it must be the customer this vCenter is linked to.
+            raise refuse(
+                ErrorType.TENANT_NOT_LINKED,
+                f"vCenter {claimed_account} is linked to {link.customer!r}, the token names {identity.evidence['customer']!r}",
             )
         if link is None and identity.cloud_account:
             # The tenant comes from the signed identity: an unlinked account is refused before

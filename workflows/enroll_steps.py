@@ -36,11 +36,15 @@ with workflow.unsafe.imports_passed_through():
     from contracts.identity import VerifiedIdentity
     from contracts.models import ActivityName, VmMetadata
     from contracts.providers import PROVIDER_ROLE, PatchGroup, WorkerRole
+    from contracts.vcenter_tokens import ReplaceTokenInput
     from workflows import options
     from workflows.calls import Calls, timed_out
     from workflows.options import ActivityPreset
 
 T = TypeVar("T")
+
+#: Patch marker: enrollments from before it never replaced their vCenter token.
+TOKEN_ENROLLS_ONCE = "vcenter-token-enrolls-once"
 
 #: Refusals: the VM (or its tenant) may not enroll. Everything else that fails is a failure.
 REFUSALS = {t.value for t in IDENTITY_REFUSALS} | {
@@ -184,6 +188,20 @@ class EnrollSteps:
         # Its one registration is used: the activation has nothing left to give.
         await self.on_aws(ActivityName.DELETE_ACTIVATION, delete, None)
         return managed
+
+    # --- vCenter: a token enrolls once -----------------------------------------------------------
+
+    async def replace_vcenter_token(self, identity: VerifiedIdentity, link: TenantLink) -> None:
+        """The token this enrollment used is superseded by a fresh one, so a copy of it enrolls
+        nothing (its replay is refused: not the VM's current token). Best effort: an enrolled VM
+        stays enrolled, and trust on first use still refuses a replay, if the write fails."""
+        if not workflow.patched(TOKEN_ENROLLS_ONCE):
+            return  # a run that started before this step existed
+        replace = ReplaceTokenInput(vcenter_id=identity.cloud_account, instance_uuid=identity.instance_id, customer=link.customer)
+        try:
+            await self.on_provider(ActivityName.REPLACE_VCENTER_TOKEN, replace, None)
+        except ActivityError as err:
+            workflow.logger.warning("used vCenter token not replaced", extra={"reason": str(err.cause or err)})
 
     # --- EC2: tag the instance, its own agent reports ------------------------------------------
 

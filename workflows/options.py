@@ -72,6 +72,19 @@ CLOUD_READ = ActivityPreset(
     ),
 )
 
+#: Listing every VM of a cloud account (reconcile): pages through the cloud's API, so longer than
+#: a single read, and retried on transient cloud errors like one.
+CLOUD_LIST = ActivityPreset(
+    start_to_close=timedelta(minutes=10),
+    schedule_to_close=timedelta(minutes=30),
+    retry=RetryPolicy(
+        initial_interval=timedelta(seconds=2),
+        backoff_coefficient=2.0,
+        maximum_interval=timedelta(minutes=1),
+        non_retryable_error_types=NON_RETRYABLE,
+    ),
+)
+
 _PATIENT = RetryPolicy(
     initial_interval=timedelta(seconds=2),
     backoff_coefficient=2.0,

@@ -8,7 +8,9 @@ from workflows.enroll import EnrollVmWorkflow
 from workflows.links import LinkAdminWorkflow
 from workflows.patch_batch import PatchBatchWorkflow
 from workflows.patch_window import PatchWindowWorkflow
+from workflows.reconcile import ReconcileWorkflow
 from workflows.reenroll import AllowReenrollmentWorkflow
+from workflows.vcenter_tokens import VcenterTokensWorkflow
 from workflows.ssm_configuration import SsmConfigurationWorkflow
 from workflows.systems_account import SystemsAccountWorkflow
 
@@ -21,5 +23,7 @@ ALL_WORKFLOWS: tuple[type, ...] = (
     SsmConfigurationWorkflow,
     PatchWindowWorkflow,
     PatchBatchWorkflow,
+    ReconcileWorkflow,
+    VcenterTokensWorkflow,
     ComplianceSyncWorkflow,
 )

@@ -24,7 +24,19 @@ from clients.api.proof import IdentityProof
 from clients.api.rate_limit import AddressLimited, RateLimits
 from clients.api.vcenter_keys import VcenterKeyCache
 from clients.api.registration_input import registration_schemas
-from clients.api.routes import admin, codec, compliance_sync, estate, health, links, registration, tokens, windows
+from clients.api.routes import (
+    admin,
+    codec,
+    compliance_sync,
+    estate,
+    health,
+    links,
+    offboard,
+    reconcile,
+    registration,
+    tokens,
+    windows,
+)
 from clients.dashboard import pages as dashboard
 from config.settings import Settings
 
@@ -49,7 +61,9 @@ def create_app(settings: Settings, gateway: TemporalGateway | None = None, proof
     app.state.proof = proof or IdentityProof(settings, app.state.vcenter_keys)
     api = settings.api
     app.state.rate_limits = RateLimits(api.rate_per_address, api.rate_per_instance, api.rate_window.total_seconds())
-    for module in (health, registration, links, admin, windows, estate, tokens, compliance_sync):
+    for module in (
+        health, registration, links, admin, windows, reconcile, offboard, estate, tokens, compliance_sync
+    ):
         app.include_router(module.router)
     dashboard.install(app)
     codec.install(app, settings)

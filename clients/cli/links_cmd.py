@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from clients.cli.api_client import call
@@ -110,7 +111,25 @@ def list_(
 def remove(
     provider: str = typer.Argument(..., help="gcp, azure, aws or vmware"),
     cloud_account: str = typer.Argument(...),
+    yes: bool = typer.Option(False, "--yes", help="Do it; without --yes only list what would be done."),
 ) -> None:
-    """Unlink a cloud account: its VMs can no longer enroll (enrolled ones stay managed)."""
-    call(Settings(), "DELETE", f"/v1/admin/links/{provider}/{cloud_account}")
-    console.print(f"unlinked {provider}/{cloud_account}")
+    """Offboard a cloud account: pause its schedules, deregister its managed instances, delete its
+    activations and unlink it (with --yes; otherwise a dry run). Never closes an AWS account."""
+    answer = call(Settings(), "POST", "/v1/admin/offboard", json={"provider": provider, "account": cloud_account, "yes": yes},
+                  timeout=None)
+    print_offboarding(answer)
+
+
+def print_offboarding(answer: dict) -> None:
+    result = answer["result"]
+    verb = "would" if answer["dry_run"] else "did"
+    for schedule in answer.get("would_pause", answer.get("paused", [])):
+        console.print(f"{verb} pause schedule {schedule}")
+    for action in result["actions"]:
+        failed = f" [red](failed: {escape(action['error'])})[/red]" if action.get("error") else ""
+        console.print(escape(f"{verb} {action['kind']} {action['target']} ({action['instance_key']})") + failed, soft_wrap=True)
+    if answer.get("unlinked"):
+        console.print(f"unlinked {answer['unlinked']}")
+    if answer["dry_run"]:
+        console.print("dry run: nothing changed; run again with --yes to offboard")
+    console.print(answer["note"])

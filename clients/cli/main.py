@@ -9,7 +9,9 @@ from clients.cli import (
     doctor_cmd,
     enrollments_cmd,
     estate_cmd,
+    instances_cmd,
     links_cmd,
+    reconcile_cmd,
     reset_cmd,
     simulate_cmd,
     up_cmd,
@@ -30,6 +32,7 @@ app.command("reset")(reset_cmd.reset)
 app.command("doctor")(doctor_cmd.doctor)
 app.command("verify")(verify_cmd.verify)
 app.command("simulate")(simulate_cmd.simulate)
+app.command("reconcile")(reconcile_cmd.reconcile)
 app.add_typer(vcenter_cmd.app, name="vcenter", help="vCenter identity tokens.")
 app.add_typer(links_cmd.app, name="links")
 app.add_typer(enrollments_cmd.app, name="enrollments")
@@ -38,6 +41,7 @@ app.add_typer(db_cmd.app, name="db")
 app.add_typer(tokens_cmd.app, name="tokens")
 app.add_typer(estate_cmd.compliance_app, name="compliance")
 app.add_typer(estate_cmd.instances_app, name="instances")
+estate_cmd.instances_app.command("remove")(instances_cmd.remove)
 app.command("cve")(estate_cmd.cve)
 
 

@@ -14,7 +14,8 @@ from botocore.exceptions import ClientError
 
 from clouds.aws.errors import aws_call, error_code
 from clouds.aws.sessions import AwsSessions
-from contracts.enrollment import TAG_INSTANCE_KEY, AccountRef, Activation, ManagedInstance
+from contracts.enrollment import TAG_CLOUD_ACCOUNT, TAG_INSTANCE_KEY, AccountRef, Activation, ManagedInstance
+from contracts.reconcile import ManagedNode, PendingActivation
 
 _DESCRIPTION_PREFIX = "fleetpatch "
 
@@ -130,3 +131,46 @@ class SsmAgents:
     def deregister(self, account: AccountRef, instance_id: str) -> None:
         with aws_call("ssm:DeregisterManagedInstance"):
             self._ssm(account).deregister_managed_instance(InstanceId=instance_id)
+
+    # --- reconcile -----------------------------------------------------------------------
+
+    def nodes_of(self, account: AccountRef, cloud_account: str) -> list[ManagedNode]:
+        """Every managed instance fleetpatch enrolled from ``cloud_account`` (by its tag)."""
+        ssm = self._ssm(account)
+        rows: list[dict[str, Any]] = []
+        with aws_call("ssm:DescribeInstanceInformation"):
+            pages = ssm.get_paginator("describe_instance_information").paginate(
+                Filters=[{"Key": f"tag:{TAG_CLOUD_ACCOUNT}", "Values": [cloud_account]}]
+            )
+            for page in pages:
+                rows += page.get("InstanceInformationList", [])
+        nodes: list[ManagedNode] = []
+        for row in rows:
+            tags = self.tags(account, row["InstanceId"])
+            registered = row.get("RegistrationDate")
+            nodes.append(ManagedNode(
+                instance_id=row["InstanceId"],
+                instance_key=tags.get(TAG_INSTANCE_KEY, ""),
+                ping_status=row.get("PingStatus", "Unknown"),
+                registered_at=registered.isoformat() if isinstance(registered, datetime) else str(registered or ""),
+                tags=tags,
+                activation_id=row.get("ActivationId"),
+            ))
+        return [n for n in nodes if n.instance_key]
+
+    def pending_activations(self, account: AccountRef, cloud_account: str) -> list[PendingActivation]:
+        """Activations fleetpatch made for VMs of ``cloud_account`` that still exist."""
+        found: list[PendingActivation] = []
+        with aws_call("ssm:DescribeActivations"):
+            for page in self._ssm(account).get_paginator("describe_activations").paginate():
+                for item in page.get("ActivationList", []):
+                    tags = {t["Key"]: t["Value"] for t in item.get("Tags", [])}
+                    if not str(item.get("Description", "")).startswith(_DESCRIPTION_PREFIX):
+                        continue
+                    if tags.get(TAG_CLOUD_ACCOUNT) != cloud_account or not tags.get(TAG_INSTANCE_KEY):
+                        continue
+                    found.append(PendingActivation(
+                        activation_id=item["ActivationId"], instance_key=tags[TAG_INSTANCE_KEY],
+                        expired=bool(item.get("Expired", False)),
+                    ))
+        return found

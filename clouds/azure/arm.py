@@ -273,6 +273,31 @@ class AzureVms:
         )
 
 
+    def list_vms(self, subscription_id: str) -> list[VmMetadata]:
+        """Every VM of the subscription (``virtualMachines.listAll``, paged by the SDK)."""
+        vms: list[VmMetadata] = []
+        try:
+            for vm in self._client(subscription_id).virtual_machines.list_all():
+                props = vm.properties
+                vm_id = props.vm_id if props is not None else None
+                if not vm_id:
+                    continue
+                vms.append(
+                    VmMetadata(
+                        provider=Provider.AZURE,
+                        cloud_account=subscription_id,
+                        instance_id=str(uuid.UUID(str(vm_id))),
+                        name=vm.name or "",
+                        labels={str(k): str(v) for k, v in (vm.tags or {}).items()},
+                        state=_state(props),
+                        region=vm.location,
+                    )
+                )
+        except AzureError as exc:
+            raise map_azure_error(exc, f"VMs of subscription {subscription_id}") from exc
+        return vms
+
+
 def _state(props: Any) -> str:
     """The power state (``running``, ``stopped``, ``deallocated``...) when ARM reports one,
     else the provisioning state (``Succeeded``, ``Creating``...)."""

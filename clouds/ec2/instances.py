@@ -185,6 +185,26 @@ class Ec2Instances:
             region=region,
         )
 
+    def list_instances(
+        self, account_id: str, region: str, role_arn: str | None = None, *, external_id: str | None = None
+    ) -> list[VmMetadata]:
+        """Every instance of the account in ``region``, whatever its state (reconcile)."""
+        ec2 = self._ec2(account_id, region, role_arn, external_id)
+        vms: list[VmMetadata] = []
+        try:
+            for page in ec2.get_paginator("describe_instances").paginate():
+                for reservation in page.get("Reservations", []):
+                    for inst in reservation.get("Instances", []):
+                        tags = {str(t["Key"]): str(t.get("Value", "")) for t in inst.get("Tags") or []}
+                        vms.append(VmMetadata(
+                            provider=Provider.AWS, cloud_account=account_id, instance_id=inst["InstanceId"],
+                            name=tags.get("Name") or inst["InstanceId"], labels=tags,
+                            state=str((inst.get("State") or {}).get("Name", "unknown")), region=region,
+                        ))
+        except (ClientError, BotoCoreError) as exc:
+            raise map_aws_error(exc, f"instances of {account_id}/{region}") from exc
+        return vms
+
     def tag_instance(
         self,
         account_id: str,

@@ -95,6 +95,28 @@ class GceInstances:
             region=_last_segment(instance.zone) or zone,
         )
 
+    def list_vms(self, project: str) -> list[VmMetadata]:
+        """Every instance of ``project`` in every zone (``instances.aggregatedList``)."""
+        vms: list[VmMetadata] = []
+        try:
+            pages = self._client.aggregated_list(project=project, retry=None, timeout=self._timeout)
+            for scope, listed in pages:
+                for instance in listed.instances:
+                    vms.append(
+                        VmMetadata(
+                            provider=Provider.GCP,
+                            cloud_account=project,
+                            instance_id=str(instance.id),
+                            name=instance.name,
+                            labels=dict(instance.labels),
+                            state=instance.status,
+                            region=_last_segment(instance.zone) or _last_segment(scope),
+                        )
+                    )
+        except SDK_ERRORS as exc:
+            raise map_compute_error(exc, f"instances of project {project}") from exc
+        return vms
+
     def read_vm_metadata(self, identity: VerifiedIdentity) -> VmMetadata:
         """The VM a verified token names, looked up by its numeric id (names can be reused)."""
         if identity.provider != Provider.GCP or not identity.region:

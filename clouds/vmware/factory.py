@@ -66,3 +66,11 @@ def read_vm_metadata(
     with client_for(settings, identity.cloud_account, connect=connect) as client:
         vm = client.get_vm_by_instance_uuid(identity.instance_id)
         return client.vm_metadata(vm, identity.cloud_account)
+
+
+def list_vms(
+    settings: VmwareSettings, vcenter_id: str, *, connect: Callable[..., Any] = SmartConnect
+) -> list[VmMetadata]:
+    """Every VM (not template) of the vCenter, read through one container view."""
+    with client_for(settings, vcenter_id, connect=connect) as client:
+        return client.list_vm_metadata(vcenter_id)

@@ -134,3 +134,57 @@ class VcenterIdentityMixin:
             self.write_token(facts.vm, token)
             issued.append((facts.name, facts.instance_uuid))
         return issued
+
+    def ensure_tokens(
+        self,
+        vcenter_id: str,
+        customer: str,
+        private_pem: str,
+        *,
+        public_keys: list[str],
+        label_name: str = DEFAULT_PATCHING_LABEL,
+        now: datetime,
+        ttl: timedelta,
+        renew_before: timedelta,
+    ) -> tuple[list[tuple[str, str]], int]:
+        """Issue a token to each labelled VM that lacks a valid one, or whose token expires within
+        ``renew_before``; ``(issued (name, uuid), kept)``. A token is valid only when it verifies
+        with ``public_keys``, names this VM and this customer: anything else is replaced."""
+        names = self.custom_field_names()
+        keys = {k for k, n in names.items() if n == label_name}
+        issued: list[tuple[str, str]] = []
+        kept = 0
+        for facts in self.all_vms():
+            if facts.template or not facts.instance_uuid:
+                continue
+            if not any(facts.custom_values.get(k) == "true" for k in keys):
+                continue
+            current = facts.extra_config.get(GUESTINFO_TOKEN_KEY)
+            if self._still_good(current, facts, vcenter_id, customer, public_keys, now + renew_before):
+                kept += 1
+                continue
+            token = issue_token(private_pem, vcenter_id=vcenter_id, instance_uuid=facts.instance_uuid,
+                                customer=customer, now=now, ttl=ttl)
+            self.write_token(facts.vm, token)
+            issued.append((facts.name, facts.instance_uuid))
+        return issued, kept
+
+    @staticmethod
+    def _still_good(
+        token: str | None, facts: VmFacts, vcenter_id: str, customer: str, public_keys: list[str], until: datetime
+    ) -> bool:
+        if not token or not public_keys:
+            return False
+        try:
+            verified = verify_token(token, public_keys=public_keys, vcenter_id=vcenter_id, now=until, leeway=timedelta(0))
+        except IdentityRefused:
+            return False  # expired by then, forged, or signed with a retired key
+        return verified.instance_uuid.lower() == facts.instance_uuid.lower() and verified.customer == customer
+
+    def replace_token(
+        self, vcenter_id: str, instance_uuid: str, customer: str, private_pem: str, *, now: datetime, ttl: timedelta
+    ) -> None:
+        """A fresh token for one VM: the one it enrolled with is superseded and enrolls nothing."""
+        vm = self.get_vm_by_instance_uuid(instance_uuid)
+        self.write_token(vm, issue_token(private_pem, vcenter_id=vcenter_id, instance_uuid=instance_uuid,
+                                         customer=customer, now=now, ttl=ttl))

@@ -283,6 +283,22 @@ class VsphereClient(VcenterIdentityMixin):
             state=facts.power_state,
         )
 
+    def list_vm_metadata(self, vcenter_id: str) -> list[VmMetadata]:
+        """Every VM of the inventory (templates left out), as ``vm_metadata`` describes one."""
+        names = self.custom_field_names()
+        return [
+            VmMetadata(
+                provider=Provider.VMWARE,
+                cloud_account=vcenter_id,
+                instance_id=facts.instance_uuid,
+                name=facts.name,
+                labels=self._named(facts.custom_values, names),
+                state=facts.power_state,
+            )
+            for facts in self.all_vms()
+            if not facts.template and facts.instance_uuid
+        ]
+
     # --- internals -----------------------------------------------------------------------
 
     @staticmethod

@@ -3,7 +3,7 @@
 Paths, JSON shapes (``id`` as a string, ``zone``/``selfLink`` as URLs, ``labelFingerprint``) and
 error bodies (``{"error": {"code", "message", "errors": [{"reason", ...}]}}``) are the real API's,
 so ``google-cloud-compute``'s ``InstancesClient`` works against this server unchanged.
-Mutations answer a zonal Operation that is already ``DONE``; the operation can also be read back
+``aggregatedList`` groups a project's instances by zone, as reconcile reads them. Mutations answer a zonal Operation that is already ``DONE``; the operation can also be read back
 (``zoneOperations.get``/``wait``). ``insert`` honours ``requestId`` (a repeat answers the first
 operation). ``setLabels`` demands the current ``labelFingerprint`` (412 otherwise), like GCE.
 """
@@ -149,6 +149,25 @@ def list_instances(request: Request, project: str, zone: str) -> JSONResponse:
     if items:
         answer["items"] = items
     return JSONResponse(answer)
+
+
+@router.get("/compute/v1/projects/{project}/aggregated/instances")
+def aggregated_list(request: Request, project: str) -> JSONResponse:
+    """``instances.aggregatedList``: the project's instances grouped by ``zones/{zone}``."""
+    store: InstanceStore = request.app.state.store
+    scopes: dict[str, Any] = {}
+    for instance in sorted(store.in_project(project), key=lambda i: (i.zone, i.name)):
+        scope = scopes.setdefault(f"zones/{instance.zone}", {"instances": []})
+        scope["instances"].append(instance_json(request, instance))
+    base = str(request.base_url).rstrip("/")
+    return JSONResponse(
+        {
+            "kind": "compute#instanceAggregatedList",
+            "id": f"projects/{project}/aggregated/instances",
+            "items": scopes,
+            "selfLink": f"{base}/compute/v1/projects/{project}/aggregated/instances",
+        }
+    )
 
 
 @router.post(ZONE + "/instances")

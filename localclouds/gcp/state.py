@@ -174,6 +174,11 @@ class InstanceStore:
         with self._lock:
             return [i for i in self._instances.values() if (i.project, i.zone) == (project, zone)]
 
+    def in_project(self, project: str) -> list[Instance]:
+        """Every instance of ``project`` over all zones (``instances.aggregatedList``)."""
+        with self._lock:
+            return [i for i in self._instances.values() if i.project == project]
+
     def delete(self, project: str, zone: str, name_or_id: str) -> Instance:
         with self._lock:
             instance = self._find(project, zone, name_or_id)

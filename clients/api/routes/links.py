@@ -17,6 +17,7 @@ from clients.api.budget import run_within_budget
 from clients.api.errors import error_response, error_responses
 from clients.api.link_input import ACCOUNT_EXAMPLES, ACCOUNT_FORMATS, ANY_ACCOUNT, CUSTOMER, LinkBody
 from clients.api.openapi import budget_note, links_to
+from clients.api.routes import reconcile as reconcile_routes
 from contracts import ids
 from contracts.enrollment import AccountRef, LinkCommand, LinkCommandResult, LinkKey, SystemsAccount, TenantLink
 from contracts.names import WorkflowName
@@ -81,6 +82,7 @@ async def add_link(body: Annotated[LinkBody, Body()], request: Request) -> JSONR
     await _link_command(request, LinkCommand(action="put", link=link), f"links/{link.provider.value}/{link.cloud_account}")
     answer = _link_json(link)
     answer["windows_updated"] = await _refresh_windows(request, link)
+    answer.update(await reconcile_routes.link_schedules(request, link))
     return JSONResponse(answer, status_code=201)
 
 

@@ -312,3 +312,30 @@ def test_describe_and_worker_env(tmp_path: Path) -> None:
     assert env["FLEETPATCH_GCP__COMPUTE_ENDPOINT"] == described["compute_endpoint"]
     assert env["FLEETPATCH_GCP__COMPUTE_CREDENTIALS"] == "anonymous"
     assert not (tmp_path / "gcp").exists()  # pure: nothing written
+
+
+def test_aggregated_list_follows_inserts_label_changes_and_deletes(cloud: Cloud) -> None:
+    """What reconcile reads: every zone of the project through the SDK's aggregatedList."""
+    project = "agg-project-1"
+    for name, zone in (("agg-a", "us-east1-b"), ("agg-b", "europe-west1-c")):
+        cloud.sdk.insert(
+            project=project, zone=zone,
+            instance_resource=compute_v1.Instance(name=name, labels={"rackspace-addon-patching": "true"}),
+        ).result(timeout=10)
+    listed = GceInstances(cloud.sdk).list_vms(project)
+    assert sorted((v.name, v.region) for v in listed) == [("agg-a", "us-east1-b"), ("agg-b", "europe-west1-c")]
+    scopes = dict(cloud.sdk.aggregated_list(project=project))
+    assert set(scopes) == {"zones/us-east1-b", "zones/europe-west1-c"}
+
+    current = cloud.sdk.get(project=project, zone="us-east1-b", instance="agg-a")
+    cloud.sdk.set_labels(
+        project=project, zone="us-east1-b", instance="agg-a",
+        instances_set_labels_request_resource=compute_v1.InstancesSetLabelsRequest(
+            labels={"rackspace-addon-patching": "false"}, label_fingerprint=current.label_fingerprint
+        ),
+    ).result(timeout=10)
+    cloud.sdk.delete(project=project, zone="europe-west1-c", instance="agg-b").result(timeout=10)
+    (only,) = GceInstances(cloud.sdk).list_vms(project)
+    assert only.name == "agg-a" and only.instance_id == str(current.id)
+    assert only.labels == {"rackspace-addon-patching": "false"} and only.state == "RUNNING"
+    assert GceInstances(cloud.sdk).list_vms("agg-empty-project") == []

@@ -36,15 +36,27 @@ from contracts.enrollment import (
     LinkCommandResult,
     LinkKey,
     ListLinksResult,
+    ManagedInstance,
     ReenrollInput,
     ReenrollResult,
     RegistrationAnswer,
     TenantLink,
 )
-from contracts.models import ActivityName, DoctorInput, DoctorResult
+from contracts.models import ActivityName, DoctorInput, DoctorResult, VmMetadata
 from contracts.names import UpdateName, WorkflowName
 from contracts.patching import EnsureWindowsInput, EnsureWindowsResult
 from contracts.providers import OsFamily, PatchGroup, Provider, WorkerRole
+from contracts.vcenter_tokens import VcenterTokensInput, VcenterTokensResult
+from contracts.reconcile import (
+    ApplyActionInput,
+    ListCloudVmsInput,
+    ListCloudVmsResult,
+    ListManagedInput,
+    ListManagedResult,
+    ManagedNode,
+    ReconcileInput,
+    ReconcileResult,
+)
 from tests.unit.enrollment.fakes import FakeClouds, Vm
 from tests.unit.patching import record_histories
 from workers.interceptors import ErrorMappingInterceptor
@@ -84,6 +96,31 @@ class AdminFakes:
     async def ensure_window_schedules(self, inp: EnsureWindowsInput) -> EnsureWindowsResult:
         return EnsureWindowsResult(created=[f"patch-window/{inp.account.account_id}/{g.value}" for g in PatchGroup])
 
+    @activity.defn(name=ActivityName.LIST_CLOUD_VMS)
+    async def list_cloud_vms(self, inp: ListCloudVmsInput) -> ListCloudVmsResult:
+        return ListCloudVmsResult(vms=[
+            VmMetadata(provider=vm.provider, cloud_account=vm.cloud_account, instance_id=vm.instance_id,
+                       name=f"vm-{vm.instance_id}", labels=dict(vm.labels), state="RUNNING")
+            for vm in self._clouds.vms.values() if (vm.provider, vm.cloud_account) == (inp.provider, inp.cloud_account)
+        ])
+
+    @activity.defn(name=ActivityName.LIST_MANAGED_NODES)
+    async def list_managed_nodes(self, inp: ListManagedInput) -> ListManagedResult:
+        return ListManagedResult(nodes=[
+            ManagedNode(instance_id=m.instance_id, instance_key=key, ping_status=m.ping_status,
+                        registered_at="2026-11-26T00:00:00+00:00", tags=dict(m.tags))
+            for key, m in self._clouds.managed.items() if key.startswith(f"{inp.cloud_account}/")
+        ])
+
+    @activity.defn(name=ActivityName.APPLY_RECONCILE_ACTION)
+    async def apply_reconcile_action(self, inp: ApplyActionInput) -> None:
+        for key, managed in list(self._clouds.managed.items()):
+            if managed.instance_id == inp.action.target:
+                if inp.action.kind.value == "deregister":
+                    del self._clouds.managed[key]
+                else:
+                    managed.tags.update(inp.action.tags)
+
     @activity.defn(name=ActivityName.UNTAG_EC2_INSTANCE)
     async def untag_ec2_instance(self, inp: Ec2UntagInput) -> None:
         for vm in self._clouds.vms.values():
@@ -99,8 +136,8 @@ async def workers(client: Client, fake: FakeClouds) -> AsyncIterator[None]:
         (WorkerRole.ORCHESTRATOR, [TemporalActivities(client).await_workflow, admin.ensure_window_schedules],
          list(ALL_WORKFLOWS)),
         (WorkerRole.AWS, [*fake.aws_activities(), admin.put_link, admin.delete_link, admin.list_links,
-                          admin.deregister_managed_instance], []),
-        (WorkerRole.GCP, fake.provider_activities(), []),
+                          admin.deregister_managed_instance, admin.list_managed_nodes, admin.apply_reconcile_action], []),
+        (WorkerRole.GCP, [*fake.provider_activities(), admin.list_cloud_vms], []),
         (WorkerRole.EC2, [*fake.provider_activities(), admin.untag_ec2_instance], []),
     ]
     async with AsyncExitStack() as stack:
@@ -162,6 +199,31 @@ async def run(client: Client, workflow: str, arg: object, workflow_id: str, resu
     return handle
 
 
+async def reconcile(client: Client, fake: FakeClouds, gcp: Vm) -> WorkflowHandle:
+    """A GCP account whose enrolled VM changed ring, with a stale managed instance of a deleted VM
+    and a labelled VM that never enrolled: retag, deregister, report."""
+    fake.vms["1002"] = Vm(provider=Provider.GCP, cloud_account=GCP_PROJECT, instance_id="1002")
+    gcp.labels["rackspace-addon-patching-patchgroup"] = "late"
+    fake.managed[f"{GCP_PROJECT}/1001"] = ManagedInstance(
+        instance_id="mi-0000000000000001", ping_status="Online", tags={"Patch Group": "early"})
+    fake.managed[f"{GCP_PROJECT}/999"] = ManagedInstance(instance_id="mi-0000000000000999", ping_status="ConnectionLost", tags={})
+    inp = ReconcileInput(provider=Provider.GCP, cloud_account=GCP_PROJECT, queue_prefix=PREFIX)
+    return await run(client, WorkflowName.RECONCILE, inp, ids.reconcile_schedule(Provider.GCP, GCP_PROJECT), ReconcileResult)
+
+
+@activity.defn(name=ActivityName.ENSURE_VCENTER_TOKENS)
+async def ensure_vcenter_tokens(inp: VcenterTokensInput) -> VcenterTokensResult:
+    return VcenterTokensResult(issued=["DC0_H0_VM0 (5029c4a8-4b2e-4cd3-9bd0-6e1a55a3c9a1)"], kept=1)
+
+
+async def vcenter_tokens(client: Client) -> WorkflowHandle:
+    """A vCenter's token schedule run (after the doctor: only then does a vmware worker answer)."""
+    queue = taskqueues.for_role(WorkerRole.VMWARE, PREFIX)
+    async with Worker(client, task_queue=queue, activities=[ensure_vcenter_tokens], interceptors=[ErrorMappingInterceptor()]):
+        inp = VcenterTokensInput(vcenter_id="vc-recorded", customer="acme", queue_prefix=PREFIX)
+        return await run(client, WorkflowName.VCENTER_TOKENS, inp, ids.vcenter_tokens_schedule("vc-recorded"), VcenterTokensResult)
+
+
 async def record(env: WorkflowEnvironment, out: Path) -> list[str]:
     client = env.client
     fake = FakeClouds(account_base=210987654321)
@@ -185,6 +247,7 @@ async def record(env: WorkflowEnvironment, out: Path) -> list[str]:
             inp = ReenrollInput(provider=vm.provider, instance_key=f"{vm.cloud_account}/{vm.instance_id}", queue_prefix=PREFIX)
             written += await save(client, await run(client, WorkflowName.ALLOW_REENROLLMENT, inp, f"reenroll/{name}",
                                                     ReenrollResult), name, out)
+        written += await save(client, await reconcile(client, fake, gcp), "reconcile_gcp", out)
         removed = LinkCommand(action="delete", key=LinkKey(provider=Provider.GCP, cloud_account=GCP_PROJECT),
                               queue_prefix=PREFIX)
         written += await save(client, await run(client, WorkflowName.LINK_ADMIN, removed, "links/delete",
@@ -192,6 +255,7 @@ async def record(env: WorkflowEnvironment, out: Path) -> list[str]:
         # Every role answers but vmware and azure, which have no worker here: "no answer" after the budget.
         doctor = DoctorInput(roles=list(WorkerRole), queue_prefix=PREFIX, timeout_seconds=5)
         written += await save(client, await run(client, WorkflowName.DOCTOR, doctor, "doctor", DoctorResult), "doctor", out)
+        written += await save(client, await vcenter_tokens(client), "vcenter_tokens", out)
     return written
 
 

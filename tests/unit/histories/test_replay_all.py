@@ -60,3 +60,7 @@ def test_the_recorded_runs_did_their_work() -> None:
     statuses = {s["role"]: s["ok"] for s in _result(recorded["doctor.Doctor.json"])["statuses"]}
     assert statuses == {"orchestrator": True, "aws": True, "gcp": True, "ec2": True, "azure": False, "vmware": False}
     assert _result(recorded["link_delete.LinkAdmin.json"])["removed"] is True
+    reconciled = _result(recorded["reconcile_gcp.Reconcile.json"])["actions"]
+    assert [(a["kind"], a["applied"]) for a in reconciled] == [("retag", True), ("deregister", True), ("report-unenrolled", False)]
+    drift = _result(recorded["reconcile_gcp.Reconcile.json"])
+    assert drift["configuration_version"] == 1 and len(drift["windows_ensured"]) == 3

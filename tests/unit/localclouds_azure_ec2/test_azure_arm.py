@@ -363,3 +363,20 @@ def test_arm_validates_requests_like_arm(azure_env: dict[str, str]) -> None:
     assert call("DELETE", vm_path).status_code == 200
     assert call("DELETE", vm_path).status_code == 204
     assert call("GET", vm_path).json()["error"]["code"] == "ResourceNotFound"
+
+
+def test_product_lists_every_vm_of_a_subscription_as_changes_land(azure_env: dict[str, str]) -> None:
+    """What reconcile reads: the SDK's listAll through AzureVms, after tag updates and deletes."""
+    sub = new_subscription()
+    kept = create_vm(sub, "rg-r1", "keep-1", tags={"rackspace-addon-patching": "true"})
+    create_vm(sub, "rg-r2", "gone-1", tags={"rackspace-addon-patching": "true"})
+    client = compute_client(sub)
+    client.virtual_machines.begin_update(
+        "rg-r1", "keep-1", m.VirtualMachineUpdate(tags={"rackspace-addon-patching-patchgroup": "late"})
+    ).result()
+    client.virtual_machines.begin_delete("rg-r2", "gone-1").result()
+    (only,) = product_vms().list_vms(sub)
+    assert only.provider == Provider.AZURE and only.cloud_account == sub
+    assert only.instance_id == kept.properties.vm_id and only.name == "keep-1"
+    assert only.labels == {"rackspace-addon-patching-patchgroup": "late"}
+    assert product_vms().list_vms(new_subscription()) == []

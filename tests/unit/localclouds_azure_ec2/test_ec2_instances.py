@@ -185,3 +185,22 @@ def test_network_error_mapping() -> None:
     assert isinstance(
         map_aws_error(EndpointConnectionError(endpoint_url="http://x"), "x"), TransientCloudError
     )
+
+
+def test_list_instances_sees_every_state_and_tag_change(moto: str, instances: Ec2Instances) -> None:
+    """What reconcile reads: describe-instances through the link's role, terminated ones included."""
+    account = new_account()
+    kept = run_instance(moto, account, "us-east-2", tags={"Name": "kept", "rackspace-addon-patching": "true"})
+    gone = run_instance(moto, account, "us-east-2", tags={"Name": "gone"})
+    ec2 = _ec2(moto, account, "us-east-2")
+    ec2.create_tags(Resources=[kept["InstanceId"]], Tags=[{"Key": "rackspace-addon-patching-patchgroup", "Value": "late"}])
+    ec2.delete_tags(Resources=[kept["InstanceId"]], Tags=[{"Key": "Name"}])
+    ec2.terminate_instances(InstanceIds=[gone["InstanceId"]])
+    listed = {v.instance_id: v for v in instances.list_instances(account, "us-east-2", role(account))}
+    assert listed[kept["InstanceId"]].labels == {
+        "rackspace-addon-patching": "true", "rackspace-addon-patching-patchgroup": "late"
+    }
+    assert listed[kept["InstanceId"]].state == "running" and listed[kept["InstanceId"]].region == "us-east-2"
+    assert listed[gone["InstanceId"]].state in ("shutting-down", "terminated")
+    other = new_account()
+    assert instances.list_instances(other, "us-east-2", role(other)) == []

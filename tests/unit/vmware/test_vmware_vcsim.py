@@ -259,3 +259,61 @@ def test_vm_removed_under_us_is_instance_not_found(client: VsphereClient) -> Non
     with pytest.raises(InstanceRefused) as caught:
         client.vm_facts(vm)
     assert caught.value.type == ErrorType.INSTANCE_NOT_FOUND
+
+
+def test_list_vm_metadata_follows_relabels_and_destroys(client: VsphereClient) -> None:
+    """What reconcile reads: one container view, custom attributes as labels, destroyed VMs gone."""
+    keep, gone = _vm(client, "DC0_H0_VM0"), _vm(client, "DC0_H0_VM1")
+    client.set_custom_attribute(keep, LABEL, "true")
+    client.set_custom_attribute(keep, "rackspace-addon-patching-patchgroup", "late")
+    gone_uuid = client.vm_facts(gone).instance_uuid
+    client._wait(gone.PowerOffVM_Task(), "powering off")
+    client._wait(gone.Destroy_Task(), "destroying the VM")
+    listed = {m.name: m for m in client.list_vm_metadata(VC)}
+    assert sorted(listed) == ["DC0_C0_RP0_VM0", "DC0_C0_RP0_VM1", "DC0_H0_VM0"]
+    assert gone_uuid not in {m.instance_id for m in listed.values()}
+    kept = listed["DC0_H0_VM0"]
+    assert kept.provider == Provider.VMWARE and kept.cloud_account == VC
+    assert kept.labels == {LABEL: "true", "rackspace-addon-patching-patchgroup": "late"}
+    assert listed["DC0_C0_RP0_VM0"].labels == {}
+
+
+def test_ensure_tokens_issues_missing_keeps_valid_rotates_expiring_and_replaces_foreign(
+    client: VsphereClient, ed_keys: tuple[str, str], es_keys: tuple[str, str]
+) -> None:
+    """What the token schedule does, with no operator."""
+    private, public = ed_keys
+    vm0, vm1, off = _vm(client, "DC0_H0_VM0"), _vm(client, "DC0_H0_VM1"), _vm(client, "DC0_C0_RP0_VM0")
+    client.set_custom_attribute(vm0, LABEL, "true")
+    client.set_custom_attribute(vm1, LABEL, "true")
+    client.set_custom_attribute(off, LABEL, "false")
+    ensure = lambda now, **kw: client.ensure_tokens(  # noqa: E731
+        VC, "acme", private, public_keys=[public], now=now, ttl=TTL, renew_before=timedelta(minutes=20), **kw)
+    issued, kept = ensure(NOW)
+    assert sorted(name for name, _ in issued) == ["DC0_H0_VM0", "DC0_H0_VM1"] and kept == 0
+    assert client.read_token(off) is None
+    first = client.read_token(vm0)
+    assert ensure(NOW + timedelta(minutes=10)) == ([], 2)  # valid beyond the margin: kept
+    assert client.read_token(vm0) == first
+    issued, kept = ensure(NOW + timedelta(minutes=45))  # within 20 minutes of expiry: rotated
+    assert len(issued) == 2 and kept == 0 and client.read_token(vm0) != first
+    client.write_token(vm1, _token_for(client, vm1, es_keys[0]))  # signed by a key the link does not hold
+    issued, kept = ensure(NOW + timedelta(minutes=50))
+    assert [name for name, _ in issued] == ["DC0_H0_VM1"] and kept == 1
+    other_customer = client.ensure_tokens(VC, "globex", private, public_keys=[public], now=NOW + timedelta(minutes=50),
+                                          ttl=TTL, renew_before=timedelta(minutes=20))
+    assert len(other_customer[0]) == 2  # a token for another customer is no token for this link
+
+
+def test_replace_token_makes_the_used_token_enroll_nothing(client: VsphereClient, ed_keys: tuple[str, str]) -> None:
+    vm = _vm(client, "DC0_H0_VM0")
+    client.set_custom_attribute(vm, LABEL, "true")
+    client.issue_tokens(VC, "acme", ed_keys[0], now=NOW, ttl=TTL)
+    used, facts = client.read_token(vm), client.vm_facts(vm)
+    assert _verify(client, used, facts.bios_uuid, ed_keys[1]).instance_id == facts.instance_uuid
+    client.replace_token(VC, facts.instance_uuid, "acme", ed_keys[0], now=NOW, ttl=TTL)
+    fresh = client.read_token(vm)
+    assert fresh != used
+    with pytest.raises(IdentityRefused):
+        _verify(client, used, facts.bios_uuid, ed_keys[1])
+    assert _verify(client, fresh, facts.bios_uuid, ed_keys[1]).instance_id == facts.instance_uuid

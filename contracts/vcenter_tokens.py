@@ -1,0 +1,29 @@
+"""Contracts of vCenter tokens without an operator: a schedule per vCenter link issues tokens to
+labelled VMs that lack a valid one and rotates them before they expire; an enrollment replaces the
+token it used, so a copy of it enrolls nothing. Fields are only ever added (with defaults)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class VcenterTokensInput:
+    vcenter_id: str
+    customer: str
+    public_keys: list[str] = field(default_factory=list)  # the link's: a token they do not verify is replaced
+    patching_label: str = "rackspace-addon-patching"
+    queue_prefix: str = ""
+
+
+@dataclass
+class VcenterTokensResult:
+    issued: list[str] = field(default_factory=list)  # "name (instance uuid)" of each VM given a token
+    kept: int = 0  # labelled VMs whose token is valid beyond the renewal margin
+
+
+@dataclass
+class ReplaceTokenInput:
+    vcenter_id: str
+    instance_uuid: str
+    customer: str

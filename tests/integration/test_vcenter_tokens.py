@@ -1,0 +1,118 @@
+"""vCenter without an operator: linking a vCenter creates its token schedule; a labelled VM gets a
+token from it and enrolls with no `issue-tokens` command; the token it used is replaced, so a
+replay of it is refused (401)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
+from pathlib import Path
+
+import httpx
+import pytest
+from temporalio.testing import WorkflowEnvironment
+
+from clouds.vmware.token import peek_vcenter_token
+from contracts import ids
+from contracts.identity import instance_key
+from contracts.enrollment import EnrollResult
+from localclouds.aws.agent_client import AgentClient
+from tests.integration.stack import Stack, eventually, start_stack
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+async def stack(dev_env: WorkflowEnvironment, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
+    async with AsyncExitStack() as exits:
+        yield await start_stack(exits, dev_env.client, tmp_path_factory.mktemp("state"), f"v{uuid.uuid4().hex[:8]}-")
+
+
+async def _guest(stack: Stack, name: str, path: str) -> httpx.Response:
+    guest = stack.local["vcenter"]["guest_tools"].replace("{name}", name)
+    async with httpx.AsyncClient() as http:
+        return await http.get(f"{guest}/{path}")
+
+
+async def test_a_labelled_vcenter_vm_enrolls_with_no_operator_and_its_token_enrolls_once(stack: Stack) -> None:
+    vcenter = stack.local["vcenter"]
+    vc_id = vcenter["vcenter_id"]
+    name = "DC0_H0_VM0"
+    assert (await _guest(stack, name, "guestinfo/fleetpatch.token")).status_code == 404  # no token yet
+    linked = await stack.link(provider="vmware", cloud_account=vc_id, customer="umbrella",
+                              vcenter_public_keys=[Path(vcenter["public_key"]).read_text()])
+    assert linked.status_code == 201, linked.text
+    assert linked.json()["token_schedule"] == "created"
+    await stack.client.get_schedule_handle(ids.vcenter_tokens_schedule(vc_id)).trigger()  # its next tick, now
+
+    async def token() -> str | None:
+        answer = await _guest(stack, name, "guestinfo/fleetpatch.token")
+        return answer.text.strip() if answer.status_code == 200 else None
+
+    used = await eventually(token, timeout=60)
+    bios = (await _guest(stack, name, "bios-uuid")).text.strip()
+    body = {"provider": "vmware", "identity": {"token": used, "bios_uuid": bios}, "hostname": "dc0-h0-vm0",
+            "platform": {"os": "windows", "version": "2022"}}
+    response = await stack.api.post("/v1/registrations", json=body)
+    if response.status_code == 202:
+        location = response.headers["location"]
+
+        async def answered() -> httpx.Response | None:
+            polled = await stack.api.get(location)
+            return polled if polled.status_code != 202 else None
+
+        response = await eventually(answered, timeout=90)
+    assert response.status_code == 201, response.text
+    activation = response.json()["activation"]
+
+    def agent() -> str:
+        client = AgentClient(stack.settings.aws.endpoint_url, activation["region"])
+        registration = client.register(activation["id"], activation["code"])
+        client.session(registration).update_instance_information(
+            AgentVersion="3.3.0.0", PlatformName="Microsoft Windows Server 2022", PlatformType="Windows",
+            PlatformVersion="10.0", ComputerName="dc0-h0-vm0", IPAddress="10.0.0.9", AgentStatus="Active")
+        return registration.instance_id
+
+    managed = await asyncio.to_thread(agent)
+    _, instance_uuid = peek_vcenter_token(used)
+    handle = stack.client.get_workflow_handle(ids.enrollment("vmware", instance_key(vc_id, instance_uuid)), result_type=EnrollResult)
+    result = await asyncio.wait_for(handle.result(), timeout=90)
+    assert result.managed_instance_id == managed
+
+    fresh = await token()
+    assert fresh and fresh != used  # the enrollment replaced the token it used
+    replay = await stack.api.post("/v1/registrations", json=body)
+    assert replay.status_code == 401, replay.text
+
+
+async def test_a_token_signed_for_another_customer_enrolls_nothing(stack: Stack) -> None:
+    """The vCenter's own key signed it, but for a customer this vCenter is not linked to."""
+    from datetime import UTC, datetime, timedelta
+
+    from clouds.vmware.factory import client_for
+    from clouds.vmware.token import issue_token
+
+    vcenter = stack.local["vcenter"]
+    vc_id, name = vcenter["vcenter_id"], "DC0_H0_VM1"
+    linked = await stack.link(provider="vmware", cloud_account=vc_id, customer="umbrella",
+                              vcenter_public_keys=[Path(vcenter["public_key"]).read_text()])
+    assert linked.status_code == 201, linked.text
+
+    def plant() -> str:
+        with client_for(stack.settings.vmware, vc_id) as vsphere:
+            vm = vsphere.find_vm_by_name(name)
+            uuid_ = vsphere.vm_facts(vm).instance_uuid
+            token = issue_token(Path(vcenter["signing_key"]).read_text(), vcenter_id=vc_id, instance_uuid=uuid_,
+                                customer="globex", now=datetime.now(UTC), ttl=timedelta(hours=1))
+            vsphere.write_token(vm, token)
+            return token
+
+    token = await asyncio.to_thread(plant)
+    bios = (await _guest(stack, name, "bios-uuid")).text.strip()
+    body = {"provider": "vmware", "identity": {"token": token, "bios_uuid": bios}, "hostname": "dc0-h0-vm1",
+            "platform": {"os": "windows", "version": "2022"}}
+    refused = await stack.api.post("/v1/registrations", json=body)
+    assert refused.status_code == 403, refused.text
+    assert refused.json()["error"] == "TenantNotLinked" and "globex" in refused.json()["reason"]
