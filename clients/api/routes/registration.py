@@ -28,7 +28,7 @@ from clients import startup
 from clients.api import enrollment_ids
 from clients.api.errors import BadInput, ServiceMisconfigured, bad_request, error_response, error_responses
 from clients.api.gateway import TemporalUnavailable
-from clients.api.rate_limit import check_instance, limit_address
+from clients.api.rate_limit import check_instance, limit_address, too_many
 from clients.api.registration_input import (
     AzureIdentity,
     Registration,
@@ -262,6 +262,10 @@ async def _await_answer(
         if err.status == RPCStatusCode.ALREADY_EXISTS:
             await _settle(start)
             return _running(checked.key)
+        if err.status == RPCStatusCode.RESOURCE_EXHAUSTED:
+            # Too many registrations of this VM in flight at once (Temporal's per-workflow limit).
+            await _settle(start)
+            return too_many("for this instance", 5)
         raise TemporalUnavailable(str(err)) from err
     log.info("registration answered", extra={"provider": checked.registration.cloud.value, "instance_key": checked.key})
     return JSONResponse(_answer_body(answer, str(enrollment_id), _sealing_key(settings)), status_code=201)
