@@ -78,7 +78,7 @@ def links(count: int, vcenter_id: str, vcenter_public_key: str | None) -> list[d
         bodies.append({"provider": "azure", "cloud_account": c.azure_subscription,
                        "customer": c.name})
         bodies.append({"provider": "aws", "cloud_account": c.aws_account, "customer": c.name,
-                       "role_arn": c.aws_role_arn})
+                       "role_name": AWS_ROLE_NAME})
         if c.owns_vcenter and vcenter_public_key:
             bodies.append({"provider": "vmware", "cloud_account": vcenter_id, "customer": c.name,
                            "vcenter_public_keys": [vcenter_public_key]})
