@@ -7,7 +7,7 @@ PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: run test schemathesis chaos install system-deps vcsim bench lint clean
+.PHONY: run test schemathesis chaos install system-deps vcsim bench clean
 
 run: install vcsim
 	$(VENV)/bin/fleetpatch up

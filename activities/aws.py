@@ -14,6 +14,7 @@ from clouds.aws.organizations import Organizations, account_email, account_name
 from clouds.aws.sessions import AwsSessions
 from clouds.aws.ssm_agents import SsmAgents
 from clouds.aws.ssm_config import SsmConfigurator
+from clouds.aws.systems_role import SystemsRole
 from config.settings import AwsSettings
 from contracts.enrollment import (
     AccountLookup,
@@ -48,8 +49,9 @@ class AwsActivities:
         self._sessions = sessions or AwsSessions(settings)
         self._links = LinkStore(self._sessions, settings.links_parameter_prefix)
         self._org = Organizations(self._sessions)
-        self._ssm_config = SsmConfigurator(self._sessions)
+        self._ssm_config = SsmConfigurator(self._sessions, settings.agent_update_schedule)
         self._agents = SsmAgents(self._sessions)
+        self._systems_role = SystemsRole(self._sessions, settings.systems_role_name)
 
     def all(self) -> list:
         return [
@@ -98,11 +100,12 @@ class AwsActivities:
         )
         name = account_name(lookup.customer, lookup.provider, lookup.cloud_account, prefix=self._settings.account_name_prefix)
         account_id = self._org.find(email, lookup.provider, lookup.cloud_account)
+        # An adopted account gets (or keeps) the least-privilege role before anything uses it.
         return FoundAccount(
             email=email,
             name=name,
             account_id=account_id,
-            role_arn=self._sessions.role_arn_for(account_id) if account_id else None,
+            role_arn=self._systems_role.ensure(account_id) if account_id else None,
         )
 
     @activity.defn(name=ActivityName.SUBMIT_CREATE_ACCOUNT)
@@ -116,7 +119,8 @@ class AwsActivities:
         if status.state == "IN_PROGRESS":
             raise NotReady(ErrorType.ACCOUNT_NOT_READY, f"account request {submitted.request_id} in progress")
         if status.account_id:
-            status.role_arn = self._sessions.role_arn_for(status.account_id)
+            # Right after vending: the one use of the account's administrator role.
+            status.role_arn = self._systems_role.ensure(status.account_id)
         return status
 
     @activity.defn(name=ActivityName.TAG_SYSTEMS_ACCOUNT)

@@ -12,10 +12,12 @@ from collections.abc import Callable
 
 from temporalio import activity
 
+from clouds.aws.customer_accounts import CustomerAccounts
 from clouds.aws.patch_train import PatchTrainStore
 from clouds.aws.sessions import AwsSessions
 from clouds.aws.ssm_commands import READ, SEND, RateLimiter, SsmCommands, classify
 from config.settings import AwsSettings, PatchingSettings
+from contracts.enrollment import AccountRef
 from contracts.models import ActivityName
 from contracts.patch_batches import (
     BatchResult,
@@ -28,6 +30,9 @@ from contracts.patch_batches import (
     SentCommand,
 )
 from contracts.patching import (
+    CustomerRingQuery,
+    CustomerRings,
+    CustomerTrainInput,
     InstanceResult,
     InstanceStatus,
     Operation,
@@ -36,7 +41,9 @@ from contracts.patching import (
     PatchTrain,
     RecordRingRunInput,
     RecordTrainInput,
+    RingAccount,
     RingRecordQuery,
+    RingScope,
     RingRecordResult,
     TargetQuery,
 )
@@ -61,6 +68,7 @@ class PatchingActivities:
         limiter = limiter or RateLimiter({SEND: patching.send_per_second, READ: patching.read_per_second})
         self._ssm = SsmCommands(sessions, limiter)
         self._store = PatchTrainStore(sessions, patching.bucket)
+        self._customers = CustomerAccounts(sessions, aws)
         self._sleep = sleep
         self._clock = clock
 
@@ -74,6 +82,8 @@ class PatchingActivities:
             self.read_ring_record,
             self.record_ring_run,
             self.record_patch_train,
+            self.read_customer_rings,
+            self.copy_customer_train,
         ]
 
     @activity.defn(name=ActivityName.RESOLVE_PATCH_TARGETS)
@@ -186,6 +196,25 @@ class PatchingActivities:
             inp.account, train_id=inp.train_id, recorded_by=inp.recorded_by,
             installed=inp.installed, failed=inp.failed, covered_os=inp.covered_os,
         )
+
+    @activity.defn(name=ActivityName.READ_CUSTOMER_RINGS)
+    def read_customer_rings(self, query: CustomerRingQuery) -> CustomerRings:
+        """The last run of ``query.group`` in every systems account of the customer (the asking
+        account first found under its link's label, and always included)."""
+        accounts: dict[str, tuple[AccountRef, str]] = {query.account.account_id: (query.account, "")}
+        if query.scope == RingScope.CUSTOMER.value and query.customer:
+            for ref, label in self._customers.of(query.customer, query.account.region):
+                own = ref.account_id == query.account.account_id
+                accounts[ref.account_id] = (query.account if own else ref, label)
+        rings = [RingAccount(ref, label, self._store.ring_record(ref, query.group))
+                 for _, (ref, label) in sorted(accounts.items())]
+        return CustomerRings(accounts=rings)
+
+    @activity.defn(name=ActivityName.COPY_CUSTOMER_TRAIN)
+    def copy_customer_train(self, inp: CustomerTrainInput) -> PatchTrain:
+        sources = [(s.account, s.record.train) for s in inp.sources if s.record is not None and s.record.train is not None]
+        return self._store.copy_customer_train(inp.account, train_id=inp.train_id, recorded_by=inp.recorded_by,
+                                               sources=sources)
 
 
 def _heartbeat(*details: object) -> None:

@@ -34,6 +34,16 @@ def _duration(value: object) -> object:
 
 Duration = Annotated[timedelta, BeforeValidator(_duration)]
 
+
+def parse_duration(value: str) -> timedelta:
+    """A duration as settings read it (``90``, ``5m``, ``30d``, ISO 8601); ValueError otherwise."""
+    from pydantic import TypeAdapter, ValidationError
+
+    try:
+        return TypeAdapter(Duration).validate_python(value)
+    except ValidationError:
+        raise ValueError(f"{value!r} is not a duration (e.g. 90s, 5m, 2h, 30d)") from None
+
 TRUST_DIR = Path(__file__).resolve().parent.parent / "clouds"
 
 
@@ -45,7 +55,17 @@ class AwsSettings(BaseModel):
     # Systems accounts: deterministic email per customer cloud account.
     account_email_domain: str = "systems.fleetpatch.example"
     account_name_prefix: str = "fleetpatch"
+    #: The administrator role Organizations creates in a vended account: used only to create and
+    #: update ``systems_role_name`` there, right after vending (or adopting) the account.
     access_role_name: str = "OrganizationAccountAccessRole"
+    #: The least-privilege role (deploy/iam/systems-access-policy.json) every later call uses.
+    systems_role_name: str = "FleetpatchSystemsAccess"
+    # The role `fleetpatch session start` assumes in a systems account (with the operator's own
+    # AWS credentials) to open a Session Manager session.
+    operator_role_name: str = "OrganizationAccountAccessRole"
+    # Cadence of the AWS-UpdateSSMAgent association in every systems account (a State Manager
+    # schedule expression: rate(...) or cron(...)).
+    agent_update_schedule: Annotated[str, Field(pattern=r"^(rate|cron)\(.+\)$")] = "rate(14 days)"
     activation_expiry: Duration = timedelta(hours=24)
     agent_online_timeout: Duration = timedelta(minutes=30)
     links_parameter_prefix: str = "/fleetpatch/links"
@@ -231,6 +251,14 @@ class DatabaseSettings(BaseModel):
     pool_size: int = 5
 
 
+class TelemetrySettings(BaseModel):
+    """Metrics and traces (config/telemetry.py). Everything is off unless set."""
+
+    metrics_bind: str | None = None  # HOST:PORT of a worker's Prometheus endpoint, e.g. 0.0.0.0:9464
+    otlp_endpoint: str | None = None  # OTLP/HTTP collector, e.g. http://otel-collector:4318
+    service_name: str | None = None  # the traces' service.name; None: fleetpatch-<role>
+
+
 class LocalSettings(BaseModel):
     """Ports and behaviour of the embedded default (``fleetpatch up``)."""
 
@@ -244,6 +272,10 @@ class LocalSettings(BaseModel):
     vcenter_port: int = 8706
     vcenter_guest_port: int = 8707  # the guest-tools stand-in simulated vCenter VMs read tokens from
     fleet_port: int = 8708  # the simulated fleet (localclouds.fleet): `fleetpatch simulate` talks to it
+    #: Prometheus endpoints of the workers: the first port of a block, one port per role in
+    #: WorkerRole order; ``worker_metrics_ports`` ({role: port}) overrides single roles.
+    worker_metrics_port: int = 8710
+    worker_metrics_ports: dict[str, int] = Field(default_factory=dict)
     create_account_delay: Duration = timedelta(seconds=3)
 
 
@@ -268,6 +300,7 @@ class Settings(BaseSettings):
     api: ApiSettings = ApiSettings()
     patching: PatchingSettings = PatchingSettings()
     codec: CodecSettings = CodecSettings()
+    telemetry: TelemetrySettings = TelemetrySettings()
     reconcile: ReconcileSettings = ReconcileSettings()
     local: LocalSettings = LocalSettings()
     database: DatabaseSettings = DatabaseSettings()
@@ -277,6 +310,13 @@ class Settings(BaseSettings):
     @classmethod
     def _sealing_key_is_strong(cls, value: SecretStr | None) -> SecretStr | None:
         return _strong("FLEETPATCH_SEALING_KEY", value)
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings):  # type: ignore[no-untyped-def]
+        """Environment first, then ``FLEETPATCH_..._FILE`` variables naming a file that holds the value."""
+        from config.secret_files import SecretFileSource
+
+        return init_settings, env_settings, SecretFileSource(settings_cls), dotenv_settings, file_secret_settings
 
     @property
     def local_json(self) -> Path:

@@ -13,6 +13,7 @@ with the payload codec when codec keys are configured (``config/codec.py``,
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -101,14 +102,15 @@ async def connect_with_retry(
     raise ConnectionError(f"Temporal unreachable after {attempts} attempts: {last}")
 
 
-async def register_search_attributes(client: Client) -> None:
-    """Register fleetpatch's search attributes on a server that lacks them (idempotent)."""
-    from temporalio.api.enums.v1 import IndexedValueType
+async def register_search_attributes(client: Client) -> list[str]:
+    """Register fleetpatch's search attributes on a server that lacks them (idempotent).
+
+    Returns the names it added. The list is ``contracts/search_attributes.py``, the only one.
+    """
     from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
+    from temporalio.service import RPCError, RPCStatusCode
 
     from contracts import search_attributes
-
-    from temporalio.service import RPCError, RPCStatusCode
 
     try:
         listed = await client.operator_service.list_search_attributes(
@@ -119,12 +121,34 @@ async def register_search_attributes(client: Client) -> None:
         if err.status != RPCStatusCode.UNIMPLEMENTED:  # the time-skipping test server cannot list
             raise
         existing = set()
-    missing = {
-        key.name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD
-        for key in search_attributes.ALL
-        if key.name not in existing
-    }
+    missing = {key.name: key.indexed_value_type for key in search_attributes.ALL if key.name not in existing}
     if missing:
         await client.operator_service.add_search_attributes(
             AddSearchAttributesRequest(namespace=client.namespace, search_attributes=missing)
         )
+    return sorted(missing)
+
+
+async def ensure_namespace(client: Client, retention: timedelta) -> bool:
+    """Create the client's namespace when it does not exist. Returns whether it was created."""
+    from google.protobuf.duration_pb2 import Duration
+    from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest, RegisterNamespaceRequest
+    from temporalio.service import RPCError, RPCStatusCode
+
+    try:
+        await client.workflow_service.describe_namespace(DescribeNamespaceRequest(namespace=client.namespace))
+        return False
+    except RPCError as err:
+        if err.status != RPCStatusCode.NOT_FOUND:
+            raise
+    period = Duration()
+    period.FromTimedelta(retention)
+    try:
+        await client.workflow_service.register_namespace(
+            RegisterNamespaceRequest(namespace=client.namespace, workflow_execution_retention_period=period)
+        )
+    except RPCError as err:
+        if err.status != RPCStatusCode.ALREADY_EXISTS:  # created concurrently
+            raise
+        return False
+    return True

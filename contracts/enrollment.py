@@ -49,6 +49,8 @@ class TenantLink:
     external_id: str | None = None  # aws: ExternalId for that role, if the customer set one
     vcenter_public_keys: list[str] = field(default_factory=list)  # vmware: PEM, newest first
     windows: dict[str, Any] = field(default_factory=dict)  # patch-window overrides per group
+    # Session Manager: the systems account's nodes accept sessions (advanced tier, logged to S3)
+    remote_access: bool = False
 
 
 @dataclass
@@ -161,6 +163,7 @@ class SsmConfigurationResult:
     baselines: dict[str, str]  # "{os}/{group}" -> baseline id
     inventory_association_id: str
     changed: bool
+    agent_update_association_id: str = ""  # AWS-UpdateSSMAgent on every managed instance
 
 
 @dataclass
@@ -308,6 +311,9 @@ class LinkCommand:
     link: TenantLink | None = None
     key: LinkKey | None = None
     queue_prefix: str = ""
+    # put: the link's systems account when one is vended already, so a link that now allows
+    # remote access prepares it at once (not only at the next enrollment)
+    account: AccountRef | None = None
 
 
 @dataclass

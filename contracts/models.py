@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from contracts.enrollment import AccountRef
 from contracts.identity import VerifiedIdentity
 from contracts.providers import Provider, WorkerRole
 
@@ -25,6 +26,9 @@ class ActivityName:
     LIST_CLOUD_VMS = "list_cloud_vms"  # reconcile: every VM of a linked cloud account
     ENSURE_VCENTER_TOKENS = "ensure_vcenter_tokens"  # vmware worker: tokens for labelled VMs
     REPLACE_VCENTER_TOKEN = "replace_vcenter_token"  # vmware worker: after an enrollment used one
+
+    # aws worker: Session Manager
+    ENABLE_REMOTE_ACCESS = "enable_remote_access"
 
     # aws worker
     GET_LINK = "get_link"
@@ -52,6 +56,8 @@ class ActivityName:
     READ_RING_RECORD = "read_ring_record"
     RECORD_RING_RUN = "record_ring_run"
     RECORD_PATCH_TRAIN = "record_patch_train"
+    READ_CUSTOMER_RINGS = "read_customer_rings"
+    COPY_CUSTOMER_TRAIN = "copy_customer_train"
 
     # aws worker: reconcile
     LIST_MANAGED_NODES = "list_managed_nodes"
@@ -148,3 +154,19 @@ class VmMetadata:
     labels: dict[str, str]
     state: str
     region: str | None = None
+
+
+# --- Session Manager (aws worker) ------------------------------------------------------------
+
+
+@dataclass
+class RemoteAccessInput:
+    account: AccountRef
+
+
+@dataclass
+class RemoteAccessResult:
+    activation_tier: str
+    log_bucket: str
+    preferences_version: str
+    changed: list[str] = field(default_factory=list)  # what this call changed (empty: all was set)

@@ -27,6 +27,7 @@ class RebootOption(StrEnum):
 _LIMIT = re.compile(r"^(?:[0-9]|[1-9][0-9]{0,5})%?$")
 _TRAIN_HOOKS = ("refuse", "without-hooks")
 _UNTRAINED = ("scan", "baseline")
+_RING_SCOPES = ("customer", "account")
 
 #: Default week of the month per ring: early on the second Tuesday ("Patch Tuesday"), on-time
 #: exactly 7 days later, late 14 days later; always inside one month, so one monthly cycle.
@@ -69,11 +70,17 @@ class WindowConfig:
     # AWS-RunPatchBaselineWithHooks takes no InstallOverrideList: on train rings with hooks,
     # "refuse" (default) refuses to run, "without-hooks" installs the train without the hooks.
     hooks_on_train: str = "refuse"
-    # A later ring's OS for which the train holds nothing: "scan" (default: install nothing,
-    # report), or "baseline" (install what the ring's baseline approves; never for OSes whose
-    # baselines cannot delay approval, Ubuntu and Debian, which always scan).
-    untrained_os: str = "scan"
+    # A later ring's OS with no early instance (no train entry): "baseline" (default: install what
+    # the ring's baseline approves after its delay; Ubuntu and Debian, whose baselines cannot delay
+    # approval, scan only and are reported "held: no early instance of this OS"), or "scan".
+    untrained_os: str = "baseline"
     success_threshold: float = 0.95  # the gate of the NEXT ring compares this run's success rate
+    # "customer": one train and one gate over every systems account of the customer (default);
+    # "account": this systems account's own early ring only.
+    ring_scope: str = "customer"
+    # A later ring waits this long for the earlier ring's runs still going in any account of the
+    # customer (never past its own cutoff), then holds saying which.
+    ring_wait_minutes: int = 360
 
     @property
     def cutoff_offset_minutes(self) -> int:
@@ -136,6 +143,9 @@ def validate_window_config(config: WindowConfig, group: PatchGroup | str = "") -
     need(isinstance(config.scan_first, bool), "scan_first is true or false")
     need(config.hooks_on_train in _TRAIN_HOOKS, f"hooks_on_train is one of {list(_TRAIN_HOOKS)}")
     need(config.untrained_os in _UNTRAINED, f"untrained_os is one of {list(_UNTRAINED)}")
+    need(config.ring_scope in _RING_SCOPES, f"ring_scope is one of {list(_RING_SCOPES)}")
+    need(isinstance(config.ring_wait_minutes, int) and not isinstance(config.ring_wait_minutes, bool)
+         and 0 <= config.ring_wait_minutes <= 7 * 24 * 60, "ring_wait_minutes is 0 to 10080")
     need(isinstance(config.success_threshold, int | float) and not isinstance(config.success_threshold, bool)
          and 0.0 <= config.success_threshold <= 1.0, "success_threshold is between 0 and 1")
 

@@ -11,6 +11,11 @@ later ring never installs a patch that did not pass ``early`` - also on Ubuntu a
 baselines cannot delay approval by days. Each later ring installs the train its predecessor ring
 ran, so a new ``early`` run in between does not change what ``late`` gets.
 
+Rings span the customer (``RingScope.CUSTOMER``, the default): a later ring reads the earlier
+ring's last run in every systems account of the customer (``RingAccount``), waits while one still
+runs, judges them together, and installs one customer train built from their trains and copied
+into its own account's bucket (``workflows.ring_gate``, ``workflows.ring_steps``).
+
 Every dataclass crosses the workflow/activity boundary: fields are only ever added with defaults.
 """
 
@@ -55,6 +60,18 @@ class WindowOutcome(StrEnum):
     CUT_OFF = "cut-off"  # the cutoff came before every target was dispatched
     NO_TARGETS = "no-targets"
     REFUSED = "refused"  # the window's configuration cannot be run as asked
+
+
+class RingScope(StrEnum):
+    """How far a ring reaches: every systems account of the customer (one train, one gate), or
+    one systems account alone (a link option, ``ring_scope``)."""
+
+    CUSTOMER = "customer"
+    ACCOUNT = "account"
+
+
+#: What a later ring's summary says of an OS it cannot patch without a train (Ubuntu, Debian).
+HELD_NO_EARLY = "held: no early instance of this OS"
 
 
 class Operation(StrEnum):
@@ -193,6 +210,43 @@ class RingRecordResult:
     record: RingRunRecord | None
 
 
+@dataclass
+class RingAccount:
+    """One systems account of a customer as a customer-wide ring sees it: the last run of a ring
+    there (None: never ran)."""
+
+    account: AccountRef
+    label: str = ""  # provider/cloud account (systems account), for reasons
+    record: RingRunRecord | None = None
+
+
+@dataclass
+class CustomerRingQuery:
+    """The last runs of ``group`` in every systems account of ``customer`` (``scope`` account:
+    in ``account`` alone). ``account`` is always part of the answer."""
+
+    customer: str
+    group: PatchGroup
+    account: AccountRef
+    scope: str = RingScope.CUSTOMER.value
+
+
+@dataclass
+class CustomerRings:
+    accounts: list[RingAccount] = field(default_factory=list)
+
+
+@dataclass
+class CustomerTrainInput:
+    """Build one train from the trains of ``sources`` (each in its own account's bucket) and
+    write it into ``account``'s bucket, where that account's managed instances read it."""
+
+    account: AccountRef
+    train_id: str
+    recorded_by: str
+    sources: list[RingAccount] = field(default_factory=list)
+
+
 # --- instances -------------------------------------------------------------------------------
 
 
@@ -245,6 +299,7 @@ class WindowSummary:
     released_by: str | None = None
     train_id: str | None = None
     train: dict[str, int] = field(default_factory=dict)  # os -> patches in the train
+    held_os: list[str] = field(default_factory=list)  # OSes scanned only: no early instance, no delay
     notes: list[str] = field(default_factory=list)
     failures: list[InstanceFailure] = field(default_factory=list)
     instances: list[InstanceResult] = field(default_factory=list)

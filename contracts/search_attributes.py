@@ -1,4 +1,8 @@
-"""Temporal search attributes fleetpatch sets, registered on the dev server by ``fleetpatch up``."""
+"""Temporal search attributes fleetpatch sets: the one list.
+
+``fleetpatch up`` passes it to the dev server; ``fleetpatch temporal search-attributes [--apply]``
+prints or registers it (the compose deployment's setup job runs that).
+"""
 
 from __future__ import annotations
 
@@ -25,9 +29,19 @@ ALL = (
 )
 
 
+def type_name(key: SearchAttributeKey) -> str:
+    """The type's name as Temporal's CLI and operator API spell it (``Keyword``, ``Int``, ...)."""
+    return key.indexed_value_type.name.removeprefix("INDEXED_VALUE_TYPE_").title().replace("_", "")
+
+
+def declared() -> dict[str, str]:
+    """{name: type} of every search attribute fleetpatch sets."""
+    return {key.name: type_name(key) for key in ALL}
+
+
 def dev_server_flags() -> list[str]:
     """``--search-attribute Name=Type`` flags for ``temporal server start-dev``."""
     flags: list[str] = []
-    for key in ALL:
-        flags += ["--search-attribute", f"{key.name}=Keyword"]
+    for name, kind in declared().items():
+        flags += ["--search-attribute", f"{name}={kind}"]
     return flags

@@ -9,7 +9,7 @@ A neutral package: clients and activities both import it; it imports neither.
 from __future__ import annotations
 
 from scheduling.ensure import ensure_window_schedules
-from scheduling.operate import ReleaseResult, WindowConflict, backfill, pause, release, resume, trigger, wait
+from scheduling.operate import ReleaseResult, WindowConflict, backfill, pause, release, release_customer, resume, trigger, wait
 from scheduling.views import RunView, WindowNotFound, WindowView, describe, list_windows, show
 from scheduling.windows import (
     COLLECTION_MARGIN,
@@ -26,6 +26,6 @@ from scheduling.windows import (
 __all__ = [
     "COLLECTION_MARGIN", "MAX_RECORDED_RELEASES", "SCHEDULE_PREFIX", "ReleaseResult", "RunShape", "RunView",
     "WindowConflict", "WindowNotFound", "WindowView", "backfill", "build_schedule", "describe",
-    "ensure_window_schedules", "list_windows", "parse_schedule_id", "pause", "release", "resume",
+    "ensure_window_schedules", "list_windows", "parse_schedule_id", "pause", "release", "release_customer", "resume",
     "schedule_id", "schedule_spec", "show", "trigger", "wait", "window_inputs",
 ]

@@ -12,8 +12,8 @@ from contracts.names import QueryName, SignalName
 from contracts.patching import ReleaseRequest, WindowOutcome, WindowStatus, WindowSummary, earlier_ring
 from contracts.providers import PatchGroup
 from scheduling.ensure import current_input
-from scheduling.views import WindowNotFound, describe
-from scheduling.windows import MAX_RECORDED_RELEASES, schedule_id
+from scheduling.views import WindowNotFound, describe, list_windows
+from scheduling.windows import MAX_RECORDED_RELEASES, SCHEDULE_PREFIX, schedule_id
 
 
 class WindowConflict(Exception):
@@ -72,7 +72,9 @@ async def release(
     earlier_run: str | None = None,
 ) -> ReleaseResult:
     """Release a ring's gate: signal its held run, or, when none is waiting, record a release of
-    the earlier ring's last run that the next run of this ring honours."""
+    the earlier ring's last runs that the next run of this ring honours: ``earlier_run``, else the
+    last finished earlier run of every account of the window's customer (its gate judges them
+    together)."""
     group = PatchGroup(group)
     earlier = earlier_ring(group)
     if earlier is None:
@@ -84,22 +86,48 @@ async def release(
         if status.outcome == WindowOutcome.HELD:
             await handle.signal(SignalName.RELEASE, ReleaseRequest(by=by, reason=reason))
             return ReleaseResult("signalled", running.workflow_id)
-    if earlier_run is None:
-        earlier_run = await _last_finished_run(client, account_id, earlier) or "none"
+    if earlier_run is not None:
+        runs = [earlier_run]
+    else:
+        customer = str((await description.memo()).get("customer", ""))
+        runs = await _customer_earlier_runs(client, customer, account_id, earlier) or ["none"]
 
     async def updater(update: ScheduleUpdateInput) -> ScheduleUpdate | None:
         current = await current_input(client, update.description)
         if current is None:
             return None
-        if earlier_run not in current.gate_releases:
-            current.gate_releases = (current.gate_releases + [earlier_run])[-MAX_RECORDED_RELEASES:]
+        kept = [r for r in current.gate_releases if r not in runs]
+        current.gate_releases = (kept + runs)[-MAX_RECORDED_RELEASES:]
         schedule = update.description.schedule
         assert isinstance(schedule.action, ScheduleActionStartWorkflow)
         schedule.action.args = [current]
         return ScheduleUpdate(schedule=schedule)
 
     await client.get_schedule_handle(description.id).update(updater)
-    return ReleaseResult("recorded", earlier_run)
+    return ReleaseResult("recorded", ", ".join(runs))
+
+
+async def release_customer(
+    client: Client, customer: str, group: PatchGroup | str, *, by: str = "operator", reason: str = "",
+) -> dict[str, ReleaseResult]:
+    """Release ``group`` in every systems account of ``customer``: each held run proceeds, each
+    window without one records the release of the earlier ring's runs of the whole customer.
+    Account id -> what was done; WindowNotFound when the customer has no such window."""
+    group = PatchGroup(group)
+    accounts = sorted({v.account_id for v in await list_windows(client, customer=customer) if v.group == group.value})
+    if not accounts:
+        raise WindowNotFound(f"{SCHEDULE_PREFIX}*/{group.value} of customer {customer}")
+    return {account: await release(client, account, group, by=by, reason=reason) for account in accounts}
+
+
+async def _customer_earlier_runs(client: Client, customer: str, account_id: str, earlier: PatchGroup) -> list[str]:
+    """The last finished run of ``earlier`` in every account of ``customer`` (or in
+    ``account_id`` alone when the window names no customer)."""
+    accounts = {account_id}
+    if customer:
+        accounts |= {v.account_id for v in await list_windows(client, customer=customer) if v.group == earlier.value}
+    runs = [await _last_finished_run(client, account, earlier) for account in sorted(accounts)]
+    return [run for run in runs if run]
 
 
 async def _last_finished_run(client: Client, account_id: str, group: PatchGroup) -> str | None:

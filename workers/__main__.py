@@ -8,6 +8,7 @@ import logging
 import sys
 
 from config import logging as fp_logging
+from config import telemetry
 from config.settings import Settings
 from config.temporal import TemporalNotConfigured, connect_with_retry
 from contracts.providers import WorkerRole
@@ -28,8 +29,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 async def _main(role: WorkerRole, settings: Settings) -> int:
+    overrides = telemetry.connect_overrides(
+        settings.telemetry, f"fleetpatch-worker-{role.value}", metrics=True
+    )
     try:
-        client = await connect_with_retry(settings)
+        client = await connect_with_retry(settings, **overrides)
     except (TemporalNotConfigured, ConnectionError) as err:
         logging.getLogger("fleetpatch.worker").error(str(err))
         return 2

@@ -44,6 +44,7 @@ def _aws(settings: Settings, client: Client) -> WorkerParts:
     from activities.compliance import ComplianceActivities
     from activities.patching import PatchingActivities
     from activities.reconcile import ReconcileActivities
+    from activities.remote_access import RemoteAccessActivities
     from estate.db import engine_from_settings, sessions
 
     sealing = settings.sealing_key.get_secret_value() if settings.sealing_key else None
@@ -52,7 +53,8 @@ def _aws(settings: Settings, client: Client) -> WorkerParts:
         activities=AwsActivities(settings.aws, sealing_key=sealing).all()
         + PatchingActivities(settings.aws, settings.patching).all()
         + ReconcileActivities(settings.aws).all()
-        + ComplianceActivities(settings.aws, store).all(),
+        + ComplianceActivities(settings.aws, store).all()
+        + RemoteAccessActivities(settings.aws, settings.patching).all(),
         sync_threads=16,
     )
 

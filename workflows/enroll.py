@@ -38,7 +38,14 @@ with workflow.unsafe.imports_passed_through():
     )
     from contracts.errors import ErrorType
     from contracts.identity import VerifiedIdentity
-    from contracts.models import ActivityName, VerifyIdentityInput, VmMetadata, VmMetadataInput
+    from contracts.models import (
+        ActivityName,
+        RemoteAccessInput,
+        RemoteAccessResult,
+        VerifyIdentityInput,
+        VmMetadata,
+        VmMetadataInput,
+    )
     from contracts.names import QueryName, UpdateName, WorkflowName
     from contracts.providers import PatchGroup, Provider
     from workflows.calls import Calls
@@ -132,6 +139,8 @@ class EnrollVmWorkflow:
             account_id=account.account_id, role_arn=account.role_arn, external_id=account.external_id, region=account.region
         )
         config = await self._ensure_ssm_configuration(steps, account, ref)
+        if link.remote_access:
+            await steps.on_aws(ActivityName.ENABLE_REMOTE_ACCESS, RemoteAccessInput(account=ref), RemoteAccessResult)
         tags = _instance_tags(inp, group, cloud_account, link)
         activation_id: str | None = None
         if inp.provider is Provider.AWS:

@@ -9,7 +9,7 @@ with workflow.unsafe.imports_passed_through():
     from contracts import search_attributes as sa
     from contracts.enrollment import LinkCommand, LinkCommandResult, ListLinksResult
     from contracts.errors import ErrorType
-    from contracts.models import ActivityName
+    from contracts.models import ActivityName, RemoteAccessInput, RemoteAccessResult
     from contracts.names import WorkflowName
     from contracts.providers import WorkerRole
     from workflows.calls import NO_INPUT, Calls
@@ -33,6 +33,9 @@ class LinkAdminWorkflow:
                 sa.CUSTOMER.value_set(link.customer),
             )
             await calls.activity(WorkerRole.AWS, ActivityName.PUT_LINK, link, None, AWS_CONTROL)
+            if link.remote_access and command.account is not None:
+                remote = RemoteAccessInput(account=command.account)
+                await calls.activity(WorkerRole.AWS, ActivityName.ENABLE_REMOTE_ACCESS, remote, RemoteAccessResult, AWS_CONTROL)
             return LinkCommandResult(links=[link])
         if command.action == "delete" and command.key is not None:
             upsert(sa.PROVIDER.value_set(command.key.provider.value), sa.CLOUD_ACCOUNT.value_set(command.key.cloud_account))

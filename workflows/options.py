@@ -181,6 +181,13 @@ def ssm_poll(wait_seconds: int) -> ActivityPreset:
     )
 
 
+#: Reading every account's ring records and copying a customer train reads several accounts.
+CUSTOMER_RINGS_CALL = ActivityPreset(start_to_close=timedelta(minutes=5), schedule_to_close=timedelta(minutes=30),
+                                     retry=_PATIENT)
+
+#: How often a later ring looks again while the earlier ring still runs in some account.
+RING_WAIT_POLL = timedelta(minutes=5)
+
 #: One batch of a patch window: an ordinary child (closed with its window).
 BATCH_CHILD = ChildPreset()
 

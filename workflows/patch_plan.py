@@ -21,6 +21,7 @@ from contracts.patch_batches import CommandSpec
 from contracts.patching import (
     DOCUMENT,
     DOCUMENT_WITH_HOOKS,
+    HELD_NO_EARLY,
     MAX_INSTANCE_IDS_PER_COMMAND,
     UNKNOWN_OS,
     InstanceFailure,
@@ -91,6 +92,7 @@ class OsPlan:
     document: str
     override_url: str | None = None
     note: str | None = None
+    held: bool = False  # scanned only: no early instance anywhere and no approval delay to follow
 
 
 class RefusedConfiguration(Exception):
@@ -98,7 +100,12 @@ class RefusedConfiguration(Exception):
 
 
 def os_plan(os: str, group: PatchGroup, config: WindowConfig, train: PatchTrain | None) -> OsPlan:
-    """Install, and with which list, or scan only: the patch train's rules in one place."""
+    """Install, and with which list, or scan only: the patch train's rules in one place.
+
+    Later rings install exactly the train of an OS the early ring covered. An OS no early
+    instance had follows its baseline's approval delay (``untrained_os`` "baseline", the
+    default) where SSM supports one; Ubuntu and Debian have none, so they only scan and are
+    reported held until an early instance of that OS exists."""
     hooks_document = DOCUMENT_WITH_HOOKS if config.hooks is not None else DOCUMENT
     if group is PatchGroup.EARLY:
         return OsPlan(Operation.INSTALL, hooks_document)
@@ -110,13 +117,16 @@ def os_plan(os: str, group: PatchGroup, config: WindowConfig, train: PatchTrain 
                 "set hooks_on_train to 'without-hooks' to install the train without them"
             )
         return OsPlan(Operation.INSTALL, DOCUMENT, override_url=entry.url)
+    if entry is not None:
+        return OsPlan(Operation.SCAN, DOCUMENT, note=f"{os}: the train holds nothing for {os}; scan only")
     why = (
         f"no {earlier_ring(group).value if earlier_ring(group) else 'earlier'} train"
-        if train is None
-        else (f"the train holds nothing for {os}" if entry is not None else f"the early ring had no {os} instances")
+        if train is None else f"the early ring had no {os} instances"
     )
     if config.untrained_os == "baseline" and os not in NO_APPROVAL_DELAY and os != UNKNOWN_OS:
         return OsPlan(Operation.INSTALL, hooks_document, note=f"{os}: {why}; installing what the {group.value} baseline approves")
+    if os in NO_APPROVAL_DELAY:
+        return OsPlan(Operation.SCAN, DOCUMENT, note=f"{os}: {HELD_NO_EARLY} ({why}); scan only", held=True)
     return OsPlan(Operation.SCAN, DOCUMENT, note=f"{os}: {why}; scan only")
 
 
@@ -313,5 +323,5 @@ def summary_memo(summary: WindowSummary) -> dict:
         "outcome": summary.outcome.value, "targets": summary.targets, "succeeded": summary.succeeded,
         "failed": summary.failed, "not_dispatched": summary.not_dispatched, "cancelled": summary.cancelled,
         "success_rate": summary.success_rate, "held_reason": summary.held_reason, "train": summary.train,
-        "notes": summary.notes[:10],
+        "notes": summary.notes[:10], "held_os": summary.held_os,
     }}

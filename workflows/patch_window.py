@@ -49,9 +49,12 @@ with workflow.unsafe.imports_passed_through():
     from workflows import options
     from workflows.calls import Calls, wait_until
     from workflows.patch_batch import PatchBatchWorkflow
+    from workflows.ring_gate import judge_ring_gate
+    from workflows.ring_steps import CUSTOMER_RINGS, customer_train, mark_running, marks_running, wait_for_earlier
     from workflows.patch_plan import (
         STOP_CUTOFF,
         STOP_MAX_ERRORS,
+        GateDecision,
         OsPlan,
         RateControl,
         RefusedConfiguration,
@@ -128,6 +131,8 @@ class PatchWindowWorkflow:
             validate_window_config(inp.config, inp.group)
         except WindowConfigError as err:
             return await self._finish(inp, summary, WindowOutcome.REFUSED, None, note=str(err))
+        if marks_running(inp.group):
+            await mark_running(self._calls, inp, summary)
         train, holds = await self._pass_gate(inp, summary, clock)
         if holds:
             return await self._finish(inp, summary, WindowOutcome.HELD, train)
@@ -144,6 +149,7 @@ class PatchWindowWorkflow:
         except RefusedConfiguration as err:
             return await self._finish(inp, summary, WindowOutcome.REFUSED, train, note=str(err))
         summary.notes += [plan.note for plan in plans.values() if plan.note]
+        summary.held_os = sorted(os for os, plan in plans.items() if plan.held)
         tally = Tally()
         stop_reason = await self._run_batches(inp, batches, plans, rates, tally, clock)
         if inp.group is PatchGroup.EARLY:
@@ -172,13 +178,16 @@ class PatchWindowWorkflow:
         earlier = earlier_ring(inp.group)
         if earlier is None:
             return None, False
-        query = RingRecordQuery(account=inp.account, group=earlier)
-        found = await self._calls.activity(
-            WorkerRole.AWS, ActivityName.READ_RING_RECORD,
-            query, RingRecordResult, options.SSM_CALL,
-        )
-        train = found.record.train if found.record else None
-        gate = judge_gate(inp.group, found.record, inp.config.success_threshold, inp.gate_releases)
+        if workflow.patched(CUSTOMER_RINGS):
+            train, gate = await self._judge_rings(inp, clock)
+        else:
+            query = RingRecordQuery(account=inp.account, group=earlier)
+            found = await self._calls.activity(
+                WorkerRole.AWS, ActivityName.READ_RING_RECORD,
+                query, RingRecordResult, options.SSM_CALL,
+            )
+            train = found.record.train if found.record else None
+            gate = judge_gate(inp.group, found.record, inp.config.success_threshold, inp.gate_releases)
         summary.notes.append(f"gate: {gate.reason}")
         if gate.holds and not await self._held(gate.reason, clock.cutoff_at):
             summary.held_reason = gate.reason
@@ -188,6 +197,17 @@ class PatchWindowWorkflow:
             summary.notes.append(f"released by {self._release.by}: {self._release.reason or 'no reason given'}")
         self._set_outcome(WindowOutcome.RUNNING)
         return train, False
+
+    async def _judge_rings(self, inp: PatchWindowInput, clock: WindowClock) -> tuple[PatchTrain | None, GateDecision]:
+        """The earlier ring of the whole customer (or of this account, with ring scope
+        ``account``): once it ended in every account, its runs judged together; the train built
+        from them."""
+        rings, waited = await wait_for_earlier(self._calls, inp, clock.cutoff_at, lambda: self._release is not None)
+        train = await customer_train(self._calls, inp, rings)
+        gate = judge_ring_gate(inp.group, rings, inp.config.success_threshold, inp.gate_releases,
+                               customer=inp.customer if inp.config.ring_scope == "customer" else "",
+                               waited_minutes=waited)
+        return train, GateDecision(gate.holds, gate.reason, ",".join(gate.blamed))
 
     async def _held(self, reason: str, cutoff_at: datetime) -> bool:
         """Hold until an operator releases this run or the cutoff passes. True when released."""

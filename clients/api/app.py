@@ -16,7 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from clients.api import openapi
+from clients.api import observability, openapi
 from clients.api.budget import EarlyAnswer
 from clients.api.errors import ServiceMisconfigured, bad_request_handler, error_response
 from clients.api.gateway import TemporalGateway, TemporalUnavailable
@@ -38,6 +38,7 @@ from clients.api.routes import (
     windows,
 )
 from clients.dashboard import pages as dashboard
+from config import telemetry
 from config.settings import Settings
 
 log = logging.getLogger("fleetpatch.api")
@@ -54,13 +55,17 @@ def create_app(settings: Settings, gateway: TemporalGateway | None = None, proof
             f"up to {settings.api.registration_wait.total_seconds():g} s (`FLEETPATCH_API__REGISTRATION_WAIT`)."
         ),
         version="0.1.0",
+        **observability.NATIVE_TELEMETRY_OFF,
     )
     app.state.settings = settings
-    app.state.gateway = gateway or TemporalGateway.from_environment(settings)
+    app.state.gateway = gateway or TemporalGateway.from_environment(
+        settings, **telemetry.connect_overrides(settings.telemetry, "fleetpatch-api")
+    )
     app.state.vcenter_keys = VcenterKeyCache(app.state.gateway, settings)
     app.state.proof = proof or IdentityProof(settings, app.state.vcenter_keys)
     api = settings.api
     app.state.rate_limits = RateLimits(api.rate_per_address, api.rate_per_instance, api.rate_window.total_seconds())
+    observability.install(app, settings, telemetry.tracer(settings.telemetry, "fleetpatch-api"))
     for module in (
         health, registration, links, admin, windows, reconcile, offboard, estate, tokens, compliance_sync
     ):

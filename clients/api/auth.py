@@ -19,8 +19,9 @@ def require_admin(
     With no admin token configured, every admin call is refused: the admin API is closed by default.
     """
     configured = request.app.state.settings.api.admin_token
-    presented = credentials.credentials.strip() if credentials else ""
-    if configured is None or not presented:
+    # The raw header, not ``credentials`` (FastAPI strips it): compared exactly as sent.
+    scheme, _, presented = request.headers.get("authorization", "").partition(" ")
+    if configured is None or credentials is None or scheme.lower() != "bearer" or not presented:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
             detail={"error": "Unauthorized", "reason": "admin endpoints need a bearer token"},

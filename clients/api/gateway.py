@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
 
 from temporalio.client import Client
 
@@ -27,8 +29,10 @@ class TemporalGateway:
         self._lock = asyncio.Lock()
 
     @classmethod
-    def from_environment(cls, settings: Settings) -> TemporalGateway:
-        return cls(lambda: connect(settings))
+    def from_environment(cls, settings: Settings | Path, **overrides: Any) -> TemporalGateway:
+        """Connect with Temporal's environment configuration and the payload codec (``overrides``:
+        interceptors, runtime)."""
+        return cls(lambda: connect(settings, **overrides))
 
     @classmethod
     def for_client(cls, client: Client) -> TemporalGateway:

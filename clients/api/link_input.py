@@ -73,6 +73,8 @@ class WindowOverrides(_Strict):
     hooks_on_train: Literal["refuse", "without-hooks"] | None = None
     untrained_os: Literal["scan", "baseline"] | None = None
     success_threshold: Annotated[JsonNumber, Field(ge=0.0, le=1.0)] | None = None
+    ring_scope: Literal["customer", "account"] | None = None
+    ring_wait_minutes: Annotated[JsonInt, Field(ge=0, le=10080)] | None = None
 
 
     @field_validator("days_of_month")
@@ -96,6 +98,9 @@ class _Link(_Strict):
     default_patch_group: PatchGroup = PatchGroup.ON_TIME
     time_zone: TimeZone = TimeZone("UTC")  # type: ignore[assignment]
     windows: Windows = Field(default_factory=Windows)
+    remote_access: bool = Field(
+        default=False, description="Session Manager into this account's VMs (advanced tier, sessions logged to S3)"
+    )
 
     @field_validator("windows")
     @classmethod

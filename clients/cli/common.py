@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import asdict, is_dataclass
+from datetime import datetime
+from enum import Enum
 from typing import Any
 
 import typer
 from rich.console import Console
+from rich.table import Table
+from rich.text import Text
 from temporalio.client import Client
 
 from config.settings import Settings
@@ -24,3 +30,38 @@ async def temporal(settings: Settings, **overrides: Any) -> Client:
     except Exception as err:  # connection refused, TLS, DNS
         err_console.print(f"[red]cannot reach Temporal: {err}[/red]")
         raise typer.Exit(2) from err
+
+
+def print_table(title: str, columns: list[str], rows: list[list[str]], *, whole: tuple[str, ...] = ()) -> None:
+    """A table whose ``whole`` columns (ids an operator copies into another command) are never
+    cut: each is as wide as its longest value; the other columns fold when the terminal is
+    narrow."""
+    table = Table(title=title)
+    for index, name in enumerate(columns):
+        if name in whole:
+            width = max([len(name)] + [len(Text.from_markup(row[index]).plain) for row in rows])
+            table.add_column(name, no_wrap=True, min_width=width, overflow="fold")
+        else:
+            table.add_column(name, overflow="fold")
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
+
+
+def print_json(data: Any) -> None:
+    """``--json``: the data alone on stdout (dataclasses, enums and datetimes as JSON)."""
+    typer.echo(json.dumps(jsonable(data), indent=2, sort_keys=True))
+
+
+def jsonable(value: Any) -> Any:
+    if is_dataclass(value) and not isinstance(value, type):
+        return jsonable(asdict(value))
+    if isinstance(value, dict):
+        return {str(jsonable(k)): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set):
+        return [jsonable(v) for v in value]
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value

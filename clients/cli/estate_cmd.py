@@ -14,7 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from clients.cli.api_client import call
-from clients.cli.common import console, err_console
+from clients.cli.common import console, err_console, print_table
 from clients.cli.estate_api import get
 from config.settings import Settings
 
@@ -101,14 +101,12 @@ def list_(
     if as_json:
         typer.echo(json.dumps(body, indent=2))
         return
-    table = Table(title=f"{len(body['instances'])} instance(s)" + (" (more: --limit)" if body["next_cursor"] else ""))
-    for column in ("instance", "customer", "cloud", "patch group", "os", "compliance", "missing", "failed", "last operation"):
-        table.add_column(column)
-    for r in body["instances"]:
-        table.add_row(r["managed_instance_id"], r["customer"] or "-", r["provider"] or "-", r["patch_group"] or "-",
-                      r["os"] or "-", r["compliance"], str(r["missing"]), str(r["failed"]),
-                      f"{r['last_operation'] or '-'} {(r['last_operation_end'] or '')[:16]}")
-    console.print(table)
+    print_table(f"{len(body['instances'])} instance(s)" + (" (more: --limit)" if body["next_cursor"] else ""),
+                ["instance", "customer", "cloud", "patch group", "os", "compliance", "missing", "failed", "last operation"],
+                [[r["managed_instance_id"], r["customer"] or "-", r["provider"] or "-", r["patch_group"] or "-",
+                  r["os"] or "-", r["compliance"], str(r["missing"]), str(r["failed"]),
+                  f"{r['last_operation'] or '-'} {(r['last_operation_end'] or '')[:16]}"] for r in body["instances"]],
+                whole=("instance",))
 
 
 def _csv(params: dict[str, Any]) -> None:

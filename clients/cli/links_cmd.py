@@ -8,10 +8,9 @@ from pathlib import Path
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
 from clients.cli.api_client import call
-from clients.cli.common import console, err_console
+from clients.cli.common import console, err_console, print_json, print_table
 from config.settings import Settings
 from contracts.providers import PatchGroup
 
@@ -29,6 +28,9 @@ def add(
     vcenter: str | None = typer.Option(None, "--vcenter", help="A vCenter id (its VMs get fleetpatch tokens)."),
     public_key: list[Path] = typer.Option(
         [], "--public-key", exists=True, dir_okay=False, help="vmware: PEM public key(s) the vCenter's tokens are signed with."
+    ),
+    remote_access: bool = typer.Option(
+        False, "--remote-access", help="Allow Session Manager sessions (advanced tier, sessions logged to S3)."
     ),
     default_patch_group: PatchGroup = typer.Option(PatchGroup.ON_TIME, "--default-patch-group"),
     time_zone: str = typer.Option("UTC", "--time-zone", help="IANA time zone of the customer's patch windows."),
@@ -55,6 +57,8 @@ def add(
         body["external_id"] = external_id
     if public_key:
         body["vcenter_public_keys"] = [p.read_text() for p in public_key]
+    if remote_access:
+        body["remote_access"] = True
     if window:
         body["windows"] = _windows(window)
     link = call(Settings(), "POST", "/v1/admin/links", json=body)
@@ -96,15 +100,15 @@ def list_(
     """Every linked cloud account."""
     links = call(Settings(), "GET", "/v1/admin/links", params={"customer": customer} if customer else None)["links"]
     if as_json:
-        console.print_json(data={"links": links})
+        print_json({"links": links})
         return
-    table = Table(title=f"{len(links)} linked cloud account(s)")
-    for column in ("customer", "provider", "cloud account", "default group", "time zone", "role / keys"):
-        table.add_column(column)
-    for link in links:
-        extra = link.get("role_arn") or (f"{len(link['vcenter_public_keys'])} key(s)" if link.get("vcenter_public_keys") else "")
-        table.add_row(link["customer"], link["provider"], link["cloud_account"], link["default_patch_group"], link["time_zone"], extra)
-    console.print(table)
+    rows = [[link["customer"], link["provider"], link["cloud_account"], link["default_patch_group"], link["time_zone"],
+             link.get("role_arn") or (f"{len(link['vcenter_public_keys'])} key(s)" if link.get("vcenter_public_keys") else ""),
+             f"[yellow]{link['held']}[/yellow]" if link.get("held") else ""]
+            for link in links]
+    print_table(f"{len(links)} linked cloud account(s)",
+                ["customer", "provider", "cloud account", "default group", "time zone", "role / keys", "rings"], rows,
+                whole=("cloud account",))
 
 
 @app.command("remove")

@@ -13,7 +13,9 @@ from clients.cli import (
     links_cmd,
     reconcile_cmd,
     reset_cmd,
+    session_cmd,
     simulate_cmd,
+    temporal_cmd,
     up_cmd,
     vcenter_cmd,
     verify_cmd,
@@ -37,12 +39,14 @@ app.add_typer(vcenter_cmd.app, name="vcenter", help="vCenter identity tokens.")
 app.add_typer(links_cmd.app, name="links")
 app.add_typer(enrollments_cmd.app, name="enrollments")
 app.add_typer(windows_cmd.app, name="windows")
+app.add_typer(temporal_cmd.app, name="temporal")
 app.add_typer(db_cmd.app, name="db")
 app.add_typer(tokens_cmd.app, name="tokens")
 app.add_typer(estate_cmd.compliance_app, name="compliance")
 app.add_typer(estate_cmd.instances_app, name="instances")
 estate_cmd.instances_app.command("remove")(instances_cmd.remove)
 app.command("cve")(estate_cmd.cve)
+app.add_typer(session_cmd.app, name="session")
 
 
 def main() -> None:

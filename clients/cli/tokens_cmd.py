@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import typer
-from rich.table import Table
 
 from clients.cli.api_client import call
-from clients.cli.common import console
+from clients.cli.common import console, print_json, print_table
 from config.settings import Settings
 
 app = typer.Typer(no_args_is_help=True, help="Customer read tokens for the estate API and dashboard.")
@@ -23,18 +22,16 @@ def issue(
 
 
 @app.command("list")
-def list_() -> None:
+def list_(as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table.")) -> None:
     """Every token: id, customer, label, dates (never the token itself)."""
     rows = call(Settings(), "GET", "/v1/admin/tokens")["tokens"]
-    table = Table(title=f"{len(rows)} token(s)")
-    table.add_column("id", no_wrap=True, min_width=16)
-    for column in ("customer", "label", "created", "last used", "revoked"):
-        table.add_column(column)
-    for row in rows:
-        table.add_row(row["id"], row.get("customer") or "(admin)", row.get("label") or "",
-                      (row.get("created_at") or "")[:16], (row.get("last_used_at") or "-")[:16],
-                      (row.get("revoked_at") or "-")[:16])
-    console.print(table)
+    if as_json:
+        print_json({"tokens": rows})
+        return
+    print_table(f"{len(rows)} token(s)", ["id", "customer", "label", "created", "last used", "revoked"],
+                [[row["id"], row.get("customer") or "(admin)", row.get("label") or "", (row.get("created_at") or "")[:16],
+                  (row.get("last_used_at") or "-")[:16], (row.get("revoked_at") or "-")[:16]] for row in rows],
+                whole=("id",))
 
 
 @app.command("revoke")

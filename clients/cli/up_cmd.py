@@ -83,6 +83,8 @@ def _print_addresses(supervisor: Supervisor, missing: list[str]) -> None:
         if key in doc:
             first = next(iter(v for v in doc[key].values() if isinstance(v, str)), "")
             table.add_row(f"{key} (local)", first, "local cloud: metadata + API")
+    ports = ",".join(url.rsplit(":", 1)[1].split("/")[0] for name, url in doc["metrics"].items() if name != "api")
+    table.add_row("metrics", f"workers :{ports}; API /metrics", "Prometheus (local.json lists each under metrics)")
     table.add_row("local.json", str(supervisor.settings.local_json), "every address above, for tools")
     table.add_row("logs", str(supervisor.logs_dir), "one file per process")
     console.print(table)

@@ -13,7 +13,6 @@ import typer
 from rich.table import Table
 
 from clients.cli.common import console, err_console
-from clouds.vmware.vsphere import VcenterEndpoint, VsphereClient
 from config.settings import Settings
 from contracts.errors import FleetpatchError
 
@@ -33,6 +32,8 @@ def issue_tokens(
     ),
 ) -> None:
     """Write a fresh identity token to every VM whose patching custom attribute is true."""
+    from clouds.vmware.vsphere import VcenterEndpoint, VsphereClient  # pyvmomi: the vmware extra only
+
     settings = Settings()
     configured = settings.vmware.vcenters.get(vcenter)
     if configured is None:

@@ -1,4 +1,5 @@
-"""``fleetpatch windows``: list, show, pause, resume, trigger [--wait], backfill, release.
+"""``fleetpatch windows``: list, show, pause, resume, trigger [--wait], backfill, release
+(``--account`` or every account of a ``--customer``); ``--json`` on list, show and trigger.
 
 The patch windows of every systems account are Temporal Schedules (``patch-window/{account}/
 {group}``); these commands operate them through ``scheduling``, exactly as the admin API
@@ -13,14 +14,14 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 import typer
-from rich.table import Table
 from temporalio.client import Client
 
 import scheduling as schedules
-from clients.cli.common import console, err_console, temporal
+from clients.cli.common import console, err_console, jsonable, print_json, print_table, temporal
+from clients.cli.window_output import GOOD, print_summary, summary_json
 from config.settings import Settings
 from contracts.errors import FleetpatchError
-from contracts.patching import WindowOutcome, WindowSummary
+from contracts.patching import WindowSummary
 from contracts.providers import PatchGroup
 
 app = typer.Typer(name="windows", help="Patch windows: one schedule per systems account and patch group.",
@@ -29,8 +30,6 @@ app = typer.Typer(name="windows", help="Patch windows: one schedule per systems 
 T = TypeVar("T")
 ACCOUNT = typer.Option(..., "--account", "-a", help="The systems account id.")
 GROUP = typer.Option(..., "--group", "-g", help="The patch group (ring).")
-#: Outcomes a script may treat as "the window did its job".
-GOOD = {WindowOutcome.SUCCEEDED, WindowOutcome.NO_TARGETS}
 
 
 def _run(operation: Callable[[Client], Awaitable[T]]) -> T:
@@ -52,30 +51,35 @@ def _when(value: datetime | None) -> str:
     return value.astimezone().strftime("%Y-%m-%d %H:%M %Z") if value else "-"
 
 
+JSON = typer.Option(False, "--json", help="Print JSON instead of tables.")
+
+
 @app.command("list")
 def list_windows(
     account: str | None = typer.Option(None, "--account", "-a", help="Only this systems account."),
     customer: str | None = typer.Option(None, "--customer", "-c", help="Only this customer."),
+    as_json: bool = JSON,
 ) -> None:
     """Every patch window with its next run."""
     views = _run(lambda client: schedules.list_windows(client, account_id=account, customer=customer))
-    table = Table(title="patch windows")
-    for column in ("account", "group", "customer", "when", "state", "next run", "last run"):
-        table.add_column(column)
-    for view in views:
-        state = "[yellow]paused[/yellow]" if view.paused else "active"
-        last = view.recent[-1].workflow_id if view.recent else "-"
-        table.add_row(view.account_id, view.group, view.customer, view.when, state,
-                      _when(view.next_runs[0] if view.next_runs else None), last)
-    console.print(table)
+    if as_json:
+        print_json({"windows": [_view_json(v) for v in views]})
+        return
+    rows = [[v.account_id, v.group, v.customer, v.when, "[yellow]paused[/yellow]" if v.paused else "active",
+             _when(v.next_runs[0] if v.next_runs else None), v.recent[-1].workflow_id if v.recent else "-"] for v in views]
+    print_table("patch windows", ["account", "group", "customer", "when", "state", "next run", "last run"], rows,
+                whole=("account", "last run"))
     if not views:
         err_console.print("no patch windows found (schedules appear once an account is configured)")
 
 
 @app.command("show")
-def show(account: str = ACCOUNT, group: PatchGroup = GROUP) -> None:
+def show(account: str = ACCOUNT, group: PatchGroup = GROUP, as_json: bool = JSON) -> None:
     """One window: its schedule, configuration, releases and recent runs with their outcomes."""
     view = _run(lambda client: schedules.show(client, account, group))
+    if as_json:
+        print_json(_view_json(view))
+        return
     console.print(f"[bold]{view.schedule_id}[/bold]  {view.when}  "
                   + ("[yellow]paused[/yellow]" if view.paused else "active") + (f"  ({view.note})" if view.note else ""))
     console.print("next runs: " + ", ".join(_when(t) for t in view.next_runs))
@@ -83,12 +87,14 @@ def show(account: str = ACCOUNT, group: PatchGroup = GROUP) -> None:
         console.print("configuration: " + ", ".join(f"{k}={v}" for k, v in view.config.items() if v is not None))
     if view.gate_releases:
         console.print("recorded releases of earlier runs: " + ", ".join(view.gate_releases))
-    table = Table(title="recent runs")
-    for column in ("workflow id", "started", "outcome"):
-        table.add_column(column)
-    for run in view.recent:
-        table.add_row(run.workflow_id, _when(run.started_at), "running" if run.running else (run.outcome or "-"))
-    console.print(table)
+    rows = [[r.workflow_id, _when(r.started_at), "running" if r.running else (r.outcome or "-")] for r in view.recent]
+    print_table("recent runs", ["workflow id", "started", "outcome"], rows, whole=("workflow id",))
+
+
+def _view_json(view: schedules.WindowView) -> dict[str, Any]:
+    data = jsonable(view)
+    data.pop("memo", None)
+    return data
 
 
 @app.command("pause")
@@ -108,7 +114,8 @@ def resume(account: str = ACCOUNT, group: PatchGroup = GROUP, note: str | None =
 
 @app.command("trigger")
 def trigger(account: str = ACCOUNT, group: PatchGroup = GROUP,
-            wait: bool = typer.Option(False, "--wait", help="Wait for the run and print its summary.")) -> None:
+            wait: bool = typer.Option(False, "--wait", help="Wait for the run and print its summary."),
+            as_json: bool = typer.Option(False, "--json", help="Print the run (with --wait: its summary) as JSON.")) -> None:
     """Open the window now."""
 
     async def go(client: Client) -> tuple[str, WindowSummary | None]:
@@ -116,11 +123,14 @@ def trigger(account: str = ACCOUNT, group: PatchGroup = GROUP,
         return workflow_id, (await schedules.wait(client, workflow_id) if wait else None)
 
     workflow_id, summary = _run(go)
-    console.print(f"started {workflow_id}")
-    if summary is not None:
-        print_summary(summary)
-        if summary.outcome not in GOOD:
-            raise typer.Exit(1)
+    if as_json:
+        print_json(summary_json(summary) if summary is not None else {"workflow_id": workflow_id})
+    else:
+        console.print(f"started {workflow_id}")
+        if summary is not None:
+            print_summary(summary)
+    if summary is not None and summary.outcome not in GOOD:
+        raise typer.Exit(1)
 
 
 @app.command("backfill")
@@ -133,54 +143,29 @@ def backfill(account: str = ACCOUNT, group: PatchGroup = GROUP,
 
 
 @app.command("release")
-def release(account: str = ACCOUNT, group: PatchGroup = GROUP,
+def release(account: str | None = typer.Option(None, "--account", "-a", help="The systems account id."),
+            customer: str | None = typer.Option(None, "--customer", "-c",
+                                                help="Release the ring in every systems account of this customer."),
+            group: PatchGroup = GROUP,
             reason: str = typer.Option("", help="Why the ring may proceed (recorded)."),
             by: str = typer.Option("operator", help="Who releases it."),
-            earlier_run: str | None = typer.Option(None, help="The earlier ring's run to waive (default: its last).")) -> None:
-    """Release a ring held by its promotion gate: the held run proceeds, or the next run does."""
-    result = _run(lambda client: schedules.release(client, account, group, by=by, reason=reason, earlier_run=earlier_run))
-    if result.kind == "signalled":
-        console.print(f"released the held run {result.workflow_id}")
+            earlier_run: str | None = typer.Option(None, help="The earlier ring's run to waive (default: the last "
+                                                                "run of every account of the customer).")) -> None:
+    """Release a ring held by its promotion gate, in one account or in every account of a
+    customer: each held run proceeds, or the next run does."""
+    if (account is None) == (customer is None):
+        err_console.print("[red]give exactly one of --account and --customer[/red]")
+        raise typer.Exit(2)
+    if customer is not None:
+        results = _run(lambda client: schedules.release_customer(client, customer, group, by=by, reason=reason))
     else:
-        console.print(f"recorded: the next {PatchGroup(group).value} run proceeds despite {result.workflow_id}")
-
-
-def print_summary(summary: WindowSummary) -> None:
-    colour = "green" if summary.outcome in GOOD else "red"
-    console.print(f"[{colour}]{summary.outcome.value}[/{colour}]  {summary.workflow_id}")
-    table = Table(show_header=False)
-    rows: list[tuple[str, Any]] = [
-        ("targets", summary.targets), ("succeeded", summary.succeeded), ("failed", summary.failed),
-        ("cancelled", summary.cancelled), ("not dispatched", summary.not_dispatched),
-        ("not delivered", summary.not_delivered), ("in progress", summary.in_progress),
-        ("success rate", "-" if summary.success_rate is None else f"{summary.success_rate:.1%}"),
-        ("errors / max", f"{summary.errors} / {summary.max_errors}"),
-        ("train", ", ".join(f"{os}: {n}" for os, n in summary.train.items()) or "-"),
-    ]
-    if summary.held_reason:
-        rows.append(("held", summary.held_reason))
-    for name, value in rows:
-        table.add_row(name, str(value))
-    console.print(table)
-    for note in summary.notes:
-        console.print(f"  note: {note}")
-    if summary.failures:
-        failures = Table(title="failures")
-        for column in ("instance", "os", "reason"):
-            failures.add_column(column)
-        for failure in summary.failures[:20]:
-            failures.add_row(failure.instance_id, failure.os, failure.reason)
-        console.print(failures)
-    if summary.instances:
-        instances = Table(title="instances")
-        for column in ("instance", "os", "status", "installed", "missing", "failed", "pending reboot"):
-            instances.add_column(column)
-        for row in summary.instances[:200]:
-            instances.add_row(row.instance_id, row.os, row.status.value, str(row.installed), str(row.missing),
-                              str(row.failed), str(row.pending_reboot))
-        console.print(instances)
-    if summary.report_prefix:
-        console.print(f"every instance: {summary.report_prefix}")
+        results = {account: _run(lambda client: schedules.release(client, account, group, by=by, reason=reason,
+                                                                   earlier_run=earlier_run))}
+    for where, result in results.items():
+        if result.kind == "signalled":
+            console.print(f"{where}: released the held run {result.workflow_id}")
+        else:
+            console.print(f"{where}: recorded: the next {PatchGroup(group).value} run proceeds despite {result.workflow_id}")
 
 
 def _aware(value: datetime) -> datetime:

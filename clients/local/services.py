@@ -181,12 +181,27 @@ def cloud_specs(settings: Settings, clouds: list[LocalCloud]) -> list[ServiceSpe
     return specs
 
 
-def worker_specs(env: dict[str, str]) -> list[ServiceSpec]:
+def worker_metrics_port(settings: Settings, role: WorkerRole) -> int:
+    """The port of a worker's Prometheus endpoint: an override, else its place in the block."""
+    overrides = settings.local.worker_metrics_ports
+    if role.value in overrides:
+        return overrides[role.value]
+    return settings.local.worker_metrics_port + list(WorkerRole).index(role)
+
+
+def metrics_urls(settings: Settings) -> dict[str, str]:
+    """{process: Prometheus URL} of every worker and the API, as local.json lists them."""
+    urls = {f"worker-{role.value}": f"http://{HOST}:{worker_metrics_port(settings, role)}/metrics" for role in WorkerRole}
+    urls["api"] = f"{api_url(settings)}/metrics"
+    return urls
+
+
+def worker_specs(settings: Settings, env: dict[str, str]) -> list[ServiceSpec]:
     return [
         ServiceSpec(
             name=f"worker-{role.value}",
             argv=[sys.executable, "-m", "workers", "--role", role.value],
-            env=env,
+            env={**env, "FLEETPATCH_TELEMETRY__METRICS_BIND": f"{HOST}:{worker_metrics_port(settings, role)}"},
             kind="worker",
         )
         for role in WorkerRole
@@ -214,6 +229,7 @@ def local_json(settings: Settings, clouds: list[LocalCloud], pids: dict[str, int
         "state_dir": str(settings.state_dir.resolve()),
         "database": display_url(settings.database_url),
         "processes": pids,
+        "metrics": metrics_urls(settings),
     }
     for cloud in clouds:
         described = cloud.describe(settings)

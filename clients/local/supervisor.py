@@ -88,7 +88,7 @@ class Supervisor:
         await self.start_clouds()
         await self.migrate_estate()
         env = services.shared_env(self.settings, self.clouds)
-        for spec in [*services.worker_specs(env), services.api_spec(self.settings, env)]:
+        for spec in [*services.worker_specs(self.settings, env), services.api_spec(self.settings, env)]:
             await self._launch(spec)
         self.write_local_json()
 

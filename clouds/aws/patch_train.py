@@ -30,6 +30,7 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
+import yaml
 from botocore.exceptions import ClientError
 from pydantic import TypeAdapter
 
@@ -44,6 +45,7 @@ _RECORD = TypeAdapter(RingRunRecord)
 _TRAIN = TypeAdapter(PatchTrain)
 _SUMMARY = TypeAdapter(WindowSummary)
 _ROWS = TypeAdapter(list[InstanceResult])
+_PATCHES = TypeAdapter(dict[str, list[PatchRef]])
 
 
 def render_override_list(patches: list[PatchRef]) -> str:
@@ -82,6 +84,29 @@ def train_entries(installed: list[PatchRef], failed: list[PatchRef]) -> list[Pat
     refused = {(p.id, p.title) for p in failed}
     unique = {(p.id, p.title): p for p in installed if (p.id, p.title) not in refused}
     return [unique[key] for key in sorted(unique)]
+
+
+def parse_override_list(text: str | bytes) -> list[PatchRef]:
+    """The patches of an InstallOverrideList this store wrote."""
+    doc = yaml.safe_load(text) or {}
+    return [PatchRef(str(e["id"]), str(e.get("title", ""))) for e in doc.get("patches") or []]
+
+
+def merge_trains(
+    installed: list[dict[str, list[PatchRef]]], failed: list[dict[str, list[PatchRef]]],
+) -> dict[str, list[PatchRef]]:
+    """One customer train from the trains of several accounts: per OS, every patch some
+    account's early run installed, minus any patch (same id and title) that failed on an early
+    instance of that OS in any account. Every OS of any source keeps an entry (maybe empty)."""
+    refused: dict[str, list[PatchRef]] = {}
+    for source in failed:
+        for os, patches in source.items():
+            refused.setdefault(os, []).extend(patches)
+    merged: dict[str, list[PatchRef]] = {}
+    for source in installed:
+        for os, patches in source.items():
+            merged.setdefault(os, []).extend(patches)
+    return {os: train_entries(patches, refused.get(os, [])) for os, patches in sorted(merged.items())}
 
 
 def train_read_policy(bucket: str, account_id: str) -> dict[str, Any]:
@@ -178,8 +203,32 @@ class PatchTrainStore:
             if entries:
                 url = self._put(account, f"patch-train/{train_id}/{os}.yaml", render_override_list(entries), "application/yaml")
             train.per_os[os] = TrainOs(os=os, count=len(entries), url=url)
+        refused = {os: patches for os, patches in sorted(failed.items()) if patches}
+        if refused:  # what a customer train built from this one must leave out
+            self._put(account, f"patch-train/{train_id}/failed.json", _PATCHES.dump_json(refused).decode(), "application/json")
         self._put(account, f"patch-train/{train_id}/manifest.json", _TRAIN.dump_json(train).decode(), "application/json")
         return train
+
+    def copy_customer_train(
+        self, account: AccountRef, *, train_id: str, recorded_by: str, sources: list[tuple[AccountRef, PatchTrain]],
+    ) -> PatchTrain:
+        """The customer train in ``account``'s bucket, built from the trains of ``sources`` (each
+        read from its own account's bucket). Idempotent: a train already written is returned."""
+        existing = self.read_train(account, train_id)
+        if existing is not None:
+            return existing
+        installed: list[dict[str, list[PatchRef]]] = []
+        failed: list[dict[str, list[PatchRef]]] = []
+        covered: set[str] = set()
+        for source, train in sources:
+            covered |= set(train.per_os)
+            installed.append({os: parse_override_list(self.read_object(source, entry.url) or b"")
+                              for os, entry in train.per_os.items() if entry.url})
+            raw = self._get(source, f"patch-train/{train.train_id}/failed.json")
+            failed.append(_PATCHES.validate_json(raw) if raw else {})
+        merged = merge_trains(installed, failed)
+        return self.record_train(account, train_id=train_id, recorded_by=recorded_by, installed=merged, failed={},
+                                 covered_os=sorted(covered))
 
     def read_train(self, account: AccountRef, train_id: str) -> PatchTrain | None:
         raw = self._get(account, f"patch-train/{train_id}/manifest.json")

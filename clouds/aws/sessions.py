@@ -96,6 +96,11 @@ class AwsSessions:
         return self.client(service)
 
     def role_arn_for(self, account_id: str) -> str:
+        """The least-privilege role fleetpatch acts through in a systems account."""
+        return f"arn:aws:iam::{account_id}:role/{self._settings.systems_role_name}"
+
+    def bootstrap_role_arn_for(self, account_id: str) -> str:
+        """The administrator role of a vended account; only clouds/aws/systems_role.py uses it."""
         return f"arn:aws:iam::{account_id}:role/{self._settings.access_role_name}"
 
     def assume(self, role_arn: str, external_id: str | None = None) -> boto3.session.Session:

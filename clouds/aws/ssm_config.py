@@ -18,6 +18,8 @@ from contracts.enrollment import AccountRef, SsmConfigurationResult
 
 SERVICE_ROLE = "fleetpatch-ssm-managed-instance"
 INVENTORY_ASSOCIATION = "fleetpatch-inventory"
+AGENT_UPDATE_ASSOCIATION = "fleetpatch-agent-update"
+DEFAULT_AGENT_UPDATE_SCHEDULE = "rate(14 days)"
 VERSION_PARAMETER = "/fleetpatch/ssm-configuration-version"
 _MANAGED_INSTANCE_POLICY = "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
 
@@ -39,8 +41,9 @@ def service_role_trust(account_id: str) -> dict[str, Any]:
 
 
 class SsmConfigurator:
-    def __init__(self, sessions: AwsSessions) -> None:
+    def __init__(self, sessions: AwsSessions, agent_update_schedule: str = DEFAULT_AGENT_UPDATE_SCHEDULE) -> None:
         self._sessions = sessions
+        self._agent_update_schedule = agent_update_schedule
 
     def _client(self, service: str, account: AccountRef) -> Any:
         return self._sessions.in_account(service, account.role_arn, account.external_id, account.region)
@@ -59,6 +62,7 @@ class SsmConfigurator:
         role = self.ensure_service_role(account)
         baselines = self.ensure_baselines(account)
         association = self.ensure_inventory_association(account)
+        agent_update = self.ensure_agent_update_association(account)
         previous = self.applied_version(account)
         with aws_call("ssm:PutParameter"):
             self._client("ssm", account).put_parameter(
@@ -73,6 +77,7 @@ class SsmConfigurator:
             baselines=baselines,
             inventory_association_id=association,
             changed=previous != version,
+            agent_update_association_id=agent_update,
         )
 
     def ensure_service_role(self, account: AccountRef) -> str:
@@ -175,5 +180,31 @@ class SsmConfigurator:
                     "services": ["Enabled"],
                     "windowsUpdates": ["Enabled"],
                 },
+            )
+        return created["AssociationDescription"]["AssociationId"]
+
+    def ensure_agent_update_association(self, account: AccountRef) -> str:
+        """Every managed instance's SSM agent kept current: ``AWS-UpdateSSMAgent`` on a cadence
+        (settings: ``FLEETPATCH_AWS__AGENT_UPDATE_SCHEDULE``). An existing one keeps its id; a
+        changed cadence is written to it."""
+        ssm = self._client("ssm", account)
+        with aws_call("ssm:ListAssociations"):
+            listed = ssm.list_associations(
+                AssociationFilterList=[{"key": "AssociationName", "value": AGENT_UPDATE_ASSOCIATION}]
+            ).get("Associations", [])
+        found = next((a for a in listed if a.get("AssociationName") == AGENT_UPDATE_ASSOCIATION), None)
+        if found is not None:
+            if found.get("ScheduleExpression") != self._agent_update_schedule:
+                with aws_call("ssm:UpdateAssociation"):
+                    ssm.update_association(
+                        AssociationId=found["AssociationId"], ScheduleExpression=self._agent_update_schedule
+                    )
+            return found["AssociationId"]
+        with aws_call("ssm:CreateAssociation"):
+            created = ssm.create_association(
+                Name="AWS-UpdateSSMAgent",
+                AssociationName=AGENT_UPDATE_ASSOCIATION,
+                Targets=[{"Key": "InstanceIds", "Values": ["*"]}],
+                ScheduleExpression=self._agent_update_schedule,
             )
         return created["AssociationDescription"]["AssociationId"]

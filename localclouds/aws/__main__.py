@@ -35,6 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     # Like real IAM, know the AWS-managed policies fleetpatch attaches (AmazonSSMManagedInstanceCore).
     iam_policies.install()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    log = logging.getLogger(__name__)
     state_path(args.state_dir).mkdir(parents=True, exist_ok=True)
     app = make_app(
         create_account_delay=timedelta(seconds=args.create_account_delay),
@@ -49,8 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         log.error("%s", err)
         return 3
     create_organization(MANAGEMENT_ACCOUNT, REGION)
-    log.info("local AWS on http://%s:%s (%s)", args.host, args.port,
-             f"state restored from {store.path}" if restored else "fresh state")
+    log.info("local AWS: %s", f"state restored from {store.path}" if restored else "fresh state")
     store.start()
     try:
         run_wsgi(make_server(args.host, args.port, app))

@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from localclouds.addresses import HEALTH_BODY, HEALTH_PATH
+from localclouds.aws import iam_enforcement
 from localclouds.aws.auth import caller_from_environ, credential_scope
 from localclouds.aws.context import PassToMoto, RequestContext
 from localclouds.aws.ec2messages import MessageService
@@ -26,6 +27,7 @@ from localclouds.aws.faults import FaultInjector, FaultRule, FaultRuleError
 from localclouds.aws.organizations import OrganizationsService
 from localclouds.aws.persistence import Gate
 from localclouds.aws.protocol import AwsError, Response, json_error, json_response, query_error
+from localclouds.aws.ssm_association_updates import AssociationUpdates
 from localclouds.aws.ssm_associations import AssociationService
 from localclouds.aws.ssm_commands import CommandService
 from localclouds.aws.ssm_engine import CommandEngine
@@ -34,6 +36,7 @@ from localclouds.aws.ssm_instances import InstanceService
 from localclouds.aws.ssm_inventory import InventoryService
 from localclouds.aws.ssm_patch import PatchBaselineService
 from localclouds.aws.ssm_patch_states import PatchStateService
+from localclouds.aws.ssm_sessions import SessionService
 from localclouds.aws.ssm_state import Clock, SsmState
 
 log = logging.getLogger(__name__)
@@ -108,6 +111,8 @@ class LocalAws:
             **self.patch_states.handlers(),
             **AssociationService(self.ssm, hybrid).handlers(),
             **InventoryService(self.ssm).handlers(),
+            **SessionService(self.ssm).handlers(),
+            **AssociationUpdates(self.ssm).handlers(),
         }
         self.message_handlers = MessageService(self.ssm, self.engine, hybrid).handlers()
         self.organizations = OrganizationsService(create_account_delay)
@@ -135,7 +140,7 @@ class LocalAws:
             response = json_error(AwsError("InternalServerError", "internal error", 500))
         if response is None:
             return self.moto_app(environ, start_response)
-        reason = {200: "OK", 400: "Bad Request", 404: "Not Found", 413: "Payload Too Large",
+        reason = {200: "OK", 400: "Bad Request", 403: "Forbidden", 404: "Not Found", 413: "Payload Too Large",
                   500: "Internal Server Error"}.get(response.status, "Unknown")
         start_response(f"{response.status} {reason}", response.headers)
         return [response.body]
@@ -179,6 +184,9 @@ class LocalAws:
             if target:
                 return json_error(AwsError("ThrottlingException", "Rate exceeded"))
             return query_error("Throttling", "Rate exceeded")
+        refused = _enforce_iam(environ, service, action, body, self.default_region, json_protocol=bool(target))
+        if refused is not None:
+            return refused
         if not target or prefix not in TARGET_PREFIXES:
             return None
         return self._dispatch(TARGET_PREFIXES[prefix], action, environ, body)
@@ -292,6 +300,22 @@ def _query_action(environ: dict[str, Any], body: bytes) -> str | None:
     query = parse_qs(environ.get("QUERY_STRING", ""))
     values = form.get("Action") or query.get("Action")
     return values[0] if values else None
+
+
+def _enforce_iam(environ: dict[str, Any], service: str | None, action: str | None, body: bytes,
+                 default_region: str, *, json_protocol: bool) -> Response | None:
+    """The IAM checks of iam_enforcement.py, answered as AWS answers a refusal."""
+    caller = caller_from_environ(environ, default_region)
+    try:
+        if service == "sts" and action == "AssumeRole":
+            role_arn = (parse_qs(body.decode("utf-8", "replace")).get("RoleArn") or [""])[0]
+            iam_enforcement.check_assume_role(caller.account_id, role_arn)
+        iam_enforcement.check_action(caller.access_key, service, action)
+    except iam_enforcement.Denied as denied:
+        if json_protocol:
+            return json_error(AwsError("AccessDeniedException", f"User is {denied}"))
+        return query_error("AccessDenied", f"User is {denied}", status=403)
+    return None
 
 
 def make_app(**kwargs: Any) -> LocalAws:

@@ -28,7 +28,9 @@ pytestmark = pytest.mark.integration
 def _ssm(endpoint: str, account_id: str) -> Any:
     sts = boto3.client("sts", endpoint_url=endpoint, region_name="us-east-1",
                        aws_access_key_id="AKIATESTINTEGRATION0", aws_secret_access_key="x")
-    creds = sts.assume_role(RoleArn=f"arn:aws:iam::{account_id}:role/Check", RoleSessionName="check")["Credentials"]
+    # The administrator role Organizations made: the local AWS enforces IAM in vended accounts.
+    role = f"arn:aws:iam::{account_id}:role/OrganizationAccountAccessRole"
+    creds = sts.assume_role(RoleArn=role, RoleSessionName="check")["Credentials"]
     return boto3.client("ssm", endpoint_url=endpoint, region_name="us-east-1",
                         aws_access_key_id=creds["AccessKeyId"], aws_secret_access_key=creds["SecretAccessKey"],
                         aws_session_token=creds["SessionToken"])

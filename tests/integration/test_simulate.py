@@ -1,5 +1,6 @@
 """``fleetpatch up`` in a temporary directory, then ``fleetpatch simulate --vms 8 --customers 2``:
-all eight VMs enroll over the four clouds, and local.json lists them under ``vms``."""
+all eight VMs enroll over the four clouds, and local.json lists them under ``vms``; then a patch
+window runs in a vended account through the least-privilege role."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ async def test_simulate_enrolls_eight_vms_over_four_clouds(tmp_path: Path) -> No
     env = _env(state)
     env["FLEETPATCH_LOCAL__FLEET_PORT"] = str(free_port())
     env["FLEETPATCH_LOCAL__VCENTER_GUEST_PORT"] = str(free_port())
+    env["FLEETPATCH_PATCHING__POLL_INTERVAL"] = "2s"  # the window below polls its commands quickly
     proc = _start(state, env)
     try:
         doc = await _wait_healthy(state / "local.json", proc)
@@ -60,5 +62,36 @@ async def test_simulate_enrolls_eight_vms_over_four_clouds(tmp_path: Path) -> No
             (node,) = ssm.describe_instance_information(
                 Filters=[{"Key": "InstanceIds", "Values": [vm["instance_id"]]}])["InstanceInformationList"]
             assert node["PingStatus"] == "Online"
+
+        await _a_window_runs_through_the_systems_role(doc, state, vms)
     finally:
         _stop(proc)
+
+
+async def _a_window_runs_through_the_systems_role(doc: dict, state: Path, vms: list[dict]) -> None:
+    """The vended account holds FleetpatchSystemsAccess, and a patch window opened now patches the
+    VM through it (the local AWS enforces that role's policy in vended accounts)."""
+    from localclouds.aws import ACCESS_KEY_ID, SECRET_ACCESS_KEY
+
+    vm = next(v for v in vms if v["provider"] == "gcp")
+    management = boto3.Session(aws_access_key_id=ACCESS_KEY_ID, aws_secret_access_key=SECRET_ACCESS_KEY)
+    org = management.client("organizations", endpoint_url=doc["aws"], region_name="us-east-1")
+    account = next(
+        a["Id"] for a in org.list_accounts()["Accounts"]
+        if {t["Key"]: t["Value"] for t in org.list_tags_for_resource(ResourceId=a["Id"])["Tags"]}.get(
+            "fleetpatch:cloud-account") == vm["cloud_account"]
+    )
+    sts = management.client("sts", endpoint_url=doc["aws"], region_name="us-east-1")
+    creds = sts.assume_role(RoleArn=f"arn:aws:iam::{account}:role/OrganizationAccountAccessRole",
+                            RoleSessionName="check")["Credentials"]
+    iam = boto3.client("iam", endpoint_url=doc["aws"], region_name="us-east-1", aws_access_key_id=creds["AccessKeyId"],
+                       aws_secret_access_key=creds["SecretAccessKey"], aws_session_token=creds["SessionToken"])
+    assert iam.get_role(RoleName="FleetpatchSystemsAccess")["Role"]["RoleName"] == "FleetpatchSystemsAccess"
+
+    group = vm["patch_group"] or "on-time"
+    token = (state / "secrets" / "admin-token").read_text().strip()
+    async with httpx.AsyncClient(base_url=doc["api"], timeout=600, headers={"Authorization": f"Bearer {token}"}) as api:
+        ran = await api.post(f"/v1/admin/windows/{account}/{group}/trigger", json={"wait": True})
+    assert ran.status_code == 200, ran.text
+    summary = ran.json()["summary"]
+    assert summary["outcome"] == "succeeded", summary

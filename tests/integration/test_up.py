@@ -19,6 +19,7 @@ from temporalio.client import Client
 
 from clients.cli.doctor_cmd import run_doctor
 from config.codec import EncryptionCodec, data_converter
+from contracts.providers import WorkerRole
 from tests.conftest import free_port
 
 pytestmark = pytest.mark.integration
@@ -37,7 +38,28 @@ def _env(state: Path) -> dict[str, str]:
     for name in ("AWS", "GCP", "AZURE_IMDS", "AZURE_ARM", "EC2_IMDS", "VCENTER", "VCENTER_GUEST", "FLEET"):
         ports[f"FLEETPATCH_LOCAL__{name}_PORT"] = free_port()
     env.update({k: str(v) for k, v in ports.items()})
+    env["FLEETPATCH_LOCAL__WORKER_METRICS_PORTS"] = json.dumps({role.value: free_port() for role in WorkerRole})
     return env
+
+
+async def _check_metrics(doc: dict) -> None:
+    """Every process listed under ``metrics`` answers: workers with the Temporal SDK's runtime
+    metrics, the API with its request metrics."""
+    assert set(doc["metrics"]) == {f"worker-{r.value}" for r in WorkerRole} | {"api"}
+    async with httpx.AsyncClient(timeout=5) as http:
+        await http.get(doc["api"] + "/healthz")  # at least one request to count
+        for name, url in doc["metrics"].items():
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    text = (await http.get(url)).text
+                except httpx.HTTPError:
+                    text = ""
+                wanted = "fleetpatch_api_requests_total{" if name == "api" else "temporal_worker_task_slots_available{"
+                if wanted in text:
+                    break
+                assert time.monotonic() < deadline, f"{name} at {url} has no {wanted} metric:\n{text[:500]}"
+                await asyncio.sleep(0.5)
 
 
 def _start(state: Path, env: dict[str, str]) -> subprocess.Popen:
@@ -81,9 +103,12 @@ def _links_cli(state: Path, env: dict[str, str]) -> None:
     assert listed.returncode == 0 and "acme-proj-1" in listed.stdout and "Europe/London" in listed.stdout
     as_json = json.loads(_cli(state, env, "links", "list", "--json").stdout)
     assert as_json["links"][0]["windows"] == {"early": {"hour": 4}, "late": {"max_concurrency": "25%"}}
-    assert _cli(state, env, "links", "remove", "gcp", "acme-proj-1").returncode == 0
+    dry_run = _cli(state, env, "links", "remove", "gcp", "acme-proj-1")
+    assert dry_run.returncode == 0 and "dry run" in dry_run.stdout, dry_run.stderr
+    assert "acme-proj-1" in _cli(state, env, "links", "list").stdout
+    assert _cli(state, env, "links", "remove", "gcp", "acme-proj-1", "--yes").returncode == 0
     assert "acme-proj-1" not in _cli(state, env, "links", "list").stdout
-    assert _cli(state, env, "links", "remove", "gcp", "acme-proj-1").returncode == 1
+    assert _cli(state, env, "links", "remove", "gcp", "acme-proj-1", "--yes").returncode == 1
 
 
 async def _client(doc: dict) -> Client:
@@ -120,6 +145,7 @@ async def test_up_doctor_restart_and_clean_stop(tmp_path: Path) -> None:
         client = await _client(doc)
         result = await run_doctor(client, timeout=20)
         assert result.ok, result.statuses
+        await _check_metrics(doc)
 
         # Kill one worker: the supervisor restarts it and doctor is green again.
         victim = doc["processes"]["worker-gcp"]

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from pathlib import Path
 
+import boto3
 import httpx
 import pytest
 from temporalio.testing import WorkflowEnvironment
@@ -85,6 +86,26 @@ async def test_a_labelled_vcenter_vm_enrolls_with_no_operator_and_its_token_enro
     assert fresh and fresh != used  # the enrollment replaced the token it used
     replay = await stack.api.post("/v1/registrations", json=body)
     assert replay.status_code == 401, replay.text
+
+    # Re-linked with remote access: the vended systems account is prepared at once, and a
+    # Session Manager session to the enrolled VM starts.
+    again = await stack.link(provider="vmware", cloud_account=vc_id, customer="umbrella", remote_access=True,
+                             vcenter_public_keys=[Path(vcenter["public_key"]).read_text()])
+    assert again.status_code == 201 and again.json()["remote_access"] is True, again.text
+    await asyncio.to_thread(_session_starts, stack, result.systems_account, managed)
+
+
+def _session_starts(stack: Stack, account_id: str, managed: str) -> None:
+    endpoint = stack.settings.aws.endpoint_url
+    creds = boto3.client("sts", endpoint_url=endpoint, region_name="us-east-1").assume_role(
+        RoleArn=f"arn:aws:iam::{account_id}:role/OrganizationAccountAccessRole", RoleSessionName="operator")["Credentials"]
+    ssm = boto3.client("ssm", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id=creds["AccessKeyId"],
+                       aws_secret_access_key=creds["SecretAccessKey"], aws_session_token=creds["SessionToken"])
+    tier = ssm.get_service_setting(SettingId="/ssm/managed-instance/activation-tier")["ServiceSetting"]["SettingValue"]
+    assert tier == "advanced"
+    assert "s3BucketName" in ssm.get_document(Name="SSM-SessionManagerRunShell")["Content"]
+    started = ssm.start_session(Target=managed)
+    assert started["SessionId"] and started["StreamUrl"].startswith("wss://")
 
 
 async def test_a_token_signed_for_another_customer_enrolls_nothing(stack: Stack) -> None:

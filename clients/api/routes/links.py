@@ -24,6 +24,7 @@ from contracts.names import WorkflowName
 from contracts.patching import EnsureWindowsInput
 from contracts.providers import PatchGroup, Provider
 from scheduling import ensure_window_schedules
+from scheduling.holds import held_note, held_os
 
 router = APIRouter(prefix="/v1/admin", tags=["links"], dependencies=[Depends(require_admin)])
 _ADMIN_ERRORS = (401, 403, 502, 503)
@@ -46,6 +47,7 @@ def _link_json(link: TenantLink) -> dict[str, Any]:
         "external_id": "***" if link.external_id else None,
         "vcenter_public_keys": link.vcenter_public_keys,
         "windows": link.windows,
+        "remote_access": link.remote_access,
     }
 
 
@@ -79,29 +81,40 @@ def _not_linked(provider: Provider, cloud_account: str) -> JSONResponse:
 )
 async def add_link(body: Annotated[LinkBody, Body()], request: Request) -> JSONResponse:
     link = body.to_link()
-    await _link_command(request, LinkCommand(action="put", link=link), f"links/{link.provider.value}/{link.cloud_account}")
+    account = await _vended_account(request, link)
+    # A link that allows remote access prepares its vended systems account at once.
+    command = LinkCommand(action="put", link=link, account=account if link.remote_access else None)
+    await _link_command(request, command, f"links/{link.provider.value}/{link.cloud_account}")
     answer = _link_json(link)
-    answer["windows_updated"] = await _refresh_windows(request, link)
+    answer["windows_updated"] = await _refresh_windows(request, link, account)
     answer.update(await reconcile_routes.link_schedules(request, link))
     return JSONResponse(answer, status_code=201)
 
 
-async def _refresh_windows(request: Request, link: TenantLink) -> list[str]:
-    """A changed link (time zone, window overrides) re-shapes the windows of its systems account,
-    when one has been vended already; otherwise its vending creates them from the new link."""
+async def _vended_account(request: Request, link: TenantLink) -> AccountRef | None:
+    """The link's systems account when it has been vended already, else None."""
     client = await request.app.state.gateway.client()
     handle = client.get_workflow_handle(ids.systems_account(link.provider, link.cloud_account), result_type=SystemsAccount)
     try:
         if (await handle.describe()).status != WorkflowExecutionStatus.COMPLETED:
-            return []
+            return None
         account = await handle.result()
     except RPCError:
+        return None
+    return AccountRef(account_id=account.account_id, role_arn=account.role_arn,
+                      external_id=account.external_id, region=account.region)
+
+
+async def _refresh_windows(request: Request, link: TenantLink, account: AccountRef | None) -> list[str]:
+    """A changed link (time zone, window overrides) re-shapes the windows of its systems account,
+    when one has been vended already; otherwise its vending creates them from the new link."""
+    if account is None:
         return []
+    client = await request.app.state.gateway.client()
     result = await ensure_window_schedules(
         client,
         EnsureWindowsInput(
-            account=AccountRef(account_id=account.account_id, role_arn=account.role_arn,
-                               external_id=account.external_id, region=account.region),
+            account=account,
             customer=link.customer, provider=link.provider.value, cloud_account=link.cloud_account,
             time_zone=link.time_zone, windows=link.windows,
             queue_prefix=request.app.state.settings.task_queue_prefix,
@@ -124,7 +137,18 @@ async def list_links(
     request: Request, customer: Annotated[str | None, Query(pattern=CUSTOMER)] = None
 ) -> JSONResponse:
     links = [l for l in await _all_links(request) if customer is None or l.customer == customer]
-    return JSONResponse({"links": [_link_json(l) for l in links]})
+    held = await _held(request, {l.customer for l in links})
+    return JSONResponse({"links": [_link_json(l) | {"held": held.get(l.customer)} for l in links]})
+
+
+async def _held(request: Request, customers: set[str]) -> dict[str, str | None]:
+    """Per customer: "<os>: held: no early instance of this OS" when a later ring only scanned
+    an OS for want of an early instance (issue 14), else None; nothing when visibility fails."""
+    client = await request.app.state.gateway.client()
+    try:
+        return {c: held_note(await held_os(client, c)) for c in sorted(customers)}
+    except RPCError:
+        return {}
 
 
 @router.get(

@@ -160,6 +160,7 @@ class _Checked(NamedTuple):
 )
 async def register(request: Request) -> Response:
     settings = _settings(request)
+    request.state.registration_provider = "unknown"  # counted by provider and outcome (observability.py)
     try:
         checked = await _checked_registration(request, settings)
         await request.app.state.proof.verify(checked.registration.identity, checked.key, checked.nonce)
@@ -187,6 +188,7 @@ async def _checked_registration(request: Request, settings: Settings) -> _Checke
     """Size, strict JSON, the provider's identity shape, the claimed key, and an Azure nonce."""
     limit = settings.api.max_body_bytes
     registration = validate(parse_json(await _read_body(request, limit), limit))
+    request.state.registration_provider = registration.cloud.value
     identity = registration.identity
     key = claimed_instance_key(identity)
     nonce = identity.nonce if isinstance(identity, AzureIdentity) else None

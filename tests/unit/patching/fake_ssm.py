@@ -15,11 +15,12 @@ import itertools
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import yaml
 from temporalio import activity
 
-from clouds.aws.patch_train import render_override_list, train_entries
+from clouds.aws.patch_train import merge_trains, parse_override_list, render_override_list, train_entries
 from clouds.aws.ssm_commands import Invocation, classify
 from contracts.compliance import RecordWindowInput, RecordWindowResult
 from contracts.models import ActivityName
@@ -35,7 +36,11 @@ from contracts.patch_batches import (
     SendCommandInput,
     SentCommand,
 )
+from contracts.enrollment import AccountRef
 from contracts.patching import (
+    CustomerRingQuery,
+    CustomerRings,
+    CustomerTrainInput,
     InstanceResult,
     InstanceStatus,
     Operation,
@@ -44,6 +49,7 @@ from contracts.patching import (
     PatchTrain,
     RecordRingRunInput,
     RecordTrainInput,
+    RingAccount,
     RingRecordQuery,
     RingRecordResult,
     RingRunRecord,
@@ -60,6 +66,7 @@ class Instance:
     os: str
     group: PatchGroup
     fails: bool = False  # its install fails (and reports the first missing patch FAILED)
+    account: str = ""  # its systems account ("": every account sees it)
     installed: dict[tuple[str, str], datetime] = field(default_factory=dict)
     failed: set[tuple[str, str]] = field(default_factory=set)
 
@@ -92,14 +99,18 @@ class FakeSsm:
     sends: list[tuple[datetime, CommandSpec]] = field(default_factory=list)
     cancels: list[datetime] = field(default_factory=list)
     max_in_progress: int = 0
+    #: customer -> (systems account, label): what ``read_customer_rings`` finds beyond the asker.
+    customers: dict[str, list[tuple[AccountRef, str]]] = field(default_factory=dict)
+    ring_log: list[tuple[str, PatchGroup, Any]] = field(default_factory=list)  # every record written
+    failed_lists: dict[str, dict[str, list[PatchRef]]] = field(default_factory=dict)  # train id -> failed
     estate: list[RecordWindowInput] = field(default_factory=list)  # what windows gave the estate store
     _ids: itertools.count = field(default_factory=itertools.count)
 
-    def add(self, os: str, group: PatchGroup, count: int, *, fails: int = 0, prefix: str = "mi") -> list[str]:
+    def add(self, os: str, group: PatchGroup, count: int, *, fails: int = 0, prefix: str = "mi", account: str = "") -> list[str]:
         ids = []
         for n in range(count):
             instance_id = f"{prefix}-{os[:3]}{group.value[:2]}{len(self.instances):013x}"
-            self.instances[instance_id] = Instance(instance_id, os, group, fails=n < fails)
+            self.instances[instance_id] = Instance(instance_id, os, group, fails=n < fails, account=account)
             ids.append(instance_id)
         return ids
 
@@ -112,7 +123,7 @@ class FakeSsm:
     async def resolve_patch_targets(self, query: TargetQuery) -> PatchTargets:
         by_os: dict[str, list[str]] = {}
         for instance in self.instances.values():
-            if instance.group is query.group:
+            if instance.group is query.group and instance.account in ("", query.account.account_id):
                 by_os.setdefault(instance.os, []).append(instance.id)
         return PatchTargets(by_os={os: sorted(ids) for os, ids in sorted(by_os.items())})
 
@@ -243,6 +254,7 @@ class FakeSsm:
     @activity.defn(name=ActivityName.RECORD_RING_RUN)
     async def record_ring_run(self, inp: RecordRingRunInput) -> None:
         self.records[f"{inp.account.account_id}/{inp.record.group.value}"] = inp.record
+        self.ring_log.append((inp.account.account_id, inp.record.group, inp.record.outcome))
         self.summaries[inp.record.workflow_id] = inp.summary
 
     @activity.defn(name=ActivityName.RECORD_PATCH_TRAIN)
@@ -255,7 +267,30 @@ class FakeSsm:
                 url = f"s3://fake-bucket-{inp.account.account_id}/patch-train/{inp.train_id}/{os}.yaml"
                 self.s3[url] = render_override_list(entries)
             train.per_os[os] = TrainOs(os=os, count=len(entries), url=url)
+        self.failed_lists[inp.train_id] = {os: list(p) for os, p in inp.failed.items() if p}
         return train
+
+    @activity.defn(name=ActivityName.READ_CUSTOMER_RINGS)
+    async def read_customer_rings(self, query: CustomerRingQuery) -> CustomerRings:
+        accounts = {query.account.account_id: (query.account, "")}
+        if query.scope == "customer":
+            for ref, label in self.customers.get(query.customer, []):
+                accounts[ref.account_id] = (accounts.get(ref.account_id, (ref, ""))[0], label)
+        return CustomerRings([RingAccount(ref, label, self.records.get(f"{ref.account_id}/{query.group.value}"))
+                              for _, (ref, label) in sorted(accounts.items())])
+
+    @activity.defn(name=ActivityName.COPY_CUSTOMER_TRAIN)
+    async def copy_customer_train(self, inp: CustomerTrainInput) -> PatchTrain:
+        installed, failed = [], []
+        for source in inp.sources:
+            train = source.record.train
+            installed.append({os: parse_override_list(self.s3[e.url]) for os, e in train.per_os.items() if e.url})
+            failed.append(self.failed_lists.get(train.train_id, {}))
+        merged = merge_trains(installed, failed)
+        covered = sorted({os for s in inp.sources for os in s.record.train.per_os})
+        return await self.record_patch_train(RecordTrainInput(
+            account=inp.account, train_id=inp.train_id, recorded_by=inp.recorded_by, installed=merged, failed={},
+            covered_os=covered))
 
     @activity.defn(name=ActivityName.RECORD_WINDOW_RESULTS)
     async def record_window_results(self, inp: RecordWindowInput) -> RecordWindowResult:
@@ -266,5 +301,6 @@ class FakeSsm:
         return [
             self.resolve_patch_targets, self.send_patch_command, self.poll_patch_commands,
             self.cancel_pending_invocations, self.collect_patch_batch, self.read_ring_record,
-            self.record_ring_run, self.record_patch_train, self.record_window_results,
+            self.record_ring_run, self.record_patch_train, self.read_customer_rings, self.copy_customer_train,
+            self.record_window_results,
         ]

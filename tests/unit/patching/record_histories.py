@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import replace
 from pathlib import Path
 
 from temporalio.api.enums.v1 import EventType
@@ -67,6 +68,28 @@ async def record(env: WorkflowEnvironment, out: Path, prefix: str = "t0123456789
             await held.signal("release", ReleaseRequest(by="recorder"))
         await held.result()
         await _save(env, held, "on_time_held_then_released", out)
+    await record_customer_rings(env, out, prefix)
+
+
+async def record_customer_rings(env: WorkflowEnvironment, out: Path, prefix: str = "t0123456789-") -> None:
+    """A customer-wide ring: early in one systems account (marked running while it runs), then
+    on-time in another account of the customer, which copies the customer train into its bucket
+    and installs it; an Ubuntu-less RHEL OS follows its baseline and Debian is held."""
+    fake = FakeSsm(catalogue={"ubuntu": [PatchRef("openssl.amd64", "openssl.amd64:3.0.2-0ubuntu1.15")],
+                              "rhel": [PatchRef("kernel.x86_64", "kernel.x86_64:0:4.18.0-513.9.1.el8_9")]}, run_polls=1)
+    gcp = account("c" + prefix[1:])
+    azure = replace(gcp, account_id=str((int(gcp.account_id) + 1) % 10**12).zfill(12))
+    fake.customers["acme"] = [(gcp, "gcp/acme-prod"), (azure, "azure/sub-1")]
+    fake.add("ubuntu", PatchGroup.EARLY, 2, account=gcp.account_id)
+    for os in ("ubuntu", "rhel", "debian"):
+        fake.add(os, PatchGroup.ON_TIME, 1, account=azure.account_id)
+    async with workers(env.client, prefix, fake):
+        early = await start(env.client, window_input(prefix, PatchGroup.EARLY, gcp))
+        await early.result()
+        await _save(env, early, "customer_early", out)
+        on_time = await start(env.client, window_input(prefix, PatchGroup.ON_TIME, azure))
+        await on_time.result()
+        await _save(env, on_time, "customer_on_time", out)
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ async def _windows_for(client, prefix: str) -> str:
     account_id = str(uuid.uuid4().int % 10**12).zfill(12)
     await schedules.ensure_window_schedules(client, EnsureWindowsInput(
         account=AccountRef(account_id=account_id, role_arn=f"arn:aws:iam::{account_id}:role/R"),
-        customer="globex", time_zone="America/New_York", queue_prefix=prefix), FAST)
+        customer=f"globex-{account_id}", time_zone="America/New_York", queue_prefix=prefix), FAST)
     return account_id
 
 

@@ -38,6 +38,8 @@ def test_tokens_issue_prints_only_the_token_then_list_and_revoke(cli) -> None:
     listed = cli("tokens", "list")
     token_id = token.split("_")[1]
     assert token_id in listed.stdout and "initech" in listed.stdout and token not in listed.stdout
+    as_json = json.loads(cli("tokens", "list", "--json").stdout)["tokens"]
+    assert token_id in {row["id"] for row in as_json} and token not in json.dumps(as_json)
     mine = cli("compliance", "--json", env={"FLEETPATCH_TOKEN": token})
     assert json.loads(mine.stdout)["totals"]["instances"] == estate_fleet.expected("initech")["instances"]
     assert cli("tokens", "revoke", token_id).exit_code == 0
