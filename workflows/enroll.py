@@ -78,6 +78,8 @@ class EnrollVmWorkflow:
         """
         self._answered = True
         if again is not None and again.secret_digest and again.secret_digest not in self._owners:
+            if len(self._owners) >= _MAX_OWNERS:
+                self._owners.pop(1)  # bounded: the oldest retry's id stops polling, the first one stays
             self._owners.append(again.secret_digest)
         await workflow.wait_condition(lambda: self._answer is not None or self._failure is not None)
         if self._answer is not None:
@@ -90,8 +92,6 @@ class EnrollVmWorkflow:
         if again is None and self._answered:
             # An API of before RegisterRequest: one registration per run, as it expects.
             raise ApplicationError("this enrollment already has its registration", type=ErrorType.ENROLLMENT_RUNNING.value)
-        if len(self._owners) >= _MAX_OWNERS:
-            raise ApplicationError("this enrollment was registered too often", type=ErrorType.ENROLLMENT_RUNNING.value)
 
     @workflow.query(name=QueryName.STATUS)
     def status(self, query: EnrollmentStatusQuery) -> EnrollmentStatus:
@@ -275,7 +275,7 @@ def _instance_tags(inp: EnrollInput, group: PatchGroup, cloud_account: str, link
     }
 
 
-#: enrollment ids one run answers at most (a VM retrying for minutes stays far below it)
+#: enrollment ids one run keeps for polling (the newest, and the first registration's)
 _MAX_OWNERS = 50
 
 
