@@ -159,6 +159,15 @@ class ApiSettings(BaseModel):
     # The Temporal Web UI, for links from an instance's audit chain to its enrollment; None: no link.
     temporal_ui_url: str | None = None
     temporal_namespace: str = "default"
+    # Unauthenticated routes: calls per rate_window per source address, and per verified instance
+    # (registrations) or enrollment id (polls); 0 turns a limit off. See clients/api/rate_limit.py.
+    rate_per_address: int = Field(default=120, ge=0)
+    rate_per_instance: int = Field(default=12, ge=0)
+    rate_window: Duration = timedelta(minutes=1)
+    # vCenter token keys learnt from the links (clients/api/vcenter_keys.py): re-read when older
+    # than the ttl; an unknown vCenter re-reads at most once per min_refresh.
+    vcenter_keys_ttl: Duration = timedelta(minutes=5)
+    vcenter_keys_min_refresh: Duration = timedelta(seconds=15)
 
     @field_validator("admin_token", "challenge_key")
     @classmethod

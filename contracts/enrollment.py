@@ -282,6 +282,14 @@ class RegistrationAnswer:
 
 
 @dataclass
+class RegisterRequest:
+    """The ``register`` update's argument: the digest of the enrollment id this registration's
+    answer carries (a VM that registers again gets a new id, and may poll with it)."""
+
+    secret_digest: str = ""
+
+
+@dataclass
 class EnrollmentStatusQuery:
     secret_digest: str
 
@@ -316,12 +324,17 @@ class LinkCommandResult:
 
 @dataclass
 class EnrollResult:
-    identity: VerifiedIdentity
-    customer: str
-    systems_account: str
-    patch_group: PatchGroup
-    managed_instance_id: str
+    """An enrolled VM; or, with ``refused`` set (the refusal's error type) and ``reason``, a VM that
+    may not enroll: a refusal completes its workflow (FAILED means something broke)."""
+
+    identity: VerifiedIdentity | None = None
+    customer: str = ""
+    systems_account: str = ""
+    patch_group: PatchGroup | None = None
+    managed_instance_id: str = ""
     activation_id: str | None = None
+    refused: str | None = None
+    reason: str | None = None
 
 
 @dataclass

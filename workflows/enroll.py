@@ -28,6 +28,7 @@ with workflow.unsafe.imports_passed_through():
         EnrollmentStatus,
         EnrollmentStatusQuery,
         EnrollResult,
+        RegisterRequest,
         RegistrationAnswer,
         SsmConfigurationInput,
         SsmConfigurationResult,
@@ -53,6 +54,9 @@ with workflow.unsafe.imports_passed_through():
     from workflows.ssm_configuration import SsmConfigurationWorkflow
     from workflows.systems_account import SystemsAccountWorkflow
 
+#: a refusal completes the run with a refused result instead of failing it
+REFUSAL_COMPLETES = "refusal-completes"
+
 
 @workflow.defn(name=WorkflowName.ENROLL_VM)
 class EnrollVmWorkflow:
@@ -60,15 +64,23 @@ class EnrollVmWorkflow:
         self._state = EnrollmentState.VERIFYING
         self._answer: RegistrationAnswer | None = None
         self._failure: ApplicationError | None = None
-        self._secret_digest = ""
+        self._owners: list[str] = []  # digests of the enrollment ids answered by this run
         self._answered = False
 
     # --- the API's view --------------------------------------------------------------------
 
     @workflow.update(name=UpdateName.REGISTER)
-    async def register(self) -> RegistrationAnswer:
-        """Answers once the activation exists (or the EC2 instance is tagged), or the refusal."""
+    async def register(self, again: RegisterRequest | None = None) -> RegistrationAnswer:
+        """Answers once the activation exists (or the EC2 instance is tagged), or the refusal.
+
+        A VM whose answer was lost registers again (the API verified its fresh identity first)
+        and gets the same answer; the new enrollment id it carries may poll this run too.
+        """
         self._answered = True
+        if again is not None and again.secret_digest and again.secret_digest not in self._owners:
+            if len(self._owners) >= _MAX_OWNERS:
+                self._owners.pop(1)  # bounded: the oldest retry's id stops polling, the first one stays
+            self._owners.append(again.secret_digest)
         await workflow.wait_condition(lambda: self._answer is not None or self._failure is not None)
         if self._answer is not None:
             return self._answer
@@ -76,14 +88,15 @@ class EnrollVmWorkflow:
         raise self._failure
 
     @register.validator
-    def _one_registration(self) -> None:
-        if self._answered:
+    def _registration(self, again: RegisterRequest | None = None) -> None:
+        if again is None and self._answered:
+            # An API of before RegisterRequest: one registration per run, as it expects.
             raise ApplicationError("this enrollment already has its registration", type=ErrorType.ENROLLMENT_RUNNING.value)
 
     @workflow.query(name=QueryName.STATUS)
     def status(self, query: EnrollmentStatusQuery) -> EnrollmentStatus:
         """The state; the answer (with its activation code) only for the enrollment id's holder."""
-        if not _same(query.secret_digest, self._secret_digest):
+        if not any(_same(query.secret_digest, digest) for digest in self._owners):
             return EnrollmentStatus(state=self._state)
         return EnrollmentStatus(
             state=self._state,
@@ -97,7 +110,8 @@ class EnrollVmWorkflow:
 
     @workflow.run
     async def run(self, inp: EnrollInput) -> EnrollResult:
-        self._secret_digest = inp.secret_digest
+        if inp.secret_digest not in self._owners:
+            self._owners.insert(0, inp.secret_digest)
         upsert(sa.PROVIDER.value_set(inp.provider.value), sa.INSTANCE_KEY.value_set(inp.instance_key))
         self._set_state(EnrollmentState.VERIFYING)
         try:
@@ -105,10 +119,13 @@ class EnrollVmWorkflow:
         except (ActivityError, ChildWorkflowError, ApplicationError) as err:
             failure = err if isinstance(err, ApplicationError) and err.type else application_error(err)
             self._failure = failure
-            self._set_state(EnrollmentState.REFUSED if failure.type in REFUSALS else EnrollmentState.FAILED)
+            refused = failure.type in REFUSALS
+            self._set_state(EnrollmentState.REFUSED if refused else EnrollmentState.FAILED)
             workflow.logger.info("enrollment ended", extra={"error_type": failure.type})
             # Let a waiting update read the failure before the run closes.
             await workflow.wait_condition(workflow.all_handlers_finished)
+            if refused and workflow.patched(REFUSAL_COMPLETES):
+                return EnrollResult(refused=failure.type, reason=failure.message)
             raise failure from None
 
     async def _enroll(self, inp: EnrollInput) -> EnrollResult:
@@ -256,6 +273,10 @@ def _instance_tags(inp: EnrollInput, group: PatchGroup, cloud_account: str, link
         TAG_INSTANCE_KEY: inp.instance_key,
         TAG_ENROLLMENT_ID: workflow.info().run_id,
     }
+
+
+#: enrollment ids one run keeps for polling (the newest, and the first registration's)
+_MAX_OWNERS = 50
 
 
 def _same(a: str, b: str) -> bool:

@@ -21,6 +21,9 @@ from clients.api import observability, openapi
 from clients.api.budget import EarlyAnswer
 from clients.api.errors import ServiceMisconfigured, bad_request_handler, error_response
 from clients.api.gateway import TemporalGateway, TemporalUnavailable
+from clients.api.proof import IdentityProof
+from clients.api.rate_limit import AddressLimited, RateLimits
+from clients.api.vcenter_keys import VcenterKeyCache
 from clients.api.registration_input import registration_schemas
 from clients.api.routes import (
     admin,
@@ -42,7 +45,7 @@ from config.settings import Settings
 log = logging.getLogger("fleetpatch.api")
 
 
-def create_app(settings: Settings, gateway: TemporalGateway | None = None) -> FastAPI:
+def create_app(settings: Settings, gateway: TemporalGateway | None = None, proof: IdentityProof | None = None) -> FastAPI:
     app = FastAPI(
         title="fleetpatch",
         summary="Enroll VMs from any cloud into AWS Systems Manager patching.",
@@ -59,6 +62,10 @@ def create_app(settings: Settings, gateway: TemporalGateway | None = None) -> Fa
     app.state.gateway = gateway or TemporalGateway.from_environment(
         settings, **telemetry.connect_overrides(settings.telemetry, "fleetpatch-api")
     )
+    app.state.vcenter_keys = VcenterKeyCache(app.state.gateway, settings)
+    app.state.proof = proof or IdentityProof(settings, app.state.vcenter_keys)
+    api = settings.api
+    app.state.rate_limits = RateLimits(api.rate_per_address, api.rate_per_instance, api.rate_window.total_seconds())
     observability.install(app, settings, telemetry.tracer(settings.telemetry, "fleetpatch-api"))
     for module in (
         health, registration, links, admin, windows, reconcile, offboard, estate, tokens, compliance_sync
@@ -73,6 +80,10 @@ def create_app(settings: Settings, gateway: TemporalGateway | None = None) -> Fa
 
 def _handle_errors(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, bad_request_handler)  # type: ignore[arg-type]
+
+    @app.exception_handler(AddressLimited)
+    async def _limited(request: Request, exc: AddressLimited) -> JSONResponse:
+        return exc.response
 
     @app.exception_handler(EarlyAnswer)
     async def _early(request: Request, exc: EarlyAnswer) -> JSONResponse:

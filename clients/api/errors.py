@@ -75,6 +75,7 @@ _DESCRIPTIONS = {
     409: "conflicts with the current state",
     410: "gone: the enrollment timed out",
     413: "body too large",
+    429: "too many calls from this address or for this instance (`Retry-After`: seconds to wait)",
     502: "an upstream (a cloud, AWS) or the workflow failed",
     503: "Temporal is unreachable or the API lacks configuration; retry later",
 }
@@ -82,7 +83,13 @@ _DESCRIPTIONS = {
 
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """``responses=`` for a route: each status with its description and the ``ErrorBody`` schema."""
-    return {status: {"model": ErrorBody, "description": _DESCRIPTIONS.get(status, "error")} for status in statuses}
+    out: dict[int | str, dict[str, Any]] = {}
+    for status in statuses:
+        out[status] = {"model": ErrorBody, "description": _DESCRIPTIONS.get(status, "error")}
+        if status == 429:
+            out[status]["headers"] = {"Retry-After": {"description": "seconds until a call is allowed again",
+                                                      "schema": {"type": "integer", "minimum": 1}}}
+    return out
 
 
 def status_for(error_type: str | None) -> int:

@@ -1,7 +1,8 @@
 """Shape checks for VM registrations: size, strict JSON, one schema per provider's identity.
 
-The API checks shape only. Signatures, claims and tenants are verified in the EnrollVm workflow
-on each provider's worker; here the identity is merely read (unverified) to name the workflow.
+Here the identity is only read (unverified) for its claimed key; ``clients.api.proof`` then verifies
+its signature and claims before any workflow is named, and the EnrollVm workflow verifies again on
+the provider's worker (with the live checks only that worker can make) and checks the tenant.
 ``RegistrationRequest`` is a union discriminated by ``provider``: the OpenAPI document publishes
 exactly the schema this module validates with.
 """

@@ -164,6 +164,8 @@ def shared_env(settings: Settings, clouds: list[LocalCloud]) -> dict[str, str]:
         "FLEETPATCH_GCP__AUDIENCE": f"{api_url(settings)}/v1/registrations",
         "FLEETPATCH_DATABASE__URL": settings.database_url,
         "FLEETPATCH_API__TEMPORAL_UI_URL": f"http://{HOST}:{settings.local.temporal_ui_port}",
+        # Every simulated VM calls from this one loopback address: its budget is the fleet's.
+        "FLEETPATCH_API__RATE_PER_ADDRESS": "6000",
     }
     for cloud in clouds:
         env.update(cloud.worker_env(settings))

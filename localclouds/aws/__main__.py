@@ -43,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
         default_region=REGION,
     )
     store = StateStore(state_path(args.state_dir), app, interval=args.save_interval)
+    log = logging.getLogger(__name__)
     try:
         restored = store.load()
     except StateNotRestored as err:

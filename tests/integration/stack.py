@@ -53,6 +53,9 @@ async def start_stack(stack: AsyncExitStack, client: Client, state_dir: Path, pr
     # These tests link accounts and then enrol; on a loaded machine a first link can take longer
     # than the API's 10 s admin budget (answered 202). Budgets have tests of their own.
     os.environ["FLEETPATCH_API__ADMIN_BUDGET"] = "120"
+    # Every test calls from one address and polls fast: the rate limits have tests of their own.
+    os.environ["FLEETPATCH_API__RATE_PER_ADDRESS"] = "0"
+    os.environ["FLEETPATCH_API__RATE_PER_INSTANCE"] = "0"
     settings = Settings()
     supervisor = Supervisor(settings, on_event=lambda name, msg: None)
     await supervisor.start_clouds()

@@ -53,6 +53,8 @@ def _link_json(link: TenantLink) -> dict[str, Any]:
 
 async def _link_command(request: Request, command: LinkCommand, workflow_id: str) -> LinkCommandResult:
     command.queue_prefix = request.app.state.settings.task_queue_prefix
+    if command.action != "list":
+        request.app.state.vcenter_keys.invalidate()  # registrations see a changed vCenter link at once
     return await run_within_budget(
         request, WorkflowName.LINK_ADMIN, command, workflow_id=f"{workflow_id}/{uuid.uuid4().hex[:8]}",
         result_type=LinkCommandResult, execution_timeout=timedelta(minutes=2),

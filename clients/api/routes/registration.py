@@ -7,7 +7,7 @@ import logging
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, NamedTuple
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from temporalio.client import (
     WithStartWorkflowOperation,
@@ -28,6 +28,7 @@ from clients import startup
 from clients.api import enrollment_ids
 from clients.api.errors import BadInput, ServiceMisconfigured, bad_request, error_response, error_responses
 from clients.api.gateway import TemporalUnavailable
+from clients.api.rate_limit import check_instance, limit_address, too_many
 from clients.api.registration_input import (
     AzureIdentity,
     Registration,
@@ -46,15 +47,17 @@ from contracts.enrollment import (
     EnrollmentState,
     EnrollmentStatus,
     EnrollmentStatusQuery,
+    RegisterRequest,
     RegistrationAnswer,
 )
-from contracts.errors import ErrorType, IdentityRefused
+from contracts.errors import ErrorType, IdentityRefused, TransientCloudError
 from contracts.names import QueryName, UpdateName, WorkflowName
 from contracts.providers import Provider, WorkerRole
 from contracts.sealing import unseal
 
 log = logging.getLogger("fleetpatch.api")
-router = APIRouter(prefix="/v1", tags=["registration"])
+# Every route here is unauthenticated: each call first spends its source address's budget (429).
+router = APIRouter(prefix="/v1", tags=["registration"], dependencies=[Depends(limit_address)])
 
 _REGISTRATION_SCHEMA = {
     "requestBody": {
@@ -79,7 +82,7 @@ def _challenge_key(settings: Settings) -> bytes | None:
     return key.get_secret_value().encode() if key else None
 
 
-@router.get("/challenge", operation_id="getChallenge", responses=error_responses(503),
+@router.get("/challenge", operation_id="getChallenge", responses=error_responses(429, 503),
             summary="A nonce for an Azure VM to have IMDS sign into its attested document")
 async def challenge(request: Request) -> JSONResponse:
     settings = _settings(request)
@@ -126,10 +129,12 @@ def _policy(settings: Settings) -> EnrollmentPolicy:
 
 
 _REGISTRATION_DOC = (
-    "Checks shape and size, then starts (update-with-start) the VM's EnrollVm workflow and waits "
-    "for its answer up to the registration budget (`FLEETPATCH_API__REGISTRATION_WAIT`, default "
-    "20 s); past it, `202` with a `Location` to poll. Identity signatures are verified on the "
-    "provider's worker: a refusal is a 401 naming its type."
+    "Checks shape and size, then verifies the identity's signature and claims (a refusal is a 401 "
+    "naming its type, and nothing else happens), then starts (update-with-start) the VM's EnrollVm "
+    "workflow and waits for its answer up to the registration budget "
+    "(`FLEETPATCH_API__REGISTRATION_WAIT`, default 20 s); past it, `202` with a `Location` to poll. "
+    "A VM that registers again while its enrollment runs gets that enrollment's answer. Rate-limited "
+    "per source address and per verified instance (`429` with `Retry-After`)."
 )
 
 
@@ -150,7 +155,7 @@ class _Checked(NamedTuple):
         201: {"description": "enrolled far enough to register its agent"},
         202: {"description": "the customer's systems account is still being vended; poll Location",
               "headers": {"Location": {"schema": {"type": "string"}}}},
-        **error_responses(400, 401, 403, 409, 410, 413, 502, 503),
+        **error_responses(400, 401, 403, 409, 410, 413, 429, 502, 503),
     },
 )
 async def register(request: Request) -> Response:
@@ -158,12 +163,21 @@ async def register(request: Request) -> Response:
     request.state.registration_provider = "unknown"  # counted by provider and outcome (observability.py)
     try:
         checked = await _checked_registration(request, settings)
+        await request.app.state.proof.verify(checked.registration.identity, checked.key, checked.nonce)
     except TooLarge as err:
         return error_response("TooLarge", str(err), 413)
     except BadInput as err:
         return bad_request(err.reason, err.details)
     except IdentityRefused as err:
-        return error_response(err.type.value, err.reason)
+        log.info("registration refused", extra={"error_type": err.type.value})
+        return error_response(err.type.value, err.reason, 401)
+    except TransientCloudError:
+        # Trust material (a JWKS, the vCenter keys) is unreachable: no verdict, so no work either.
+        return error_response("IdentityUnverifiable", "the identity cannot be checked right now; retry later", 503,
+                              **{"Retry-After": "10"})
+    limited = check_instance(request, f"{checked.registration.cloud.value}/{checked.key}")
+    if limited is not None:
+        return limited
     workflow_id = ids.enrollment(checked.registration.cloud, checked.key)
     enrollment_id = enrollment_ids.new(workflow_id)
     start = _start_operation(settings, checked, workflow_id, _enroll_input(settings, checked, enrollment_id))
@@ -209,7 +223,9 @@ def _start_operation(settings: Settings, checked: _Checked, workflow_id: str, in
         inp,
         id=workflow_id,
         task_queue=taskqueues.for_role(WorkerRole.ORCHESTRATOR, settings.task_queue_prefix),
-        id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+        # A running enrollment takes the update (a VM whose answer was lost gets it again); a closed
+        # one (failed, refused, timed out) is followed by a new run.
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
         search_attributes=sa_pairs(checked.registration.cloud, checked.key),
     )
@@ -224,6 +240,7 @@ async def _await_answer(
     try:
         handle = await client.start_update_with_start_workflow(
             UpdateName.REGISTER,
+            RegisterRequest(secret_digest=enrollment_id.digest),
             start_workflow_operation=start,
             wait_for_stage=WorkflowUpdateStage.ACCEPTED,
             result_type=RegistrationAnswer,
@@ -247,6 +264,10 @@ async def _await_answer(
         if err.status == RPCStatusCode.ALREADY_EXISTS:
             await _settle(start)
             return _running(checked.key)
+        if err.status == RPCStatusCode.RESOURCE_EXHAUSTED:
+            # Too many registrations of this VM in flight at once (Temporal's per-workflow limit).
+            await _settle(start)
+            return too_many("for this instance", 5)
         raise TemporalUnavailable(str(err)) from err
     log.info("registration answered", extra={"provider": checked.registration.cloud.value, "instance_key": checked.key})
     return JSONResponse(_answer_body(answer, str(enrollment_id), _sealing_key(settings)), status_code=201)
@@ -280,7 +301,8 @@ def _failure_response(cause: BaseException | None) -> JSONResponse:
 
 @router.get(
     "/enrollments/{enrollment_id}", operation_id="getEnrollment", summary="The state of a registration that answered 202",
-    responses={202: {"description": "still enrolling; poll again"}, **error_responses(401, 403, 404, 409, 410, 502, 503)},
+    responses={202: {"description": "still enrolling; poll again"},
+               **error_responses(401, 403, 404, 409, 410, 429, 502, 503)},
 )
 async def enrollment(
     enrollment_id: Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,400}\.[A-Za-z0-9_-]{16,100}$")], request: Request
@@ -288,6 +310,9 @@ async def enrollment(
     parsed = enrollment_ids.parse(enrollment_id)
     if parsed is None:
         return error_response("NotFound", "no such enrollment", 404)
+    limited = check_instance(request, enrollment_id)
+    if limited is not None:
+        return limited
     client = await request.app.state.gateway.client()
     handle = client.get_workflow_handle(parsed.workflow_id)
     try:
@@ -320,7 +345,7 @@ _SCRIPT = {"schema": {"type": "string"}}
     response_class=PlainTextResponse,
     responses={200: {"description": "bash (linux) or PowerShell (windows)",
                      "content": {"text/x-shellscript": _SCRIPT, "text/x-powershell": _SCRIPT}},
-               **error_responses(503)},
+               **error_responses(429, 503)},
 )
 async def startup_script(provider: Provider, request: Request, os: Literal["linux", "windows"] = "linux") -> Response:
     """Bash for Linux, PowerShell for Windows, with this API's public URL baked in."""

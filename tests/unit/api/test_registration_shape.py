@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -11,19 +13,31 @@ import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from cryptography.hazmat.primitives.asymmetric import rsa
 from temporalio.client import Client
 
 from clients.api.app import create_app
 from clients.api.gateway import TemporalGateway
 from config.settings import Settings
+from localclouds.gcp.keys import SigningKey
 
 
 async def _unreachable() -> Client:
     raise ConnectionError("no Temporal here")
 
 
+def _jwks_file() -> Path:
+    """A local key set (not the one the tokens below are signed with): verification stays offline."""
+    path = Path(tempfile.gettempdir()) / f"fleetpatch-test-jwks-{os.getpid()}.json"
+    if not path.exists():
+        key = SigningKey.from_private_key(rsa.generate_private_key(public_exponent=65537, key_size=2048))
+        path.write_text(json.dumps(key.jwks()))
+    return path
+
+
 def _api() -> httpx.AsyncClient:
-    app = create_app(Settings(api={"challenge_key": "k" * 32}), TemporalGateway(_unreachable))
+    settings = Settings(api={"challenge_key": "k" * 32}, gcp={"jwks_file": _jwks_file()})
+    app = create_app(settings, TemporalGateway(_unreachable))
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api")
 
 
@@ -60,12 +74,12 @@ def _body(**overrides: Any) -> dict[str, Any]:
     return body
 
 
-async def test_well_shaped_registration_without_temporal_is_503() -> None:
+async def test_a_well_shaped_but_unsigned_registration_is_401_before_temporal() -> None:
     async with _api() as api:
         response = await api.post("/v1/registrations", json=_body())
-    assert response.status_code == 503
-    assert response.json()["error"] == "TemporalUnavailable"
-    assert response.headers["retry-after"]
+    # Refused by the API's own check: Temporal (unreachable here) is never asked.
+    assert response.status_code == 401
+    assert response.json()["error"].startswith("Identity")
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,15 @@ from temporalio.worker import Worker
 
 from activities.temporal_ops import TemporalActivities
 from contracts import ids, taskqueues
-from contracts.enrollment import EnrollInput, EnrollmentPolicy, EnrollResult, RegistrationAnswer
+from contracts.enrollment import (
+    EnrollInput,
+    EnrollmentPolicy,
+    EnrollmentStatus,
+    EnrollmentStatusQuery,
+    EnrollResult,
+    RegisterRequest,
+    RegistrationAnswer,
+)
 from contracts.errors import ErrorType
 from contracts.providers import OsFamily, PatchGroup, Provider, WorkerRole
 from tests.unit.enrollment.fakes import FakeClouds, Vm
@@ -153,10 +161,45 @@ async def test_refusals_leave_nothing_behind(
     async with workers(time_skipping_env.client, queue_prefix, fake):
         answer, result = await _enroll(time_skipping_env.client, inp)
     assert getattr(answer, "type", None) == expected.value, answer
-    assert getattr(result, "type", None) == expected.value
+    # A refusal completes the run with a refused result: FAILED is kept for what broke.
+    assert isinstance(result, EnrollResult) and result.refused == expected.value, result
+    assert result.reason
     assert fake.activations == {}
     if setup in ("unlinked", "label-false", "bad-group", "forged", "other-key"):
         assert fake.calls["create_account"] == 0
+
+
+async def test_registering_again_while_running_gets_the_same_answer(
+    time_skipping_env: WorkflowEnvironment, queue_prefix: str, project: str
+) -> None:
+    """The VM lost its answer and registers again: the same activation, and its new enrollment id
+    may poll; no 409."""
+    fake = FakeClouds(agent_online_after_polls=None)
+    vm = _gcp_vm(project)
+    fake.vms["tok"] = vm
+    fake.link(Provider.GCP, project)
+    client = time_skipping_env.client
+    inp = _input(vm, queue_prefix, "tok", agent_online_timeout_seconds=600)
+    async with workers(client, queue_prefix, fake):
+        handle = await client.start_workflow(
+            "EnrollVm", inp, id=ids.enrollment(inp.provider, inp.instance_key) + uuid.uuid4().hex[:6],
+            task_queue=taskqueues.for_role(WorkerRole.ORCHESTRATOR, queue_prefix), result_type=EnrollResult,
+        )
+        first = await handle.execute_update("register", RegisterRequest(inp.secret_digest), result_type=RegistrationAnswer)
+        again = [
+            await handle.execute_update("register", RegisterRequest(f"digest-{i}"), result_type=RegistrationAnswer)
+            for i in range(3)
+        ]
+        status = await handle.query("status", EnrollmentStatusQuery("digest-2"), result_type=EnrollmentStatus)
+        stranger = await handle.query("status", EnrollmentStatusQuery("digest-x"), result_type=EnrollmentStatus)
+        with pytest.raises(WorkflowFailureError) as failed:
+            await handle.result()  # the agent never came: a failure (FAILED), not a refusal
+    assert getattr(failed.value.cause, "type", None) == ErrorType.AGENT_REGISTRATION_TIMEOUT.value
+    assert first.activation is not None
+    assert all(a == first for a in again)
+    assert len(fake.activations) == 1
+    assert status.owner and status.answer == first
+    assert not stranger.owner and stranger.answer is None
 
 
 async def test_agent_timeout_deletes_the_activation(time_skipping_env: WorkflowEnvironment, queue_prefix: str, project: str) -> None:
