@@ -7,10 +7,12 @@ Its missing patch fixes CVE-2024-3094 on Linux and CVE-2024-38063 (Critical) on 
 
 from __future__ import annotations
 
+import secrets
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from config import secrets as secret_rules
 from config.settings import Settings
 from contracts.estate import AccountSnapshot, BaselineRecord, InstanceSnapshot, PatchRecord, SoftwareItem, WindowRunRecord
 from estate import db, writes
@@ -105,6 +107,18 @@ def seed(url: str) -> None:
         engine.dispose()
 
 
-def settings_for(state_dir: Path, admin_token: str = "admin-secret-token") -> Settings:
+def strong_secret() -> str:
+    """A random secret the start-up check accepts (>= 32 characters, no placeholder by chance)."""
+    while True:
+        value = secrets.token_urlsafe(32)
+        if secret_rules.weakness(value) is None:
+            return value
+
+
+#: the admin token of this test run (random: start-up refuses short or placeholder secrets)
+ADMIN_TOKEN = strong_secret()
+
+
+def settings_for(state_dir: Path, admin_token: str = ADMIN_TOKEN) -> Settings:
     return Settings(state_dir=state_dir, api={"admin_token": admin_token,
                                               "temporal_ui_url": "http://127.0.0.1:8233"})

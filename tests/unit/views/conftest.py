@@ -14,7 +14,7 @@ from estate import db, tokens
 from tests.support import estate_fleet
 from tests.support.browser import serve
 
-ADMIN = "admin-secret-token"
+ADMIN = estate_fleet.ADMIN_TOKEN  # random, >= 32 characters (config/secrets.py refuses weak ones)
 
 
 async def _no_temporal():
