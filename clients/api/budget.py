@@ -19,7 +19,7 @@ from fastapi import Request
 from fastapi.responses import JSONResponse
 from temporalio.client import WorkflowFailureError
 
-from clients.api.errors import error_response
+from clients.api.errors import error_response, status_for
 from contracts import taskqueues
 from contracts.failures import business_failure
 from contracts.providers import WorkerRole
@@ -74,6 +74,20 @@ def pending(workflow_id: str) -> JSONResponse:
     location = f"/v1/admin/operations/{op}"
     return JSONResponse({"operation_id": op, "workflow_id": workflow_id, "state": "running"}, status_code=202,
                         headers={"Location": location, "Retry-After": "2"})
+
+
+def admin_failure(err: WorkflowFailureError, fallback: str) -> JSONResponse:
+    """A failed admin operation (reconcile, offboarding) with the typed failure along its cause chain.
+
+    An identity-refusal type here does not mean the caller's token was refused (that would be a
+    401): the link names something fleetpatch cannot reach or verify, e.g. a vCenter it has no
+    connection to; that is a conflict the operator resolves by fixing the link (409).
+    """
+    found = business_failure(err)
+    if found is None:
+        return error_response(fallback, str(err.cause or err), 502)
+    status = status_for(found.type)
+    return error_response(found.type, found.message, 409 if status == 401 else status)
 
 
 def failure(err: WorkflowFailureError) -> JSONResponse:

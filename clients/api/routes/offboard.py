@@ -22,6 +22,7 @@ from temporalio.client import Client, WorkflowFailureError
 
 import scheduling as windows
 from clients.api.auth import require_admin
+from clients.api.budget import admin_failure
 from clients.api.errors import error_response, error_responses
 from clients.api.json_types import JsonBool
 from clients.api.routes.reconcile import linked, reconcile_input
@@ -93,8 +94,7 @@ async def _pause_all(client: Client, result: ReconcileResult) -> list[str]:
 
 
 def _failed(err: WorkflowFailureError) -> JSONResponse:
-    cause = err.cause
-    return error_response(getattr(cause, "type", None) or "OffboardFailed", getattr(cause, "message", str(err)))
+    return admin_failure(err, "OffboardFailed")
 
 
 @router.post("/offboard", summary="Offboard a linked cloud account (a dry run unless yes)",

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, StringConstraints
 from temporalio.client import Client, WorkflowFailureError
 
 from clients.api.auth import require_admin
+from clients.api.budget import admin_failure
 from clients.api.errors import error_response, error_responses
 from clients.api.json_types import JsonBool
 from config.settings import Settings
@@ -105,6 +106,5 @@ async def reconcile(body: ReconcileBody, request: Request) -> JSONResponse:
     try:
         results = await asyncio.gather(*(h.result() for h in handles))
     except WorkflowFailureError as err:
-        cause = err.cause
-        return error_response(getattr(cause, "type", None) or "ReconcileFailed", getattr(cause, "message", str(err)))
+        return admin_failure(err, "ReconcileFailed")
     return JSONResponse({"results": [_result_json(r) for r in results]})
