@@ -308,7 +308,8 @@ async def test_ec2_tags_follow_labels_through_the_links_role(stack: Stack) -> No
 
     account = f"{uuid.uuid4().int % 10**12:012d}"
     role = f"arn:aws:iam::{account}:role/FleetpatchAccess"
-    linked = await stack.link(provider="aws", cloud_account=account, customer="hooli", role_arn=role, default_patch_group="late")
+    linked = await stack.link(provider="aws", cloud_account=account, customer="hooli", role_name="FleetpatchAccess",
+                             default_patch_group="late")
     assert linked.status_code == 201, linked.text
     endpoint = stack.settings.aws.endpoint_url
     creds = boto3.client("sts", endpoint_url=endpoint, region_name="us-east-1").assume_role(

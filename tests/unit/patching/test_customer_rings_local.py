@@ -79,8 +79,8 @@ async def _estate(local_aws: Any, sessions: Any) -> Estate:
                            account_name_prefix=f"fp{tag}")
     customer, project, subscription = f"acme-{tag}", f"acme-prod-{tag}", f"00000000-0000-0000-0000-{tag}0000"
     org, links = Organizations(sessions), LinkStore(sessions, settings.links_parameter_prefix)
-    gcp_id = await asyncio.to_thread(_vend, org, settings, Provider.GCP, project)
-    azure_id = await asyncio.to_thread(_vend, org, settings, Provider.AZURE, subscription)
+    gcp_id = await asyncio.to_thread(_vend, org, settings, Provider.GCP, project, sessions)
+    azure_id = await asyncio.to_thread(_vend, org, settings, Provider.AZURE, subscription, sessions)
     links.put(TenantLink(Provider.GCP, project, customer))
     links.put(TenantLink(Provider.AZURE, subscription, customer))
     gcp, azure = (AccountRef(a, sessions.role_arn_for(a), region=REGION) for a in (gcp_id, azure_id))

@@ -14,6 +14,8 @@ from activities.patching import PatchingActivities
 from clouds.aws.links import LinkStore
 from clouds.aws.organizations import Organizations, account_email
 from clouds.aws.patch_train import PatchTrainStore
+from clouds.aws.sessions import AwsSessions
+from clouds.aws.systems_role import SystemsRole
 from config.settings import AwsSettings, PatchingSettings
 from contracts.enrollment import AccountRef, TenantLink
 from contracts.patching import (
@@ -30,13 +32,16 @@ RHEL = [PatchRef("kernel.x86_64", "kernel.x86_64:0:4.18.0-513.9.1.el8_9"), Patch
 WINDOWS = [PatchRef("KB5040437", "2024-07 Cumulative Update for Windows Server 2022 (KB5040437)")]
 
 
-def _vend(org: Organizations, settings: AwsSettings, provider: Provider, cloud_account: str) -> str:
+def _vend(org: Organizations, settings: AwsSettings, provider: Provider, cloud_account: str,
+          sessions: AwsSessions) -> str:
+    """A systems account vended the way the aws worker does: Organizations, then its systems role."""
     email = account_email(provider, cloud_account, prefix=settings.account_name_prefix, domain=settings.account_email_domain)
     request = org.submit(f"acme {cloud_account}", email, {"fleetpatch:provider": provider.value,
                                                           "fleetpatch:cloud-account": cloud_account})
     for _ in range(100):
         status = org.status(request)
         if status.state == "SUCCEEDED" and status.account_id:
+            SystemsRole(sessions, settings.systems_role_name).ensure(status.account_id)
             return status.account_id
         time.sleep(0.2)
     raise AssertionError("the local Organizations never created the account")
@@ -48,8 +53,8 @@ def test_customer_rings_span_every_linked_account_and_the_train_is_copied(local_
                            account_name_prefix=f"fp{tag}")
     customer = f"acme-{tag}"
     links, org = LinkStore(sessions, settings.links_parameter_prefix), Organizations(sessions)
-    gcp_id = _vend(org, settings, Provider.GCP, f"acme-prod-{tag}")
-    azure_id = _vend(org, settings, Provider.AZURE, f"00000000-0000-0000-0000-{tag}0000")
+    gcp_id = _vend(org, settings, Provider.GCP, f"acme-prod-{tag}", sessions)
+    azure_id = _vend(org, settings, Provider.AZURE, f"00000000-0000-0000-0000-{tag}0000", sessions)
     links.put(TenantLink(Provider.GCP, f"acme-prod-{tag}", customer))
     links.put(TenantLink(Provider.AZURE, f"00000000-0000-0000-0000-{tag}0000", customer))
     links.put(TenantLink(Provider.GCP, f"other-{tag}", f"globex-{tag}"))  # another customer's
