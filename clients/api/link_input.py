@@ -97,7 +97,7 @@ class _Link(_Strict):
     default_patch_group: PatchGroup = PatchGroup.ON_TIME
     time_zone: TimeZone = TimeZone("UTC")  # type: ignore[assignment]
     windows: Windows = Field(default_factory=Windows)
-    remote_access: bool = Field(
+    remote_access: JsonBool = Field(
         default=False, description="Session Manager into this account's VMs (advanced tier, sessions logged to S3)"
     )
 
