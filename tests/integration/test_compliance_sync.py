@@ -12,8 +12,8 @@ from typing import Any
 import boto3
 import httpx
 import pytest
-from temporalio.client import Client
 
+from config import temporal
 from config.settings import ComplianceSettings
 from contracts.estate import compliance_of
 from estate import db, reads
@@ -75,7 +75,8 @@ async def test_sync_makes_the_store_equal_local_ssm(tmp_path: Path) -> None:
         vms = httpx.get(f"{doc['fleet']['url']}/vms").json()["vms"]
         assert {v["state"] for v in vms} == {"agent online"}
 
-        client = await Client.connect(doc["temporal"])
+        # as the CLI connects: local.json's address and the local default's payload codec
+        client = await temporal.connect(state / "local.json")
         listing = await start_sync(client, ComplianceSettings(), request="listing")
         accounts = [a.systems_account for a in (await listing.result()).accounts]
         assert len(accounts) == 4  # three vended (GCP, Azure, vCenter) and the customer's own AWS account

@@ -13,13 +13,16 @@ from pathlib import Path
 import boto3
 import httpx
 import pytest
+from temporalio.client import ScheduleActionStartWorkflow
 from temporalio.testing import WorkflowEnvironment
 
 from clouds.vmware.token import peek_vcenter_token
 from contracts import ids
 from contracts.identity import instance_key
 from contracts.enrollment import EnrollResult
+from contracts.vcenter_tokens import VcenterTokensInput
 from localclouds.aws.agent_client import AgentClient
+from scheduling.reconcile import orchestrator_queue
 from tests.integration.stack import Stack, eventually, start_stack
 
 pytestmark = pytest.mark.integration
@@ -45,7 +48,16 @@ async def test_a_labelled_vcenter_vm_enrolls_with_no_operator_and_its_token_enro
     linked = await stack.link(provider="vmware", cloud_account=vc_id, customer="umbrella",
                               vcenter_public_keys=[Path(vcenter["public_key"]).read_text()])
     assert linked.status_code == 201, linked.text
-    assert linked.json()["token_schedule"] == "created"
+    # The dev server is shared by the session and the schedule id is per vCenter (the local
+    # vCenter's id is fixed): an earlier module's link (test_enroll_providers) may have created it,
+    # and then this link brings it up to date. Either way it must now exist and serve this stack.
+    assert linked.json()["token_schedule"] in ("created", "updated")
+    described = await stack.client.get_schedule_handle(ids.vcenter_tokens_schedule(vc_id)).describe()
+    action = described.schedule.action
+    assert isinstance(action, ScheduleActionStartWorkflow)
+    assert action.task_queue == orchestrator_queue(stack.settings.task_queue_prefix)
+    [inp] = await stack.client.data_converter.decode(action.args, [VcenterTokensInput])
+    assert (inp.vcenter_id, inp.customer, inp.queue_prefix) == (vc_id, "umbrella", stack.settings.task_queue_prefix)
     await stack.client.get_schedule_handle(ids.vcenter_tokens_schedule(vc_id)).trigger()  # its next tick, now
 
     async def token() -> str | None:
