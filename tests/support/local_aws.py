@@ -23,12 +23,23 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
+from clouds.aws.sessions import AwsSessions
 from localclouds.aws import ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY
 from localclouds.aws.agent_client import AgentClient, AgentSession
 from tests.conftest import free_port
 
 REPO = Path(__file__).resolve().parents[2]
-NO_RETRIES = Config(retries={"mode": "standard", "total_max_attempts": 1})
+NO_RETRIES = Config(retries={"mode": "standard", "total_max_attempts": 1}, connect_timeout=5, read_timeout=30)
+
+
+class NoRetrySessions(AwsSessions):
+    """AwsSessions with botocore's own retries off: throttling and refusals reach the code under
+    test at once."""
+
+    def client(self, service: str, session: Any = None, region: str | None = None) -> Any:
+        return (session or self._base).client(
+            service, region_name=region or self.region, endpoint_url=self._settings.endpoint_url, config=NO_RETRIES
+        )
 
 
 @dataclass

@@ -2,27 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
 
 import pytest
-from botocore.config import Config
 
 from clouds.aws.sessions import AwsSessions
 from config.settings import AwsSettings
 from contracts.enrollment import AccountRef
-from tests.support.local_aws import LocalAws
+from tests.support.local_aws import NoRetrySessions, LocalAws
 from tests.unit.localaws.conftest import local_aws  # noqa: F401 - the shared server fixture
 
-NO_RETRIES = Config(retries={"mode": "standard", "total_max_attempts": 1})
-
-
-class _Sessions(AwsSessions):
-    """botocore's own retries off, so throttling and refusals reach the code under test at once."""
-
-    def client(self, service: str, session: Any = None, region: str | None = None) -> Any:
-        return (session or self._base).client(
-            service, region_name=region or self.region, endpoint_url=self._settings.endpoint_url, config=NO_RETRIES
-        )
+_Sessions = NoRetrySessions
 
 
 @pytest.fixture

@@ -12,24 +12,14 @@ from typing import Any
 
 import boto3
 import pytest
-from botocore.config import Config
 
 from clouds.aws.sessions import AwsSessions
 from config.settings import AwsSettings
 from contracts.enrollment import AccountRef
 from localclouds.aws import ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY
-from tests.support.local_aws import LocalAws, running_local_aws
+from tests.support.local_aws import NoRetrySessions, LocalAws, running_local_aws
 
-NO_RETRIES = Config(retries={"mode": "standard", "total_max_attempts": 1}, connect_timeout=5, read_timeout=30)
-
-
-class TestSessions(AwsSessions):
-    """AwsSessions with botocore's own retries off: throttling reaches the mapping at once."""
-
-    def client(self, service: str, session: Any = None, region: str | None = None) -> Any:
-        return (session or self._base).client(
-            service, region_name=region or self.region, endpoint_url=self._settings.endpoint_url, config=NO_RETRIES
-        )
+TestSessions = NoRetrySessions
 
 
 @pytest.fixture(scope="session")
