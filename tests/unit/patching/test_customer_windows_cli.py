@@ -4,6 +4,9 @@ train; ids are whole on an 80-column terminal; ``release --customer`` covers eve
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 import asyncio
 import json
 import uuid
@@ -38,6 +41,8 @@ FAST = schedules.RunShape(poll_interval_seconds=1, poll_hold_seconds=0)
 async def _cli(monkeypatch, env: WorkflowEnvironment, *args: str, columns: int = 250):
     monkeypatch.setenv("TEMPORAL_ADDRESS", env.client.service_client.config.target_host)
     monkeypatch.setenv("TEMPORAL_NAMESPACE", env.client.namespace)
+    # Never the developer's own .fleetpatch/local.json (its codec key would not match this server's workers).
+    monkeypatch.setenv("FLEETPATCH_STATE_DIR", str(Path(tempfile.mkdtemp(prefix="fleetpatch-cli-"))))
     monkeypatch.setenv("COLUMNS", str(columns))
     monkeypatch.setattr(common, "console", Console(width=columns))
     monkeypatch.setattr("clients.cli.windows_cmd.console", common.console)
