@@ -19,6 +19,7 @@ from config.settings import AwsSettings
 from contracts.enrollment import (
     AccountLookup,
     Activation,
+    ActivationCheck,
     ActivationRequest,
     CreateAccountRequest,
     CreateAccountStatus,
@@ -66,6 +67,7 @@ class AwsActivities:
             self.apply_ssm_configuration,
             self.create_activation,
             self.delete_activation,
+            self.check_activation,
             self.find_managed_instance,
             self.await_managed_instance,
             self.tag_managed_instance,
@@ -154,6 +156,10 @@ class AwsActivities:
     @activity.defn(name=ActivityName.DELETE_ACTIVATION)
     def delete_activation(self, inp: DeleteActivationInput) -> None:
         self._agents.delete_activation(inp.account, inp.activation_id)
+
+    @activity.defn(name=ActivityName.CHECK_ACTIVATION)
+    def check_activation(self, inp: DeleteActivationInput) -> ActivationCheck:
+        return self._agents.check_activation(inp.account, inp.activation_id)
 
     @activity.defn(name=ActivityName.FIND_MANAGED_INSTANCE)
     def find_managed_instance(self, query: ManagedInstanceQuery) -> ManagedInstanceResult:

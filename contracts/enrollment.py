@@ -219,6 +219,19 @@ class DeleteActivationInput:
 
 
 @dataclass
+class ActivationCheck:
+    """An activation as SSM describes it now: whether a VM can still register with it."""
+
+    exists: bool
+    expired: bool = False
+    used: bool = False  # its registration limit is reached
+
+    @property
+    def usable(self) -> bool:
+        return self.exists and not self.expired and not self.used
+
+
+@dataclass
 class Ec2TagInput:
     account_id: str
     region: str

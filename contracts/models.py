@@ -42,6 +42,7 @@ class ActivityName:
     APPLY_SSM_CONFIGURATION = "apply_ssm_configuration"
     CREATE_ACTIVATION = "create_activation"
     DELETE_ACTIVATION = "delete_activation"
+    CHECK_ACTIVATION = "check_activation"  # a VM registered again: is its activation still usable?
     FIND_MANAGED_INSTANCE = "find_managed_instance"
     AWAIT_MANAGED_INSTANCE = "await_managed_instance"
     TAG_MANAGED_INSTANCE = "tag_managed_instance"

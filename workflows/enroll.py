@@ -8,6 +8,10 @@ confirmed. EC2 differs: no activation; the instance is tagged and must report to
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from datetime import timedelta
+
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
 
@@ -23,11 +27,14 @@ with workflow.unsafe.imports_passed_through():
         TAG_PATCH_GROUP,
         TAG_PROVIDER,
         AccountRef,
+        DeleteActivationInput,
         EnrollInput,
         EnrollmentState,
         EnrollmentStatus,
         EnrollmentStatusQuery,
         EnrollResult,
+        ManagedInstance,
+        ManagedInstanceQuery,
         RegisterRequest,
         RegistrationAnswer,
         SsmConfigurationInput,
@@ -48,8 +55,9 @@ with workflow.unsafe.imports_passed_through():
     )
     from contracts.names import QueryName, UpdateName, WorkflowName
     from contracts.providers import PatchGroup, Provider
+    from workflows import options
     from workflows.calls import Calls
-    from workflows.enroll_steps import REFUSALS, EnrollSteps, refuse
+    from workflows.enroll_steps import MAX_REISSUES, REFUSALS, REISSUE_ACTIVATION, EnrollSteps, Rechecks, refuse
     from workflows.shared import application_error, upsert
     from workflows.ssm_configuration import SsmConfigurationWorkflow
     from workflows.systems_account import SystemsAccountWorkflow
@@ -66,6 +74,7 @@ class EnrollVmWorkflow:
         self._failure: ApplicationError | None = None
         self._owners: list[str] = []  # digests of the enrollment ids answered by this run
         self._answered = False
+        self._rechecks = Rechecks()
 
     # --- the API's view --------------------------------------------------------------------
 
@@ -81,6 +90,10 @@ class EnrollVmWorkflow:
             if len(self._owners) >= _MAX_OWNERS:
                 self._owners.pop(1)  # bounded: the oldest retry's id stops polling, the first one stays
             self._owners.append(again.secret_digest)
+        if again is not None and self._rechecks.on:
+            # The VM may have lost or failed to use its activation: the run checks it first.
+            wanted = self._rechecks.request()
+            await workflow.wait_condition(lambda: self._rechecks.checked >= wanted or not self._rechecks.on)
         await workflow.wait_condition(lambda: self._answer is not None or self._failure is not None)
         if self._answer is not None:
             return self._answer
@@ -150,11 +163,15 @@ class EnrollVmWorkflow:
         else:
             self._answer = await steps.activate(ref, config, account, group, tags)
             self._set_state(EnrollmentState.AWAITING_AGENT)
-            managed = await steps.register_agent(ref, self._answer, tags)
+            if workflow.patched(REISSUE_ACTIVATION):
+                managed = await self._await_agent(steps, ref, config.service_role, tags)
+            else:
+                managed = await steps.register_agent(ref, self._answer, tags)
             activation_id = self._answer.activation.id if self._answer.activation else None
         if inp.provider is Provider.VMWARE:
             await steps.replace_vcenter_token(identity, link)
         self._set_state(EnrollmentState.ENROLLED)
+        await workflow.wait_condition(workflow.all_handlers_finished)  # re-registrations get their answer
         return EnrollResult(
             identity=identity,
             customer=link.customer,
@@ -255,6 +272,49 @@ class EnrollVmWorkflow:
             id=ids.ssm_configuration(account.account_id, SSM_CONFIGURATION_VERSION),
             result_type=SsmConfigurationResult,
         )
+
+    async def _await_agent(self, steps: EnrollSteps, ref: AccountRef, service_role: str, tags: dict[str, str]) -> ManagedInstance:
+        """The agent registers with the answered activation and comes online. A VM that registers
+        again meanwhile gets the same activation while it is usable, else a fresh one (the old one
+        deleted, whatever used it deregistered), with a fresh wait."""
+        self._rechecks.on = True
+        deadline = workflow.now() + timedelta(seconds=steps.inp.policy.agent_online_timeout_seconds)
+        try:
+            while True:
+                assert self._answer is not None and self._answer.activation is not None
+                activation_id = self._answer.activation.id
+                query = ManagedInstanceQuery(account=ref, activation_id=activation_id)
+                waiting = asyncio.ensure_future(steps.await_online(query, max(deadline - workflow.now(), options.MIN_WAIT)))
+                await workflow.wait_condition(lambda: waiting.done() or self._rechecks.pending())
+                if not waiting.done():
+                    waiting.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, ActivityError):
+                        await waiting
+                    if await self._recheck(steps, ref, service_role, tags):
+                        deadline = workflow.now() + timedelta(seconds=steps.inp.policy.agent_online_timeout_seconds)
+                    continue
+                try:
+                    managed = waiting.result()
+                except ApplicationError:
+                    await steps.on_aws(ActivityName.DELETE_ACTIVATION, DeleteActivationInput(account=ref, activation_id=activation_id), None)
+                    raise
+                await steps.finish_agent(ref, activation_id, managed, tags)
+                return managed
+        finally:
+            self._rechecks.on = False
+
+    async def _recheck(self, steps: EnrollSteps, ref: AccountRef, service_role: str, tags: dict[str, str]) -> bool:
+        """Answer the pending re-registrations: True when their activation had to be replaced."""
+        assert self._answer is not None and self._answer.activation is not None
+        wanted = self._rechecks.requested
+        check = await steps.check_activation(ref, self._answer.activation.id)
+        replaced = not check.usable and self._rechecks.reissued < MAX_REISSUES
+        if replaced:
+            self._rechecks.reissued += 1
+            self._answer = await steps.reissue(ref, self._answer, service_role, tags, self._rechecks.reissued)
+            workflow.logger.info("activation reissued", extra={"expired": check.expired, "used": check.used, "exists": check.exists})
+        self._rechecks.checked = wanted
+        return replaced
 
     # --- plumbing --------------------------------------------------------------------------
 

@@ -5,7 +5,7 @@ screen and calls its activities through ``workflows.calls`` with a preset of ``w
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any, TypeVar
 
@@ -17,8 +17,10 @@ with workflow.unsafe.imports_passed_through():
         TAG_ENROLLMENT_ID,
         AccountRef,
         Activation,
+        ActivationCheck,
         ActivationRequest,
         DeleteActivationInput,
+        DeregisterInput,
         Ec2TagInput,
         EnrollInput,
         GetLinkResult,
@@ -55,6 +57,32 @@ REFUSALS = {t.value for t in IDENTITY_REFUSALS} | {
     ErrorType.INSTANCE_NOT_FOUND.value,
     ErrorType.INSTANCE_NOT_RUNNING.value,
 }
+
+
+#: Patch marker: a VM that registers again while its agent is awaited gets a fresh activation when
+#: the answered one is used, expired or deleted (runs from before it answer the old one again).
+REISSUE_ACTIVATION = "reissue-used-or-gone-activation"
+
+#: At most this many fresh activations per enrollment (then re-registrations get the current one).
+MAX_REISSUES = 3
+
+
+@dataclass
+class Rechecks:
+    """Re-registrations that arrived while the agent is awaited: each asks the run to check the
+    activation it answers before answering it again."""
+
+    on: bool = False
+    requested: int = 0
+    checked: int = 0
+    reissued: int = 0
+
+    def request(self) -> int:
+        self.requested += 1
+        return self.requested
+
+    def pending(self) -> bool:
+        return self.on and self.requested > self.checked
 
 
 def refuse(kind: ErrorType, reason: str) -> ApplicationError:
@@ -117,9 +145,9 @@ class EnrollSteps:
         found = await self.on_aws(ActivityName.FIND_MANAGED_INSTANCE, query, ManagedInstanceResult)
         return found.instance
 
-    async def await_online(self, query: ManagedInstanceQuery) -> ManagedInstance:
+    async def await_online(self, query: ManagedInstanceQuery, timeout: timedelta | None = None) -> ManagedInstance:
         """Wait (flat polling) for the agent to report; refuse when it does not in time."""
-        timeout = timedelta(seconds=self.inp.policy.agent_online_timeout_seconds)
+        timeout = timeout or timedelta(seconds=self.inp.policy.agent_online_timeout_seconds)
         try:
             found = await self.on_aws(
                 ActivityName.AWAIT_MANAGED_INSTANCE, query, ManagedInstanceResult, options.poll_flat(timeout)
@@ -160,19 +188,48 @@ class EnrollSteps:
                 f"{inp.instance_key} is already managed instance {existing.instance_id}; "
                 "an operator must allow re-enrollment",
             )
-        info = workflow.info()
-        request = ActivationRequest(
-            account=ref,
-            service_role=config.service_role,
-            default_instance_name=inp.hostname,
-            idempotency_key=f"{info.workflow_id}/{info.run_id}",
-            tags=tags,
-            expiry_seconds=inp.policy.activation_expiry_seconds,
-        )
-        activation = await self.on_aws(ActivityName.CREATE_ACTIVATION, request, Activation)
+        activation = await self.new_activation(ref, config.service_role, tags)
         return RegistrationAnswer(
             enrollment_id="", systems_account=account.account_id, patch_group=group.value, activation=activation
         )
+
+    async def new_activation(self, ref: AccountRef, service_role: str, tags: dict[str, str], serial: int = 0) -> Activation:
+        """One activation for this VM (RegistrationLimit 1); ``serial`` > 0 for a reissued one."""
+        info = workflow.info()
+        key = f"{info.workflow_id}/{info.run_id}" + (f"/reissue-{serial}" if serial else "")
+        request = ActivationRequest(
+            account=ref,
+            service_role=service_role,
+            default_instance_name=self.inp.hostname,
+            idempotency_key=key,
+            tags=tags,
+            expiry_seconds=self.inp.policy.activation_expiry_seconds,
+        )
+        return await self.on_aws(ActivityName.CREATE_ACTIVATION, request, Activation)
+
+    async def reissue(
+        self, ref: AccountRef, answer: RegistrationAnswer, service_role: str, tags: dict[str, str], serial: int
+    ) -> RegistrationAnswer:
+        """The answer, with a fresh activation in place of a used, expired or deleted one. Whatever
+        registered with the old one is deregistered (one managed instance per VM); it is deleted."""
+        assert answer.activation is not None
+        old = answer.activation.id
+        used_by = await self.find_managed(ManagedInstanceQuery(account=ref, activation_id=old))
+        if used_by is not None:
+            deregister = DeregisterInput(account=ref, instance_id=used_by.instance_id)
+            await self.on_aws(ActivityName.DEREGISTER_MANAGED_INSTANCE, deregister, None)
+        await self.on_aws(ActivityName.DELETE_ACTIVATION, DeleteActivationInput(account=ref, activation_id=old), None)
+        activation = await self.new_activation(ref, service_role, tags, serial)
+        return replace(answer, activation=activation)
+
+    async def check_activation(self, ref: AccountRef, activation_id: str) -> ActivationCheck:
+        check = DeleteActivationInput(account=ref, activation_id=activation_id)
+        return await self.on_aws(ActivityName.CHECK_ACTIVATION, check, ActivationCheck)
+
+    async def finish_agent(self, ref: AccountRef, activation_id: str, managed: ManagedInstance, tags: dict[str, str]) -> None:
+        """The agent is online: its tags confirmed, its used activation deleted."""
+        await self.confirm_tags(ref, managed, tags)
+        await self.on_aws(ActivityName.DELETE_ACTIVATION, DeleteActivationInput(account=ref, activation_id=activation_id), None)
 
     async def register_agent(self, ref: AccountRef, answer: RegistrationAnswer, tags: dict[str, str]) -> ManagedInstance:
         """The agent registers with the activation and comes online with its tags; the used (or

@@ -14,7 +14,7 @@ from botocore.exceptions import ClientError
 
 from clouds.aws.errors import aws_call, error_code
 from clouds.aws.sessions import AwsSessions
-from contracts.enrollment import TAG_CLOUD_ACCOUNT, TAG_INSTANCE_KEY, AccountRef, Activation, ManagedInstance
+from contracts.enrollment import TAG_CLOUD_ACCOUNT, TAG_INSTANCE_KEY, AccountRef, Activation, ActivationCheck, ManagedInstance
 from contracts.reconcile import ManagedNode, PendingActivation
 
 _DESCRIPTION_PREFIX = "fleetpatch "
@@ -65,6 +65,18 @@ class SsmAgents:
             for page in pages:
                 found += [a["ActivationId"] for a in page["ActivationList"] if a.get("Description") == description]
         return found
+
+    def check_activation(self, account: AccountRef, activation_id: str) -> ActivationCheck:
+        """Whether a VM can still register with ``activation_id`` (deleted: it no longer exists)."""
+        with aws_call("ssm:DescribeActivations"):
+            listed = self._ssm(account).describe_activations(
+                Filters=[{"FilterKey": "ActivationIds", "FilterValues": [activation_id]}]
+            ).get("ActivationList", [])
+        if not listed:
+            return ActivationCheck(exists=False)
+        item = listed[0]
+        used = int(item.get("RegistrationsCount", 0)) >= int(item.get("RegistrationLimit", 1))
+        return ActivationCheck(exists=True, expired=bool(item.get("Expired", False)), used=used)
 
     def delete_activation(self, account: AccountRef, activation_id: str) -> None:
         self._delete(self._ssm(account), activation_id)

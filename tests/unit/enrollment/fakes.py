@@ -11,11 +11,13 @@ from temporalio import activity
 
 from contracts.enrollment import (
     Activation,
+    ActivationCheck,
     ActivationRequest,
     CreateAccountRequest,
     CreateAccountStatus,
     CreateAccountSubmitted,
     DeleteActivationInput,
+    DeregisterInput,
     Ec2TagInput,
     FoundAccount,
     GetLinkResult,
@@ -62,6 +64,11 @@ class FakeClouds:
     calls: Counter = field(default_factory=Counter)
     activations: dict[str, ActivationRequest] = field(default_factory=dict)
     deleted_activations: list[str] = field(default_factory=list)
+    #: activations the "VM" made unusable: "gone" (deleted behind fleetpatch's back) or "used"
+    spoiled: dict[str, str] = field(default_factory=dict)
+    #: only reissued activations bring their agent online (the first one was spoiled)
+    online_only_reissued: bool = False
+    deregistered: list[str] = field(default_factory=list)
     _polls: Counter = field(default_factory=Counter)
 
     def link(self, provider: Provider, cloud_account: str, customer: str = "acme", **kw) -> None:
@@ -160,6 +167,21 @@ class FakeClouds:
     async def delete_activation(self, inp: DeleteActivationInput) -> None:
         self.deleted_activations.append(inp.activation_id)
 
+    @activity.defn(name=ActivityName.CHECK_ACTIVATION)
+    async def check_activation(self, inp: DeleteActivationInput) -> ActivationCheck:
+        self.calls["check_activation"] += 1
+        spoiled = self.spoiled.get(inp.activation_id)
+        if spoiled == "gone" or inp.activation_id in self.deleted_activations:
+            return ActivationCheck(exists=False)
+        return ActivationCheck(exists=True, used=spoiled == "used")
+
+    @activity.defn(name=ActivityName.DEREGISTER_MANAGED_INSTANCE)
+    async def deregister_managed_instance(self, inp: DeregisterInput) -> None:
+        self.deregistered.append(inp.instance_id)
+        for key, managed in list(self.managed.items()):
+            if managed.instance_id == inp.instance_id:
+                del self.managed[key]
+
     def _managed_for(self, query: ManagedInstanceQuery) -> ManagedInstance | None:
         if query.instance_key:
             return self.managed.get(query.instance_key)
@@ -178,7 +200,10 @@ class FakeClouds:
     async def await_managed_instance(self, query: ManagedInstanceQuery) -> ManagedInstanceResult:
         key = query.activation_id or query.instance_id or ""
         self._polls[key] += 1
-        if self.agent_online_after_polls is None or self._polls[key] <= self.agent_online_after_polls:
+        reissued = query.activation_id and "/reissue-" in self.activations[query.activation_id].idempotency_key
+        if self.agent_online_after_polls is None or self._polls[key] <= self.agent_online_after_polls or (
+            self.online_only_reissued and not reissued
+        ):
             raise NotReady(ErrorType.AGENT_NOT_READY, "not registered yet")
         if query.activation_id:
             request = self.activations[query.activation_id]
@@ -207,4 +232,5 @@ class FakeClouds:
             self.get_link, self.find_systems_account, self.submit_create_account, self.poll_create_account,
             self.tag_systems_account, self.apply_ssm_configuration, self.create_activation, self.delete_activation,
             self.find_managed_instance, self.await_managed_instance, self.tag_managed_instance,
+            self.check_activation,
         ]

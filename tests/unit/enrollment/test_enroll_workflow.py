@@ -17,6 +17,7 @@ from activities.temporal_ops import TemporalActivities
 from contracts import ids, taskqueues
 from contracts.enrollment import (
     EnrollInput,
+    ManagedInstance,
     EnrollmentPolicy,
     EnrollmentStatus,
     EnrollmentStatusQuery,
@@ -36,7 +37,7 @@ async def workers(client: Client, prefix: str, fake: FakeClouds) -> AsyncIterato
     async with AsyncExitStack() as stack:
         specs = [
             (WorkerRole.ORCHESTRATOR, [TemporalActivities(client).await_workflow], list(ALL_WORKFLOWS)),
-            (WorkerRole.AWS, fake.aws_activities(), []),
+            (WorkerRole.AWS, [*fake.aws_activities(), fake.deregister_managed_instance], []),
             (WorkerRole.GCP, fake.provider_activities(), []),
             (WorkerRole.EC2, fake.provider_activities(), []),
         ]
@@ -197,9 +198,58 @@ async def test_registering_again_while_running_gets_the_same_answer(
     assert getattr(failed.value.cause, "type", None) == ErrorType.AGENT_REGISTRATION_TIMEOUT.value
     assert first.activation is not None
     assert all(a == first for a in again)
-    assert len(fake.activations) == 1
+    assert len(fake.activations) == 1  # still usable: checked, not replaced
+    assert fake.calls["check_activation"] >= 1
     assert status.owner and status.answer == first
     assert not stranger.owner and stranger.answer is None
+
+
+async def _reregister_with_a_spoiled_activation(
+    env: WorkflowEnvironment, prefix: str, project: str, spoil: str
+) -> tuple[FakeClouds, RegistrationAnswer, RegistrationAnswer, EnrollResult]:
+    """A VM gets its activation, which it then cannot use ("gone": deleted behind fleetpatch's
+    back; "used": something else registered with it), and registers again."""
+    fake = FakeClouds(online_only_reissued=True)
+    vm = _gcp_vm(project)
+    fake.vms["tok"] = vm
+    fake.link(Provider.GCP, project)
+    client = env.client
+    inp = _input(vm, prefix, "tok", agent_online_timeout_seconds=600)
+    async with workers(client, prefix, fake):
+        handle = await client.start_workflow(
+            "EnrollVm", inp, id=ids.enrollment(inp.provider, inp.instance_key) + uuid.uuid4().hex[:6],
+            task_queue=taskqueues.for_role(WorkerRole.ORCHESTRATOR, prefix), result_type=EnrollResult,
+        )
+        first = await handle.execute_update("register", RegisterRequest(inp.secret_digest), result_type=RegistrationAnswer)
+        assert first.activation is not None
+        fake.spoiled[first.activation.id] = spoil
+        if spoil == "used":  # an impostor registered with the code: a managed instance of its own
+            fake.managed[inp.instance_key] = ManagedInstance(
+                instance_id="mi-0000000000impostor", ping_status="ConnectionLost", tags={}, activation_id=first.activation.id
+            )
+        again = await handle.execute_update("register", RegisterRequest("digest-again"), result_type=RegistrationAnswer)
+        result = await handle.result()
+    return fake, first, again, result
+
+
+@pytest.mark.parametrize("spoil", ["gone", "used"])
+async def test_registering_again_with_a_used_or_gone_activation_gets_a_new_one(
+    time_skipping_env: WorkflowEnvironment, queue_prefix: str, project: str, spoil: str
+) -> None:
+    """Deliver 1: the running enrollment's activation, "or a new one if that one is used or gone":
+    the old one is deleted, whatever used it deregistered, and the agent registers with the new one
+    (one managed instance for the VM)."""
+    fake, first, again, result = await _reregister_with_a_spoiled_activation(time_skipping_env, queue_prefix, project, spoil)
+    assert first.activation is not None and again.activation is not None
+    assert again.activation.id != first.activation.id and again.systems_account == first.systems_account
+    assert fake.calls["create_activation"] == 2 and fake.calls["check_activation"] == 1
+    assert fake.activations[again.activation.id].idempotency_key.endswith("/reissue-1")
+    assert isinstance(result, EnrollResult)
+    # Old one deleted when replaced; the new one once its agent registered: nothing left behind.
+    assert fake.deleted_activations == [first.activation.id, again.activation.id]
+    assert fake.deregistered == (["mi-0000000000impostor"] if spoil == "used" else [])
+    assert [m.activation_id for m in fake.managed.values()] == [again.activation.id]
+    assert result.managed_instance_id == next(iter(fake.managed.values())).instance_id
 
 
 async def test_agent_timeout_deletes_the_activation(time_skipping_env: WorkflowEnvironment, queue_prefix: str, project: str) -> None:
