@@ -59,11 +59,17 @@ class ChildPreset:
 
 # --- enrollment and accounts ---------------------------------------------------------------
 
+#: How soon an activity whose worker died is retried elsewhere: every worker heartbeats the
+#: activities it runs (``workers.interceptors``), so a dead one is noticed after this, not after
+#: the activity's whole start-to-close timeout.
+LIVENESS = timedelta(seconds=10)
+
 #: Identity verification and metadata reads on a provider's queue: quick, retried on transient
 #: cloud errors for a few minutes, never on refusals.
 CLOUD_READ = ActivityPreset(
     start_to_close=timedelta(seconds=30),
     schedule_to_close=timedelta(minutes=5),
+    heartbeat=LIVENESS,
     retry=RetryPolicy(
         initial_interval=timedelta(seconds=1),
         backoff_coefficient=2.0,
@@ -94,12 +100,15 @@ _PATIENT = RetryPolicy(
 
 #: AWS control-plane calls (Organizations, IAM, SSM): idempotent "ensure" steps, patient retries
 #: because throttling and eventual consistency are normal there.
-AWS_CONTROL = ActivityPreset(start_to_close=timedelta(minutes=2), schedule_to_close=timedelta(minutes=30), retry=_PATIENT)
+AWS_CONTROL = ActivityPreset(
+    start_to_close=timedelta(minutes=2), schedule_to_close=timedelta(minutes=30), heartbeat=LIVENESS, retry=_PATIENT
+)
 
 #: "Not ready yet" polling (account creation, agent registration): a benign error retried on a
 #: flat backoff, bounded by the caller's deadline.
 _POLL_FLAT = ActivityPreset(
     start_to_close=timedelta(seconds=30),
+    heartbeat=LIVENESS,
     retry=RetryPolicy(
         initial_interval=timedelta(seconds=5),
         backoff_coefficient=1.0,

@@ -5,7 +5,8 @@ matches a service ("ssm", "organizations", "ec2messages", "sts", ... or "*") and
 "*"); it adds ``latency_ms`` and throttles a ``throttle_rate`` share of matching requests, for
 at most ``count`` matching requests when given. ``"error": "AccessDenied"`` refuses every matching
 request as AWS refuses a caller without permission (``AccessDeniedException`` for JSON services,
-``AccessDenied`` 403 for query ones).
+``AccessDenied`` 403 for query ones). ``hold_ms`` holds the answer back *after* the action took
+effect: a caller that dies meanwhile never learns that its call succeeded (a lost answer).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ class FaultRule:
     latency_ms: int = 0
     count: int | None = None
     error: str | None = None  # "AccessDenied"
+    hold_ms: int = 0  # the answer is held back this long after the action took effect
 
     @classmethod
     def parse(cls, document: Any) -> FaultRule:
@@ -39,6 +41,9 @@ class FaultRule:
         latency = document.get("latency_ms", 0)
         count = document.get("count")
         error = document.get("error")
+        hold = document.get("hold_ms", 0)
+        if isinstance(hold, bool) or not isinstance(hold, int) or not 0 <= hold <= 120000:
+            raise FaultRuleError("hold_ms must be an integer between 0 and 120000")
         if error is not None and error not in ERRORS:
             raise FaultRuleError(f"error must be one of {sorted(ERRORS)}")
         if not isinstance(service, str) or not service:
@@ -52,7 +57,7 @@ class FaultRule:
         if count is not None and (isinstance(count, bool) or not isinstance(count, int)
                                   or count < 1):
             raise FaultRuleError("count must be a positive integer")
-        return cls(service, action, float(rate), latency, count, error)
+        return cls(service, action, float(rate), latency, count, error, hold)
 
     def matches(self, service: str | None, action: str | None) -> bool:
         return self.service in ("*", service) and self.action in ("*", action)
@@ -66,6 +71,7 @@ class FaultDecision:
     latency_s: float = 0.0
     throttle: bool = False
     error: str | None = None
+    hold_s: float = 0.0
 
 
 class FaultInjector:
@@ -87,7 +93,7 @@ class FaultInjector:
             return [asdict(rule) for rule in self._rules]
 
     def decide(self, service: str | None, action: str | None) -> FaultDecision:
-        latency = 0.0
+        latency = hold = 0.0
         throttle = False
         error = None
         with self._lock:
@@ -95,6 +101,7 @@ class FaultInjector:
                 if not rule.matches(service, action):
                     continue
                 latency += rule.latency_ms / 1000
+                hold += rule.hold_ms / 1000
                 if rule.throttle_rate and self._rng.random() < rule.throttle_rate:
                     throttle = True
                 error = error or rule.error
@@ -102,4 +109,4 @@ class FaultInjector:
                     rule.count -= 1
                     if rule.count <= 0:
                         self._rules.remove(rule)
-        return FaultDecision(latency, throttle, error)
+        return FaultDecision(latency, throttle, error, hold)

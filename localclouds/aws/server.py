@@ -48,6 +48,7 @@ TARGET_PREFIXES = {
 }
 MAX_BODY = 8 * 1024 * 1024
 FAULTS_PATH = "/__fleetpatch/faults"
+_HOLD_KEY = "fleetpatch.hold_s"
 SNAPSHOT_PREFIX = "/__fleetpatch/snapshots/"
 CLOCK_PATH = "/__fleetpatch/clock"
 
@@ -139,11 +140,20 @@ class LocalAws:
             log.exception("internal error serving %s", environ.get("PATH_INFO"))
             response = json_error(AwsError("InternalServerError", "internal error", 500))
         if response is None:
-            return self.moto_app(environ, start_response)
+            answer = self.moto_app(environ, start_response)
+            self._hold(environ)
+            return answer
+        self._hold(environ)
         reason = {200: "OK", 400: "Bad Request", 403: "Forbidden", 404: "Not Found", 413: "Payload Too Large",
                   500: "Internal Server Error"}.get(response.status, "Unknown")
         start_response(f"{response.status} {reason}", response.headers)
         return [response.body]
+
+    def _hold(self, environ: dict[str, Any]) -> None:
+        """A fault rule's ``hold_ms``: the action took effect, its answer comes late."""
+        hold = environ.get(_HOLD_KEY, 0.0)
+        if hold:
+            self.sleep(hold)
 
     # -- routing ------------------------------------------------------------------------------
 
@@ -173,6 +183,7 @@ class LocalAws:
         if not target:
             action = _query_action(environ, body)
         decision = self.faults.decide(service, action)
+        environ[_HOLD_KEY] = decision.hold_s if not (decision.error or decision.throttle) else 0.0
         if decision.latency_s:
             self.sleep(decision.latency_s)
         if decision.error == "AccessDenied":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 import urllib.error
 from pathlib import Path
@@ -71,8 +72,28 @@ def test_access_denied_on_demand(local_aws, ssm):
     assert denied.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
 
 
+def test_hold_answers_after_the_action_took_effect(local_aws, ssm):
+    """``hold_ms``: the activation exists while its creator still waits for the answer (a caller
+    that dies meanwhile has made it without learning so)."""
+    local_aws.control("/__fleetpatch/faults", "POST",
+                      {"service": "ssm", "action": "CreateActivation", "hold_ms": 1500, "count": 1})
+    seen: list[int] = []
+    caller = threading.Thread(target=lambda: ssm.create_activation(IamRole="r", Description="held"))
+    started = time.monotonic()
+    caller.start()
+    while caller.is_alive() and not seen:
+        seen += [1 for a in ssm.describe_activations()["ActivationList"] if a.get("Description") == "held"]
+        time.sleep(0.1)
+    caller.join()
+    assert seen, "the activation was not visible while its answer was held"
+    assert time.monotonic() - started >= 1.5
+    started = time.monotonic()
+    ssm.create_activation(IamRole="r")  # count 1: the next one is answered at once
+    assert time.monotonic() - started < 1.0
+
+
 def test_malformed_fault_rules_are_refused(local_aws):
-    for rule in ({"throttle_rate": 1}, {"service": "ssm", "throttle_rate": 2},
+    for rule in ({"throttle_rate": 1}, {"service": "ssm", "throttle_rate": 2}, {"service": "ssm", "hold_ms": -5},
                  {"service": "ssm", "error": "NoSuchThing"},
                  {"service": "ssm", "latency_ms": -1}, {"service": "ssm", "count": 0}):
         with pytest.raises(urllib.error.HTTPError) as refused:
