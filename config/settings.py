@@ -277,6 +277,8 @@ class LocalSettings(BaseModel):
     worker_metrics_port: int = 8710
     worker_metrics_ports: dict[str, int] = Field(default_factory=dict)
     create_account_delay: Duration = timedelta(seconds=3)
+    #: how many simulated VMs run their startup script at once (real VMs all boot at once)
+    fleet_boot_concurrency: int = Field(default=6, ge=1, le=200)
 
 
 class Settings(BaseSettings):

@@ -89,7 +89,7 @@ LOCAL_CLOUDS: tuple[LocalCloud, ...] = (
         (("--guest-port", "vcenter_guest_port"),), describe_ports=(("guest_port", "vcenter_guest_port"),),
     ),
     # The simulated fleet (VMs + SSM agents); reads the others from local.json when it boots VMs.
-    LocalCloud("fleet", "localclouds.fleet", "fleet_port"),
+    LocalCloud("fleet", "localclouds.fleet", "fleet_port", (("--boot-concurrency", "fleet_boot_concurrency"),)),
 )
 
 
