@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+from botocore.config import Config
 import httpx
 
 from contracts.identity import instance_key
@@ -38,6 +39,7 @@ from localclouds.fleet.customers import (
 EC2_AMI = "ami-12c6146b"
 VCSIM_TEMPLATE = "DC0_H0_VM0"
 TOKEN_TTL = timedelta(hours=24)
+_PATIENT = Config(retries={"mode": "standard", "max_attempts": 12})
 
 
 @dataclass(frozen=True)
@@ -164,12 +166,14 @@ class Provisioner:
 
     def ec2(self, plan: VmPlan) -> CreatedVm:
         account, region = plan.customer.aws_account, self.endpoints.region
-        sts = boto3.client("sts", region_name=region, endpoint_url=self.endpoints.aws,
+        # The customer creating its VM is patient with a throttling AWS (``make chaos`` throttles
+        # STS and EC2 for fleetpatch's sake, not to fail the simulated customer).
+        sts = boto3.client("sts", region_name=region, endpoint_url=self.endpoints.aws, config=_PATIENT,
                            aws_access_key_id="AKIAFLEETPATCHSIMADM0",
                            aws_secret_access_key="fleetpatch-simulated-customer")
         creds = sts.assume_role(RoleArn=f"arn:aws:iam::{account}:role/FleetpatchSimulatedAdmin",
                                 RoleSessionName="fleet-simulator")["Credentials"]
-        ec2 = boto3.client("ec2", region_name=region, endpoint_url=self.endpoints.aws,
+        ec2 = boto3.client("ec2", region_name=region, endpoint_url=self.endpoints.aws, config=_PATIENT,
                            aws_access_key_id=creds["AccessKeyId"],
                            aws_secret_access_key=creds["SecretAccessKey"],
                            aws_session_token=creds["SessionToken"])

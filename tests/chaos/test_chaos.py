@@ -22,8 +22,10 @@ from tests.chaos.stack import VMS, Local, assert_kept, audit, finish, report, st
 pytestmark = [pytest.mark.chaos, pytest.mark.integration]
 
 ROLES = ("worker-aws", "worker-orchestrator", "api", "worker-gcp", "worker-azure", "worker-vmware", "worker-ec2")
-#: what the product's aws and ec2 workers call (the simulated agents' own calls are left alone)
-CONTROL_PLANE = ("organizations", "iam", "sts", "s3", "ec2")
+#: what the product's aws and ec2 workers call (the simulated agents' own calls are left alone,
+#: and so is the simulated customers' RunInstances)
+CONTROL_PLANE = ("organizations", "iam", "sts", "s3")
+EC2_ACTIONS = ("DescribeInstances", "CreateTags", "DeleteTags")
 SSM_CONTROL_ACTIONS = ("CreateActivation", "DeleteActivation", "DescribeActivations", "DescribeInstanceInformation",
                        "AddTagsToResource", "ListTagsForResource", "GetParameter", "PutParameter",
                        "CreatePatchBaseline", "RegisterPatchBaselineForPatchGroup", "CreateAssociation")
@@ -63,6 +65,7 @@ def test_throttling_and_latency_mid_storm(local: Local) -> None:
     before = local.names()
     rules = [{"service": s, "throttle_rate": 0.2, "latency_ms": 50} for s in CONTROL_PLANE]
     rules += [{"service": "ssm", "action": a, "throttle_rate": 0.2, "latency_ms": 50} for a in SSM_CONTROL_ACTIONS]
+    rules += [{"service": "ec2", "action": a, "throttle_rate": 0.2, "latency_ms": 50} for a in EC2_ACTIONS]
     started = time.monotonic()
     for rule in rules:
         local.faults("POST", rule)
