@@ -281,6 +281,10 @@ class EnrollVmWorkflow:
         deadline = workflow.now() + timedelta(seconds=steps.inp.policy.agent_online_timeout_seconds)
         try:
             while True:
+                if self._rechecks.pending():
+                    if await self._recheck(steps, ref, service_role, tags):
+                        deadline = workflow.now() + timedelta(seconds=steps.inp.policy.agent_online_timeout_seconds)
+                    continue
                 assert self._answer is not None and self._answer.activation is not None
                 activation_id = self._answer.activation.id
                 query = ManagedInstanceQuery(account=ref, activation_id=activation_id)
@@ -290,8 +294,6 @@ class EnrollVmWorkflow:
                     waiting.cancel()
                     with contextlib.suppress(asyncio.CancelledError, ActivityError):
                         await waiting
-                    if await self._recheck(steps, ref, service_role, tags):
-                        deadline = workflow.now() + timedelta(seconds=steps.inp.policy.agent_online_timeout_seconds)
                     continue
                 try:
                     managed = waiting.result()
