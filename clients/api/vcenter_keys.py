@@ -6,7 +6,9 @@ learns them the way its admin routes do: by running the read-only ``LinkAdmin`` 
 public keys in memory. The cache is refreshed when older than ``vcenter_keys_ttl``, and a token
 naming an unknown vCenter refreshes it at most once per ``vcenter_keys_min_refresh``: an
 unauthenticated caller cannot make the API run more than one listing per interval, whatever it
-sends. A failed refresh keeps the keys it had (fail closed for vCenters it never saw).
+sends. A failed refresh keeps the keys it had (fail closed for vCenters it never saw). A caller
+that arrives while a refresh runs waits for it; until the keys were read once, every check is
+"cannot tell yet" (``TransientCloudError``: the API answers 503), never a refusal.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from clients.api.gateway import TemporalGateway
 from config.settings import Settings
 from contracts import taskqueues
 from contracts.enrollment import LinkCommand, LinkCommandResult
+from contracts.errors import ErrorType, TransientCloudError
 from contracts.names import WorkflowName
 from contracts.providers import Provider, WorkerRole
 
@@ -52,6 +55,14 @@ class VcenterKeyCache:
         may_retry = self._tried_at is None or now - self._tried_at >= api.vcenter_keys_min_refresh.total_seconds()
         if (stale or unknown) and may_retry:
             await self._refresh()
+        elif self._lock.locked():
+            # Another caller's refresh is under way: its answer, not the cache it is replacing.
+            async with self._lock:
+                pass
+        if self._loaded_at is None:
+            # Never read (Temporal or the aws worker not answering yet): no verdict, so no
+            # refusal either; the VM retries (503) instead of being turned away for good.
+            raise TransientCloudError(ErrorType.CLOUD_UNAVAILABLE, "the vCenter token keys could not be read yet")
         return self._keys.get(vcenter_id)
 
     def invalidate(self) -> None:

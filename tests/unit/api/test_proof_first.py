@@ -7,6 +7,7 @@ never ask (so it can start, signal or query nothing), an accepted identity must.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,6 +26,7 @@ from clients.api.vcenter_keys import VcenterKeyCache
 from clouds.vmware.token import issue_token
 from config.settings import Settings
 from contracts.enrollment import LinkCommandResult, TenantLink
+from contracts.errors import TransientCloudError
 from contracts.providers import Provider
 from localclouds.gcp.keys import SigningKey
 from localclouds.gcp.tokens import TokenSubject, mint_identity_token
@@ -184,6 +186,40 @@ async def test_the_vcenter_key_cache_lists_links_at_a_bounded_rate() -> None:
     clock[0] += 301  # past the ttl: re-read
     assert await cache("vc-dc1") == [public]
     assert links.listed == 3
+
+
+class _SlowLinks(_Links):
+    """A listing that takes a while, or fails."""
+
+    def __init__(self, links: list[TenantLink], *, fail: bool = False) -> None:
+        super().__init__(links)
+        self.fail = fail
+
+    async def execute_workflow(self, *args: Any, **kwargs: Any) -> LinkCommandResult:
+        await asyncio.sleep(0.2)
+        if self.fail:
+            self.listed += 1
+            raise RuntimeError("Temporal is not answering")
+        return await super().execute_workflow(*args, **kwargs)
+
+
+async def test_callers_during_a_refresh_wait_for_it_and_an_unread_cache_is_no_refusal() -> None:
+    """VMs of a vCenter that registered while the first listing ran were refused for good (401)
+    in a chaos storm: they now wait for that listing; and while the keys were never read, the
+    answer is "cannot tell yet" (503, retried), not a refusal."""
+    _, public = _vcenter_key()
+    link = TenantLink(provider=Provider.VMWARE, cloud_account="vc-dc1", customer="acme", vcenter_public_keys=[public])
+    links = _SlowLinks([link])
+    cache = VcenterKeyCache(TemporalGateway.for_client(links), Settings())  # type: ignore[arg-type]
+    answers = await asyncio.gather(*(cache("vc-dc1") for _ in range(5)))
+    assert answers == [[public]] * 5 and links.listed == 1
+
+    down = _SlowLinks([link], fail=True)
+    cold = VcenterKeyCache(TemporalGateway.for_client(down), Settings())  # type: ignore[arg-type]
+    for _ in range(3):
+        with pytest.raises(TransientCloudError):
+            await cold("vc-dc1")
+    assert down.listed == 1  # still at most one listing per interval
 
 
 async def test_unauthenticated_routes_are_limited_per_address(jwks_file: Path) -> None:
