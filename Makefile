@@ -19,8 +19,9 @@ test: install vcsim
 schemathesis: install vcsim
 	$(PY) -m pytest -q -s $(PYTEST_ARGS) tests/integration/schemathesis_contract.py
 
-# Fault tests, bounded: storms of registrations while processes die, Temporal restarts and AWS
-# throttles; each prints its figures (FLEETPATCH_CHAOS_VMS=100 for the full-size storm).
+# Fault tests, bounded (about 12 min on 2 cores; run by .ci/run): storms of 100 registrations while
+# processes die, Temporal restarts and AWS throttles, crash-adoption, restart after simulate; each
+# prints its figures (FLEETPATCH_CHAOS_VMS sets the storm size).
 chaos: install vcsim
 	$(PY) -m pytest -m chaos -s tests/chaos $(PYTEST_ARGS)
 

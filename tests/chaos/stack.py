@@ -125,16 +125,17 @@ def storm(local: Local, vms: int, customers: int, name: str = "storm") -> subpro
                             stdout=log, stderr=subprocess.STDOUT, text=True)
 
 
-def wait_registering(local: Local, expected: int, share: float = 0.0, timeout: float = 300) -> None:
-    """Until the storm's VMs exist and some (at least ``share`` of them) are past booting."""
+def wait_registering(local: Local, before: set[str], vms: int, share: float = 0.0, timeout: float = 300) -> None:
+    """Until the storm's ``vms`` VMs (those not in ``before``) exist and some (more than ``share``
+    of them) are past booting."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            states = Counter(v["state"] for v in local.vms())
+            states = Counter(v["state"] for v in local.vms() if v["name"] not in before)
         except httpx.HTTPError:
             states = Counter()
         total = sum(states.values())
-        if total >= expected and total - states["booting"] > max(0, share * total):
+        if total >= vms and total - states["booting"] > share * total:
             return
         time.sleep(0.5)
     raise AssertionError("the storm's VMs never started registering")
@@ -216,7 +217,7 @@ def assert_kept(figures: dict[str, Any]) -> None:
 
 
 #: simulated VMs that run their startup script at once (real VMs of a storm all boot together)
-BOOT_CONCURRENCY = int(os.environ.get("FLEETPATCH_CHAOS_BOOT_CONCURRENCY", "20"))
+BOOT_CONCURRENCY = int(os.environ.get("FLEETPATCH_CHAOS_BOOT_CONCURRENCY", "40"))
 
 
 def new_stack(root: Path) -> Local:

@@ -35,7 +35,7 @@ def test_sigkill_each_worker_role_and_the_api_mid_storm(local: Local) -> None:
     before = local.names()
     started = time.monotonic()
     proc = storm(local, VMS, customers=3, name="kills")
-    wait_registering(local, len(before) + VMS)
+    wait_registering(local, before, VMS)
     kills = []
     for name in ROLES:
         back = local.kill(name)
@@ -52,7 +52,7 @@ def test_temporal_restart_mid_storm(local: Local) -> None:
     before = local.names()
     started = time.monotonic()
     proc = storm(local, VMS, customers=5, name="temporal")
-    wait_registering(local, len(before) + VMS, share=0.1)
+    wait_registering(local, before, VMS, share=0.1)
     back = local.kill("temporal", signal.SIGTERM)
     waited = finish(proc)
     figures = {"storm_seconds": round(time.monotonic() - started), "temporal_back_after_s": round(back),
@@ -71,7 +71,7 @@ def test_throttling_and_latency_mid_storm(local: Local) -> None:
         local.faults("POST", rule)
     try:
         proc = storm(local, VMS, customers=7, name="throttled")
-        wait_registering(local, len(before) + VMS)
+        wait_registering(local, before, VMS)
         waited = finish(proc)
     finally:
         local.faults("DELETE")

@@ -101,7 +101,7 @@ def test_crash_after_create_activation_returned_adopts_the_activation(local: Loc
     local.faults("POST", {"service": "ssm", "action": "CreateActivation", "hold_ms": HOLD_MS, "count": 1})
     started = time.monotonic()
     proc = storm(local, 3, customers=1, name="activation-crash")  # at least two hybrid VMs of acme
-    wait_registering(local, len(before) + 3)
+    wait_registering(local, before, 3)
     called = _held(local, "CreateActivation")
     new = local.names() - before
     held = _activations_of(local, new)
