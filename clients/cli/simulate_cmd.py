@@ -68,6 +68,19 @@ def _describe(counts: Counter[str]) -> str:
     return " · ".join(f"{state} {counts.get(state, 0)}" for state in STATES)
 
 
+def _listed(http: httpx.Client, patience: float = 60.0) -> list[dict[str, Any]]:
+    """The fleet's VMs; a busy fleet host that drops a connection is asked again (for a minute)."""
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            return checked(http.get("/vms"))["vms"]
+        except httpx.TransportError as err:
+            if time.monotonic() >= deadline:
+                err_console.print(f"[red]cannot reach the fleet host: {err}[/red]")
+                raise typer.Exit(2) from err
+            time.sleep(1.0)
+
+
 def watch(http: httpx.Client, names: set[str], timeout: float, interval: float = 1.0
           ) -> list[dict[str, Any]]:
     """Poll the fleet host until every VM in ``names`` is online or failed (or ``timeout``)."""
@@ -78,7 +91,7 @@ def watch(http: httpx.Client, names: set[str], timeout: float, interval: float =
     with Progress(*columns, console=console, transient=False) as progress:
         task = progress.add_task("", total=len(names))
         while True:
-            vms = [v for v in _fleet(http, "GET", "/vms")["vms"] if v["name"] in names]
+            vms = [v for v in _listed(http) if v["name"] in names]
             counts = Counter(v["state"] for v in vms)
             for vm in vms:
                 if vm["state"] == "failed" and vm["name"] not in reported:

@@ -73,3 +73,24 @@ def test_without_a_fleet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setenv("FLEETPATCH_STATE_DIR", str(tmp_path))
     result = _invoke("--vms", "1")
     assert result.exit_code == 2
+
+
+def test_watch_asks_a_busy_fleet_host_again() -> None:
+    """A fleet host that drops connections under a storm's load is asked again, not given up on
+    (a chaos storm's simulate exited 2 on one reset connection)."""
+    import httpx
+
+    from clients.cli.simulate_cmd import watch
+
+    answers = iter([httpx.ConnectError("reset"), httpx.ReadError("reset"),
+                    {"vms": [_vm("a", "gcp", "agent online")]}])
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        answer = next(answers)
+        if isinstance(answer, Exception):
+            raise answer
+        return httpx.Response(200, json=answer)
+
+    with httpx.Client(base_url="http://fleet", transport=httpx.MockTransport(handler)) as http:
+        vms = watch(http, {"a"}, timeout=30, interval=0)
+    assert [v["state"] for v in vms] == ["agent online"]
