@@ -21,8 +21,10 @@ from contracts.enrollment import TAG_CLOUD_ACCOUNT, TAG_PROVIDER
 from localclouds.aws import ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY
 from tests.integration.test_up import _env, _start, _stop
 
-#: VMs per storm: the issue's size (four clouds, several new customers per storm)
+#: VMs of the SIGKILL storm: the issue's size (four clouds, several new customers)
 VMS = int(os.environ.get("FLEETPATCH_CHAOS_VMS", "100"))
+#: VMs of the Temporal-restart and throttling storms (smaller, to keep ``make chaos`` bounded)
+OTHER_VMS = int(os.environ.get("FLEETPATCH_CHAOS_OTHER_VMS", "40"))
 STORM_TIMEOUT = float(os.environ.get("FLEETPATCH_CHAOS_TIMEOUT", "900"))
 SIMULATE = [sys.executable, "-c", "import typer; from clients.cli.simulate_cmd import simulate; typer.run(simulate)"]
 
