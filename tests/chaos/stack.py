@@ -86,8 +86,16 @@ class Local:
 
     # --- reading it ------------------------------------------------------------------------
 
-    def vms(self) -> list[dict[str, Any]]:
-        return httpx.get(f"{self.doc['fleet']['url']}/vms", timeout=30).json()["vms"]
+    def vms(self, patience: float = 60) -> list[dict[str, Any]]:
+        """The fleet's VMs (a fleet host busy with a storm may drop a connection: asked again)."""
+        deadline = time.monotonic() + patience
+        while True:
+            try:
+                return httpx.get(f"{self.doc['fleet']['url']}/vms", timeout=30).json()["vms"]
+            except httpx.TransportError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(1)
 
     def names(self) -> set[str]:
         return {v["name"] for v in self.vms()}
