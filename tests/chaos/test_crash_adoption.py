@@ -33,13 +33,15 @@ HOLD_MS = 20000
 
 
 def _held(local: Local, action: str, timeout: float = 120) -> float:
-    """Until the held call came in (its one-shot rule is consumed); then it takes effect at once."""
+    """Until the held call came in (its one-shot rule is consumed); then it takes effect at once.
+    Returns the monotonic time the call was seen."""
     started = time.monotonic()
     while any(r["action"] == action for r in local.faults("GET")):
         assert time.monotonic() - started < timeout, f"no {action} call came"
         time.sleep(0.2)
+    seen = time.monotonic()
     time.sleep(1.0)  # the action runs right after the rule matched; its answer is held for HOLD_MS
-    return time.monotonic() - started
+    return seen
 
 
 def _requests_for(local: Local, cloud_account: str) -> list[dict]:
@@ -63,37 +65,39 @@ async def test_crash_after_create_account_returned_adopts_the_account(local: Loc
         result_type=SystemsAccount,
         execution_timeout=timedelta(minutes=10),
     )
-    called = await asyncio.to_thread(_held, local, "CreateAccount")
+    seen = await asyncio.to_thread(_held, local, "CreateAccount")
     first = await asyncio.to_thread(_requests_for, local, cloud_account)
     back = await asyncio.to_thread(local.kill, "worker-aws")
+    killed_while_held = time.monotonic() - back - seen < HOLD_MS / 1000
     account: SystemsAccount = await asyncio.wait_for(handle.result(), timeout=300)
     requests = await asyncio.to_thread(_requests_for, local, cloud_account)
     serving = (await asyncio.to_thread(local.serving)).get(("gcp", cloud_account), [])
     figures = {
-        "seconds": round(time.monotonic() - started), "create_account_called_after_s": round(called, 1),
+        "seconds": round(time.monotonic() - started), "create_account_called_after_s": round(seen - started, 1),
+        "killed_while_the_answer_was_held": killed_while_held,
         "worker_aws_back_in_s": round(back, 1), "requests_when_killed": len(first),
         "create_account_requests": sorted(r["State"] + ("/" + r["FailureReason"] if r.get("FailureReason") else "")
                                           for r in requests),
         "systems_accounts": serving, "adopted": account.adopted, "workflow_answer": account.account_id,
     }
     report("worker-aws SIGKILLed while CreateAccount's answer was held", figures)
-    assert len(first) == 1, figures  # the first call took effect before the kill
+    assert killed_while_held and len(first) == 1, figures  # the first call took effect, its answer never came
     assert len(serving) == 1 and account.account_id == serving[0], figures
     # The retry asked again, was refused (EMAIL_ALREADY_EXISTS) and adopted the first account.
     assert figures["create_account_requests"] == ["FAILED/EMAIL_ALREADY_EXISTS", "SUCCEEDED"], figures
     assert account.adopted, figures
 
 
-def _activations_of(local: Local, names: set[str]) -> dict[str, str]:
-    """Activation id -> VM name, for the activations that exist now for ``names``."""
-    found = {}
-    for accounts in local.serving().values():
-        for account_id in accounts:
-            ssm = local.in_account("ssm", account_id)
-            for page in ssm.get_paginator("describe_activations").paginate():
-                found.update({a["ActivationId"]: a.get("DefaultInstanceName", "") for a in page["ActivationList"]
-                              if a.get("DefaultInstanceName") in names})
-    return found
+def _activations_in(local: Local, accounts: list[str]) -> tuple[set[str], set[str]]:
+    """(activation ids that exist, activation ids managed instances registered with) in ``accounts``."""
+    existing, used = set(), set()
+    for account_id in accounts:
+        ssm = local.in_account("ssm", account_id)
+        for page in ssm.get_paginator("describe_activations").paginate():
+            existing.update(a["ActivationId"] for a in page["ActivationList"])
+        for page in ssm.get_paginator("describe_instance_information").paginate():
+            used.update(i.get("ActivationId", "") for i in page["InstanceInformationList"])
+    return existing, used - {""}
 
 
 def test_crash_after_create_activation_returned_adopts_the_activation(local: Local) -> None:
@@ -102,17 +106,24 @@ def test_crash_after_create_activation_returned_adopts_the_activation(local: Loc
     started = time.monotonic()
     proc = storm(local, 3, customers=1, name="activation-crash")  # at least two hybrid VMs of acme
     wait_registering(local, before, 3)
-    called = _held(local, "CreateActivation")
-    new = local.names() - before
-    held = _activations_of(local, new)
+    seen = _held(local, "CreateActivation")
     back = local.kill("worker-aws")
+    killed_while_held = time.monotonic() - back - seen < HOLD_MS / 1000
+    # The activations of this storm's systems accounts right after the kill (the retry comes after
+    # the heartbeat timeout): the held one among them.
+    clouds = {(v["provider"], v["cloud_account"]) for v in local.vms() if v["name"] not in before}
+    accounts = sorted({a for key, ids in local.serving().items() if key in clouds for a in ids})
+    at_kill, _ = _activations_in(local, accounts)
     waited = finish(proc)
-    after = _activations_of(local, new)
-    figures = {"storm_seconds": round(time.monotonic() - started), "create_activation_called_after_s": round(called, 1),
-               "worker_aws_back_in_s": round(back, 1), "activations_when_killed": len(held),
-               "held_activation_still_there": sorted(set(held) & set(after)),
+    after, used = _activations_in(local, accounts)
+    figures = {"storm_seconds": round(time.monotonic() - started), "create_activation_called_after_s": round(seen - started, 1),
+               "killed_while_the_answer_was_held": killed_while_held, "worker_aws_back_in_s": round(back, 1),
+               "activations_at_kill": len(at_kill), "never_used_and_deleted": len(at_kill - used - after),
+               "still_there": sorted(at_kill & after),
                "simulate_exit": proc.returncode, "waited_after_kill": round(waited), **audit(local, before)}
     report("worker-aws SIGKILLed while CreateActivation's answer was held", figures)
-    assert len(held) >= 1, figures  # the first call took effect before the kill
-    assert figures["held_activation_still_there"] == [], figures  # the retry replaced it
+    assert killed_while_held, figures
+    # The held activation (its code never reached anyone) was found by the retry and deleted; the
+    # VM got the retry's one. Nothing is left over, one activation per managed instance.
+    assert figures["never_used_and_deleted"] >= 1 and figures["still_there"] == [], figures
     assert_kept(figures)
