@@ -170,7 +170,8 @@ def _hybrid_state(local: Local, serving: dict[tuple[str, str], list[str]]) -> tu
             for page in ssm.get_paginator("describe_instance_information").paginate():
                 for info in page["InstanceInformationList"]:
                     if info.get("ResourceType") == "ManagedInstance":
-                        instances[info["ComputerName"]] += 1
+                        # An agent that registered but has not reported yet has no ComputerName.
+                        instances[info.get("ComputerName", info["InstanceId"])] += 1
                         used.add(info.get("ActivationId", ""))
     return leftovers, instances, used
 
