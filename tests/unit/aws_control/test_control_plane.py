@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from urllib.parse import unquote
 
 import pytest
@@ -133,6 +133,33 @@ def test_activation_retry_replaces_the_earlier_one_and_tags_land(
     assert agents.tags(systems_account, found.instance_id)["Patch Group"] == "late"
     agents.deregister(systems_account, found.instance_id)
     assert agents.find(systems_account, instance_key="proj/123") is None
+
+
+def test_check_activation_tells_usable_used_expired_and_deleted(
+    local_aws: LocalAws, sessions: AwsSessions, systems_account: AccountRef
+) -> None:
+    """What a re-registration's check reads (a used, expired or deleted activation is replaced)."""
+    agents = SsmAgents(sessions)
+    SsmConfigurator(sessions).ensure_service_role(systems_account)
+    ssm = sessions.in_account("ssm", systems_account.role_arn)
+
+    def new(key: str, expiry: timedelta = timedelta(hours=1), now: datetime | None = None):
+        return agents.create_activation(systems_account, service_role=SERVICE_ROLE, default_instance_name="vm",
+                                        idempotency_key=key, tags={}, expiry=expiry, now=now)
+
+    fresh, used, gone = new("k/fresh"), new("k/used"), new("k/gone")
+    assert agents.check_activation(systems_account, fresh.id).usable
+    local_aws.agent(ssm, {"ActivationId": used.id, "ActivationCode": used.code})
+    check = agents.check_activation(systems_account, used.id)
+    assert check.exists and check.used and not check.usable
+    agents.delete_activation(systems_account, gone.id)
+    assert not agents.check_activation(systems_account, gone.id).exists
+    # The emulator's clock (other tests of the folder move it): when the fresh one was created.
+    (listed,) = ssm.describe_activations(Filters=[{"FilterKey": "ActivationIds", "FilterValues": [fresh.id]}])["ActivationList"]
+    short = new("k/short", timedelta(seconds=20), now=listed["CreatedDate"] + timedelta(seconds=5))
+    local_aws.control("/__fleetpatch/clock", "POST", {"advance_seconds": 30})
+    check = agents.check_activation(systems_account, short.id)
+    assert check.exists and check.expired and not check.usable
 
 
 @pytest.mark.parametrize(("service", "action"), [("ssm", "GetParameter"), ("sts", "AssumeRole"),
