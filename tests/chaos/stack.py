@@ -57,8 +57,8 @@ class Local:
             assert self.proc is not None and self.proc.poll() is None, "fleetpatch up exited early"
             try:
                 doc = self.doc
-                if doc.get("running") and httpx.get(doc["api"] + "/healthz", timeout=2).status_code == 200 and \
-                        httpx.get(doc["fleet"]["url"] + "/vms", timeout=2).status_code == 200:
+                urls = (doc["api"] + "/healthz", doc["fleet"]["url"] + "/vms", doc["aws"] + "/__fleetpatch/health")
+                if doc.get("running") and all(httpx.get(url, timeout=2).status_code == 200 for url in urls):
                     return
             except (OSError, ValueError, KeyError, httpx.HTTPError):
                 pass
