@@ -108,7 +108,7 @@ def _run_part(part: str, args: argparse.Namespace, results: Results, console: Co
 
 def main(argv: list[str] | None = None) -> Results:
     args = parse(argv)
-    console = Console()
+    console = Console(width=max(140, Console().width))
     results = Results()
     results.conditions["machine"] = _machine()
     for part in args.parts:

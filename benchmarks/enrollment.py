@@ -79,10 +79,15 @@ async def _register(http, token: str) -> float:  # noqa: ANN001 - an httpx.Async
     """Seconds until this VM holds its activation (202s polled as the startup script does)."""
     started = time.perf_counter()
     answer = await http.post("/v1/registrations", json=_body(token))
+    location = None
     while answer.status_code in (202, 429):
-        await asyncio.sleep(float(answer.headers.get("retry-after", "0.5")) if answer.status_code == 429 else 0.5)
-        answer = (await http.get(answer.headers["location"]) if answer.status_code == 202
-                  else await http.post("/v1/registrations", json=_body(token)))
+        if answer.status_code == 429:
+            await asyncio.sleep(float(answer.headers.get("retry-after", "1")))
+            answer = await http.post("/v1/registrations", json=_body(token))
+            continue
+        location = answer.headers.get("location", location)
+        await asyncio.sleep(0.5)
+        answer = await http.get(location)
     if answer.status_code not in (200, 201) or not answer.json().get("activation"):
         raise RuntimeError(f"registration answered {answer.status_code}: {answer.text[:300]}")
     return time.perf_counter() - started
