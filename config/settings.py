@@ -301,7 +301,7 @@ class LocalSettings(BaseModel):
     create_account_delay: Duration = timedelta(seconds=3)
     #: PRAGMA=VALUE statements of the dev server's SQLite file: WAL with synchronous=NORMAL
     #: survives any process crash (not a power loss) with far fewer fsyncs than the defaults.
-    temporal_sqlite_pragmas: list[str] = Field(default_factory=list)
+    temporal_sqlite_pragmas: list[str] = Field(default_factory=lambda: ["journal_mode=wal", "synchronous=normal"])
 
 
 class Settings(BaseSettings):

@@ -25,7 +25,7 @@ def test_worker_options_per_role_from_the_environment(monkeypatch: pytest.Monkey
 
 
 def test_the_dev_server_gets_its_sqlite_pragmas(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    assert "--sqlite-pragma" not in temporal_spec(Settings(state_dir=tmp_path)).argv
-    monkeypatch.setenv("FLEETPATCH_LOCAL__TEMPORAL_SQLITE_PRAGMAS", '["journal_mode=wal", "synchronous=normal"]')
     argv = temporal_spec(Settings(state_dir=tmp_path)).argv
     assert [argv[i + 1] for i, a in enumerate(argv) if a == "--sqlite-pragma"] == ["journal_mode=wal", "synchronous=normal"]
+    monkeypatch.setenv("FLEETPATCH_LOCAL__TEMPORAL_SQLITE_PRAGMAS", "[]")  # SQLite's own defaults
+    assert "--sqlite-pragma" not in temporal_spec(Settings(state_dir=tmp_path)).argv
