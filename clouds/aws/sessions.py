@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
+import botocore.session
 from botocore.config import Config
 
 from clouds.aws.errors import aws_call
@@ -46,6 +47,9 @@ class AssumedRoles:
         self._clock = clock
         self._cache: dict[tuple[str, str | None], _Cached] = {}
         self._lock = threading.Lock()
+        # Every session shares one loader: the service models (megabytes each) are read once per
+        # process, not once per assumed role.
+        self._loader = botocore.session.get_session().get_component("data_loader")
 
     def session(
         self, sts: Callable[[], Any], role_arn: str, external_id: str | None = None
@@ -61,11 +65,14 @@ class AssumedRoles:
         if external_id:
             kwargs["ExternalId"] = external_id
         creds = sts().assume_role(**kwargs)["Credentials"]
+        core = botocore.session.get_session()
+        core.register_component("data_loader", self._loader)
         session = boto3.session.Session(
             aws_access_key_id=creds["AccessKeyId"],
             aws_secret_access_key=creds["SecretAccessKey"],
             aws_session_token=creds["SessionToken"],
             region_name=self._region,
+            botocore_session=core,
         )
         expires = creds["Expiration"]
         expires = expires if expires.tzinfo else expires.replace(tzinfo=UTC)
