@@ -121,8 +121,9 @@ def main(argv: list[str] | None = None) -> Results:
         try:
             _run_part(part, args, results, console)
         except Exception as err:  # noqa: BLE001 - one part failing must not lose the others' figures
-            results.notes[part] = f"failed: {type(err).__name__}: {err}"[:400]
-            console.print(f"[red]{part} failed: {err}[/red]")
+            results.notes[part] = f"failed: {type(err).__name__}: {err!r}"[:400]
+            console.print(f"[red]{part} failed: {err!r}[/red]")
+            console.print_exception(max_frames=8)
         results.details.setdefault(part, {})["part_s"] = round(time.monotonic() - started, 1)
     console.print(figures.table(results))
     for part, text in results.conditions.items():

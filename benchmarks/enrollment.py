@@ -26,6 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 
+import httpx
 from google.cloud import compute_v1
 
 from benchmarks import profile
@@ -75,19 +76,31 @@ def _body(token: str) -> dict:
             "platform": {"os": "ubuntu", "version": "22.04"}}
 
 
+async def _post(http, token: str):  # noqa: ANN001, ANN202 - an httpx.AsyncClient, its response
+    """POST the registration; a connection or read timeout is retried, as the startup script retries."""
+    while True:
+        try:
+            return await http.post("/v1/registrations", json=_body(token))
+        except httpx.TransportError:
+            await asyncio.sleep(1)
+
+
 async def _register(http, token: str) -> float:  # noqa: ANN001 - an httpx.AsyncClient
     """Seconds until this VM holds its activation (202s polled as the startup script does)."""
     started = time.perf_counter()
-    answer = await http.post("/v1/registrations", json=_body(token))
+    answer = await _post(http, token)
     location = None
     while answer.status_code in (202, 429):
         if answer.status_code == 429:
             await asyncio.sleep(float(answer.headers.get("retry-after", "1")))
-            answer = await http.post("/v1/registrations", json=_body(token))
+            answer = await _post(http, token)
             continue
         location = answer.headers.get("location", location)
         await asyncio.sleep(0.5)
-        answer = await http.get(location)
+        try:
+            answer = await http.get(location)
+        except httpx.TransportError:
+            continue
     if answer.status_code not in (200, 201) or not answer.json().get("activation"):
         raise RuntimeError(f"registration answered {answer.status_code}: {answer.text[:300]}")
     return time.perf_counter() - started

@@ -103,7 +103,7 @@ class LocalDefault:
         key = Path(self.doc["codec_keys_file"]).read_text().strip()
         return await Client.connect(self.doc["temporal"], data_converter=data_converter(EncryptionCodec([key])))
 
-    def api(self, timeout: float = 60) -> httpx.AsyncClient:
+    def api(self, timeout: float = 120) -> httpx.AsyncClient:
         limits = httpx.Limits(max_connections=400, max_keepalive_connections=400)
         return httpx.AsyncClient(base_url=self.doc["api"], timeout=timeout, limits=limits)
 
