@@ -44,6 +44,8 @@ def compliance(
         table.add_row(*[str(group.get(k) or "-") for k in keys], *[str(group[c]) for c in COUNTERS])
     table.add_row(*(["[b]total[/b]"] + [""] * (len(keys) - 1) if keys else []), *[f"[b]{body['totals'][c]}[/b]" for c in COUNTERS])
     console.print(table)
+    for held in body.get("held") or []:  # later rings that only scan an OS: add an early instance of it
+        console.print(f"[yellow]{held['customer']}: {held['note']}[/yellow]", soft_wrap=True)
 
 
 @compliance_app.command("sync")

@@ -131,7 +131,7 @@ def running_local_aws(state_dir: Path, *, create_account_delay: float, ping_time
             killed = process.poll() is not None and process.returncode < 0
             process.terminate()
             try:
-                code = process.wait(timeout=10)
+                code = process.wait(timeout=30)  # a clean stop saves the state: slow on a loaded machine
             finally:
                 if process.poll() is None:
                     process.kill()
