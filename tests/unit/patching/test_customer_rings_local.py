@@ -45,6 +45,7 @@ from localclouds.aws import REGION
 from localclouds.aws.agent_client import AgentClient
 from localclouds.fleet import catalogue, patching
 from localclouds.fleet.agent import Agent, AgentSettings, AgentVm, wait_online
+from localclouds.fleet.override import parse
 from localclouds.fleet.platforms import PLATFORMS
 from tests.unit.patching.test_customer_train_store import _vend
 from workers.interceptors import ErrorMappingInterceptor
@@ -199,8 +200,13 @@ async def test_the_azure_on_time_ring_installs_the_gcp_early_train_and_rhel_foll
     assert azure.train_id == gcp.train_id == early.train_id
     copied = store.read_train(estate.azure, early.train_id or "")
     assert copied is not None and copied.per_os["ubuntu"].url.startswith(f"s3://fleetpatch-patching-{estate.azure.account_id}-")
-    # The Azure on-time Ubuntu VM installed only train patches, and every train patch it lacked.
-    assert _titles(azure_ubuntu) and _titles(azure_ubuntu) <= train
+    # The Azure on-time Ubuntu VM installed exactly what the train (read from Azure's own bucket)
+    # holds that it lacked: every such patch, and nothing else.
+    listed = parse(store.read_object(estate.azure, copied.per_os["ubuntu"].url) or b"")
+    lacked = {p.title for p in patching.install_targets(
+        catalogue.build(OsFamily.UBUNTU, datetime.now(UTC)), copy.deepcopy(azure_ubuntu.before),
+        BaselineSpec(OsFamily.UBUNTU, PatchGroup.ON_TIME).request(), datetime.now(UTC), listed)}
+    assert _titles(azure_ubuntu) == lacked and lacked and lacked <= train
     assert _titles(gcp_on_time) <= train
     # RHEL had no early VM anywhere: what its on-time baseline (7 days) approves, not the newest.
     assert _titles(azure_rhel) == rhel_expected and rhel_expected
