@@ -2,7 +2,7 @@
 instance of this OS" in the compliance view)
 
 Revision ID: 0003_window_held_os
-Revises: 0001
+Revises: 0002_enrollment_evidence
 Create Date: 2026-11-30
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 
 revision = '0003_window_held_os'
-down_revision = '0001'
+down_revision = '0002_enrollment_evidence'
 branch_labels = None
 depends_on = None
 

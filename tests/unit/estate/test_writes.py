@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from alembic.script import ScriptDirectory
 from sqlalchemy import func, select, text
 
 from contracts.estate import (
@@ -57,10 +56,11 @@ def test_every_snapshot_field_has_a_column_and_the_migrations_match_the_models(e
 
 
 def test_migrations_reach_head_and_are_idempotent(estate_url: str) -> None:
+    from alembic.script import ScriptDirectory
+
     db.upgrade(estate_url)
     db.upgrade(estate_url)
-    # One head (two migrations revising the same one would leave two): the store reaches it.
-    head = ScriptDirectory.from_config(db.alembic_config(estate_url)).get_current_head()
+    head = ScriptDirectory.from_config(db.alembic_config(estate_url)).get_current_head()  # one head: a chain
     assert head is not None and db.current_revision(estate_url) == head
 
 
