@@ -65,7 +65,9 @@ class InstanceSnapshot:
     agent_version: str | None = None
     ping_status: str | None = None  # Online | ConnectionLost | Inactive
     last_seen: datetime | None = None  # LastPingDateTime
-    # The enrollment that brought it in (the audit chain from identity to result).
+    # The enrollment that brought it in (the audit chain from identity to result). SSM knows only
+    # the run (a tag); the identity evidence is what EnrollVm records itself (``contracts.evidence``,
+    # table ``enrollment_evidence``), which reads prefer over the ``evidence_*`` fields here.
     workflow_id: str | None = None
     workflow_run_id: str | None = None
     evidence_provider: str | None = None
@@ -154,6 +156,8 @@ class WindowRunRecord:
     missing: int = 0
     failed: int = 0
     ended: datetime | None = None
+    os: str | None = None  # the instance's OS family, as the window planned it ("ubuntu")
+    held: bool = False  # only scanned: no early instance of this OS in the customer's estate
 
 
 @dataclass

@@ -19,6 +19,7 @@ from sqlalchemy import ColumnElement, Select, and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from contracts.estate import EXPOSED_STATES, BaselineRecord, Compliance, PatchRecord, SoftwareItem
+from estate import evidence as evidence_store
 from estate.results import (
     GROUP_KEYS,
     ComplianceGroup,
@@ -98,7 +99,32 @@ def compliance(session: Session, scope: Scope, group_by: list[str]) -> Complianc
             setattr(totals, name, getattr(totals, name) + getattr(counters, name))
         if row["as_of"] is not None:
             as_of = row["as_of"] if as_of is None else max(as_of, row["as_of"])
-    return ComplianceReport(as_of=as_of, group_by=list(group_by), groups=groups, totals=totals)
+    return ComplianceReport(as_of=as_of, group_by=list(group_by), groups=groups, totals=totals,
+                            held_os=held_os(session, scope))
+
+
+def held_os(session: Session, scope: Scope) -> dict[str, list[str]]:
+    """Per customer, the OS families its later rings hold: present instances whose newest
+    later-ring window run only scanned them because no early instance of that OS exists in the
+    customer's estate (Ubuntu, Debian). An instance that departs, or a later run that installs a
+    train for it, lifts the hold."""
+    newest = (
+        select(func.max(WindowRunRow.id).label("id"))
+        .where(WindowRunRow.patch_group != "early")
+        .group_by(WindowRunRow.managed_instance_id)
+        .subquery()
+    )
+    query = (
+        select(Instance.customer, WindowRunRow.os)
+        .join(WindowRunRow, WindowRunRow.managed_instance_id == Instance.managed_instance_id)
+        .join(newest, newest.c.id == WindowRunRow.id)
+        .where(*_present(scope), WindowRunRow.held.is_(True), Instance.customer.is_not(None))
+        .distinct()
+    )
+    found: dict[str, set[str]] = defaultdict(set)
+    for customer, os in session.execute(query):
+        found[customer].add(os or "unknown")
+    return {customer: sorted(oses) for customer, oses in sorted(found.items())}
 
 
 def _row(instance: Instance) -> InstanceRow:
@@ -232,6 +258,18 @@ def _baseline(session: Session, instance: Instance) -> BaselineRecord | None:
                           approval_rule=row.approval_rule, patch_group=row.patch_group)
 
 
+def _evidence(session: Session, instance: Instance) -> tuple[Evidence, Enrollment]:
+    """The enrollment's recorded evidence (``estate.evidence``), else what the instance row holds."""
+    found = evidence_store.for_instance(session, instance)
+    if found is not None:
+        return (Evidence(provider=found.provider, key_id=found.key_id, digest=found.identity_sha256,
+                         verified_at=found.verified_at, key_kind=found.key_kind),
+                Enrollment(workflow_id=found.workflow_id, run_id=found.run_id))
+    return (Evidence(provider=instance.evidence_provider, key_id=instance.evidence_key_id,
+                     digest=instance.evidence_digest, verified_at=instance.evidence_at),
+            Enrollment(workflow_id=instance.workflow_id, run_id=instance.workflow_run_id))
+
+
 def instance_detail(session: Session, scope: Scope, managed_instance_id: str) -> InstanceDetail | None:
     """The audit chain of one instance: row, evidence, enrollment, baseline, patches, inventory, windows."""
     query = select(Instance).where(
@@ -240,11 +278,11 @@ def instance_detail(session: Session, scope: Scope, managed_instance_id: str) ->
     instance = session.scalars(query).one_or_none()
     if instance is None:
         return None
+    evidence, enrollment = _evidence(session, instance)
     return InstanceDetail(
         instance=_row(instance),
-        evidence=Evidence(provider=instance.evidence_provider, key_id=instance.evidence_key_id,
-                          digest=instance.evidence_digest, verified_at=instance.evidence_at),
-        enrollment=Enrollment(workflow_id=instance.workflow_id, run_id=instance.workflow_run_id),
+        evidence=evidence,
+        enrollment=enrollment,
         baseline=_baseline(session, instance),
         patches=_patches(session, instance),
         inventory=_inventory(session, instance),

@@ -57,6 +57,8 @@ class ComplianceReport:
     group_by: list[str]
     groups: list[ComplianceGroup]
     totals: Counters
+    # customer -> OS families its later rings only scanned: no early instance of that OS in its estate
+    held_os: dict[str, list[str]] = field(default_factory=dict)
 
 
 @dataclass
@@ -112,9 +114,10 @@ class InstancePage:
 @dataclass
 class Evidence:
     provider: str | None
-    key_id: str | None
-    digest: str | None
+    key_id: str | None  # what ``key_kind`` names (contracts.evidence.KeyKind)
+    digest: str | None  # SHA-256 (hex) of the identity the VM presented, never the identity
     verified_at: datetime | None
+    key_kind: str | None = None  # kid | signer_certificate_sha256 | link_key_sha256
 
 
 @dataclass

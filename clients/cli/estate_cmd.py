@@ -10,7 +10,10 @@ import time
 from typing import Any
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich import box
+from rich.measure import Measurement
 from rich.table import Table
 
 from clients.cli.api_client import call
@@ -19,6 +22,8 @@ from clients.cli.estate_api import get
 from config.settings import Settings
 
 COUNTERS = ("instances", "compliant", "non_compliant", "unknown", "missing", "failed", "critical_missing")
+#: short headers, so that a two-key table fits 80 columns
+HEADERS = {"instances": "VMs", "compliant": "ok", "non_compliant": "not ok", "critical_missing": "critical missing"}
 compliance_app = typer.Typer(help="Compliance of the estate (the estate store, filled by ComplianceSync).")
 instances_app = typer.Typer(no_args_is_help=True, help="Managed instances in the estate store.")
 
@@ -37,13 +42,23 @@ def compliance(
     if as_json:
         typer.echo(json.dumps(body, indent=2))
         return
-    table = Table(title=f"compliance as of {(body.get('as_of') or 'never')[:19]}")
-    for column in [*keys, *COUNTERS]:
-        table.add_column(column.replace("_", " "), justify="left" if column in keys else "right")
-    for group in body["groups"]:
-        table.add_row(*[str(group.get(k) or "-") for k in keys], *[str(group[c]) for c in COUNTERS])
+    rows = [[str(group.get(k) or "-") for k in keys] + [str(group[c]) for c in COUNTERS] for group in body["groups"]]
+    table = Table(title=f"compliance as of {(body.get('as_of') or 'never')[:19]}", box=box.SIMPLE_HEAD, show_edge=False)
+    for index, column in enumerate(keys):  # names and ids: kept whole
+        width = max([len(column)] + [len(row[index]) for row in rows] + [5])
+        table.add_column(column.replace("_", " "), no_wrap=True, min_width=width)
+    for index, column in enumerate(COUNTERS, start=len(keys)):  # headers fold at their words
+        header = HEADERS.get(column, column.replace("_", " "))
+        width = max([len(word) for word in header.split()] + [len(row[index]) for row in rows])
+        table.add_column(header, justify="right", min_width=width)
+    for row in rows:
+        table.add_row(*row)
     table.add_row(*(["[b]total[/b]"] + [""] * (len(keys) - 1) if keys else []), *[f"[b]{body['totals'][c]}[/b]" for c in COUNTERS])
-    console.print(table)
+    # Never cut a number or a name: wider than the terminal, the lines run on (or use --json).
+    needed = Measurement.get(console, console.options, table).minimum
+    console.print(table, width=max(needed, console.width), crop=False)
+    for held in body.get("held") or []:  # later rings that only scan an OS: add an early instance of it
+        console.print(f"[yellow]{held['customer']}: {held['note']}[/yellow]", soft_wrap=True)
 
 
 @compliance_app.command("sync")
@@ -133,9 +148,9 @@ def show(managed_instance_id: str = typer.Argument(...), as_json: bool = typer.O
                   f"{d['cloud_account'] or ''}  systems account {d['systems_account']}")
     console.print(f"  compliance  {d['compliance']}: {d['installed']} installed, {d['missing']} missing, {d['failed']} failed "
                   f"({d['last_operation'] or 'no operation yet'} {(d['last_operation_end'] or '')[:19]})")
-    console.print(f"  identity    {ev.get('provider') or '-'} key {ev.get('key_id') or '-'} digest {(ev.get('digest') or '-')[:16]} "
-                  f"verified {(ev.get('verified_at') or '-')[:19]}")
-    console.print(f"  enrollment  {en.get('workflow_id') or '-'}  {en.get('temporal_ui') or ''}")
+    console.print(f"  identity    {escape(_evidence_line(ev))}", soft_wrap=True)
+    console.print(f"  enrollment  {en.get('workflow_id') or '-'} run {en.get('run_id') or '-'}  {en.get('temporal_ui') or ''}",
+                  soft_wrap=True)
     baseline = d.get("baseline") or {}
     console.print(f"  baseline    {baseline.get('name') or d.get('baseline_id') or '-'}  {baseline.get('approval_rule') or ''}")
     for w in d["windows"][:5]:
@@ -144,6 +159,19 @@ def show(managed_instance_id: str = typer.Argument(...), as_json: bool = typer.O
     for p in exposed:
         console.print(f"  [red]{p['state']:<8}[/red] {p['kb_id']} {p['severity'] or ''} {' '.join(p['cve_ids'])}")
     console.print(f"  software    {len(d['inventory'])} application(s)")
+
+
+#: How ``instances show`` names what an evidence's key id is (contracts.evidence.KeyKind).
+KEY_KINDS = {"kid": "key id", "signer_certificate_sha256": "signer certificate sha256", "link_key_sha256": "vCenter link key"}
+
+
+def _evidence_line(ev: dict) -> str:
+    """How the instance proved its identity, in one line (the digest whole: it is what an auditor compares)."""
+    if not ev.get("digest"):
+        return "no identity evidence recorded"
+    kind = KEY_KINDS.get(ev.get("key_kind") or "", "key")
+    return (f"{ev.get('provider') or '-'} signature, {kind} {ev.get('key_id') or '-'}, identity sha256 {ev['digest']}, "
+            f"verified {(ev.get('verified_at') or '-')[:19]}")
 
 
 def cve(cve_id: str = typer.Argument(..., help="e.g. CVE-2024-3094"), as_json: bool = typer.Option(False, "--json")) -> None:

@@ -137,6 +137,15 @@ def test_window_results_reach_the_store(local_aws, aws_settings, aws_sessions, s
         assert [(w.run_id, w.status) for w in detail.windows] == [("run-w1", "succeeded")]
         untouched = reads.instance_detail(session, Scope.everything(), ubuntu.instance_id)
         assert untouched.instance.installed == 3 and [w.status for w in untouched.windows] == ["not-dispatched"]
+        assert reads.held_os(session, Scope.everything()) == {}
+    # A later ring only scanned Ubuntu (no early Ubuntu anywhere): the compliance view says so.
+    env.run(acts.record_window_results, RecordWindowInput(
+        account=target.account, window_workflow_id=f"patch-window/{target.account.account_id}/on-time",
+        run_id="run-w2", patch_group="on-time", outcome="succeeded", finished=datetime.now(UTC), held_os=["ubuntu"],
+        instances=[InstanceResult(ubuntu.instance_id, "ubuntu", InstanceStatus.SUCCEEDED, operation="Scan"),
+                   InstanceResult(windows.instance_id, "windows", InstanceStatus.SUCCEEDED, operation="Install")]))
+    with store() as session:
+        assert reads.held_os(session, Scope.everything()) == {"acme": ["ubuntu"]}
 
 
 def test_list_sync_accounts(local_aws, aws_settings, aws_sessions, store) -> None:
@@ -172,3 +181,31 @@ def _settled(org: Organizations, request: str) -> str:
             return status.account_id
         assert status.state == "IN_PROGRESS" and time.monotonic() < deadline, status
         time.sleep(0.1)
+
+
+def test_an_ec2_node_takes_its_patch_group_from_its_ec2_tags(local_aws, aws_settings, aws_sessions, store) -> None:
+    """SSM keeps no tags of its own for ``i-`` nodes: the row's patch group is the EC2 tag."""
+    from localclouds.aws.agent_client import _session
+
+    account_id, session = local_aws.new_account()
+    ec2 = local_aws.client("ec2", session)
+    tagged = ec2.run_instances(ImageId="ami-12c6146b", MinCount=1, MaxCount=1, TagSpecifications=[
+        {"ResourceType": "instance", "Tags": [{"Key": "Patch Group", "Value": "on-time"}]}])["Instances"][0]["InstanceId"]
+    untagged = ec2.run_instances(ImageId="ami-12c6146b", MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
+    creds = session.get_credentials()
+    agent = _session().create_client("ssm-agent", region_name=REGION, endpoint_url=local_aws.endpoint,
+                                     aws_access_key_id=creds.access_key, aws_secret_access_key=creds.secret_key,
+                                     aws_session_token=creds.token)
+    for instance_id in (tagged, untagged):
+        agent.update_instance_information(InstanceId=instance_id, AgentVersion="3.3.1142.0", PlatformName="Ubuntu",
+                                          PlatformType="Linux", PlatformVersion="22.04")
+    target = SyncTarget(account=AccountRef(account_id=account_id, role_arn=aws_sessions.role_arn_for(account_id),
+                                           region=REGION),
+                        customer="acme", provider="aws", cloud_account=account_id)
+    acts = ComplianceActivities(aws_settings, store, aws_sessions)
+    applied = ActivityEnvironment().run(acts.sync_account_estate, SyncAccountInput(target=target, taken_at=datetime.now(UTC)))
+    assert applied.instances == 2
+    with store() as db_session:
+        rows = {i: reads.instance_detail(db_session, Scope.everything(), i).instance for i in (tagged, untagged)}
+    assert rows[tagged].patch_group == "on-time" and rows[untagged].patch_group is None
+    assert rows[tagged].instance_key == f"{account_id}/{tagged}"

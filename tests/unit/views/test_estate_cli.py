@@ -52,8 +52,22 @@ def test_compliance_json_and_table(cli) -> None:
     assert body["totals"]["non_compliant"] == estate_fleet.expected()["non_compliant"]
     table = cli("compliance", "--by", "customer")
     assert table.exit_code == 0 and "globex" in table.stdout and "total" in table.stdout
+    narrow = cli("compliance", "--by", "customer,provider,patch_group", env={"COLUMNS": "80"})
+    assert narrow.exit_code == 0
+    for group in body["groups"]:  # at 80 columns no name or number is cut
+        assert re.search(rf"{group['customer']}\s+{group['provider']}\s", narrow.stdout), narrow.stdout
+    assert "…" not in narrow.stdout
     bad = cli("compliance", "--by", "colour")
     assert bad.exit_code == 1 and "group_by" in bad.output
+
+
+def test_compliance_says_which_oses_a_customers_later_rings_hold(cli, customer_tokens) -> None:
+    table = cli("compliance", "--by", "customer")
+    assert table.exit_code == 0 and "acme: ubuntu: held: no early instance of this OS" in table.stdout
+    assert "globex: " not in table.stdout
+    assert json.loads(cli("compliance", "--json").stdout)["held"][0]["customer"] == "acme"
+    theirs = cli("compliance", env={"FLEETPATCH_TOKEN": customer_tokens["globex"]})
+    assert theirs.exit_code == 0 and "held:" not in theirs.stdout
 
 
 def test_instances_list_csv_show_and_cve(cli) -> None:
