@@ -90,15 +90,18 @@ def admin_failure(err: WorkflowFailureError, fallback: str) -> JSONResponse:
     return error_response(found.type, found.message, 409 if status == 401 else status)
 
 
-def failure(err: WorkflowFailureError) -> JSONResponse:
+def failure(err: WorkflowFailureError, statuses: dict[str, int] | None = None) -> JSONResponse:
+    """A failed admin workflow's answer: its business failure, with the route's own ``statuses``
+    where a type means something else to an admin than to a VM (e.g. not linked: 404, not 403)."""
     found = business_failure(err)
     if found is None:
         return error_response("WorkflowFailed", str(err.cause or err), 502)
-    return error_response(found.type, found.message)
+    return error_response(found.type, found.message, (statuses or {}).get(found.type))
 
 
 async def run_within_budget(
     request: Request, workflow: str, arg: Any, *, workflow_id: str, result_type: type[T], execution_timeout: timedelta,
+    statuses: dict[str, int] | None = None,
 ) -> T:
     """Start ``workflow`` on the orchestrator queue; its result within the budget, else EarlyAnswer.
 
@@ -116,4 +119,4 @@ async def run_within_budget(
     except TimeoutError:
         raise EarlyAnswer(pending(workflow_id)) from None
     except WorkflowFailureError as err:
-        raise EarlyAnswer(failure(err)) from None
+        raise EarlyAnswer(failure(err, statuses)) from None

@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
-from clients.api.json_types import JsonBool, JsonInt, JsonNumber
+from clients.api.json_types import INTEGER, NUMBER, JsonBool
 from contracts.enrollment import TenantLink
 from contracts.patch_config import RebootOption, WindowConfigError, validate_window_config, window_config
 from contracts.providers import PatchGroup, Provider
@@ -57,14 +57,14 @@ class WindowHooks(_Strict):
 class WindowOverrides(_Strict):
     """Overrides of one ring's window (defaults in README "Patch windows")."""
 
-    day_of_week: Annotated[JsonInt, Field(ge=0, le=6)] | None = None
-    days_of_month: Annotated[list[Annotated[JsonInt, Field(ge=1, le=31)]], Field(
+    day_of_week: Annotated[int, Field(ge=0, le=6), INTEGER] | None = None
+    days_of_month: Annotated[list[Annotated[int, Field(ge=1, le=31), INTEGER]], Field(
         min_length=2, max_length=2, description="two days of the month: the window runs on the days between them")] | None = None
-    hour: Annotated[JsonInt, Field(ge=0, le=23)] | None = None
-    minute: Annotated[JsonInt, Field(ge=0, le=59)] | None = None
+    hour: Annotated[int, Field(ge=0, le=23), INTEGER] | None = None
+    minute: Annotated[int, Field(ge=0, le=59), INTEGER] | None = None
     cron: Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"\S")] | None = None
-    duration_minutes: Annotated[JsonInt, Field(ge=30, le=1440)] | None = None
-    cutoff_minutes: Annotated[JsonInt, Field(ge=0, le=1439, description="below duration_minutes")] | None = None
+    duration_minutes: Annotated[int, Field(ge=30, le=1440), INTEGER] | None = None
+    cutoff_minutes: Annotated[int, Field(ge=0, le=1439, description="below duration_minutes"), INTEGER] | None = None
     max_concurrency: Annotated[str, StringConstraints(pattern=_CONCURRENCY)] | None = None
     max_errors: Annotated[str, StringConstraints(pattern=_ERRORS)] | None = None
     reboot: RebootOption | None = None
@@ -72,9 +72,9 @@ class WindowOverrides(_Strict):
     hooks: WindowHooks | None = None
     hooks_on_train: Literal["refuse", "without-hooks"] | None = None
     untrained_os: Literal["scan", "baseline"] | None = None
-    success_threshold: Annotated[JsonNumber, Field(ge=0.0, le=1.0)] | None = None
+    success_threshold: Annotated[float, Field(ge=0.0, le=1.0), NUMBER] | None = None
     ring_scope: Literal["customer", "account"] | None = None
-    ring_wait_minutes: Annotated[JsonInt, Field(ge=0, le=10080)] | None = None
+    ring_wait_minutes: Annotated[int, Field(ge=0, le=10080), INTEGER] | None = None
 
     @field_validator("days_of_month")
     @classmethod

@@ -94,7 +94,7 @@ def _command(base: str, token: str, seed: int, report: Path, phases: str, second
         "--max-time", str(seconds),
         "--max-examples", str(MAX_EXAMPLES),
         "--seed", str(seed),
-        "--workers", "2",
+        "--workers", "1",
         "--request-timeout", "30",
         "--header", f"Authorization: Bearer {token}",
         "--report", "junit", "--report-dir", str(report),
