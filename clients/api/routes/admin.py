@@ -17,18 +17,14 @@ from clients.api.budget import OPERATION_ID, failure, pending, run_within_budget
 from clients.api.errors import error_response, error_responses
 from clients.api.gateway import TemporalUnavailable
 from clients.api.link_input import ANY_ACCOUNT, CUSTOMER
-from clients.api.openapi import budget_note
+from clients.api.openapi import budget_note, polled
 from contracts import search_attributes as sa
-from contracts.errors import ErrorType
 from contracts.enrollment import EnrollmentState, ReenrollInput, ReenrollResult
 from contracts.names import WorkflowName
 from contracts.providers import Provider
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[Depends(require_admin)])
 _ADMIN_ERRORS = (401, 403, 502, 503)
-#: A VM whose cloud account is not linked is, to an admin, a VM fleetpatch does not know (404);
-#: to the VM itself (registration) it is a refusal (403).
-_ADMIN_STATUSES = {ErrorType.TENANT_NOT_LINKED.value: 404}
 INSTANCE_KEY = r"^[A-Za-z0-9._:-]{1,128}/[A-Za-z0-9._:-]{1,128}$"
 
 
@@ -86,6 +82,7 @@ class ReenrollBody(BaseModel):
     summary="Allow an enrolled VM to enrol again (lifts trust on first use)",
     description=budget_note("FLEETPATCH_API__ADMIN_BUDGET", "10 s"),
     responses={202: {"description": "still running; poll Location"}, **error_responses(404, 409, *_ADMIN_ERRORS)},
+    openapi_extra=polled(),
 )
 async def allow_reenrollment(body: ReenrollBody, request: Request) -> JSONResponse:
     inp = ReenrollInput(provider=body.provider, instance_key=body.instance_key, region=body.region,
@@ -93,7 +90,7 @@ async def allow_reenrollment(body: ReenrollBody, request: Request) -> JSONRespon
     result = await run_within_budget(
         request, WorkflowName.ALLOW_REENROLLMENT, inp,
         workflow_id=f"reenroll/{body.provider.value}/{body.instance_key}/{uuid.uuid4().hex[:8]}",
-        result_type=ReenrollResult, execution_timeout=timedelta(minutes=5), statuses=_ADMIN_STATUSES,
+        result_type=ReenrollResult, execution_timeout=timedelta(minutes=5),
     )
     return JSONResponse({"done": result.done, "managed_instance_id": result.managed_instance_id})
 
@@ -113,7 +110,7 @@ async def operation(operation_id: Annotated[str, Path(pattern=OPERATION_ID)], re
             return pending(workflow_id)
         result = await handle.result()
     except WorkflowFailureError as err:
-        return failure(err, _ADMIN_STATUSES)
+        return failure(err)
     except RPCError as err:
         if err.status == RPCStatusCode.NOT_FOUND:
             return error_response("NotFound", "no such operation", 404)
