@@ -1,9 +1,9 @@
 """The body of ``POST /v1/admin/links``: one schema per provider, chosen by ``provider``.
 
-Every rule JSON Schema can state is in the schema (account id formats, role ARN, time zones as an
-enum, window settings with their ranges), so the OpenAPI document says what the API enforces.
-What a schema cannot state (the role lives in the linked account, PEM keys parse, a window's
-cutoff is shorter than its duration) is checked by the validators below: a 400 naming the field.
+Every rule JSON Schema can state is in the schema (account id formats, role name, time zones as one
+exact pattern, PEM key shapes, window settings with their ranges), so the OpenAPI document says what
+the API enforces. What a schema cannot state (a P-256 key is a point on the curve, a window's cutoff
+is shorter than its duration) is checked by the validators below: a 400 naming the field.
 """
 
 from __future__ import annotations

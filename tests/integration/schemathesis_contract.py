@@ -56,10 +56,11 @@ pytestmark = pytest.mark.integration
 SCALE = float(os.environ.get("FLEETPATCH_SCHEMATHESIS_TIME_SCALE", "1"))
 RUNS = (
     ("admin", "examples,coverage", ["--exclude-operation-id", "addLink"], 45),
-    ("admin", "examples,coverage", ["--include-operation-id", "addLink"], 35),
+    ("admin", "examples,coverage", ["--include-operation-id", "addLink"], 30),
     ("admin", "fuzzing", [], 55),
     ("admin", "stateful", [], 30),
-    ("customer", "examples,coverage,fuzzing,stateful", [], 30),
+    # four phases in one run: with less time, stateful (the last) was left with none on some seeds
+    ("customer", "examples,coverage,fuzzing,stateful", [], 40),
 )
 CONFIG = Path(__file__).with_name("schemathesis.toml")
 MAX_EXAMPLES = int(os.environ.get("FLEETPATCH_SCHEMATHESIS_MAX_EXAMPLES", "25"))
