@@ -7,11 +7,8 @@ instances are left out of counts and lists unless asked for; their detail page s
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
-import json
 import re
 from typing import Any
 
@@ -99,7 +96,32 @@ def compliance(session: Session, scope: Scope, group_by: list[str]) -> Complianc
             setattr(totals, name, getattr(totals, name) + getattr(counters, name))
         if row["as_of"] is not None:
             as_of = row["as_of"] if as_of is None else max(as_of, row["as_of"])
-    return ComplianceReport(as_of=as_of, group_by=list(group_by), groups=groups, totals=totals)
+    return ComplianceReport(as_of=as_of, group_by=list(group_by), groups=groups, totals=totals,
+                            held_os=held_os(session, scope))
+
+
+def held_os(session: Session, scope: Scope) -> dict[str, list[str]]:
+    """Per customer, the OS families its later rings hold: present instances whose newest
+    later-ring window run only scanned them because no early instance of that OS exists in the
+    customer's estate (Ubuntu, Debian). An instance that departs, or a later run that installs a
+    train for it, lifts the hold."""
+    newest = (
+        select(func.max(WindowRunRow.id).label("id"))
+        .where(WindowRunRow.patch_group != "early")
+        .group_by(WindowRunRow.managed_instance_id)
+        .subquery()
+    )
+    query = (
+        select(Instance.customer, WindowRunRow.os)
+        .join(WindowRunRow, WindowRunRow.managed_instance_id == Instance.managed_instance_id)
+        .join(newest, newest.c.id == WindowRunRow.id)
+        .where(*_present(scope), WindowRunRow.held.is_(True), Instance.customer.is_not(None))
+        .distinct()
+    )
+    found: dict[str, set[str]] = defaultdict(set)
+    for customer, os in session.execute(query):
+        found[customer].add(os or "unknown")
+    return {customer: sorted(oses) for customer, oses in sorted(found.items())}
 
 
 def _row(instance: Instance) -> InstanceRow:
@@ -132,23 +154,22 @@ def _filtered(scope: Scope, filters: InstanceFilters) -> Select[tuple[Instance]]
     return query
 
 
+#: A page's cursor, the position after its last row: ``{id}`` in the id order, ``{rank}.{id}`` in the
+#: failing-first order. It carries its order: a page continues the listing its cursor came from. Any
+#: string of this shape is a position (the API's document states the pattern); others are a 400.
+CURSOR = r"^(?:[0-9]{1,5}\.)?[A-Za-z0-9-]{1,64}$"
+
+
 def encode_cursor(order: str, key: list[Any]) -> str:
-    raw = json.dumps({"o": order, "k": key}, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return f"{key[0]}.{key[1]}" if order == "failing" else str(key[0])
 
 
-def decode_cursor(cursor: str, order: str) -> list[Any]:
-    try:
-        doc = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        key = doc["k"]
-        shape = [str] if order == "id" else [int, str]  # (rank, id) when failing first
-        valid = doc["o"] == order and isinstance(key, list) and len(key) == len(shape)
-        valid = valid and all(type(part) is kind for part, kind in zip(key, shape, strict=True))
-    except (ValueError, KeyError, TypeError, IndexError, binascii.Error):
-        valid = False
-    if not valid:
+def decode_cursor(cursor: str) -> tuple[str, list[Any]]:
+    """The order and key a cursor names."""
+    if not re.fullmatch(CURSOR, cursor):
         raise InvalidQuery("cursor", "not a cursor of this listing")
-    return key
+    rank, dot, managed_instance_id = cursor.rpartition(".")
+    return ("failing", [int(rank), managed_instance_id]) if dot else ("id", [managed_instance_id])
 
 
 def list_instances(
@@ -158,14 +179,13 @@ def list_instances(
     filters = filters or InstanceFilters()
     if not 1 <= limit <= MAX_LIMIT:
         raise InvalidQuery("limit", f"between 1 and {MAX_LIMIT}")
-    order = "failing" if filters.failing_first else "id"
+    order, key = decode_cursor(cursor) if cursor else ("failing" if filters.failing_first else "id", None)
     query = _filtered(scope, filters)
     if order == "failing":
         query = query.order_by(Instance.compliance_rank, Instance.managed_instance_id)
     else:
         query = query.order_by(Instance.managed_instance_id)
-    if cursor:
-        key = decode_cursor(cursor, order)
+    if key:
         after_id = Instance.managed_instance_id > key[-1]
         if order == "failing":
             rank = Instance.compliance_rank

@@ -43,7 +43,12 @@ def bad_query(error: reads.InvalidQuery) -> JSONResponse:
     return bad_request(str(error), [{"loc": ["query", error.field], "field": error.field, "msg": str(error)}])
 
 
-@router.get("/compliance", summary="Compliance counters per group, and totals", responses=_READ)
+@router.get(
+    "/compliance", summary="Compliance counters per group, and totals", responses=_READ,
+    description="`held` lists, per customer (a customer token: its own), the OSes its later rings only scan "
+    "because no early instance of that OS exists anywhere in its estate (Ubuntu and Debian, whose baselines "
+    "cannot delay approval), with the note \"held: no early instance of this OS\": add an early instance of it.",
+)
 def compliance(
     group_by: Annotated[list[GroupKey], Query(description="repeat: customer, provider, patch_group, systems_account, os")] = [],  # noqa: B006
     scope: Scope = Depends(reader),
@@ -86,9 +91,9 @@ class InstanceQuery:
         include_departed: bool = False,
         failing_first: bool = False,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-        cursor: Annotated[str | None, Query(max_length=512, description=(
-            "opaque: the `next_cursor` of the previous page of the same listing (same filters); "
-            "any other value is a 400 naming `cursor`"))] = None,
+        cursor: Annotated[str | None, Query(pattern=reads.CURSOR, description=(
+            "the `next_cursor` of the previous page (with the same filters): the position after its last "
+            "row, which carries the listing's order (`{rank}.{id}` continues the failing-first order)"))] = None,
     ) -> None:
         self.filters = InstanceFilters(
             customer=customer, provider=provider, patch_group=patch_group.value if patch_group else None,
