@@ -21,7 +21,7 @@ test: install vcsim
 schemathesis: install vcsim
 	$(PY) -m pytest -q -s $(PYTEST_ARGS) tests/integration/schemathesis_contract.py
 
-# Fault tests, bounded (about 13 min on 2 cores; run by .ci/run): storms of registrations (100, 40, 40) while
+# Fault tests, bounded (about 9 min on 2 cores; run by .ci/run): storms of registrations (100, 40, 40) while
 # processes die, Temporal restarts and AWS throttles, crash-adoption, restart after simulate; each
 # prints its figures (FLEETPATCH_CHAOS_VMS sets the storm size).
 chaos: install vcsim
