@@ -133,6 +133,7 @@ class VerifyIdentityInput:
     identity: dict[str, Any]
     nonce: str | None = None  # azure: the server-issued nonce the VM asked IMDS to sign
     vcenter_public_keys: list[str] = field(default_factory=list)  # vmware: PEM keys from the link
+    vcenter_scope: str | None = None  # vmware: the link's folder or resource pool, if any
 
 
 @dataclass
