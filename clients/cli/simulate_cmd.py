@@ -115,6 +115,9 @@ def simulate(
         None, help="Seconds each SSM command takes on these VMs (default: the fleet's)."),
     failure_rate: float | None = typer.Option(
         None, min=0.0, max=1.0, help="Share of SSM commands that fail on these VMs."),
+    agent: bool | None = typer.Option(
+        None, "--agent/--without-agent", help="Boot every VM with an SSM agent, or every Linux VM outside EC2 "
+        "without one (its startup script installs it); default: every sixth boots without one."),
 ) -> None:
     """Boot simulated VMs over four clouds; they run the real startup script and enroll."""
     settings = Settings()
@@ -128,6 +131,8 @@ def simulate(
             body["command_duration"] = command_duration
         if failure_rate is not None:
             body["failure_rate"] = failure_rate
+        if agent is not None:
+            body["without_agent"] = not agent
         booted = _fleet(fleet, "POST", "/vms", json=body)["vms"]
         result = watch(fleet, {v["name"] for v in booted}, timeout)
     console.print(summary(result))
