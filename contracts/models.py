@@ -62,6 +62,7 @@ class ActivityName:
     # aws worker: reconcile
     LIST_MANAGED_NODES = "list_managed_nodes"
     APPLY_RECONCILE_ACTION = "apply_reconcile_action"
+    RECORD_RECONCILE_ACTIONS = "record_reconcile_actions"  # into the estate store
 
     # aws worker: the estate store (ComplianceSync, and PatchWindow's last step)
     LIST_SYNC_ACCOUNTS = "list_sync_accounts"

@@ -44,6 +44,17 @@ async def test_simulate_enrolls_eight_vms_over_four_clouds(tmp_path: Path) -> No
         assert {v["customer"] for v in vms} == {"acme", "globex"}
         listed = json.loads((state / "fleet" / "vms.json").read_text())
         assert {v["name"] for v in listed} == {v["name"] for v in vms}
+        # Some booted without an SSM agent: their script installed the local AWS's stand-in
+        # package (checksum verified) and they enrolled like the rest.
+        from localclouds.aws.agent_packages import STANDIN_VERSION
+        from localclouds.fleet.customers import plan
+
+        agentless = {p.name for p in plan(0, 8, 2) if not p.agent_installed}
+        assert agentless
+        for vm in (v for v in vms if v["name"] in agentless):
+            boot_log = (state / "fleet" / "vms" / vm["name"] / "boot.log").read_text()
+            assert "SSM agent installed from" in boot_log and "verified" in boot_log, boot_log
+            assert vm["agent_version"] == STANDIN_VERSION
 
         # Every hybrid VM is a managed instance online in some systems account; the EC2 VMs are
         # EC2 nodes in their customers' own accounts.

@@ -29,8 +29,8 @@ def test_db_upgrade_command(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.delenv("FLEETPATCH_DATABASE__URL", raising=False)
     result = CliRunner().invoke(app, ["db", "upgrade"])
     assert result.exit_code == 0, result.output
-    assert "revision 0001" in result.output
-    assert db.current_revision(f"sqlite:///{tmp_path / 'estate.db'}") == "0001"
+    assert f"revision {db.head_revision()}" in result.output
+    assert db.current_revision(f"sqlite:///{tmp_path / 'estate.db'}") == db.head_revision()
 
 
 def test_db_upgrade_reports_an_unreachable_server_without_its_password(tmp_path: Path, monkeypatch) -> None:
@@ -46,7 +46,7 @@ def test_up_migrates_the_store_and_lists_it(tmp_path: Path, monkeypatch) -> None
     events: list[tuple[str, str]] = []
     asyncio.run(Supervisor(settings, on_event=lambda *e: events.append(e)).migrate_estate())
     url = settings.database_url
-    assert db.current_revision(url) == "0001"
+    assert db.current_revision(url) == db.head_revision()
     assert events and events[0][0] == "estate"
     assert services.local_json(settings, [], {})["database"] == url
     assert services.shared_env(settings, [])["FLEETPATCH_DATABASE__URL"] == url
