@@ -11,6 +11,8 @@ from typing import Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich import box
+from rich.measure import Measurement
 from rich.table import Table
 
 from clients.cli.api_client import call
@@ -19,6 +21,8 @@ from clients.cli.estate_api import get
 from config.settings import Settings
 
 COUNTERS = ("instances", "compliant", "non_compliant", "unknown", "missing", "failed", "critical_missing")
+#: short headers, so that a two-key table fits 80 columns
+HEADERS = {"instances": "VMs", "compliant": "ok", "non_compliant": "not ok", "critical_missing": "critical missing"}
 compliance_app = typer.Typer(help="Compliance of the estate (the estate store, filled by ComplianceSync).")
 instances_app = typer.Typer(no_args_is_help=True, help="Managed instances in the estate store.")
 
@@ -37,13 +41,21 @@ def compliance(
     if as_json:
         typer.echo(json.dumps(body, indent=2))
         return
-    table = Table(title=f"compliance as of {(body.get('as_of') or 'never')[:19]}")
-    for column in [*keys, *COUNTERS]:
-        table.add_column(column.replace("_", " "), justify="left" if column in keys else "right")
-    for group in body["groups"]:
-        table.add_row(*[str(group.get(k) or "-") for k in keys], *[str(group[c]) for c in COUNTERS])
+    rows = [[str(group.get(k) or "-") for k in keys] + [str(group[c]) for c in COUNTERS] for group in body["groups"]]
+    table = Table(title=f"compliance as of {(body.get('as_of') or 'never')[:19]}", box=box.SIMPLE_HEAD, show_edge=False)
+    for index, column in enumerate(keys):  # names and ids: kept whole
+        width = max([len(column)] + [len(row[index]) for row in rows] + [5])
+        table.add_column(column.replace("_", " "), no_wrap=True, min_width=width)
+    for index, column in enumerate(COUNTERS, start=len(keys)):  # headers fold at their words
+        header = HEADERS.get(column, column.replace("_", " "))
+        width = max([len(word) for word in header.split()] + [len(row[index]) for row in rows])
+        table.add_column(header, justify="right", min_width=width)
+    for row in rows:
+        table.add_row(*row)
     table.add_row(*(["[b]total[/b]"] + [""] * (len(keys) - 1) if keys else []), *[f"[b]{body['totals'][c]}[/b]" for c in COUNTERS])
-    console.print(table)
+    # Never cut a number or a name: wider than the terminal, the lines run on (or use --json).
+    needed = Measurement.get(console, console.options, table).minimum
+    console.print(table, width=max(needed, console.width), crop=False)
 
 
 @compliance_app.command("sync")

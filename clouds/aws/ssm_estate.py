@@ -1,7 +1,7 @@
 """What SSM knows about one systems account, read for the estate store.
 
 ``SsmEstateReader`` makes the calls (DescribeInstanceInformation, ListTagsForResource for hybrid
-instances, DescribeInstancePatchStates in chunks of 50 ids and pages, DescribeInstancePatches per
+instances, EC2 DescribeInstances for the tags of EC2 nodes, DescribeInstancePatchStates in chunks of 50 ids and pages, DescribeInstancePatches per
 instance, GetInventory for ``AWS:Application``, GetPatchBaseline per baseline in use);
 ``build_snapshot`` turns the answers into an ``AccountSnapshot`` (pure, tested without AWS).
 
@@ -82,6 +82,24 @@ class SsmEstateReader:
                 states.update({s["InstanceId"]: s for s in page.get("InstancePatchStates", [])})
         return states
 
+    def ec2_tags(self, account: AccountRef, instance_ids: list[str]) -> dict[str, dict[str, str]]:
+        """An EC2 node's tags are its EC2 tags (SSM keeps none of its own for ``i-`` ids): read
+        them with DescribeInstances in the same account (a filter, so a terminated id is no error)."""
+        if not instance_ids:
+            return {}
+        ec2 = self._sessions.in_account("ec2", account.role_arn, account.external_id, account.region)
+        tags: dict[str, dict[str, str]] = {}
+        for start in range(0, len(instance_ids), 200):
+            chunk = instance_ids[start:start + 200]
+            with aws_call("ec2:DescribeInstances"):
+                pages = ec2.get_paginator("describe_instances").paginate(
+                    Filters=[{"Name": "instance-id", "Values": chunk}])
+                for page in pages:
+                    for reservation in page.get("Reservations", []):
+                        for instance in reservation.get("Instances", []):
+                            tags[instance["InstanceId"]] = {t["Key"]: t["Value"] for t in instance.get("Tags", [])}
+        return tags
+
     def read(self, account: AccountRef, progress: Progress = lambda _: None) -> AccountReading:
         ssm = self._ssm(account)
         reading = AccountReading()
@@ -94,6 +112,8 @@ class SsmEstateReader:
                 with aws_call("ssm:ListTagsForResource"):
                     listed = ssm.list_tags_for_resource(ResourceType="ManagedInstance", ResourceId=info["InstanceId"])
                 reading.tags[info["InstanceId"]] = {t["Key"]: t["Value"] for t in listed.get("TagList", [])}
+        reading.tags.update(self.ec2_tags(account, [i["InstanceId"] for i in reading.infos
+                                                     if i.get("ResourceType") == "EC2Instance"]))
         reading.states = self.patch_states(account, ids_)
         progress(f"{len(ids_)} instances, {len(reading.states)} patch states")
         for instance_id in ids_:

@@ -172,3 +172,31 @@ def _settled(org: Organizations, request: str) -> str:
             return status.account_id
         assert status.state == "IN_PROGRESS" and time.monotonic() < deadline, status
         time.sleep(0.1)
+
+
+def test_an_ec2_node_takes_its_patch_group_from_its_ec2_tags(local_aws, aws_settings, aws_sessions, store) -> None:
+    """SSM keeps no tags of its own for ``i-`` nodes: the row's patch group is the EC2 tag."""
+    from localclouds.aws.agent_client import _session
+
+    account_id, session = local_aws.new_account()
+    ec2 = local_aws.client("ec2", session)
+    tagged = ec2.run_instances(ImageId="ami-12c6146b", MinCount=1, MaxCount=1, TagSpecifications=[
+        {"ResourceType": "instance", "Tags": [{"Key": "Patch Group", "Value": "on-time"}]}])["Instances"][0]["InstanceId"]
+    untagged = ec2.run_instances(ImageId="ami-12c6146b", MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
+    creds = session.get_credentials()
+    agent = _session().create_client("ssm-agent", region_name=REGION, endpoint_url=local_aws.endpoint,
+                                     aws_access_key_id=creds.access_key, aws_secret_access_key=creds.secret_key,
+                                     aws_session_token=creds.token)
+    for instance_id in (tagged, untagged):
+        agent.update_instance_information(InstanceId=instance_id, AgentVersion="3.3.1142.0", PlatformName="Ubuntu",
+                                          PlatformType="Linux", PlatformVersion="22.04")
+    target = SyncTarget(account=AccountRef(account_id=account_id, role_arn=aws_sessions.role_arn_for(account_id),
+                                           region=REGION),
+                        customer="acme", provider="aws", cloud_account=account_id)
+    acts = ComplianceActivities(aws_settings, store, aws_sessions)
+    applied = ActivityEnvironment().run(acts.sync_account_estate, SyncAccountInput(target=target, taken_at=datetime.now(UTC)))
+    assert applied.instances == 2
+    with store() as db_session:
+        rows = {i: reads.instance_detail(db_session, Scope.everything(), i).instance for i in (tagged, untagged)}
+    assert rows[tagged].patch_group == "on-time" and rows[untagged].patch_group is None
+    assert rows[tagged].instance_key == f"{account_id}/{tagged}"

@@ -34,13 +34,15 @@ CALLERS: dict[str, tuple[str, ...]] = {
     "clouds/aws/ssm_commands.py": (SYSTEMS, CUSTOMER),
     "clouds/aws/ssm_config.py": (SYSTEMS, CUSTOMER),
     "clouds/aws/patch_train.py": (SYSTEMS, CUSTOMER),
-    "clouds/aws/ssm_estate.py": (SYSTEMS, CUSTOMER),  # ComplianceSync reads
     "clouds/aws/remote_access.py": (SYSTEMS,),  # Session Manager: tier and session preferences
 }
 #: Modules whose services are called by different principals: service -> policies.
 BY_SERVICE: dict[str, dict[str, tuple[str, ...]]] = {
     # The ec2 worker assumes the customer's role (own credentials), then reads and tags instances.
     "clouds/ec2/instances.py": {"sts": (EC2_WORKER,), "ec2": (CUSTOMER,)},
+    # ComplianceSync reads SSM in every systems account, and EC2 tags only where EC2 nodes live:
+    # a customer's own AWS account, through its role.
+    "clouds/aws/ssm_estate.py": {"ssm": (SYSTEMS, CUSTOMER), "ec2": (CUSTOMER,)},
     # Creating FleetpatchSystemsAccess: IAM through OrganizationAccountAccessRole (the one use of
     # the administrator role, so no policy of ours to check), the caller's identity from STS.
     "clouds/aws/systems_role.py": {"sts": (MANAGEMENT,), "iam": ()},

@@ -52,6 +52,11 @@ def test_compliance_json_and_table(cli) -> None:
     assert body["totals"]["non_compliant"] == estate_fleet.expected()["non_compliant"]
     table = cli("compliance", "--by", "customer")
     assert table.exit_code == 0 and "globex" in table.stdout and "total" in table.stdout
+    narrow = cli("compliance", "--by", "customer,provider,patch_group", env={"COLUMNS": "80"})
+    assert narrow.exit_code == 0
+    for group in body["groups"]:  # at 80 columns no name or number is cut
+        assert re.search(rf"{group['customer']}\s+{group['provider']}\s", narrow.stdout), narrow.stdout
+    assert "…" not in narrow.stdout
     bad = cli("compliance", "--by", "colour")
     assert bad.exit_code == 1 and "group_by" in bad.output
 
