@@ -44,7 +44,7 @@ class VmwareActivities:
 
     @activity.defn(name=ActivityName.LIST_CLOUD_VMS)
     def list_cloud_vms(self, inp: ListCloudVmsInput) -> ListCloudVmsResult:
-        return ListCloudVmsResult(vms=factory.list_vms(self._settings, inp.cloud_account))
+        return ListCloudVmsResult(vms=factory.list_vms(self._settings, inp.cloud_account, scope=inp.scope))
 
     def _signing_key(self, vcenter_id: str) -> str:
         configured = self._settings.vcenters.get(vcenter_id)

@@ -63,6 +63,7 @@ class ListCloudVmsInput:
     role_arn: str | None = None  # aws: the link's cross-account role
     external_id: str | None = None
     regions: list[str] = field(default_factory=list)  # aws: where to look; empty: the worker's own
+    scope: str | None = None  # vmware: the link's folder or resource pool (only its VMs are the link's)
 
 
 @dataclass

@@ -70,7 +70,8 @@ class ReconcileWorkflow:
         upsert(sa.CUSTOMER.value_set(link.customer))
         account = await self._systems_account(calls, inp, link)
         listing = ListCloudVmsInput(
-            provider=inp.provider, cloud_account=inp.cloud_account, role_arn=link.role_arn, external_id=link.external_id
+            provider=inp.provider, cloud_account=inp.cloud_account, role_arn=link.role_arn, external_id=link.external_id,
+            scope=link.vcenter_scope,
         )
         vms = await calls.activity(PROVIDER_ROLE[inp.provider], ActivityName.LIST_CLOUD_VMS, listing, ListCloudVmsResult, CLOUD_LIST)
         result = ReconcileResult(

@@ -70,8 +70,9 @@ def read_vm_metadata(
 
 
 def list_vms(
-    settings: VmwareSettings, vcenter_id: str, *, connect: Callable[..., Any] = SmartConnect
+    settings: VmwareSettings, vcenter_id: str, *, connect: Callable[..., Any] = SmartConnect, scope: str | None = None
 ) -> list[VmMetadata]:
-    """Every VM (not template) of the vCenter, read through one container view."""
+    """Every VM (not template) of the vCenter, or of the link's folder or resource pool, read
+    through one container view."""
     with client_for(settings, vcenter_id, connect=connect) as client:
-        return client.list_vm_metadata(vcenter_id)
+        return client.list_vm_metadata(vcenter_id, scope)

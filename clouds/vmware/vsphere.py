@@ -295,8 +295,9 @@ class VsphereClient(VcenterIdentityMixin):
             state=facts.power_state,
         )
 
-    def list_vm_metadata(self, vcenter_id: str) -> list[VmMetadata]:
-        """Every VM of the inventory (templates left out), as ``vm_metadata`` describes one."""
+    def list_vm_metadata(self, vcenter_id: str, scope: str | None = None) -> list[VmMetadata]:
+        """Every VM of the inventory (or of the folder or resource pool ``scope``; templates left
+        out), as ``vm_metadata`` describes one."""
         names = self.custom_field_names()
         return [
             VmMetadata(
@@ -307,7 +308,7 @@ class VsphereClient(VcenterIdentityMixin):
                 labels=self._named(facts.custom_values, names),
                 state=facts.power_state,
             )
-            for facts in self.all_vms()
+            for facts in self.vms_in_scope(scope)
             if not facts.template and facts.instance_uuid
         ]
 

@@ -219,5 +219,12 @@ async def test_a_vcenter_linked_per_folder_gives_tokens_only_inside_it_and_only_
         refused = await stack.api.post("/v1/registrations", json=body)
         assert refused.status_code == 401, refused.text
         assert refused.json()["error"] == "IdentityOutOfScope"
+        # Reconcile sees the folder's VMs only: the one outside is not this link's to report.
+        dry = await stack.api.post("/v1/admin/reconcile", headers=stack.admin_headers,
+                                   json={"provider": "vmware", "account": vc_id, "dry_run": True, "wait": True})
+        assert dry.status_code == 200, dry.text
+        (result,) = dry.json()["results"]
+        assert result["vms_seen"] == 1
+        assert outside not in {a["evidence"].get("vm_name") for a in result["actions"]}
     finally:  # the vCenter id is shared by the session's stacks: leave it linked without a folder
         await stack.link(provider="vmware", cloud_account=vc_id, customer="umbrella", vcenter_public_keys=keys)

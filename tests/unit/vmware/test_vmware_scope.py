@@ -103,3 +103,9 @@ def test_a_scope_that_names_no_folder_or_pool_is_a_configuration_error(
             _ensure(client, ed_keys, scope)
         assert caught.value.type == ErrorType.CONFIGURATION_INVALID
     assert client.read_token(_vm(client, "DC0_H0_VM0")) is None
+
+
+def test_reconcile_lists_only_the_vms_inside_the_links_folder(client: VsphereClient) -> None:
+    acme = _folder(client, "acme", "DC0_H0_VM1", "DC0_C0_RP0_VM0")
+    assert {m.name for m in client.list_vm_metadata(VC, acme)} == {"DC0_H0_VM1", "DC0_C0_RP0_VM0"}
+    assert {"DC0_H0_VM0", "DC0_H0_VM1"} <= {m.name for m in client.list_vm_metadata(VC)}
