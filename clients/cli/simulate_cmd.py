@@ -19,7 +19,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from clients.cli.api_client import admin_client, checked
+from clients.cli.api_client import admin_client, answer, checked
 from clients.cli.common import console, err_console
 from config.settings import Settings
 
@@ -50,13 +50,13 @@ def link_customers(settings: Settings, links: list[dict[str, Any]]) -> tuple[int
     """Link every demo cloud account that is not linked yet; (newly linked, already linked)."""
     with admin_client(settings) as api:
         try:
-            existing = checked(api.get("/v1/admin/links"))["links"]
+            existing = answer(api, api.get("/v1/admin/links"))["links"]  # a loaded API may answer 202 first
             known = {(link["provider"], str(link["cloud_account"]).lower()) for link in existing}
             added = 0
             for link in links:
                 if (link["provider"], str(link["cloud_account"]).lower()) in known:
                     continue
-                checked(api.post("/v1/admin/links", json=link))
+                answer(api, api.post("/v1/admin/links", json=link))
                 added += 1
         except httpx.HTTPError as err:
             err_console.print(f"[red]cannot reach the API: {err}[/red]")

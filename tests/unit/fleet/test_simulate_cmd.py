@@ -73,3 +73,15 @@ def test_without_a_fleet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setenv("FLEETPATCH_STATE_DIR", str(tmp_path))
     result = _invoke("--vms", "1")
     assert result.exit_code == 2
+
+
+def test_a_loaded_api_answering_202_is_followed_and_without_agent_is_asked(cli: FakeApi) -> None:
+    """Past its budget the admin API answers 202 + Location; simulate follows it to the result."""
+    operation = "/v1/admin/operations/op-1"
+    cli.on("GET", "/v1/admin/links", Answer(202, {"state": "running"}, {"Location": operation, "Retry-After": "0"}))
+    cli.on("GET", operation, Answer(200, {"state": "completed", "result": {"links": LINKS}}))
+    cli.on("GET", "/vms", Answer(200, {"vms": [_vm("a", "gcp", "agent online"), _vm("b", "aws", "agent online")]}))
+    result = _invoke("--vms", "2", "--without-agent")
+    assert result.exit_code == 0, result.output
+    assert [s for s in cli.posts() if s.path == "/v1/admin/links"] == []  # both already linked
+    assert next(s for s in cli.posts() if s.path == "/vms").json() == {"count": 2, "customers": 1, "without_agent": True}
