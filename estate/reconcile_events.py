@@ -5,7 +5,8 @@ never enrolled are kept with the reason and the evidence that decided them, whet
 failed (with the error). Rows are never updated by a later run and never deleted (audit); a retry
 of the recording activity rewrites the same rows (keyed by workflow, run and position). ``record``
 is the one writer (the aws worker's activity calls it inside its transaction); ``for_instance``
-the one reader, always in the caller's scope.
+the one reader, always in the caller's scope. The table lives here, not in ``schema``; the
+migrations' environment imports this module so that ``Base.metadata`` holds it.
 """
 
 from __future__ import annotations

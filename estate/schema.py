@@ -231,7 +231,3 @@ def counter_columns() -> list[Any]:
         func.coalesce(func.sum(Instance.failed), 0).label("failed"),
         func.coalesce(func.sum(case((Instance.critical_missing > 0, 1), else_=0)), 0).label("critical_missing"),
     ]
-
-
-# Tables kept in modules of their own, imported here so that Base.metadata holds every table.
-from estate import reconcile_events as _reconcile_events  # noqa: E402,F401
