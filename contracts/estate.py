@@ -65,7 +65,9 @@ class InstanceSnapshot:
     agent_version: str | None = None
     ping_status: str | None = None  # Online | ConnectionLost | Inactive
     last_seen: datetime | None = None  # LastPingDateTime
-    # The enrollment that brought it in (the audit chain from identity to result).
+    # The enrollment that brought it in (the audit chain from identity to result). SSM knows only
+    # the run (a tag); the identity evidence is what EnrollVm records itself (``contracts.evidence``,
+    # table ``enrollment_evidence``), which reads prefer over the ``evidence_*`` fields here.
     workflow_id: str | None = None
     workflow_run_id: str | None = None
     evidence_provider: str | None = None

@@ -69,6 +69,7 @@ class ActivityName:
     SYNC_ACCOUNT_ESTATE = "sync_account_estate"
     RECORD_COMPLIANCE_AGGREGATES = "record_compliance_aggregates"
     RECORD_WINDOW_RESULTS = "record_window_results"
+    RECORD_ENROLLMENT_EVIDENCE = "record_enrollment_evidence"  # EnrollVm's last step: how the VM proved itself
 
     # orchestrator worker (talks to Temporal itself)
     AWAIT_WORKFLOW = "await_workflow"

@@ -92,15 +92,6 @@ def current_revision(url: str) -> str | None:
         engine.dispose()
 
 
-def head_revision() -> str:
-    """The newest migration this release ships (what ``upgrade`` reaches)."""
-    from alembic.script import ScriptDirectory
-
-    head = ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
-    assert head is not None, "the estate store has no migrations"
-    return head
-
-
 def alembic_config(url: str) -> Any:
     from alembic.config import Config
 

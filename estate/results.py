@@ -112,9 +112,10 @@ class InstancePage:
 @dataclass
 class Evidence:
     provider: str | None
-    key_id: str | None
-    digest: str | None
+    key_id: str | None  # what ``key_kind`` names (contracts.evidence.KeyKind)
+    digest: str | None  # SHA-256 (hex) of the identity the VM presented, never the identity
     verified_at: datetime | None
+    key_kind: str | None = None  # kid | signer_certificate_sha256 | link_key_sha256
 
 
 @dataclass

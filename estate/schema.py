@@ -231,3 +231,36 @@ def counter_columns() -> list[Any]:
         func.coalesce(func.sum(Instance.failed), 0).label("failed"),
         func.coalesce(func.sum(case((Instance.critical_missing > 0, 1), else_=0)), 0).label("critical_missing"),
     ]
+
+
+class EnrollmentEvidenceRow(Base):
+    """How one enrollment's VM proved its identity (``contracts.evidence``), written by EnrollVm
+    when it ends enrolled, whether or not ComplianceSync has seen the managed instance yet.
+
+    ComplianceSync never touches it; reads join it to an instance by managed instance id, else by
+    provider and instance key (the newest verification first). Never erased (audit).
+    """
+
+    __tablename__ = "enrollment_evidence"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    workflow_id: Mapped[str] = mapped_column(String(512))
+    run_id: Mapped[str] = mapped_column(String(64))
+    provider: Mapped[str] = mapped_column(String(16))
+    instance_key: Mapped[str] = mapped_column(NAME)
+    cloud_account: Mapped[str | None] = mapped_column(NAME)
+    customer: Mapped[str | None] = mapped_column(NAME)
+    systems_account: Mapped[str | None] = mapped_column(String(32))
+    managed_instance_id: Mapped[str | None] = mapped_column(ID)
+    patch_group: Mapped[str | None] = mapped_column(String(64))
+    key_kind: Mapped[str | None] = mapped_column(String(32))
+    key_id: Mapped[str | None] = mapped_column(String(255))
+    identity_sha256: Mapped[str] = mapped_column(String(64))
+    verified_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    recorded_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+    __table_args__ = (
+        UniqueConstraint("workflow_id", "run_id"),
+        Index(None, "provider", "instance_key", "verified_at"),
+        Index(None, "managed_instance_id"),
+    )

@@ -42,6 +42,7 @@ def _orchestrator(settings: Settings, client: Client) -> WorkerParts:
 def _aws(settings: Settings, client: Client) -> WorkerParts:
     from activities.aws import AwsActivities
     from activities.compliance import ComplianceActivities
+    from activities.evidence import EvidenceActivities
     from activities.patching import PatchingActivities
     from activities.reconcile import ReconcileActivities
     from activities.remote_access import RemoteAccessActivities
@@ -54,6 +55,7 @@ def _aws(settings: Settings, client: Client) -> WorkerParts:
         + PatchingActivities(settings.aws, settings.patching).all()
         + ReconcileActivities(settings.aws, store=store).all()
         + ComplianceActivities(settings.aws, store).all()
+        + EvidenceActivities(store).all()
         + RemoteAccessActivities(settings.aws, settings.patching).all(),
         sync_threads=16,
     )

@@ -8,6 +8,8 @@ confirmed. EC2 differs: no activation; the instance is tagged and must report to
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
 
@@ -66,6 +68,7 @@ class EnrollVmWorkflow:
         self._failure: ApplicationError | None = None
         self._owners: list[str] = []  # digests of the enrollment ids answered by this run
         self._answered = False
+        self._verified_at: datetime | None = None  # when the provider's worker verified the identity
 
     # --- the API's view --------------------------------------------------------------------
 
@@ -155,6 +158,8 @@ class EnrollVmWorkflow:
         if inp.provider is Provider.VMWARE:
             await steps.replace_vcenter_token(identity, link)
         self._set_state(EnrollmentState.ENROLLED)
+        assert self._verified_at is not None
+        await steps.record_evidence(identity, self._verified_at, cloud_account, link, account, group, managed)
         return EnrollResult(
             identity=identity,
             customer=link.customer,
@@ -166,8 +171,7 @@ class EnrollVmWorkflow:
 
     # --- steps -----------------------------------------------------------------------------
 
-    @staticmethod
-    async def _verify_identity(steps: EnrollSteps, inp: EnrollInput) -> tuple[VerifiedIdentity, TenantLink | None]:
+    async def _verify_identity(self, steps: EnrollSteps, inp: EnrollInput) -> tuple[VerifiedIdentity, TenantLink | None]:
         """The identity's signature on the provider's worker; its cloud account must be linked."""
         claimed_account, _, claimed_instance = inp.instance_key.partition("/")
         link: TenantLink | None = None
@@ -179,6 +183,7 @@ class EnrollVmWorkflow:
             verify.vcenter_public_keys = link.vcenter_public_keys
             verify.vcenter_scope = link.vcenter_scope  # a shared vCenter: only VMs in its folder/pool
         identity = await steps.on_provider(ActivityName.VERIFY_IDENTITY, verify, VerifiedIdentity)
+        self._verified_at = workflow.now()
         if identity.instance_id != claimed_instance or (identity.cloud_account and identity.cloud_account != claimed_account):
             raise refuse(
                 ErrorType.IDENTITY_INSTANCE_MISMATCH,

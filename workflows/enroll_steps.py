@@ -6,7 +6,7 @@ screen and calls its activities through ``workflows.calls`` with a preset of ``w
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from temporalio import workflow
@@ -33,6 +33,7 @@ with workflow.unsafe.imports_passed_through():
         TenantLink,
     )
     from contracts.errors import IDENTITY_REFUSALS, ErrorType
+    from contracts.evidence import EnrollmentEvidence, RecordEvidenceResult, identity_digest, signing_key
     from contracts.identity import VerifiedIdentity
     from contracts.models import ActivityName, VmMetadata
     from contracts.providers import PROVIDER_ROLE, PatchGroup, WorkerRole
@@ -45,6 +46,8 @@ T = TypeVar("T")
 
 #: Patch marker: enrollments from before it never replaced their vCenter token.
 TOKEN_ENROLLS_ONCE = "vcenter-token-enrolls-once"
+#: Patch marker: enrollments from before it never recorded their identity evidence.
+RECORDS_EVIDENCE = "enrollment-records-evidence"
 
 #: Refusals: the VM (or its tenant) may not enroll. Everything else that fails is a failure.
 REFUSALS = {t.value for t in IDENTITY_REFUSALS} | {
@@ -202,6 +205,31 @@ class EnrollSteps:
             await self.on_provider(ActivityName.REPLACE_VCENTER_TOKEN, replace, None)
         except ActivityError as err:
             workflow.logger.warning("used vCenter token not replaced", extra={"reason": str(err.cause or err)})
+
+    # --- the audit chain: how the VM proved itself ----------------------------------------------
+
+    async def record_evidence(
+        self, identity: VerifiedIdentity, verified_at: datetime, cloud_account: str, link: TenantLink,
+        account: SystemsAccount, group: PatchGroup, managed: ManagedInstance,
+    ) -> None:
+        """The estate store keeps the key that signed, a digest of the identity (never the identity:
+        it is a credential), when it was verified and this run. Best effort, like a window's
+        results: the VM is enrolled whether or not the store could be written."""
+        if not workflow.patched(RECORDS_EVIDENCE):
+            return  # a run that started before this step existed
+        info = workflow.info()
+        key_kind, key_id = signing_key(identity.evidence)
+        record = EnrollmentEvidence(
+            workflow_id=info.workflow_id, run_id=info.run_id, provider=self.inp.provider.value,
+            instance_key=self.inp.instance_key, identity_sha256=identity_digest(self.inp.identity),
+            verified_at=verified_at, key_kind=key_kind, key_id=key_id, cloud_account=cloud_account,
+            customer=link.customer, systems_account=account.account_id, managed_instance_id=managed.instance_id,
+            patch_group=group.value,
+        )
+        try:
+            await self.on_aws(ActivityName.RECORD_ENROLLMENT_EVIDENCE, record, RecordEvidenceResult, options.ESTATE_WRITE)
+        except ActivityError as err:
+            workflow.logger.warning("identity evidence not recorded in the estate store", extra={"reason": str(err.cause or err)})
 
     # --- EC2: tag the instance, its own agent reports ------------------------------------------
 

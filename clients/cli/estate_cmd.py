@@ -10,6 +10,7 @@ import time
 from typing import Any
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich import box
 from rich.measure import Measurement
@@ -145,9 +146,9 @@ def show(managed_instance_id: str = typer.Argument(...), as_json: bool = typer.O
                   f"{d['cloud_account'] or ''}  systems account {d['systems_account']}")
     console.print(f"  compliance  {d['compliance']}: {d['installed']} installed, {d['missing']} missing, {d['failed']} failed "
                   f"({d['last_operation'] or 'no operation yet'} {(d['last_operation_end'] or '')[:19]})")
-    console.print(f"  identity    {ev.get('provider') or '-'} key {ev.get('key_id') or '-'} digest {(ev.get('digest') or '-')[:16]} "
-                  f"verified {(ev.get('verified_at') or '-')[:19]}")
-    console.print(f"  enrollment  {en.get('workflow_id') or '-'}  {en.get('temporal_ui') or ''}")
+    console.print(f"  identity    {escape(_evidence_line(ev))}", soft_wrap=True)
+    console.print(f"  enrollment  {en.get('workflow_id') or '-'} run {en.get('run_id') or '-'}  {en.get('temporal_ui') or ''}",
+                  soft_wrap=True)
     baseline = d.get("baseline") or {}
     console.print(f"  baseline    {baseline.get('name') or d.get('baseline_id') or '-'}  {baseline.get('approval_rule') or ''}")
     for w in d["windows"][:5]:
@@ -156,6 +157,19 @@ def show(managed_instance_id: str = typer.Argument(...), as_json: bool = typer.O
     for p in exposed:
         console.print(f"  [red]{p['state']:<8}[/red] {p['kb_id']} {p['severity'] or ''} {' '.join(p['cve_ids'])}")
     console.print(f"  software    {len(d['inventory'])} application(s)")
+
+
+#: How ``instances show`` names what an evidence's key id is (contracts.evidence.KeyKind).
+KEY_KINDS = {"kid": "key id", "signer_certificate_sha256": "signer certificate sha256", "link_key_sha256": "vCenter link key"}
+
+
+def _evidence_line(ev: dict) -> str:
+    """How the instance proved its identity, in one line (the digest whole: it is what an auditor compares)."""
+    if not ev.get("digest"):
+        return "no identity evidence recorded"
+    kind = KEY_KINDS.get(ev.get("key_kind") or "", "key")
+    return (f"{ev.get('provider') or '-'} signature, {kind} {ev.get('key_id') or '-'}, identity sha256 {ev['digest']}, "
+            f"verified {(ev.get('verified_at') or '-')[:19]}")
 
 
 def cve(cve_id: str = typer.Argument(..., help="e.g. CVE-2024-3094"), as_json: bool = typer.Option(False, "--json")) -> None:

@@ -373,3 +373,52 @@ async def test_relinking_reshapes_the_accounts_patch_windows(stack: Stack) -> No
     spec = (await schedule.describe()).schedule.spec
     assert spec.time_zone_name == "America/New_York"
     assert [r.start for c in spec.calendars for r in c.hour] == [4]
+
+
+async def test_the_enrollment_records_its_identity_evidence_never_the_identity(stack: Stack) -> None:
+    """The audit chain starts with the real verifier's key id and a digest of the real token; the
+    token itself is nowhere in the estate store."""
+    import base64
+    import json
+
+    from sqlalchemy import select
+
+    from contracts.evidence import identity_digest
+    from estate import db
+    from estate.schema import EnrollmentEvidenceRow
+
+    project = _project()
+    await stack.link(provider="gcp", cloud_account=project, customer="acme")
+    vm = _create_vm(stack, project, {"rackspace-addon-patching": "true"})
+    token = await _identity(stack, vm)
+    response = await stack.api.post("/v1/registrations", json=_registration(token))
+    if response.status_code == 202:
+        location = response.headers["location"]
+        response = await eventually(lambda: _poll(stack, location), timeout=90)
+    managed = await _register_agent(stack, response.json()["activation"])
+    key = f"{project}/{instance_from(token)}"
+    handle = stack.client.get_workflow_handle(ids.enrollment("gcp", key))
+    await asyncio.wait_for(handle.result(), timeout=90)
+    run_id = (await handle.describe()).run_id
+
+    engine = db.make_engine(stack.settings.database_url)
+    try:
+        with db.sessions(engine)() as session:
+            row = session.scalars(select(EnrollmentEvidenceRow).where(EnrollmentEvidenceRow.instance_key == key)).one()
+    finally:
+        engine.dispose()
+    kid = json.loads(base64.urlsafe_b64decode(token.split(".")[0] + "=="))["kid"]
+    assert (row.provider, row.key_kind, row.key_id, row.managed_instance_id) == ("gcp", "kid", kid, managed)
+    assert row.identity_sha256 == identity_digest({"token": token}) and (row.workflow_id, row.run_id) == (handle.id, run_id)
+    assert all(token.split(".")[2] not in str(getattr(row, c.key)) for c in EnrollmentEvidenceRow.__table__.c)
+    if stack.settings.database_url.startswith("sqlite"):  # the whole file, WAL included
+        store = b"".join(p.read_bytes() for p in stack.settings.state_dir.glob("estate.db*"))
+        assert store and token.encode() not in store and token.split(".")[2].encode() not in store
+
+    # The row's instance appears with ComplianceSync; its audit chain then starts with this evidence.
+    synced = await stack.api.post("/v1/admin/compliance/sync", params={"wait": "true"},
+                                  json={"accounts": [response.json()["systems_account"]]}, headers=stack.admin_headers)
+    assert synced.status_code == 200, synced.text
+    detail = (await stack.api.get(f"/v1/instances/{managed}", headers=stack.admin_headers)).json()
+    assert detail["evidence"]["key_id"] == kid and detail["evidence"]["digest"] == row.identity_sha256
+    assert detail["enrollment"] == {**detail["enrollment"], "workflow_id": handle.id, "run_id": run_id}

@@ -31,6 +31,7 @@ from contracts.enrollment import (
     AccountLookup,
 )
 from contracts.errors import ErrorType, IdentityRefused, NotReady
+from contracts.evidence import EnrollmentEvidence, RecordEvidenceResult
 from contracts.identity import VerifiedIdentity
 from contracts.models import ActivityName, VerifyIdentityInput, VmMetadata, VmMetadataInput
 from contracts.providers import Provider
@@ -43,6 +44,8 @@ class Vm:
     instance_id: str
     labels: dict[str, str] = field(default_factory=lambda: {"rackspace-addon-patching": "true"})
     refuse_with: ErrorType | None = None
+    #: What the verifier reports about the key that signed (VerifiedIdentity.evidence).
+    evidence: dict[str, str] = field(default_factory=lambda: {"kid": "kid-fake", "alg": "RS256"})
 
 
 @dataclass
@@ -62,6 +65,7 @@ class FakeClouds:
     calls: Counter = field(default_factory=Counter)
     activations: dict[str, ActivationRequest] = field(default_factory=dict)
     deleted_activations: list[str] = field(default_factory=list)
+    evidence: list[EnrollmentEvidence] = field(default_factory=list)  # what EnrollVm recorded, in order
     _polls: Counter = field(default_factory=Counter)
 
     def link(self, provider: Provider, cloud_account: str, customer: str = "acme", **kw) -> None:
@@ -82,6 +86,7 @@ class FakeClouds:
         return VerifiedIdentity(
             provider=vm.provider, cloud_account=vm.cloud_account, instance_id=vm.instance_id,
             issued_at=datetime(2026, 11, 26, tzinfo=UTC), instance_name=f"vm-{vm.instance_id}", region="us-east1-b",
+            evidence=dict(vm.evidence),
         )
 
     @activity.defn(name=ActivityName.READ_VM_METADATA)
@@ -199,6 +204,12 @@ class FakeClouds:
             if managed.instance_id == inp.instance_id:
                 managed.tags.update(inp.tags)
 
+    @activity.defn(name=ActivityName.RECORD_ENROLLMENT_EVIDENCE)
+    async def record_enrollment_evidence(self, inp: EnrollmentEvidence) -> RecordEvidenceResult:
+        self.calls["record_evidence"] += 1
+        self.evidence.append(inp)
+        return RecordEvidenceResult(created=True)
+
     def provider_activities(self) -> list:
         return [self.verify_identity, self.read_vm_metadata, self.tag_ec2_instance]
 
@@ -207,4 +218,5 @@ class FakeClouds:
             self.get_link, self.find_systems_account, self.submit_create_account, self.poll_create_account,
             self.tag_systems_account, self.apply_ssm_configuration, self.create_activation, self.delete_activation,
             self.find_managed_instance, self.await_managed_instance, self.tag_managed_instance,
+            self.record_enrollment_evidence,
         ]

@@ -1,7 +1,8 @@
 """Checked-in histories of every workflow type replay against the current workflow code: a change
 that would break running workflows fails here. ``recorded/`` was recorded with the code as it is
 now (``python -m tests.unit.histories.record``); ``tests/unit/patching/histories`` holds older
-patch-window histories, which must keep replaying too."""
+patch-window histories and ``older/`` older runs of other workflow types (never re-recorded), which must
+keep replaying too."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ from contracts.names import WorkflowName
 from workflows.registry import ALL_WORKFLOWS
 
 UNIT = Path(__file__).parents[1]
-HISTORIES = sorted([*(UNIT / "histories" / "recorded").glob("*.json"), *(UNIT / "patching" / "histories").glob("*.json")])
+HISTORIES = sorted([*(UNIT / "histories" / "recorded").glob("*.json"), *(UNIT / "patching" / "histories").glob("*.json"),
+                    *(UNIT / "histories" / "older").glob("*.json")])
 
 
 def _load(path: Path) -> tuple[str, dict]:

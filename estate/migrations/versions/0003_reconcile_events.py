@@ -1,7 +1,7 @@
 """reconcile events: what each reconcile run did, with its evidence (issue 11)
 
-Revision ID: 0002_reconcile_events
-Revises: 0001
+Revision ID: 0003_reconcile_events
+Revises: 0002_enrollment_evidence
 Create Date: 2026-11-30
 """
 
@@ -11,8 +11,8 @@ from alembic import op
 import sqlalchemy as sa
 
 
-revision = '0002_reconcile_events'
-down_revision = '0001'
+revision = '0003_reconcile_events'
+down_revision = '0002_enrollment_evidence'
 branch_labels = None
 depends_on = None
 
