@@ -156,7 +156,8 @@ class PatchingActivities:
         row.failed = int(state.get("FailedCount", 0))
         row.pending_reboot = int(state.get("InstalledPendingRebootCount", 0))
         started = state.get("OperationStartTime")
-        this_window = inp.since is None or (started is not None and started >= inp.since)
+        # SSM's times have whole seconds; the window's start has microseconds.
+        this_window = inp.since is None or (started is not None and started >= inp.since.replace(microsecond=0))
         if row.status is InstanceStatus.SUCCEEDED and row.failed and this_window and row.operation == Operation.INSTALL.value:
             _, failed = self._ssm.patches_since(inp.account, row.instance_id, inp.since)
             names = ", ".join(p.id for p in failed[:FAILED_PATCHES_IN_REASON])

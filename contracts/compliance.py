@@ -111,6 +111,7 @@ class RecordWindowInput:
     outcome: str
     instances: list[InstanceResult] = field(default_factory=list)
     finished: datetime | None = None
+    held_os: list[str] = field(default_factory=list)  # the summary's ``held_os``: OSes only scanned for want of an early instance
 
 
 @dataclass

@@ -156,6 +156,8 @@ class WindowRunRecord:
     missing: int = 0
     failed: int = 0
     ended: datetime | None = None
+    os: str | None = None  # the instance's OS family, as the window planned it ("ubuntu")
+    held: bool = False  # only scanned: no early instance of this OS in the customer's estate
 
 
 @dataclass

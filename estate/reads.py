@@ -99,7 +99,32 @@ def compliance(session: Session, scope: Scope, group_by: list[str]) -> Complianc
             setattr(totals, name, getattr(totals, name) + getattr(counters, name))
         if row["as_of"] is not None:
             as_of = row["as_of"] if as_of is None else max(as_of, row["as_of"])
-    return ComplianceReport(as_of=as_of, group_by=list(group_by), groups=groups, totals=totals)
+    return ComplianceReport(as_of=as_of, group_by=list(group_by), groups=groups, totals=totals,
+                            held_os=held_os(session, scope))
+
+
+def held_os(session: Session, scope: Scope) -> dict[str, list[str]]:
+    """Per customer, the OS families its later rings hold: present instances whose newest
+    later-ring window run only scanned them because no early instance of that OS exists in the
+    customer's estate (Ubuntu, Debian). An instance that departs, or a later run that installs a
+    train for it, lifts the hold."""
+    newest = (
+        select(func.max(WindowRunRow.id).label("id"))
+        .where(WindowRunRow.patch_group != "early")
+        .group_by(WindowRunRow.managed_instance_id)
+        .subquery()
+    )
+    query = (
+        select(Instance.customer, WindowRunRow.os)
+        .join(WindowRunRow, WindowRunRow.managed_instance_id == Instance.managed_instance_id)
+        .join(newest, newest.c.id == WindowRunRow.id)
+        .where(*_present(scope), WindowRunRow.held.is_(True), Instance.customer.is_not(None))
+        .distinct()
+    )
+    found: dict[str, set[str]] = defaultdict(set)
+    for customer, os in session.execute(query):
+        found[customer].add(os or "unknown")
+    return {customer: sorted(oses) for customer, oses in sorted(found.items())}
 
 
 def _row(instance: Instance) -> InstanceRow:

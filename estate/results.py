@@ -57,6 +57,8 @@ class ComplianceReport:
     group_by: list[str]
     groups: list[ComplianceGroup]
     totals: Counters
+    # customer -> OS families its later rings only scanned: no early instance of that OS in its estate
+    held_os: dict[str, list[str]] = field(default_factory=dict)
 
 
 @dataclass

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
+    Boolean,
     DateTime,
     ForeignKey,
     Index,
@@ -23,6 +24,7 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
     case,
+    false,
     func,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -179,6 +181,8 @@ class WindowRunRow(Base):
     failed: Mapped[int] = mapped_column(Integer, default=0)
     ended: Mapped[datetime | None] = mapped_column(UtcDateTime)
     recorded_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    os: Mapped[str | None] = mapped_column(String(32))  # OS family as the window planned it
+    held: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())  # scanned only: no early instance of this OS
 
     __table_args__ = (
         UniqueConstraint("run_id", "managed_instance_id"),

@@ -198,7 +198,7 @@ def record_window_runs(session: Session, runs: list[WindowRunRecord]) -> int:
             session.add(row)
             have[(run.run_id, run.managed_instance_id)] = row
         for name in ("window_workflow_id", "systems_account", "patch_group", "status", "outcome",
-                     "installed", "missing", "failed", "ended"):
+                     "installed", "missing", "failed", "ended", "os", "held"):
             setattr(row, name, getattr(run, name))
         if run.managed_instance_id in instances:
             _follow_window(instances[run.managed_instance_id], run)

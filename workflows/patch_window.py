@@ -364,15 +364,16 @@ class PatchWindowWorkflow:
             WorkerRole.AWS, ActivityName.RECORD_RING_RUN,
             RecordRingRunInput(account=inp.account, record=record, summary=summary), None, options.SSM_CALL,
         )
-        await self._record_estate(inp, outcome)
+        await self._record_estate(inp, outcome, summary.held_os)
         self._set_outcome(outcome)
         workflow.upsert_memo(summary_memo(summary))
         return summary
 
-    async def _record_estate(self, inp: PatchWindowInput, outcome: WindowOutcome) -> None:
+    async def _record_estate(self, inp: PatchWindowInput, outcome: WindowOutcome, held_os: list[str]) -> None:
         """Every batch's instance results into the estate store, each instance's patch state re-read
-        from SSM, so the views are fresh right after the window. Best effort: a store outage never
-        fails the window (the next ComplianceSync brings the store up to date)."""
+        from SSM, so the views are fresh right after the window, with the OSes it held for want of an
+        early instance (the compliance view says so). Best effort: a store outage never fails the
+        window (the next ComplianceSync brings the store up to date)."""
         if not workflow.patched(ESTATE_STEP):
             return
         info = workflow.info()
@@ -380,7 +381,7 @@ class PatchWindowWorkflow:
             record = RecordWindowInput(
                 account=inp.account, window_workflow_id=info.workflow_id, run_id=info.run_id,
                 patch_group=inp.group.value, outcome=outcome.value, instances=self._results[index].instances,
-                finished=workflow.now(),
+                finished=workflow.now(), held_os=list(held_os),
             )
             try:
                 await self._calls.activity(

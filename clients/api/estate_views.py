@@ -13,6 +13,7 @@ from urllib.parse import quote
 
 from fastapi.encoders import jsonable_encoder
 
+from contracts.patching import HELD_NO_EARLY
 from estate.results import ComplianceReport, Counters, CveExposure, InstanceDetail, InstanceRow, TrendPoint
 
 #: Columns of an instance row, in the order of the JSON object and the CSV header.
@@ -31,8 +32,16 @@ def counters(value: Counters) -> dict[str, int]:
 def compliance_doc(report: ComplianceReport) -> dict[str, Any]:
     groups = [{**group.keys, **counters(group.counters)} for group in report.groups]
     return jsonable_encoder(
-        {"as_of": report.as_of, "group_by": report.group_by, "groups": groups, "totals": counters(report.totals)}
+        {"as_of": report.as_of, "group_by": report.group_by, "groups": groups, "totals": counters(report.totals),
+         "held": held_doc(report.held_os)}
     )
+
+
+def held_doc(held_os: dict[str, list[str]]) -> list[dict[str, Any]]:
+    """Per customer, the OSes its later rings hold for want of an early instance, with the note
+    the window summary and ``fleetpatch links list`` give."""
+    return [{"customer": customer, "os": oses, "note": f"{', '.join(oses)}: {HELD_NO_EARLY}"}
+            for customer, oses in sorted(held_os.items()) if oses]
 
 
 def instance_doc(row: InstanceRow) -> dict[str, Any]:

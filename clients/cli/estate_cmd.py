@@ -57,6 +57,8 @@ def compliance(
     # Never cut a number or a name: wider than the terminal, the lines run on (or use --json).
     needed = Measurement.get(console, console.options, table).minimum
     console.print(table, width=max(needed, console.width), crop=False)
+    for held in body.get("held") or []:  # later rings that only scan an OS: add an early instance of it
+        console.print(f"[yellow]{held['customer']}: {held['note']}[/yellow]", soft_wrap=True)
 
 
 @compliance_app.command("sync")

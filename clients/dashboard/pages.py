@@ -23,7 +23,7 @@ import scheduling as schedules
 from clients.api import estate_views as views
 from clients.api.estate_access import presented_token, scope_of, session, store
 from clients.api.gateway import TemporalUnavailable
-from clients.api.routes.estate import CVE, INSTANCE_ID, InstanceQuery, ui_of
+from clients.api.routes.estate import CUSTOMER, CVE, INSTANCE_ID, InstanceQuery, ui_of
 from clients.dashboard import charts, rings, signin
 from contracts.errors import FleetpatchError
 from contracts.providers import PatchGroup
@@ -140,6 +140,7 @@ def _overview_data(opened: Session, scope: Scope) -> dict[str, Any]:
         "customers": sorted({g["customer"] or "-" for g in doc["groups"]}),
         "providers": sorted({g["provider"] or "-" for g in doc["groups"]}),
         "cells": {f'{g["customer"] or "-"}|{g["provider"] or "-"}': g for g in doc["groups"]},
+        "held": {h["customer"]: h for h in doc["held"]},
     }
     return {"report": views.compliance_doc(totals), "grid": grid,
             "failing": [views.instance_doc(r) for r in failing.instances], "chart": charts.trend_chart(trend)}
@@ -226,6 +227,26 @@ async def release(request: Request, account: Annotated[str, PathParam(pattern=r"
     try:
         client = await request.app.state.gateway.client()
         await schedules.release(client, account, group, by="dashboard", reason=form.get("reason", "")[:500])
+    except schedules.WindowNotFound as err:
+        return render("message.html", status=404, title="Not released", message=err.reason)
+    except (FleetpatchError, schedules.WindowConflict) as err:
+        return render("message.html", status=409, title="Not released", message=str(err))
+    return RedirectResponse("/dashboard", status_code=303, headers=_SECURITY)
+
+
+@router.post("/customers/{customer}/windows/{group}/release")
+async def release_customer(request: Request, customer: Annotated[str, PathParam(pattern=CUSTOMER)],
+                           group: PatchGroup, scope: Scope = Depends(viewer)) -> Response:
+    """A customer-scoped ring: released in every systems account of the customer (as
+    ``POST /v1/admin/windows/customers/{customer}/{group}/release``)."""
+    form = await _form(request)
+    if not signin.csrf_ok(request, presented_token(request, cookie=True), form.get("csrf")):
+        return render("message.html", status=400, title="Not released", message="The form expired; reload the page.")
+    if not scope.admin:
+        return render("message.html", status=403, title="Forbidden", message="Only an admin releases a ring.")
+    try:
+        client = await request.app.state.gateway.client()
+        await schedules.release_customer(client, customer, group, by="dashboard", reason=form.get("reason", "")[:500])
     except schedules.WindowNotFound as err:
         return render("message.html", status=404, title="Not released", message=err.reason)
     except (FleetpatchError, schedules.WindowConflict) as err:

@@ -10,6 +10,7 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 
 import scheduling as schedules
+from scheduling.ensure import current_input
 from contracts import search_attributes as sa
 from contracts.patching import WindowOutcome, earlier_ring
 from contracts.providers import PatchGroup
@@ -31,6 +32,12 @@ class Ring:
     last_outcome: str | None
     next_run: datetime | None
     gated_by: str | None  # the earlier ring whose last run must pass (None: early is never gated)
+    ring_scope: str = "customer"  # "customer": released in every account of the customer together
+
+    @property
+    def customer_wide(self) -> bool:
+        """Held rings of a customer-scoped window are released for the whole customer."""
+        return self.ring_scope == "customer" and bool(self.customer)
 
     @property
     def held(self) -> bool:
@@ -66,4 +73,17 @@ async def rings(client: Client, scope: Scope) -> list[Ring]:
             gated_by=earlier.value if earlier else None,
         ))
     found.sort(key=lambda r: (not r.held, r.customer, r.account_id))
-    return found[:MAX_RINGS]
+    found = found[:MAX_RINGS]
+    held = [r for r in found if r.held]
+    for ring, scope_of_ring in zip(held, await asyncio.gather(*(_ring_scope(client, r) for r in held)), strict=True):
+        ring.ring_scope = scope_of_ring
+    return found
+
+
+async def _ring_scope(client: Client, ring: Ring) -> str:
+    """The window's ring scope, from the input its schedule starts runs with."""
+    try:
+        current = await current_input(client, await schedules.describe(client, ring.account_id, ring.group))
+    except (RPCError, schedules.WindowNotFound):
+        return "account"
+    return current.config.ring_scope if current is not None else "account"

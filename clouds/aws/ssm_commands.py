@@ -253,7 +253,12 @@ class SsmCommands:
         return states
 
     def patches_since(self, account: AccountRef, instance_id: str, since: datetime | None) -> tuple[list[PatchRef], list[PatchRef]]:
-        """Patches an instance reports installed (at or after ``since``) and failed."""
+        """Patches an instance reports installed (at or after ``since``) and failed.
+
+        InstalledTime has whole seconds (the package manager's install time), so ``since`` is taken
+        to its whole second: a patch installed in the very second the window opened is this
+        window's."""
+        since = since.replace(microsecond=0) if since is not None else None
         ssm = self._ssm(account)
         installed: list[PatchRef] = []
         failed: list[PatchRef] = []

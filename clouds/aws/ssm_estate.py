@@ -149,6 +149,7 @@ def window_runs(inp: RecordWindowInput, states: dict[str, dict[str, Any]]) -> li
             missing=int(state.get("MissingCount", 0)) if state else row.missing,
             failed=int(state.get("FailedCount", 0)) if state else row.failed,
             ended=state.get("OperationEndTime") if state else None,
+            os=row.os or None, held=bool(row.os) and row.os in inp.held_os,
         ))
     return runs
 

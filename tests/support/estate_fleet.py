@@ -89,6 +89,17 @@ def expected(customer: str | None = None) -> Counter:
     return totals
 
 
+def held_runs() -> list[WindowRunRecord]:
+    """acme's late Ubuntu instance was only scanned: no early Ubuntu anywhere in acme's estate
+    (no end time: the instance's counters stay as the snapshot says). globex's late Ubuntu instance
+    was held once, then a newer run installed a train for it."""
+    def run(account: int, run_id: str, held: bool) -> WindowRunRecord:
+        system = ACCOUNTS[account][0]
+        return WindowRunRecord(f"patch-window/{system}/late/{run_id}", run_id, system, "late", mid(account, 2),
+                               "Success", "succeeded", os="ubuntu", held=held)
+    return [run(0, "run-late-acme", True), run(2, "run-late-globex-1", True), run(2, "run-late-globex-2", False)]
+
+
 def seed(url: str) -> None:
     """Migrate the store at ``url`` and fill it: snapshots, one window run, two trend points."""
     db.upgrade(url)
@@ -101,6 +112,7 @@ def seed(url: str) -> None:
             writes.record_window_runs(session, [WindowRunRecord(
                 "patch-window/210000000001/early/2026-11-10", "run-w1", "210000000001", "early", mid(0, 0),
                 "Success", "succeeded", installed=3, ended=T0)])
+            writes.record_window_runs(session, held_runs())
             writes.record_aggregates(session, T0 - timedelta(days=1))
             writes.record_aggregates(session, T0)
     finally:

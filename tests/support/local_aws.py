@@ -115,7 +115,7 @@ def running_local_aws(state_dir: Path, *, create_account_delay: float, ping_time
         endpoint = f"http://127.0.0.1:{port}"
         code: int | None = None
         try:
-            deadline = time.monotonic() + 30
+            deadline = time.monotonic() + 90  # a loaded machine (the whole suite on 2 cores) starts it slowly
             while True:
                 try:
                     with urllib.request.urlopen(endpoint + "/__fleetpatch/health", timeout=1) as answer:
@@ -131,7 +131,7 @@ def running_local_aws(state_dir: Path, *, create_account_delay: float, ping_time
             killed = process.poll() is not None and process.returncode < 0
             process.terminate()
             try:
-                code = process.wait(timeout=10)
+                code = process.wait(timeout=30)  # a clean stop saves the state: slow on a loaded machine
             finally:
                 if process.poll() is None:
                     process.kill()

@@ -43,7 +43,12 @@ def bad_query(error: reads.InvalidQuery) -> JSONResponse:
     return bad_request(str(error), [{"loc": ["query", error.field], "field": error.field, "msg": str(error)}])
 
 
-@router.get("/compliance", summary="Compliance counters per group, and totals", responses=_READ)
+@router.get(
+    "/compliance", summary="Compliance counters per group, and totals", responses=_READ,
+    description="`held` lists, per customer (a customer token: its own), the OSes its later rings only scan "
+    "because no early instance of that OS exists anywhere in its estate (Ubuntu and Debian, whose baselines "
+    "cannot delay approval), with the note \"held: no early instance of this OS\": add an early instance of it.",
+)
 def compliance(
     group_by: Annotated[list[GroupKey], Query(description="repeat: customer, provider, patch_group, systems_account, os")] = [],  # noqa: B006
     scope: Scope = Depends(reader),

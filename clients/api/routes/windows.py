@@ -7,6 +7,7 @@ POST   /v1/admin/windows/{account}/{group}/resume         {"note"}
 POST   /v1/admin/windows/{account}/{group}/trigger        {"wait": bool}  202 {"workflow_id"} | 200 summary
 POST   /v1/admin/windows/{account}/{group}/backfill       {"start", "minutes"}
 POST   /v1/admin/windows/{account}/{group}/release        {"reason", "by", "earlier_run"}
+POST   /v1/admin/windows/customers/{customer}/{group}/release   {"reason", "by"}  every account of a customer
 """
 
 from __future__ import annotations
@@ -64,6 +65,14 @@ class ReleaseBody(_Strict):
     reason: str = Field(default="", max_length=500)
     by: str = Field(default="operator", max_length=100)
     earlier_run: str | None = Field(default=None, max_length=300)
+
+
+class CustomerReleaseBody(_Strict):
+    reason: str = Field(default="", max_length=500, description="why the ring may proceed (recorded)")
+    by: str = Field(default="operator", max_length=100, description="who releases it")
+
+
+Customer = Annotated[str, Path(pattern=CUSTOMER, description="the customer, as its links name it", examples=["acme"])]
 
 
 async def _client(request: Request) -> Client:
@@ -151,6 +160,29 @@ async def release(request: Request, account: Account, group: Group, body: Releas
     body = body or ReleaseBody()
     return await _answer(schedules.release(await _client(request), account, group, by=body.by, reason=body.reason,
                                            earlier_run=body.earlier_run))
+
+
+@router.post(
+    "/customers/{customer}/{group}/release", operation_id="releaseCustomerWindows",
+    summary="Release a ring held by its promotion gate in every systems account of a customer",
+    description="Each held run of the ring proceeds; each window of the ring without one records a release of "
+    "the earlier ring's last runs of the whole customer, which its next run honours (the same as "
+    "`fleetpatch windows release --customer`). The answer says, per systems account, which was done. "
+    "404 when the customer has no window of this ring.",
+    responses=_ERRORS,
+)
+async def release_customer(request: Request, customer: Customer, group: Group,
+                           body: CustomerReleaseBody | None = None) -> JSONResponse:
+    body = body or CustomerReleaseBody()
+    client = await _client(request)
+
+    async def go() -> dict[str, Any]:
+        done = await schedules.release_customer(client, customer, group, by=body.by, reason=body.reason)
+        return {"customer": customer, "group": group.value,
+                "accounts": [{"account_id": account, "kind": result.kind, "workflow_id": result.workflow_id}
+                             for account, result in sorted(done.items())]}
+
+    return await _answer(go())
 
 
 async def _ok(operation: Any) -> dict[str, str]:

@@ -137,6 +137,15 @@ def test_window_results_reach_the_store(local_aws, aws_settings, aws_sessions, s
         assert [(w.run_id, w.status) for w in detail.windows] == [("run-w1", "succeeded")]
         untouched = reads.instance_detail(session, Scope.everything(), ubuntu.instance_id)
         assert untouched.instance.installed == 3 and [w.status for w in untouched.windows] == ["not-dispatched"]
+        assert reads.held_os(session, Scope.everything()) == {}
+    # A later ring only scanned Ubuntu (no early Ubuntu anywhere): the compliance view says so.
+    env.run(acts.record_window_results, RecordWindowInput(
+        account=target.account, window_workflow_id=f"patch-window/{target.account.account_id}/on-time",
+        run_id="run-w2", patch_group="on-time", outcome="succeeded", finished=datetime.now(UTC), held_os=["ubuntu"],
+        instances=[InstanceResult(ubuntu.instance_id, "ubuntu", InstanceStatus.SUCCEEDED, operation="Scan"),
+                   InstanceResult(windows.instance_id, "windows", InstanceStatus.SUCCEEDED, operation="Install")]))
+    with store() as session:
+        assert reads.held_os(session, Scope.everything()) == {"acme": ["ubuntu"]}
 
 
 def test_list_sync_accounts(local_aws, aws_settings, aws_sessions, store) -> None:

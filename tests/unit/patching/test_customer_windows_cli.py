@@ -116,6 +116,45 @@ async def test_trigger_wait_json_reports_the_customer_train_and_release_covers_e
     assert both.exit_code == 2 and "exactly one of --account and --customer" in both.output
 
 
+async def test_admin_api_releases_a_ring_in_every_account_of_a_customer(
+    dev_env: WorkflowEnvironment, queue_prefix: str
+) -> None:
+    """``POST /v1/admin/windows/customers/{customer}/{group}/release``: what ``windows release
+    --customer`` does, validated (400 naming the field), 404 for a customer without the ring."""
+    customer = f"umbrella {uuid.uuid4().hex[:6]}"  # a space: customers may have one
+    refs = await _customer(dev_env.client, queue_prefix, customer)
+    app = create_app(Settings(api=ApiSettings(admin_token=SecretStr(TOKEN))), TemporalGateway.for_client(dev_env.client))
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    path = f"/v1/admin/windows/customers/{customer}/on-time/release"
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as http:
+        assert (await http.post(path, json={})).status_code == 401
+        for _ in range(50):  # visibility is eventually consistent
+            released = await http.post(path, json={"reason": "early ring checked by hand", "by": "ops"}, headers=auth)
+            if released.status_code != 404:
+                break
+            await asyncio.sleep(0.2)
+        assert released.status_code == 200, released.text
+        # No earlier run yet in either account: each on-time window records the release ("none").
+        assert released.json() == {"customer": customer, "group": "on-time", "accounts": [
+            {"account_id": ref.account_id, "kind": "recorded", "workflow_id": "none"}
+            for ref in sorted(refs, key=lambda r: r.account_id)]}
+        for ref in refs:
+            assert (await schedules.show(dev_env.client, ref.account_id, PatchGroup.ON_TIME)).gate_releases == ["none"]
+
+        early = await http.post(f"/v1/admin/windows/customers/{customer}/early/release", headers=auth)
+        assert early.status_code == 409 and "never gated" in early.json()["reason"]
+        unknown = await http.post(f"/v1/admin/windows/customers/nobody-{uuid.uuid4().hex[:6]}/late/release", headers=auth)
+        assert unknown.status_code == 404
+        for bad, field in ((f"/v1/admin/windows/customers/-{customer}/late/release", "customer"),
+                           (f"/v1/admin/windows/customers/{customer}/sometime/release", "group")):
+            answer = await http.post(bad, headers=auth)
+            assert answer.status_code == 400 and answer.json()["field"] == field, answer.text
+        extra = await http.post(path, json={"earlier_run": "x"}, headers=auth)
+        assert extra.status_code == 400 and extra.json()["field"] == "earlier_run", extra.text
+        spec = (await http.get("/openapi.json")).json()["paths"]["/v1/admin/windows/customers/{customer}/{group}/release"]
+        assert spec["post"]["operationId"] == "releaseCustomerWindows" and "404" in spec["post"]["responses"]
+
+
 @workflow.defn(name=WorkflowName.LINK_ADMIN, sandboxed=False)
 class _Links:
     links: list[TenantLink] = []

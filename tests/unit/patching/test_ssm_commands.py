@@ -130,6 +130,19 @@ def test_patch_states_and_patches_installed_since(local_aws, account_ssm, sessio
     assert failed == [PatchRef("curl.amd64", "curl.amd64:7.81.0-1ubuntu1.16")]
 
 
+def test_a_patch_installed_in_the_second_the_window_opened_counts(local_aws, account_ssm, sessions, systems_account) -> None:
+    """InstalledTime has whole seconds; the window's start has microseconds. An install in the very
+    second the window opened (a fast window: an early train of one VM) is this window's, not an
+    older one (it once left the train empty now and then)."""
+    agent = _agents(local_aws, account_ssm, "early", UBUNTU, 1)[0]
+    opened = datetime.now(UTC).replace(microsecond=700_000)
+    items = [_item("openssl.amd64", "openssl.amd64:3.0.2-0ubuntu1.15", "Installed", opened.replace(microsecond=900_000)),
+             _item("bash.amd64", "bash.amd64:5.1-6ubuntu1", "Installed", opened - timedelta(seconds=1))]
+    agent.put_compliance_items("Patch", items, opened)
+    installed, _ = _commands(sessions).patches_since(systems_account, agent.instance_id, opened)
+    assert installed == [PatchRef("openssl.amd64", "openssl.amd64:3.0.2-0ubuntu1.15")]
+
+
 def test_throttling_maps_to_aws_throttled(local_aws, account_ssm, sessions, systems_account, no_faults) -> None:
     agent = _agents(local_aws, account_ssm, "early", UBUNTU, 1)[0]
     local_aws.control("/__fleetpatch/faults", "POST", {"service": "ssm", "action": "SendCommand", "throttle_rate": 1.0})

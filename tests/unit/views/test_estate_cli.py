@@ -61,6 +61,15 @@ def test_compliance_json_and_table(cli) -> None:
     assert bad.exit_code == 1 and "group_by" in bad.output
 
 
+def test_compliance_says_which_oses_a_customers_later_rings_hold(cli, customer_tokens) -> None:
+    table = cli("compliance", "--by", "customer")
+    assert table.exit_code == 0 and "acme: ubuntu: held: no early instance of this OS" in table.stdout
+    assert "globex: " not in table.stdout
+    assert json.loads(cli("compliance", "--json").stdout)["held"][0]["customer"] == "acme"
+    theirs = cli("compliance", env={"FLEETPATCH_TOKEN": customer_tokens["globex"]})
+    assert theirs.exit_code == 0 and "held:" not in theirs.stdout
+
+
 def test_instances_list_csv_show_and_cve(cli) -> None:
     rows = list(csv.DictReader(io.StringIO(cli("instances", "list", "--csv", "--limit", "7").stdout)))
     assert len(rows) == estate_fleet.expected()["instances"]  # every page, one header

@@ -27,6 +27,17 @@ def test_compliance_totals_and_groups_match_the_store(api) -> None:
     assert body["as_of"].startswith("2026-11-10T02:00")
 
 
+def test_compliance_names_the_oses_a_customers_later_rings_hold(api, customer_tokens) -> None:
+    """acme's late Ubuntu instance was only scanned (no early Ubuntu); globex's was, then a newer
+    run installed its train: only acme is held, and a customer token sees its own hold only."""
+    note = {"customer": "acme", "os": ["ubuntu"], "note": "ubuntu: held: no early instance of this OS"}
+    for query in ([], [("group_by", "customer")]):
+        assert api.get("/v1/compliance", params=query, headers=bearer(ADMIN)).json()["held"] == [note]
+    assert api.get("/v1/compliance", headers=bearer(customer_tokens["acme"])).json()["held"] == [note]
+    assert api.get("/v1/compliance", headers=bearer(customer_tokens["globex"])).json()["held"] == []
+    assert api.get("/v1/compliance", headers=bearer(customer_tokens["initech"])).json()["held"] == []
+
+
 @pytest.mark.parametrize(("params", "field"), [
     ({"group_by": "colour"}, "group_by.0"),
     ({"group_by": "customer; drop table"}, "group_by.0"),

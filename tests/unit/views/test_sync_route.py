@@ -94,3 +94,10 @@ async def test_dashboard_release_goes_through_the_windows_release_path(dev_env, 
         csrf = await sign_in(customer_tokens["acme"])
         refused = await web.post("/dashboard/windows/210000000001/on-time/release", data={"csrf": csrf})
         assert refused.status_code == 403
+        refused = await web.post("/dashboard/customers/acme/windows/on-time/release", data={"csrf": csrf})
+        assert refused.status_code == 403
+        csrf = await sign_in(ADMIN)  # a customer-scoped ring: released in every account of the customer
+        forged = await web.post("/dashboard/customers/acme/windows/on-time/release", data={"csrf": "x"})
+        assert forged.status_code == 400
+        missing = await web.post("/dashboard/customers/acme/windows/on-time/release", data={"csrf": csrf})
+        assert missing.status_code == 404 and "of customer acme" in missing.text
