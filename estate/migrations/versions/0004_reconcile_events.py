@@ -1,7 +1,7 @@
 """reconcile events: what each reconcile run did, with its evidence (issue 11)
 
-Revision ID: 0003_reconcile_events
-Revises: 0002_enrollment_evidence
+Revision ID: 0004_reconcile_events
+Revises: 0003_window_held_os
 Create Date: 2026-11-30
 """
 
@@ -11,8 +11,8 @@ from alembic import op
 import sqlalchemy as sa
 
 
-revision = '0003_reconcile_events'
-down_revision = '0002_enrollment_evidence'
+revision = '0004_reconcile_events'
+down_revision = '0003_window_held_os'
 branch_labels = None
 depends_on = None
 
