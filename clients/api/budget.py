@@ -21,6 +21,7 @@ from temporalio.client import WorkflowFailureError
 
 from clients.api.errors import error_response, status_for
 from contracts import taskqueues
+from contracts.errors import ErrorType
 from contracts.failures import business_failure
 from contracts.providers import WorkerRole
 
@@ -29,6 +30,10 @@ T = TypeVar("T")
 #: Workflow ids an operation id may name: only the admin API's own runs can be polled.
 OPERATION_PREFIXES = ("links/", "reenroll/", "patch-window/")
 OPERATION_ID = r"^[A-Za-z0-9_-]{4,400}$"
+#: What a failure type means to an admin where it differs from what it means to a VM: a cloud
+#: account that is not linked refuses a VM (403) but is, to an admin, one fleetpatch does not know
+#: (404; 403 is what a token that may not call the route gets).
+ADMIN_STATUSES = {ErrorType.TENANT_NOT_LINKED.value: 404}
 #: Share of the budget kept for what follows the wait (rendering, a link's window refresh), at most 1 s.
 _MARGIN_SHARE, _MARGIN_MAX = 0.1, 1.0
 
@@ -86,15 +91,16 @@ def admin_failure(err: WorkflowFailureError, fallback: str) -> JSONResponse:
     found = business_failure(err)
     if found is None:
         return error_response(fallback, str(err.cause or err), 502)
-    status = status_for(found.type)
+    status = ADMIN_STATUSES.get(found.type) or status_for(found.type)
     return error_response(found.type, found.message, 409 if status == 401 else status)
 
 
 def failure(err: WorkflowFailureError) -> JSONResponse:
+    """A failed admin workflow's answer: its business failure (``ADMIN_STATUSES`` first)."""
     found = business_failure(err)
     if found is None:
         return error_response("WorkflowFailed", str(err.cause or err), 502)
-    return error_response(found.type, found.message)
+    return error_response(found.type, found.message, ADMIN_STATUSES.get(found.type))
 
 
 async def run_within_budget(

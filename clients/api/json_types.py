@@ -33,6 +33,11 @@ def _text(value: Any) -> Any:
     return value
 
 
-JsonInt = Annotated[int, BeforeValidator(_integer)]
-JsonNumber = Annotated[float, BeforeValidator(_number)]
+#: A JSON integer or number with bounds: ``Annotated[int, Field(ge=0, le=6), INTEGER]``. The bounds
+#: come before the validator: after it (``Annotated[JsonInt, Field(ge=0)]``) pydantic writes them
+#: into the document as ``ge``/``le``, which are no JSON Schema keywords (clients ignore them).
+INTEGER = BeforeValidator(_integer)
+NUMBER = BeforeValidator(_number)
+JsonInt = Annotated[int, INTEGER]
+JsonNumber = Annotated[float, NUMBER]
 JsonDateTime = Annotated[AwareDatetime, BeforeValidator(_text)]

@@ -27,6 +27,16 @@ def links_to(status: int, **links: dict[str, Any]) -> dict[str, Any]:
     return {"responses": {str(status): {"links": links}}}
 
 
+def polled(extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``openapi_extra`` (merged into ``extra``) for an admin mutation whose ``202`` leads to
+    ``getOperation``: the answer's ``operation_id`` is the id to poll (its ``Location`` says the same)."""
+    merged: dict[str, Any] = {**(extra or {})}
+    responses = merged["responses"] = {**merged.get("responses", {})}
+    responses["202"] = {**responses.get("202", {}), "links": {"getOperation": {
+        "operationId": "getOperation", "parameters": {"operation_id": "$response.body#/operation_id"}}}}
+    return merged
+
+
 def budget_note(setting: str, default: str) -> str:
     return (
         f"Answers within its budget (`{setting}`, default {default}) with the result, or `202` with a "

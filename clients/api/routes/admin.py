@@ -17,7 +17,7 @@ from clients.api.budget import OPERATION_ID, failure, pending, run_within_budget
 from clients.api.errors import error_response, error_responses
 from clients.api.gateway import TemporalUnavailable
 from clients.api.link_input import ANY_ACCOUNT, CUSTOMER
-from clients.api.openapi import budget_note
+from clients.api.openapi import budget_note, polled
 from contracts import search_attributes as sa
 from contracts.enrollment import EnrollmentState, ReenrollInput, ReenrollResult
 from contracts.names import WorkflowName
@@ -82,6 +82,7 @@ class ReenrollBody(BaseModel):
     summary="Allow an enrolled VM to enrol again (lifts trust on first use)",
     description=budget_note("FLEETPATCH_API__ADMIN_BUDGET", "10 s"),
     responses={202: {"description": "still running; poll Location"}, **error_responses(404, 409, *_ADMIN_ERRORS)},
+    openapi_extra=polled(),
 )
 async def allow_reenrollment(body: ReenrollBody, request: Request) -> JSONResponse:
     inp = ReenrollInput(provider=body.provider, instance_key=body.instance_key, region=body.region,

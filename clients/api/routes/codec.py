@@ -9,6 +9,7 @@ configured UI origins (CORS, ``FLEETPATCH_CODEC__UI_ORIGINS``).
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
@@ -26,10 +27,16 @@ from config.temporal import payload_codec
 MAX_BODY = 4 * 1024 * 1024
 router = APIRouter(prefix="/codec", tags=["codec"], dependencies=[Depends(require_admin)])
 
+#: Temporal's JSON form of a payload's bytes: base64, either alphabet, padding optional.
+B64 = r"^(?:[A-Za-z0-9+/_-]{4})*(?:[A-Za-z0-9+/_-]{2}(?:==)?|[A-Za-z0-9+/_-]{3}=?)?$"
+_BYTES = {"type": "string", "pattern": B64}
+_PAYLOAD = {"type": "object", "additionalProperties": False, "properties": {
+    "metadata": {"type": "object", "additionalProperties": _BYTES}, "data": _BYTES}}
 _BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": {
-    "type": "object", "required": ["payloads"],
-    "properties": {"payloads": {"type": "array", "items": {"type": "object"}}},
+    "type": "object", "required": ["payloads"], "additionalProperties": False,
+    "properties": {"payloads": {"type": "array", "items": _PAYLOAD}},
 }}}}}
+_SHAPE = "payloads: send {\"payloads\": [{\"metadata\": {name: base64}, \"data\": base64}]}"
 
 
 def install(app: FastAPI, settings: Settings) -> None:
@@ -65,11 +72,11 @@ async def _apply(request: Request, operation: Any) -> JSONResponse:
         return error_response("PayloadTooLarge", f"payloads: over {MAX_BODY} bytes", 413)
     try:
         document = json.loads(body or b"null")
-        if not isinstance(document, dict) or not isinstance(document.get("payloads"), list):
+        if not _well_formed(document):
             raise ValueError
         payloads = json_format.ParseDict(document, Payloads())
     except (ValueError, json_format.ParseError):
-        return error_response("BadRequest", "payloads: send {\"payloads\": [Temporal payloads]}", 400)
+        return error_response("BadRequest", _SHAPE, 400)
     try:
         result = await operation(codec, list(payloads.payloads))
     except CodecError as err:
@@ -77,3 +84,18 @@ async def _apply(request: Request, operation: Any) -> JSONResponse:
     answer = json_format.MessageToDict(Payloads(payloads=result))
     answer.setdefault("payloads", [])
     return JSONResponse(answer)
+
+
+def _well_formed(document: Any) -> bool:
+    """The body as the document describes it, exactly (protobuf's parser alone is laxer about base64)."""
+    if not isinstance(document, dict) or set(document) != {"payloads"} or not isinstance(document["payloads"], list):
+        return False
+    return all(_payload_ok(payload) for payload in document["payloads"])
+
+
+def _payload_ok(payload: Any) -> bool:
+    if not isinstance(payload, dict) or set(payload) - {"metadata", "data"}:
+        return False
+    metadata = payload.get("metadata", {})
+    values = [*metadata.values(), payload.get("data", "")] if isinstance(metadata, dict) else [None]
+    return all(isinstance(value, str) and re.fullmatch(B64, value) for value in values)

@@ -91,9 +91,9 @@ class InstanceQuery:
         include_departed: bool = False,
         failing_first: bool = False,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-        cursor: Annotated[str | None, Query(max_length=512, description=(
-            "opaque: the `next_cursor` of the previous page of the same listing (same filters); "
-            "any other value is a 400 naming `cursor`"))] = None,
+        cursor: Annotated[str | None, Query(pattern=reads.CURSOR, description=(
+            "the `next_cursor` of the previous page (with the same filters): the position after its last "
+            "row, which carries the listing's order (`{rank}.{id}` continues the failing-first order)"))] = None,
     ) -> None:
         self.filters = InstanceFilters(
             customer=customer, provider=provider, patch_group=patch_group.value if patch_group else None,

@@ -16,7 +16,7 @@ from clients.api.auth import require_admin
 from clients.api.budget import run_within_budget
 from clients.api.errors import error_response, error_responses
 from clients.api.link_input import ACCOUNT_EXAMPLES, ACCOUNT_FORMATS, ANY_ACCOUNT, CUSTOMER, LinkBody
-from clients.api.openapi import budget_note, links_to
+from clients.api.openapi import budget_note, links_to, polled
 from clients.api.routes import reconcile as reconcile_routes
 from contracts import ids
 from contracts.enrollment import AccountRef, LinkCommand, LinkCommandResult, LinkKey, SystemsAccount, TenantLink
@@ -77,8 +77,8 @@ def _not_linked(provider: Provider, cloud_account: str) -> JSONResponse:
     summary="Link a customer cloud account (nothing enrolls unless linked); again to change it",
     responses={201: {"description": "linked"}, 202: {"description": "still running; poll Location"},
                **error_responses(*_ADMIN_ERRORS)},
-    openapi_extra=links_to(201, getLink={"operationId": "getLink", "parameters": _ONE_LINK},
-                           removeLink={"operationId": "removeLink", "parameters": _ONE_LINK}),
+    openapi_extra=polled(links_to(201, getLink={"operationId": "getLink", "parameters": _ONE_LINK},
+                                  removeLink={"operationId": "removeLink", "parameters": _ONE_LINK})),
 )
 async def add_link(body: Annotated[LinkBody, Body()], request: Request) -> JSONResponse:
     link = body.to_link()
@@ -166,6 +166,7 @@ async def get_link(provider: ProviderPath, cloud_account: AccountPath, request: 
     "/links/{provider}/{cloud_account}", operation_id="removeLink", description=_BUDGET,
     summary="Unlink a cloud account: its VMs can no longer enroll",
     responses={202: {"description": "still running; poll Location"}, **error_responses(404, *_ADMIN_ERRORS)},
+    openapi_extra=polled(),
 )
 async def remove_link(provider: ProviderPath, cloud_account: AccountPath, request: Request) -> JSONResponse:
     key = _key(provider, cloud_account)

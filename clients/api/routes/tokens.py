@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from clients.api.auth import require_admin
 from clients.api.errors import error_response, error_responses
 from clients.api.estate_access import store
+from clients.api.openapi import links_to
 from clients.api.routes.estate import CUSTOMER
 from estate import db, tokens
 
@@ -34,22 +35,25 @@ class IssueBody(BaseModel):
     label: str = Field(default="", max_length=200)
 
 
-@router.post("", summary="Issue a read-only token for one customer", status_code=201, responses=error_responses(401, 403))
+@router.post("", summary="Issue a read-only token for one customer", status_code=201, operation_id="issueToken",
+             responses=error_responses(401, 403),
+             openapi_extra=links_to(201, revokeToken={"operationId": "revokeToken", "parameters": {"token_id": "$response.body#/id"}}))
 def issue(request: Request, body: IssueBody) -> JSONResponse:
     with db.transaction(store(request)) as opened:
         token_id, token = tokens.issue(opened, body.customer, body.label)
     return JSONResponse({"id": token_id, "token": token, "customer": body.customer, "label": body.label}, 201)
 
 
-@router.get("", summary="Every read token (ids, customers, labels, dates; never the token)",
-            responses=error_responses(401, 403))
+@router.get("", summary="Every read token (ids, customers, labels, dates; never the token)", operation_id="listTokens",
+            responses=error_responses(401, 403),
+            openapi_extra=links_to(200, revokeToken={"operationId": "revokeToken", "parameters": {"token_id": "$response.body#/tokens/0/id"}}))
 def list_tokens(request: Request) -> JSONResponse:
     with db.transaction(store(request)) as opened:
         listed = tokens.list_tokens(opened)
     return JSONResponse({"tokens": jsonable_encoder(listed)})
 
 
-@router.delete("/{token_id}", summary="Revoke a token", responses=error_responses(401, 403, 404))
+@router.delete("/{token_id}", summary="Revoke a token", operation_id="revokeToken", responses=error_responses(401, 403, 404))
 def revoke(request: Request, token_id: Annotated[str, Path(pattern=TOKEN_ID)]) -> JSONResponse:
     with db.transaction(store(request)) as opened:
         done = tokens.revoke(opened, token_id)

@@ -28,7 +28,7 @@ from clients.api.budget import Deadline, pending
 from clients.api.errors import error_response, error_responses
 from clients.api.json_types import JsonBool, JsonDateTime, JsonInt
 from clients.api.link_input import CUSTOMER
-from clients.api.openapi import budget_note, links_to
+from clients.api.openapi import budget_note, links_to, polled
 from contracts.errors import FleetpatchError
 from contracts.providers import PatchGroup
 
@@ -126,6 +126,7 @@ async def resume(request: Request, account: Account, group: Group, body: NoteBod
     summary="Open a window now (optionally wait for its summary)",
     description=budget_note("FLEETPATCH_API__ADMIN_BUDGET", "10 s") + " With `wait`, the budget bounds the wait.",
     responses={202: {"description": "started; poll Location for its summary"}, **_ERRORS},
+    openapi_extra=polled(),
 )
 async def trigger(request: Request, account: Account, group: Group, body: TriggerBody | None = None) -> JSONResponse:
     deadline = Deadline.of(request)

@@ -4,6 +4,7 @@ starts, the OpenAPI document states the same rules, and admin mutations answer w
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from datetime import timedelta
 from typing import Any
@@ -21,7 +22,7 @@ from clients.api.app import create_app
 from clients.api.gateway import TemporalGateway
 from config.settings import ApiSettings, Settings
 from contracts import taskqueues
-from contracts.enrollment import LinkCommand, LinkCommandResult
+from contracts.enrollment import LinkCommand, LinkCommandResult, ReenrollInput, ReenrollResult
 from contracts.names import WorkflowName
 from contracts.providers import WorkerRole
 
@@ -124,7 +125,30 @@ def test_the_document_states_the_rules_the_api_enforces() -> None:
     unlink = document["paths"]["/v1/admin/links/{provider}/{cloud_account}"]["delete"]["parameters"]
     assert {p["name"]: p["schema"] for p in unlink}["cloud_account"]["pattern"]
     assert schemas["AwsLink"]["properties"]["cloud_account"]["pattern"] == "^[0-9]{12}$"
-    assert "Europe/London" in schemas["TimeZone"]["enum"]
+    time_zone = schemas["GcpLink"]["properties"]["time_zone"]
+    assert re.fullmatch(time_zone["pattern"], "Europe/London") and re.fullmatch(time_zone["pattern"], "Etc/GMT+1")
+    assert not re.fullmatch(time_zone["pattern"], "Mars/Olympus")
+
+
+def test_the_document_speaks_json_schema_only() -> None:
+    """Bounds as ``minimum``/``maximum``: pydantic's own ``ge``/``le`` (which it writes when the bounds
+    sit on a validator's wrapper) mean nothing to a client or to schemathesis."""
+    stray: list[str] = []
+
+    def walk(node: Any, where: str) -> None:
+        if isinstance(node, dict):
+            stray.extend(f"{where}/{key}" for key in ("ge", "le", "gt", "lt") if key in node)
+            for key, value in node.items():
+                walk(value, f"{where}/{key}")
+        elif isinstance(node, list):
+            for index, value in enumerate(node):
+                walk(value, f"{where}/{index}")
+
+    document = _document()
+    walk(document, "")
+    assert stray == []
+    overrides = document["components"]["schemas"]["WindowOverrides"]["properties"]
+    assert overrides["hour"]["anyOf"][0] == {"type": "integer", "minimum": 0, "maximum": 23}
 
 
 def test_lists_link_to_the_routes_that_read_their_items() -> None:
@@ -164,7 +188,7 @@ async def test_admin_calls_answer_within_budget_or_202_and_failures_at_once(dev_
     ):
         began = time.monotonic()
         failed = await api.delete("/v1/admin/links/aws/111122223333", headers=AUTH)
-        assert failed.status_code == 403 and failed.json()["error"] == "TenantNotLinked"
+        assert failed.status_code == 404 and failed.json()["error"] == "TenantNotLinked"  # to an admin: unknown
         assert time.monotonic() - began < 3
         began = time.monotonic()
         slow = await api.get("/v1/admin/links", headers=AUTH)
@@ -195,3 +219,29 @@ async def test_a_failing_temporal_call_is_503_not_500() -> None:
     async with _api(broken) as api:
         response = await api.get("/v1/admin/windows", headers=AUTH)
     assert response.status_code == 503 and response.json()["error"] == "TemporalUnavailable"
+
+
+@workflow.defn(name=WorkflowName.ALLOW_REENROLLMENT)
+class _NotLinkedReenrollment:
+    @workflow.run
+    async def run(self, inp: ReenrollInput) -> ReenrollResult:
+        raise ApplicationError(f"{inp.provider.value} account is not linked", type="TenantNotLinked", non_retryable=True)
+
+
+async def test_reenrolling_a_vm_of_an_unlinked_account_is_404_not_a_token_refusal(
+    dev_env: WorkflowEnvironment, queue_prefix: str
+) -> None:
+    """403 is what a token that may not call the route gets; an admin naming an unknown VM gets 404."""
+    settings = Settings(api=ApiSettings(admin_token=SecretStr(TOKEN)), task_queue_prefix=queue_prefix)
+    app = create_app(settings, TemporalGateway.for_client(dev_env.client))
+    queue = taskqueues.for_role(WorkerRole.ORCHESTRATOR, queue_prefix)
+    async with (
+        Worker(dev_env.client, task_queue=queue, workflows=[_NotLinkedReenrollment], workflow_runner=UnsandboxedWorkflowRunner()),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as api,
+    ):
+        response = await api.post("/v1/admin/enrollments/reenroll", headers=AUTH,
+                                   json={"provider": "gcp", "instance_key": "nobody-linked/1234"})
+    assert response.status_code == 404, response.text
+    assert response.json()["error"] == "TenantNotLinked"
+    declared = _document()["paths"]["/v1/admin/enrollments/reenroll"]["post"]["responses"]
+    assert "404" in declared

@@ -72,7 +72,12 @@ async def test_cors_preflight_for_the_ui_origin_only() -> None:
     assert posted.headers["access-control-allow-origin"] == UI
 
 
-@pytest.mark.parametrize("body", [b"", b"[]", b'{"payloads": 3}', b'{"payloads": [{"metadata": 5}]}', b"\xff"])
+@pytest.mark.parametrize("body", [
+    b"", b"[]", b'{"payloads": 3}', b'{"payloads": [{"metadata": 5}]}', b"\xff",
+    # what the document forbids, the API refuses too: other properties, bytes that are not base64
+    b'{"payloads": [], "x": 1}', b'{"payloads": [{"data": "e30", "kind": 1}]}', b'{"payloads": [{"data": "A"}]}',
+    b'{"payloads": [{"data": "e3*0"}]}', b'{"payloads": [{"metadata": {"encoding": 7}}]}',
+])
 async def test_bad_bodies_are_a_400_naming_the_field(body: bytes) -> None:
     async with _api() as api:
         answer = await api.post("/codec/decode", content=body, headers={**AUTH, "Content-Type": "application/json"})

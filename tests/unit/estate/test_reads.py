@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from datetime import UTC, datetime
 
 import pytest
@@ -88,6 +90,17 @@ def test_keyset_pages_cover_everything_once_in_order(loaded, failing_first) -> N
         assert ids == sorted(ids)
 
 
+def test_a_cursor_carries_its_order(loaded) -> None:
+    """The next page continues the listing the cursor came from, whatever ``failing_first`` says now."""
+    first = reads.list_instances(loaded, ADMIN, InstanceFilters(failing_first=True), limit=7)
+    assert first.next_cursor and re.fullmatch(reads.CURSOR, first.next_cursor)
+    again = reads.list_instances(loaded, ADMIN, InstanceFilters(failing_first=True), limit=7, cursor=first.next_cursor)
+    plain = reads.list_instances(loaded, ADMIN, InstanceFilters(), limit=7, cursor=first.next_cursor)
+    assert [r.managed_instance_id for r in plain.instances] == [r.managed_instance_id for r in again.instances]
+    by_id = reads.list_instances(loaded, ADMIN, InstanceFilters(), limit=7)
+    assert by_id.next_cursor == by_id.instances[-1].managed_instance_id
+
+
 def test_filters_combine(loaded) -> None:
     def ids(scope: Scope, **kw: object) -> list[str]:
         return [r.managed_instance_id for r in reads.list_instances(loaded, scope, InstanceFilters(**kw)).instances]
@@ -100,8 +113,8 @@ def test_filters_combine(loaded) -> None:
 
 
 @pytest.mark.parametrize(("kwargs", "field"), [
-    ({"limit": 0}, "limit"), ({"limit": 1001}, "limit"), ({"cursor": "not-a-cursor"}, "cursor"),
-    ({"cursor": "eyJvIjoiZmFpbGluZyIsImsiOlsxLCJtaS0xIl19"}, "cursor"),  # a failing-first cursor on the id order
+    ({"limit": 0}, "limit"), ({"limit": 1001}, "limit"), ({"cursor": "not a cursor"}, "cursor"),
+    ({"cursor": "1.2.mi-1"}, "cursor"), ({"cursor": "eyJvIjoiaWQiLCJrIjpbIm1pLTEiXX0="}, "cursor"),
     ({"filters": InstanceFilters(compliance="bad")}, "compliance"),
     ({"filters": InstanceFilters(cve="log4shell")}, "cve"),
 ])
