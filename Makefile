@@ -6,6 +6,7 @@ PYTHON  ?= python3
 PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 
 .PHONY: run test schemathesis chaos install system-deps vcsim bench clean
 
@@ -39,8 +40,8 @@ system-deps:
 vcsim: install
 	@if [ -x scripts/build-vcsim.sh ]; then scripts/build-vcsim.sh; fi
 
-bench: install
-	$(PY) -m benchmarks
+bench: install vcsim
+	$(PY) -m benchmarks $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

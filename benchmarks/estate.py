@@ -74,3 +74,16 @@ def run(kind: str, instances: int = 10_000, accounts: int = 200, repeat: int = 9
         engine.dispose()
         rows.extend((name, ms, "") for name, ms in estate_http.run(url, customer_of(0, 20), repeat))
     return rows
+
+
+def figures(results, instances: int, which: str) -> None:  # noqa: ANN001 - a benchmarks.figures.Results
+    """p5: the HTTP summary and first page as an admin; with ``both``, the slower database's."""
+    compliance, page = "HTTP /v1/compliance by customer, provider (admin)", "HTTP /v1/instances, first page of 100 (admin)"
+    measured: dict[str, dict[str, float]] = {}
+    for kind in ("sqlite", "postgresql") if which == "both" else (which,):
+        measured[kind] = {name: round(ms, 1) for name, ms, _ in run(kind, instances=instances)}
+    results.set("p5_compliance_ms", max(rows[compliance] for rows in measured.values()))
+    results.set("p5_instances_page_ms", max(rows[page] for rows in measured.values()))
+    results.conditions["p5"] = (f"{instances:,} instances over 200 systems accounts on {', '.join(measured)};"
+                                " median of 9, through the whole app in process (auth, query, JSON)")
+    results.details["p5"] = measured

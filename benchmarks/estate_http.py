@@ -4,6 +4,7 @@ lookup, query, JSON). Requests go in process over ASGI (no socket), so the numbe
 
 from __future__ import annotations
 
+import secrets
 import statistics
 import tempfile
 import time
@@ -13,10 +14,21 @@ from fastapi.testclient import TestClient
 
 from clients.api.app import create_app
 from clients.api.gateway import TemporalGateway
+from config.secrets import weakness
 from config.settings import Settings
 from estate import db, tokens
 
-ADMIN = "bench-admin-token"
+
+
+def _strong_token() -> str:
+    """A random admin token that start-up accepts (never short, never a placeholder by chance)."""
+    while True:
+        value = secrets.token_urlsafe(32)
+        if weakness(value) is None:
+            return value
+
+
+ADMIN = _strong_token()
 
 
 async def _no_temporal():  # noqa: ANN202 - the reads need no Temporal

@@ -11,7 +11,7 @@ from datetime import timedelta
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from config.settings import Settings
+from config.settings import Settings, WorkerTuning
 from contracts import taskqueues
 from contracts.providers import WorkerRole
 from workers.interceptors import ErrorMappingInterceptor
@@ -28,8 +28,10 @@ def make_worker(client: Client, role: WorkerRole, settings: Settings) -> tuple[W
 def _make(client: Client, role: WorkerRole, settings: Settings) -> tuple[Worker, concurrent.futures.Executor | None, WorkerParts]:
     queue = taskqueues.for_role(role, settings.task_queue_prefix)
     parts = build(role, settings, queue, client)
+    tuning = getattr(settings.worker, role.value)
+    threads = tuning.sync_threads or parts.sync_threads
     executor = (
-        concurrent.futures.ThreadPoolExecutor(max_workers=parts.sync_threads, thread_name_prefix=f"{role}-act")
+        concurrent.futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix=f"{role}-act")
         if parts.sync_threads
         else None
     )
@@ -41,8 +43,21 @@ def _make(client: Client, role: WorkerRole, settings: Settings) -> tuple[Worker,
         activity_executor=executor,
         interceptors=[ErrorMappingInterceptor()],
         graceful_shutdown_timeout=timedelta(seconds=20),
+        **worker_options(tuning),
     )
     return worker, executor, parts
+
+
+def worker_options(tuning: WorkerTuning) -> dict[str, int]:
+    """The Worker keyword arguments a role's tuning sets (the SDK's defaults for the rest)."""
+    options = {
+        "max_concurrent_workflow_tasks": tuning.max_concurrent_workflow_tasks,
+        "max_concurrent_activities": tuning.max_concurrent_activities,
+        "max_concurrent_workflow_task_polls": tuning.workflow_task_polls,
+        "max_concurrent_activity_task_polls": tuning.activity_task_polls,
+        "max_cached_workflows": tuning.max_cached_workflows,
+    }
+    return {name: value for name, value in options.items() if value is not None}
 
 
 async def _on_start(role: WorkerRole, parts: WorkerParts) -> None:

@@ -120,6 +120,8 @@ def temporal_spec(settings: Settings) -> ServiceSpec:
         "--ui-codec-endpoint", f"{api_url(settings)}/codec",
         *search_attributes.dev_server_flags(),
     ]
+    for pragma in settings.local.temporal_sqlite_pragmas:
+        argv += ["--sqlite-pragma", pragma]
     return ServiceSpec(
         name="temporal",
         argv=argv,

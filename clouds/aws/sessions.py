@@ -8,12 +8,14 @@ The endpoint URL comes from settings, so local runs use the local AWS by configu
 from __future__ import annotations
 
 import threading
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
+import botocore.session
 from botocore.config import Config
 
 from clouds.aws.errors import aws_call
@@ -45,6 +47,9 @@ class AssumedRoles:
         self._clock = clock
         self._cache: dict[tuple[str, str | None], _Cached] = {}
         self._lock = threading.Lock()
+        # Every session shares one loader: the service models (megabytes each) are read once per
+        # process, not once per assumed role.
+        self._loader = botocore.session.get_session().get_component("data_loader")
 
     def session(
         self, sts: Callable[[], Any], role_arn: str, external_id: str | None = None
@@ -60,11 +65,14 @@ class AssumedRoles:
         if external_id:
             kwargs["ExternalId"] = external_id
         creds = sts().assume_role(**kwargs)["Credentials"]
+        core = botocore.session.get_session()
+        core.register_component("data_loader", self._loader)
         session = boto3.session.Session(
             aws_access_key_id=creds["AccessKeyId"],
             aws_secret_access_key=creds["SecretAccessKey"],
             aws_session_token=creds["SessionToken"],
             region_name=self._region,
+            botocore_session=core,
         )
         expires = creds["Expiration"]
         expires = expires if expires.tzinfo else expires.replace(tzinfo=UTC)
@@ -74,23 +82,35 @@ class AssumedRoles:
 
 
 class AwsSessions:
+    """Clients of the management account and of assumed roles. A client is made once per
+    (session, service, region) and reused (botocore clients are thread-safe; making one costs
+    more CPU than most calls, and sessions must not make clients from several threads at once):
+    a session whose credentials were refreshed is a new session, and the old one's clients go
+    with it."""
+
     def __init__(self, settings: AwsSettings, base: boto3.session.Session | None = None) -> None:
         self._settings = settings
         self._base = base or boto3.session.Session(region_name=settings.region)
         self._roles = AssumedRoles(session_name="fleetpatch", region=settings.region)
         self._config = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5, read_timeout=30)
+        self._clients: weakref.WeakKeyDictionary[boto3.session.Session, dict[tuple[str, str], Any]] = (
+            weakref.WeakKeyDictionary())
+        self._clients_lock = threading.Lock()
 
     @property
     def region(self) -> str:
         return self._settings.region
 
     def client(self, service: str, session: boto3.session.Session | None = None, region: str | None = None) -> Any:
-        return (session or self._base).client(
-            service,
-            region_name=region or self._settings.region,
-            endpoint_url=self._settings.endpoint_url,
-            config=self._config,
-        )
+        session = session or self._base
+        key = (service, region or self._settings.region)
+        with self._clients_lock:
+            made = self._clients.setdefault(session, {})
+            if key not in made:
+                made[key] = session.client(
+                    service, region_name=key[1], endpoint_url=self._settings.endpoint_url, config=self._config
+                )
+            return made[key]
 
     def management(self, service: str) -> Any:
         return self.client(service)

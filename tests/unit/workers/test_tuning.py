@@ -1,0 +1,31 @@
+"""Performance knobs are configuration: worker options per role, the dev server's SQLite pragmas."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from clients.local.services import temporal_spec
+from config.settings import Settings, WorkerTuning
+from workers.runner import worker_options
+
+
+def test_worker_options_per_role_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FLEETPATCH_WORKER__ORCHESTRATOR__WORKFLOW_TASK_POLLS", "4")
+    monkeypatch.setenv("FLEETPATCH_WORKER__ORCHESTRATOR__MAX_CACHED_WORKFLOWS", "2000")
+    monkeypatch.setenv("FLEETPATCH_WORKER__AWS__MAX_CONCURRENT_ACTIVITIES", "16")
+    settings = Settings()
+    assert worker_options(settings.worker.orchestrator) == {
+        "max_concurrent_workflow_task_polls": 4, "max_cached_workflows": 2000}
+    assert worker_options(settings.worker.aws) == {"max_concurrent_activities": 16}
+    assert worker_options(settings.worker.gcp) == {}  # unset: the SDK's defaults
+    with pytest.raises(ValueError):
+        WorkerTuning(workflow_task_polls=0)
+
+
+def test_the_dev_server_gets_its_sqlite_pragmas(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    argv = temporal_spec(Settings(state_dir=tmp_path)).argv
+    assert [argv[i + 1] for i, a in enumerate(argv) if a == "--sqlite-pragma"] == ["journal_mode=wal", "synchronous=normal"]
+    monkeypatch.setenv("FLEETPATCH_LOCAL__TEMPORAL_SQLITE_PRAGMAS", "[]")  # SQLite's own defaults
+    assert "--sqlite-pragma" not in temporal_spec(Settings(state_dir=tmp_path)).argv
