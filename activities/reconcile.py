@@ -1,10 +1,12 @@
 """Reconcile activities (aws worker): list a systems account's managed instances and pending
-activations for one cloud account, and apply one reconcile action. Each is idempotent: an
-instance already deregistered or an activation already deleted is a success."""
+activations for one cloud account, apply one reconcile action, and record a run's actions in the
+estate store. Each is idempotent: an instance already deregistered or an activation already
+deleted is a success; recording a run again rewrites the same rows."""
 
 from __future__ import annotations
 
 from botocore.exceptions import ClientError
+from sqlalchemy.orm import Session, sessionmaker
 from temporalio import activity
 
 from clouds.aws.errors import error_code
@@ -13,18 +15,30 @@ from clouds.aws.ssm_agents import SsmAgents
 from config.settings import AwsSettings
 from contracts.errors import ErrorType, FleetpatchError
 from contracts.models import ActivityName
-from contracts.reconcile import ActionKind, ApplyActionInput, ListManagedInput, ListManagedResult
+from contracts.reconcile import ActionKind, ApplyActionInput, ListManagedInput, ListManagedResult, RecordReconcileInput
+from estate import reconcile_events
+from estate.db import transaction
 
 #: What SSM answers for an instance that is no longer there.
 _GONE = ("InvalidInstanceId", "InvalidResourceId")
 
 
 class ReconcileActivities:
-    def __init__(self, settings: AwsSettings, sessions: AwsSessions | None = None) -> None:
+    def __init__(self, settings: AwsSettings, sessions: AwsSessions | None = None,
+                 store: sessionmaker[Session] | None = None) -> None:
         self._agents = SsmAgents(sessions or AwsSessions(settings))
+        self._store = store  # the estate store (the aws worker's); None: nothing is recorded
 
     def all(self) -> list:
-        return [self.list_managed_nodes, self.apply_reconcile_action]
+        return [self.list_managed_nodes, self.apply_reconcile_action, self.record_reconcile_actions]
+
+    @activity.defn(name=ActivityName.RECORD_RECONCILE_ACTIONS)
+    def record_reconcile_actions(self, inp: RecordReconcileInput) -> int:
+        """A run's actions, with their evidence, into the estate store (one transaction)."""
+        if self._store is None:
+            raise FleetpatchError(ErrorType.CONFIGURATION_INVALID, "this worker has no estate store")
+        with transaction(self._store) as session:
+            return reconcile_events.record(session, inp)
 
     @activity.defn(name=ActivityName.LIST_MANAGED_NODES)
     def list_managed_nodes(self, inp: ListManagedInput) -> ListManagedResult:

@@ -1,4 +1,5 @@
-"""vCenter activities (vmware worker): verify fleetpatch-issued tokens against the live VM."""
+"""vCenter activities (vmware worker): verify fleetpatch-issued tokens against the live VM (inside
+the link's folder or resource pool, when it has one), issue and rotate them, replace a used one."""
 
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ class VmwareActivities:
             public_keys=inp.vcenter_public_keys,
             settings=self._settings,
             now=datetime.now(UTC),
+            scope=inp.vcenter_scope,
         )
 
     @activity.defn(name=ActivityName.READ_VM_METADATA)
@@ -42,7 +44,7 @@ class VmwareActivities:
 
     @activity.defn(name=ActivityName.LIST_CLOUD_VMS)
     def list_cloud_vms(self, inp: ListCloudVmsInput) -> ListCloudVmsResult:
-        return ListCloudVmsResult(vms=factory.list_vms(self._settings, inp.cloud_account))
+        return ListCloudVmsResult(vms=factory.list_vms(self._settings, inp.cloud_account, scope=inp.scope))
 
     def _signing_key(self, vcenter_id: str) -> str:
         configured = self._settings.vcenters.get(vcenter_id)
@@ -57,6 +59,7 @@ class VmwareActivities:
             issued, kept = client.ensure_tokens(
                 inp.vcenter_id, inp.customer, private_pem, public_keys=inp.public_keys, label_name=inp.patching_label,
                 now=datetime.now(UTC), ttl=self._settings.token_ttl, renew_before=self._settings.token_renew_before,
+                scope=inp.scope,
             )
         return VcenterTokensResult(issued=[f"{name} ({uuid})" for name, uuid in issued], kept=kept)
 

@@ -66,6 +66,11 @@ class AwsSettings(BaseModel):
     # Cadence of the AWS-UpdateSSMAgent association in every systems account (a State Manager
     # schedule expression: rate(...) or cron(...)).
     agent_update_schedule: Annotated[str, Field(pattern=r"^(rate|cron)\(.+\)$")] = "rate(14 days)"
+    # Where startup scripts download the SSM agent when a VM has none ({region}: ``region``):
+    # debian_{arch}/amazon-ssm-agent.deb, linux_{arch}/amazon-ssm-agent.rpm and
+    # windows_amd64/AmazonSSMAgentSetup.exe, each with its SHA-256 published beside it
+    # (``<package>.sha256``); a package without one, or that does not match it, is not installed.
+    agent_download_url: str = "https://s3.{region}.amazonaws.com/amazon-ssm-{region}/latest"
     activation_expiry: Duration = timedelta(hours=24)
     agent_online_timeout: Duration = timedelta(minutes=30)
     links_parameter_prefix: str = "/fleetpatch/links"

@@ -49,6 +49,9 @@ class TenantLink:
     external_id: str | None = None  # aws: ExternalId for that role, if the customer set one
     vcenter_public_keys: list[str] = field(default_factory=list)  # vmware: PEM, newest first
     windows: dict[str, Any] = field(default_factory=dict)  # patch-window overrides per group
+    # vmware: a folder or resource pool (inventory path, e.g. "DC0/vm/acme") when the vCenter is
+    # shared by several customers: tokens go only to VMs inside it, and only they enroll.
+    vcenter_scope: str | None = None
     # Session Manager: the systems account's nodes accept sessions (advanced tier, logged to S3)
     remote_access: bool = False
 

@@ -29,6 +29,7 @@ class ErrorType(StrEnum):
     IDENTITY_TOKEN_MISMATCH = "IdentityTokenMismatch"
     IDENTITY_INSTANCE_MISMATCH = "IdentityInstanceMismatch"
     IDENTITY_VCENTER_UNKNOWN = "IdentityVCenterUnknown"
+    IDENTITY_OUT_OF_SCOPE = "IdentityOutOfScope"  # vmware: the VM is outside the link's folder/pool
 
     # The VM and its cloud account.
     INSTANCE_NOT_FOUND = "InstanceNotFound"

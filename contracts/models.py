@@ -63,6 +63,7 @@ class ActivityName:
     # aws worker: reconcile
     LIST_MANAGED_NODES = "list_managed_nodes"
     APPLY_RECONCILE_ACTION = "apply_reconcile_action"
+    RECORD_RECONCILE_ACTIONS = "record_reconcile_actions"  # into the estate store
 
     # aws worker: the estate store (ComplianceSync, and PatchWindow's last step)
     LIST_SYNC_ACCOUNTS = "list_sync_accounts"
@@ -135,6 +136,7 @@ class VerifyIdentityInput:
     identity: dict[str, Any]
     nonce: str | None = None  # azure: the server-issued nonce the VM asked IMDS to sign
     vcenter_public_keys: list[str] = field(default_factory=list)  # vmware: PEM keys from the link
+    vcenter_scope: str | None = None  # vmware: the link's folder or resource pool, if any
 
 
 @dataclass

@@ -7,6 +7,7 @@ Fields are only ever added (with defaults): running histories hold these shapes.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 
 from contracts.enrollment import AccountRef
@@ -62,6 +63,7 @@ class ListCloudVmsInput:
     role_arn: str | None = None  # aws: the link's cross-account role
     external_id: str | None = None
     regions: list[str] = field(default_factory=list)  # aws: where to look; empty: the worker's own
+    scope: str | None = None  # vmware: the link's folder or resource pool (only its VMs are the link's)
 
 
 @dataclass
@@ -137,3 +139,17 @@ class ReconcileResult:
     #: dry run, offboarding or before anything enrolled) and the window schedules brought up to date.
     configuration_version: int | None = None
     windows_ensured: list[str] = field(default_factory=list)
+
+
+@dataclass
+class RecordReconcileInput:
+    """One run's actions, into the estate store (aws worker): what was done, with its evidence."""
+
+    provider: Provider
+    cloud_account: str
+    customer: str
+    systems_account: str | None
+    workflow_id: str
+    run_id: str
+    at: datetime  # workflow.now() when the run recorded them
+    actions: list[ReconcileAction] = field(default_factory=list)

@@ -14,6 +14,7 @@ class VcenterTokensInput:
     public_keys: list[str] = field(default_factory=list)  # the link's: a token they do not verify is replaced
     patching_label: str = "rackspace-addon-patching"
     queue_prefix: str = ""
+    scope: str | None = None  # the link's folder or resource pool: only VMs inside it get tokens
 
 
 @dataclass

@@ -53,7 +53,7 @@ def _aws(settings: Settings, client: Client) -> WorkerParts:
     return WorkerParts(
         activities=AwsActivities(settings.aws, sealing_key=sealing).all()
         + PatchingActivities(settings.aws, settings.patching).all()
-        + ReconcileActivities(settings.aws).all()
+        + ReconcileActivities(settings.aws, store=store).all()
         + ComplianceActivities(settings.aws, store).all()
         + EvidenceActivities(store).all()
         + RemoteAccessActivities(settings.aws, settings.patching).all(),

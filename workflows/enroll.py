@@ -196,6 +196,7 @@ class EnrollVmWorkflow:
             # require the verified token to name that same vCenter below.
             link = await steps.link(claimed_account)
             verify.vcenter_public_keys = link.vcenter_public_keys
+            verify.vcenter_scope = link.vcenter_scope  # a shared vCenter: only VMs in its folder/pool
         identity = await steps.on_provider(ActivityName.VERIFY_IDENTITY, verify, VerifiedIdentity)
         self._verified_at = workflow.now()
         if identity.instance_id != claimed_instance or (identity.cloud_account and identity.cloud_account != claimed_account):

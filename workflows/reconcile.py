@@ -3,7 +3,7 @@
 Named steps: the link -> the systems account -> the cloud's VMs (its own worker, its own SDK)
 -> the managed instances and pending activations (aws worker) -> the plan
 (``workflows.reconcile_plan``, pure) -> apply each action (unless a dry run), each with its
-evidence in the result -> bring the account's SSM configuration and window schedules up to this
+evidence in the result and in the estate store (aws worker) -> bring the account's SSM configuration and window schedules up to this
 release (configuration drift), with no re-link. Run hourly by the schedule ``reconcile/{provider}/{cloud account}`` and
 on demand (``fleetpatch reconcile``, ``POST /v1/admin/reconcile``).
 """
@@ -44,15 +44,20 @@ with workflow.unsafe.imports_passed_through():
         ListManagedInput,
         ListManagedResult,
         ReconcileAction,
+        RecordReconcileInput,
         ReconcileInput,
         ReconcileResult,
     )
     from workflows.calls import Calls
-    from workflows.options import AWS_CONTROL, CLOUD_LIST, CLOUD_READ
+    from workflows.options import AWS_CONTROL, CLOUD_LIST, CLOUD_READ, ESTATE_WRITE
     from workflows.reconcile_plan import EC2_FLEETPATCH_TAGS, only_key, plan_ec2, plan_hybrid, plan_offboard
     from workflows.patch_schedules import ensure_windows
     from workflows.shared import application_error, upsert
     from workflows.ssm_configuration import SsmConfigurationWorkflow
+
+
+#: Runs started before this release record nothing in the estate store (their histories replay).
+RECORDS_ACTIONS = "reconcile-records-actions"
 
 
 @workflow.defn(name=WorkflowName.RECONCILE)
@@ -65,7 +70,8 @@ class ReconcileWorkflow:
         upsert(sa.CUSTOMER.value_set(link.customer))
         account = await self._systems_account(calls, inp, link)
         listing = ListCloudVmsInput(
-            provider=inp.provider, cloud_account=inp.cloud_account, role_arn=link.role_arn, external_id=link.external_id
+            provider=inp.provider, cloud_account=inp.cloud_account, role_arn=link.role_arn, external_id=link.external_id,
+            scope=link.vcenter_scope,
         )
         vms = await calls.activity(PROVIDER_ROLE[inp.provider], ActivityName.LIST_CLOUD_VMS, listing, ListCloudVmsResult, CLOUD_LIST)
         result = ReconcileResult(
@@ -80,6 +86,8 @@ class ReconcileWorkflow:
         if not inp.dry_run:
             for action in result.actions:
                 await self._apply(calls, inp, link, account, action)
+            if result.actions and workflow.patched(RECORDS_ACTIONS):
+                await _record(calls, inp, link, result)
             if account is not None and not inp.offboard and _configured(inp, vms.vms):
                 await _bring_up_to_date(calls, inp, link, account, result)
         return result
@@ -145,6 +153,17 @@ def _plan(inp: ReconcileInput, link: TenantLink, vms: list[VmMetadata], managed:
     if ec2:
         return plan_ec2(inp.cloud_account, vms, inp.policy, group)
     return plan_hybrid(inp.cloud_account, vms, managed.nodes, managed.activations, inp.policy, group)
+
+
+async def _record(calls: Calls, inp: ReconcileInput, link: TenantLink, result: ReconcileResult) -> None:
+    """Every action, applied, failed or reported, with its evidence, into the estate store."""
+    info = workflow.info()
+    run = RecordReconcileInput(
+        provider=inp.provider, cloud_account=inp.cloud_account, customer=link.customer,
+        systems_account=result.systems_account, workflow_id=info.workflow_id, run_id=info.run_id,
+        at=workflow.now(), actions=result.actions,
+    )
+    await calls.activity(WorkerRole.AWS, ActivityName.RECORD_RECONCILE_ACTIONS, run, int, ESTATE_WRITE)
 
 
 def _configured(inp: ReconcileInput, vms: list[VmMetadata]) -> bool:

@@ -36,6 +36,8 @@ _ED25519_PEM = r"-----BEGIN PUBLIC KEY-----\r?\nMCowBQYDK2VwAyEA[A-Za-z0-9+/]{42
 _P256_PEM = (r"-----BEGIN PUBLIC KEY-----\r?\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE[A-Za-z0-9+/]{28}\r?\n"
              r"[A-Za-z0-9+/]{57}[AQgw]==\r?\n-----END PUBLIC KEY-----")
 PUBLIC_KEY_PEM = rf"^(?:{_ED25519_PEM}|{_P256_PEM})\r?\n?$"
+#: A vCenter inventory path: names separated by '/', none empty (a folder or resource pool).
+INVENTORY_PATH = r"^[A-Za-z0-9_.-][A-Za-z0-9 _.-]{0,79}(?:/[A-Za-z0-9_.-][A-Za-z0-9 _.-]{0,79}){0,15}$"
 _CONCURRENCY = r"^(?:[1-9][0-9]{0,5}|[1-9][0-9]?%|100%)$"  # >= 1, or 1%-100%
 _ERRORS = r"^(?:[0-9]|[1-9][0-9]{1,5}|[0-9]%|[1-9][0-9]%|100%)$"  # >= 0, or 0%-100%
 
@@ -166,6 +168,11 @@ class VmwareLink(_Link):
     cloud_account: Annotated[str, StringConstraints(pattern=ACCOUNT_FORMATS[Provider.VMWARE])]
     vcenter_public_keys: list[Annotated[str, StringConstraints(pattern=PUBLIC_KEY_PEM)]] = Field(
         min_length=1, max_length=4, description="PEM public keys (Ed25519 or P-256) the vCenter's tokens are signed with"
+    )
+    vcenter_scope: Annotated[str, StringConstraints(max_length=255, pattern=INVENTORY_PATH)] | None = Field(
+        default=None, examples=["DC0/vm/acme"],
+        description="a vCenter shared by several customers: this customer's folder or resource pool (inventory path, "
+        "e.g. DC0/vm/acme or DC0/host/C0/Resources/acme); tokens go only to VMs inside it, and only they enroll",
     )
 
     @field_validator("vcenter_public_keys")

@@ -62,13 +62,17 @@ def _settled(http: httpx.Client, response: httpx.Response, patience: float = 600
     return response
 
 
+def answer(http: httpx.Client, first: httpx.Response) -> dict[str, Any]:
+    """The JSON result of an admin call, following a 202 (past the API's budget) to its end."""
+    body = checked(_settled(http, first))
+    # A polled operation answers {"state": "completed", "result": ...}: give the result.
+    return body["result"] if first.status_code == 202 and body.get("state") == "completed" else body
+
+
 def call(settings: Settings, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
     with admin_client(settings) as http:
         try:
-            first = http.request(method, path, **kwargs)
-            body = checked(_settled(http, first))
-            # A polled operation answers {"state": "completed", "result": ...}: give the result.
-            return body["result"] if first.status_code == 202 and body.get("state") == "completed" else body
+            return answer(http, http.request(method, path, **kwargs))
         except httpx.HTTPError as err:
             err_console.print(f"[red]cannot reach the API: {err}[/red]")
             raise typer.Exit(2) from err

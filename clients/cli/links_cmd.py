@@ -29,6 +29,10 @@ def add(
     public_key: list[Path] = typer.Option(
         [], "--public-key", exists=True, dir_okay=False, help="vmware: PEM public key(s) the vCenter's tokens are signed with."
     ),
+    folder: str | None = typer.Option(
+        None, "--folder", help="vmware: the customer's folder or resource pool (inventory path, e.g. DC0/vm/acme) "
+        "in a vCenter shared by several customers: only VMs inside it get tokens and enroll.",
+    ),
     remote_access: bool = typer.Option(
         False, "--remote-access", help="Allow Session Manager sessions (advanced tier, sessions logged to S3)."
     ),
@@ -57,6 +61,8 @@ def add(
         body["external_id"] = external_id
     if public_key:
         body["vcenter_public_keys"] = [p.read_text() for p in public_key]
+    if folder:
+        body["vcenter_scope"] = folder
     if remote_access:
         body["remote_access"] = True
     if window:

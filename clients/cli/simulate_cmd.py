@@ -19,7 +19,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from clients.cli.api_client import admin_client, checked
+from clients.cli.api_client import admin_client, answer, checked
 from clients.cli.common import console, err_console
 from config.settings import Settings
 
@@ -50,13 +50,13 @@ def link_customers(settings: Settings, links: list[dict[str, Any]]) -> tuple[int
     """Link every demo cloud account that is not linked yet; (newly linked, already linked)."""
     with admin_client(settings) as api:
         try:
-            existing = checked(api.get("/v1/admin/links"))["links"]
+            existing = answer(api, api.get("/v1/admin/links"))["links"]  # a loaded API may answer 202 first
             known = {(link["provider"], str(link["cloud_account"]).lower()) for link in existing}
             added = 0
             for link in links:
                 if (link["provider"], str(link["cloud_account"]).lower()) in known:
                     continue
-                checked(api.post("/v1/admin/links", json=link))
+                answer(api, api.post("/v1/admin/links", json=link))
                 added += 1
         except httpx.HTTPError as err:
             err_console.print(f"[red]cannot reach the API: {err}[/red]")
@@ -128,6 +128,9 @@ def simulate(
         None, help="Seconds each SSM command takes on these VMs (default: the fleet's)."),
     failure_rate: float | None = typer.Option(
         None, min=0.0, max=1.0, help="Share of SSM commands that fail on these VMs."),
+    agent: bool | None = typer.Option(
+        None, "--agent/--without-agent", help="Boot every VM with an SSM agent, or every Linux VM outside EC2 "
+        "without one (its startup script installs it); default: every sixth boots without one."),
 ) -> None:
     """Boot simulated VMs over four clouds; they run the real startup script and enroll."""
     settings = Settings()
@@ -141,6 +144,8 @@ def simulate(
             body["command_duration"] = command_duration
         if failure_rate is not None:
             body["failure_rate"] = failure_rate
+        if agent is not None:
+            body["without_agent"] = not agent
         booted = _fleet(fleet, "POST", "/vms", json=body)["vms"]
         result = watch(fleet, {v["name"] for v in booted}, timeout)
     console.print(summary(result))

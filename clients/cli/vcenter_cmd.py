@@ -30,6 +30,9 @@ def issue_tokens(
     customer: str | None = typer.Option(
         None, "--customer", help="Customer the tokens name (default: the vCenter's setting)."
     ),
+    folder: str | None = typer.Option(
+        None, "--folder", help="Only VMs inside this folder or resource pool (the link's --folder)."
+    ),
 ) -> None:
     """Write a fresh identity token to every VM whose patching custom attribute is true."""
     from clouds.vmware.vsphere import VcenterEndpoint, VsphereClient  # pyvmomi: the vmware extra only
@@ -63,6 +66,7 @@ def issue_tokens(
                 label_name=settings.labels.patching,
                 now=datetime.now(UTC),
                 ttl=settings.vmware.token_ttl,
+                scope=folder,
             )
     except FleetpatchError as err:
         err_console.print(f"[red]{err.type.value}: {err.reason}[/red]")

@@ -23,7 +23,9 @@ __all__ = ["ScriptOs", "media_type", "render", "script_name", "template"]
 
 ScriptOs = Literal["linux", "windows"]
 
-_PLACEHOLDERS = ("@@PROVIDER@@", "@@API_URL@@", "@@AUDIENCE@@")
+_PLACEHOLDERS = ("@@PROVIDER@@", "@@API_URL@@", "@@AUDIENCE@@", "@@AGENT_URL@@")
+#: AWS's own SSM agent download location for a region (settings ``aws.agent_download_url``).
+DEFAULT_AGENT_URL = "https://s3.{region}.amazonaws.com/amazon-ssm-{region}/latest"
 #: What a baked-in URL may contain: RFC 3986 characters without quotes, '$', '`', '\\', ';'...
 _SAFE_URL = re.compile(r"^https?://[A-Za-z0-9._~:/?#\[\]@!&()*+,=%-]{1,2000}$")
 _FORBIDDEN = set("'\"$`\\;\n\r")
@@ -50,16 +52,19 @@ def _checked_url(what: str, value: str) -> str:
     return value
 
 
-def render(provider: Provider | str, os: str, api_url: str, audience: str) -> str:
+def render(provider: Provider | str, os: str, api_url: str, audience: str, agent_url: str | None = None) -> str:
     """The startup script for ``provider`` on ``os`` (``windows`` or anything else for Linux).
 
     ``api_url`` is the API's public base URL (e.g. ``https://fleetpatch.example``) and
-    ``audience`` the GCP identity-token audience the API verifies (settings ``gcp.audience``).
+    ``audience`` the GCP identity-token audience the API verifies (settings ``gcp.audience``);
+    ``agent_url`` the SSM agent download location the script installs a missing agent from
+    (default: AWS's own for us-east-1).
     Raises ``ValueError`` for an unknown provider or a URL unsafe to bake in.
     """
     chosen = Provider(provider)  # ValueError for anything else
+    agent = agent_url or DEFAULT_AGENT_URL.replace("{region}", "us-east-1")
     values = (chosen.value, _checked_url("api_url", api_url.rstrip("/")),
-              _checked_url("audience", audience))
+              _checked_url("audience", audience), _checked_url("agent_url", agent.rstrip("/")))
     text = template(os)
     for placeholder, value in zip(_PLACEHOLDERS, values, strict=True):
         text = text.replace(placeholder, value)

@@ -1,12 +1,15 @@
 # fleetpatch startup script for Windows VMs (Windows PowerShell 5.1 and PowerShell 7).
 #
-# Reads this VM's signed identity from its cloud's metadata service, registers it with the
-# fleetpatch API, then registers and starts the AWS SSM agent with the activation the API
-# returns (EC2: the agent is already installed and only has to run).
+# Installs the AWS SSM agent when it is missing (windows_amd64/AmazonSSMAgentSetup.exe from the
+# region's agent download location baked in below, checked against the SHA-256 published beside
+# it, <package>.sha256: a package whose checksum is missing or differs is never run). Then reads
+# this VM's signed identity from its cloud's metadata service, registers it with the fleetpatch
+# API, and registers and starts the agent with the activation the API returns (EC2: the agent
+# only has to run).
 #
 # Served by the fleetpatch API at GET /v1/startup/{provider}?os=windows; the API fills in the
 # values below. Environment overrides (local runs only; none is needed in a real cloud):
-#   FLEETPATCH_API_URL, FLEETPATCH_METADATA_URL, FLEETPATCH_HOSTNAME,
+#   FLEETPATCH_API_URL, FLEETPATCH_METADATA_URL, FLEETPATCH_HOSTNAME, FLEETPATCH_AGENT_URL,
 #   FLEETPATCH_MAX_ATTEMPTS, FLEETPATCH_RETRY_BASE, FLEETPATCH_RETRY_CAP (seconds),
 #   FLEETPATCH_RETRY_DEADLINE (give up after this many seconds in all; default 3600)
 # Every API call (challenge, registration, polling) is retried with backoff through an API
@@ -20,6 +23,7 @@ Set-StrictMode -Version 3.0
 $Provider = '@@PROVIDER@@'
 $ApiUrl = if ($env:FLEETPATCH_API_URL) { $env:FLEETPATCH_API_URL } else { '@@API_URL@@' }
 $Audience = '@@AUDIENCE@@'
+$AgentUrl = if ($env:FLEETPATCH_AGENT_URL) { $env:FLEETPATCH_AGENT_URL } else { '@@AGENT_URL@@' }
 $MaxAttempts = if ($env:FLEETPATCH_MAX_ATTEMPTS) { [int]$env:FLEETPATCH_MAX_ATTEMPTS } else { 40 }
 $RetryBase = if ($env:FLEETPATCH_RETRY_BASE) { [double]$env:FLEETPATCH_RETRY_BASE } else { 2.0 }
 $RetryCap = if ($env:FLEETPATCH_RETRY_CAP) { [double]$env:FLEETPATCH_RETRY_CAP } else { 300.0 }
@@ -151,6 +155,33 @@ function Get-RegistrationBody {
     return ($body | ConvertTo-Json -Depth 10 -Compress)
 }
 
+# The SSM agent, when missing: the installer for this architecture, run only when its SHA-256
+# matches the checksum published beside it.
+function Install-Agent {
+    if ((Test-Path $AgentExe) -and (Get-Service -Name $AgentService -ErrorAction SilentlyContinue)) { return }
+    if (-not [Environment]::Is64BitOperatingSystem) { Stop-Script 1 'the SSM agent is not installed and has no 32-bit package' }
+    $path = 'windows_amd64/AmazonSSMAgentSetup.exe'
+    $work = Join-Path ([IO.Path]::GetTempPath()) ("fleetpatch-" + [guid]::NewGuid().ToString('N'))
+    New-Item -ItemType Directory -Path $work | Out-Null
+    $file = Join-Path $work 'AmazonSSMAgentSetup.exe'
+    Write-Log "the SSM agent is not installed: downloading $AgentUrl/$path"
+    try {
+        Invoke-WebRequest -Uri "$AgentUrl/$path" -OutFile $file -UseBasicParsing -TimeoutSec 600
+        $published = (Invoke-WebRequest -Uri "$AgentUrl/$path.sha256" -UseBasicParsing -TimeoutSec 60).Content
+    } catch { Stop-Script 1 "could not download the SSM agent package or its checksum: $($_.Exception.Message)" }
+    if ($published -is [byte[]]) { $published = [Text.Encoding]::ASCII.GetString($published) }
+    $expected = ([string]$published).Trim().Split(' ')[0].ToLowerInvariant()
+    if ($expected -notmatch '^[0-9a-f]{64}$') { Stop-Script 1 "refusing to install the SSM agent: $path.sha256 holds no SHA-256 checksum" }
+    $actual = (Get-FileHash -Algorithm SHA256 -Path $file).Hash.ToLowerInvariant()
+    if ($actual -ne $expected) {
+        Stop-Script 1 "refusing to install the SSM agent: $path does not match its published SHA-256 (expected $expected, got $actual)"
+    }
+    $setup = Start-Process -FilePath $file -ArgumentList @('/q', '/log', (Join-Path $work 'install.log')) -Wait -PassThru
+    if ($setup.ExitCode -ne 0) { Stop-Script 1 "installing the SSM agent failed (exit $($setup.ExitCode))" }
+    if (-not (Test-Path $AgentExe)) { Stop-Script 1 "the SSM agent installer left no $AgentExe" }
+    Write-Log "SSM agent installed from $path (SHA-256 $actual verified)"
+}
+
 function Start-Agent {
     Set-Service -Name $AgentService -StartupType Automatic
     Restart-Service -Name $AgentService
@@ -191,6 +222,7 @@ function Wait-Enrollment([string]$Location) {
     Stop-Script 3 "the enrollment did not finish after $MaxAttempts polls"
 }
 
+Install-Agent
 Write-Log "registering this Windows VM ($Provider) with $ApiUrl"
 for ($attempt = 1; $attempt -le $MaxAttempts; $attempt++) {
     $r = Invoke-Http 'POST' "$ApiUrl/v1/registrations" (Get-RegistrationBody)

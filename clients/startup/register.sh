@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # fleetpatch startup script for Linux VMs.
 #
-# Reads this VM's signed identity from its cloud's metadata service, registers it with the
-# fleetpatch API, then registers and starts the AWS SSM agent with the activation the API
-# returns (EC2: the agent is already installed and only has to run).
+# Installs the AWS SSM agent when it is missing (Debian/Ubuntu: the .deb with dpkg; RHEL family
+# and Amazon Linux: the .rpm with yum or rpm) from the region's agent download location baked in
+# below, after checking the package against the SHA-256 published beside it (<package>.sha256):
+# a package whose checksum is missing or differs is never installed. Then reads this VM's signed
+# identity from its cloud's metadata service, registers it with the fleetpatch API, and registers
+# and starts the agent with the activation the API returns (EC2: the agent only has to run).
 #
 # Served by the fleetpatch API at GET /v1/startup/{provider}; the API fills in the values below.
 # Environment overrides (for local runs and simulated VMs; none is needed in a real cloud):
@@ -12,11 +15,13 @@
 #   FLEETPATCH_OS_RELEASE       the os-release file (default /etc/os-release)
 #   FLEETPATCH_BIOS_UUID_PATH   vSphere: the BIOS UUID file (default /sys/class/dmi/id/product_uuid)
 #   FLEETPATCH_HOSTNAME         the hostname to report (default: hostname)
+#   FLEETPATCH_AGENT_URL        the SSM agent download location (default: the one baked in below)
 #   FLEETPATCH_MAX_ATTEMPTS, FLEETPATCH_RETRY_BASE, FLEETPATCH_RETRY_CAP   retry policy (seconds)
 #   FLEETPATCH_RETRY_DEADLINE   give up after this many seconds in all (default 3600)
 # Every API call (challenge, registration, polling) is retried with backoff through an API
 # restart (connection refused, 429, 5xx), within the attempts and the total deadline.
-# Exit status: 0 enrolled; 1 local failure (unsupported OS, metadata unreachable, agent failed);
+# Exit status: 0 enrolled; 1 local failure (unsupported OS, metadata unreachable, agent missing
+# and not installable, a package that fails its checksum, agent failed);
 # 2 the API refused the registration (its reason is printed); 3 gave up after retries.
 # Neither the activation code nor the enrollment id (it carries a secret) is ever printed.
 set -euo pipefail
@@ -25,6 +30,7 @@ shopt -s inherit_errexit  # failures inside $(...) stop the script too (bash >= 
 PROVIDER='@@PROVIDER@@'
 API_URL="${FLEETPATCH_API_URL:-@@API_URL@@}"
 AUDIENCE='@@AUDIENCE@@'
+AGENT_URL="${FLEETPATCH_AGENT_URL:-@@AGENT_URL@@}"
 OS_RELEASE="${FLEETPATCH_OS_RELEASE:-/etc/os-release}"
 BIOS_UUID_PATH="${FLEETPATCH_BIOS_UUID_PATH:-/sys/class/dmi/id/product_uuid}"
 MAX_ATTEMPTS="${FLEETPATCH_MAX_ATTEMPTS:-40}"
@@ -220,6 +226,76 @@ registration_body() {
         >"$WORK/registration.json"
 }
 
+# --- the SSM agent -----------------------------------------------------------------------------
+
+agent_arch() {
+    case "$(uname -m)" in
+        x86_64 | amd64) printf amd64 ;;
+        aarch64 | arm64) printf arm64 ;;
+        *) die 1 "the SSM agent is not installed and has no package for $(uname -m)" ;;
+    esac
+}
+
+# download URL FILE: the body of a GET into FILE, retried through network errors, 429 and 5xx
+# (within the attempts and the total deadline, like the API calls).
+download() {
+    local url=$1 file=$2 attempt status=000
+    for attempt in $(seq 1 "$MAX_ATTEMPTS"); do
+        status=$(curl -sS -L --connect-timeout 5 --max-time 600 -o "$file" -w '%{http_code}' "$url" \
+            2>"$WORK/curl.err") || status=000
+        [ "$status" = 200 ] && return 0
+        retryable "$status" || break
+        log "download of ${url##*/}: ${status/#000/no answer}; retry $attempt of $MAX_ATTEMPTS"
+        HTTP_RETRY_AFTER=''
+        [ "$attempt" -lt "$MAX_ATTEMPTS" ] && retry_pause "$attempt"
+    done
+    die 1 "could not download $url (HTTP ${status/#000/no answer})"
+}
+
+sha256_of() {
+    if command -v sha256sum >/dev/null 2>&1; then
+        sha256sum "$1" | cut -d ' ' -f 1
+    else
+        shasum -a 256 "$1" | cut -d ' ' -f 1
+    fi
+}
+
+# install_agent: the package for this OS family, checked against its published SHA-256 first.
+install_agent() {
+    local arch path file expected actual
+    arch=$(agent_arch)
+    case "$PLATFORM_OS" in
+        ubuntu | debian) path="debian_$arch/amazon-ssm-agent.deb" ;;
+        centos | rhel | oracle | amazon-linux | amazon-linux-2) path="linux_$arch/amazon-ssm-agent.rpm" ;;
+        *) die 1 "the SSM agent is not installed; on $PLATFORM_OS the PowerShell startup script installs it" ;;
+    esac
+    file="$WORK/${path##*/}"
+    log "the SSM agent is not installed: downloading $AGENT_URL/$path"
+    download "$AGENT_URL/$path" "$file"
+    download "$AGENT_URL/$path.sha256" "$WORK/agent.sha256"
+    expected=$(head -c 200 "$WORK/agent.sha256" | tr -d '\r' | head -n 1 | cut -d ' ' -f 1 | tr '[:upper:]' '[:lower:]')
+    if [ "${#expected}" -ne 64 ] || [ -n "${expected//[0-9a-f]/}" ]; then
+        die 1 "refusing to install the SSM agent: $path.sha256 holds no SHA-256 checksum"
+    fi
+    actual=$(sha256_of "$file")
+    if [ "$actual" != "$expected" ]; then
+        die 1 "refusing to install the SSM agent: $path does not match its published SHA-256 (expected $expected, got $actual)"
+    fi
+    case "$path" in
+        *.deb) dpkg -i "$file" ;;
+        *) if command -v yum >/dev/null 2>&1; then yum install -y "$file"; else rpm -U --replacepkgs "$file"; fi ;;
+    esac >"$WORK/install.out" 2>&1 || {
+        tail -n 20 "$WORK/install.out" >&2
+        die 1 "installing the SSM agent package ${path##*/} failed"
+    }
+    command -v amazon-ssm-agent >/dev/null 2>&1 || die 1 "the SSM agent package installed no amazon-ssm-agent command"
+    log "SSM agent installed from $path (SHA-256 $actual verified)"
+}
+
+ensure_agent() {
+    command -v amazon-ssm-agent >/dev/null 2>&1 || install_agent
+}
+
 # --- outcomes ----------------------------------------------------------------------------------
 
 retryable() {
@@ -296,6 +372,7 @@ await_enrollment() {
 main() {
     command -v curl >/dev/null 2>&1 || die 1 "curl is required"
     detect_platform
+    ensure_agent
     log "registering this $PLATFORM_OS $PLATFORM_VERSION VM ($PROVIDER) with $API_URL"
     local attempt
     for attempt in $(seq 1 "$MAX_ATTEMPTS"); do

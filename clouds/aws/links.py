@@ -38,6 +38,7 @@ def link_from_json(text: str) -> TenantLink:
         external_id=raw.get("external_id"),
         vcenter_public_keys=list(raw.get("vcenter_public_keys", [])),
         windows=dict(raw.get("windows", {})),
+        vcenter_scope=raw.get("vcenter_scope"),
         remote_access=bool(raw.get("remote_access", False)),
     )
 

@@ -43,6 +43,7 @@ def verify_vmware_identity(
     settings: VmwareSettings,
     now: datetime,
     connect: Callable[..., Any] = SmartConnect,
+    scope: str | None = None,
 ) -> VerifiedIdentity:
     """Verify ``{"token", "bios_uuid"}`` as sent by a VM (see ``identity.py`` for the checks)."""
     if not isinstance(identity, dict):
@@ -52,7 +53,7 @@ def verify_vmware_identity(
         raise IdentityRefused(ErrorType.IDENTITY_CLAIMS_MISSING, "token and bios_uuid are required")
     with client_for(settings, vcenter_id, connect=connect) as client:
         return client.verify_vm_identity(
-            token, bios_uuid, vcenter_id=vcenter_id, public_keys=public_keys, now=now
+            token, bios_uuid, vcenter_id=vcenter_id, public_keys=public_keys, now=now, scope=scope
         )
 
 
@@ -69,8 +70,9 @@ def read_vm_metadata(
 
 
 def list_vms(
-    settings: VmwareSettings, vcenter_id: str, *, connect: Callable[..., Any] = SmartConnect
+    settings: VmwareSettings, vcenter_id: str, *, connect: Callable[..., Any] = SmartConnect, scope: str | None = None
 ) -> list[VmMetadata]:
-    """Every VM (not template) of the vCenter, read through one container view."""
+    """Every VM (not template) of the vCenter, or of the link's folder or resource pool, read
+    through one container view."""
     with client_for(settings, vcenter_id, connect=connect) as client:
-        return client.list_vm_metadata(vcenter_id)
+        return client.list_vm_metadata(vcenter_id, scope)

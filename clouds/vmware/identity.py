@@ -13,7 +13,11 @@ Mixed into ``VsphereClient`` (vsphere.py), whose VM operations it uses.
    ``IdentityTokenMismatch``. This is what makes a stolen token useless once re-issued, and
    binds the token to the VM vCenter wrote it to;
 4. the BIOS UUID the guest reports maps to the VM's ``config.uuid`` (either byte order of the
-   first three fields, biosuuid.py); else ``IdentityInstanceMismatch``.
+   first three fields, biosuuid.py); else ``IdentityInstanceMismatch``;
+5. when the link is scoped to a folder or resource pool (a vCenter shared by several customers),
+   the VM is inside it, at any depth; else ``IdentityOutOfScope``.
+
+``issue_tokens`` and ``ensure_tokens`` write tokens only to labelled VMs inside that scope.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ class VcenterIdentityMixin:
     def all_vms(self) -> list[VmFacts]: ...  # pragma: no cover
     def custom_field_names(self) -> dict[int, str]: ...  # pragma: no cover
     def write_token(self, vm: Any, token: str) -> None: ...  # pragma: no cover
+    def vms_in_scope(self, scope: str | None) -> list[VmFacts]: ...  # pragma: no cover
 
     def verify_vm_identity(
         self,
@@ -52,6 +57,7 @@ class VcenterIdentityMixin:
         vcenter_id: str,
         public_keys: list[str],
         now: datetime,
+        scope: str | None = None,
     ) -> VerifiedIdentity:
         """Prove that the caller is the VM the token names (see the module docstring).
 
@@ -84,6 +90,8 @@ class VcenterIdentityMixin:
                 ErrorType.IDENTITY_INSTANCE_MISMATCH,
                 "the BIOS UUID the guest reports is not the VM's BIOS UUID",
             )
+        if scope and all(f.instance_uuid.lower() != facts.instance_uuid.lower() for f in self.vms_in_scope(scope)):
+            raise IdentityRefused(ErrorType.IDENTITY_OUT_OF_SCOPE, f"the VM is not inside {scope}, the link's folder or pool")
         return VerifiedIdentity(
             provider=Provider.VMWARE,
             cloud_account=vcenter_id,
@@ -108,9 +116,11 @@ class VcenterIdentityMixin:
         label_name: str = DEFAULT_PATCHING_LABEL,
         now: datetime,
         ttl: timedelta,
+        scope: str | None = None,
     ) -> list[tuple[str, str]]:
         """Write a fresh token to every VM whose custom attribute ``label_name`` is ``true``.
 
+        Only VMs inside ``scope`` (a folder or resource pool) when given.
         Returns ``(vm name, instance uuid)`` of each VM written, sorted by name. Templates and
         VMs without an instanceUuid are skipped. The label value must be exactly ``true``, the
         same rule enrollment applies. Writing a new token supersedes the VM's previous one.
@@ -118,7 +128,7 @@ class VcenterIdentityMixin:
         names = self.custom_field_names()
         keys = {k for k, n in names.items() if n == label_name}
         issued: list[tuple[str, str]] = []
-        for facts in self.all_vms():
+        for facts in self.vms_in_scope(scope):
             if facts.template or not facts.instance_uuid:
                 continue
             if not any(facts.custom_values.get(k) == "true" for k in keys):
@@ -146,15 +156,17 @@ class VcenterIdentityMixin:
         now: datetime,
         ttl: timedelta,
         renew_before: timedelta,
+        scope: str | None = None,
     ) -> tuple[list[tuple[str, str]], int]:
         """Issue a token to each labelled VM that lacks a valid one, or whose token expires within
         ``renew_before``; ``(issued (name, uuid), kept)``. A token is valid only when it verifies
-        with ``public_keys``, names this VM and this customer: anything else is replaced."""
+        with ``public_keys``, names this VM and this customer: anything else is replaced. Only VMs inside
+        ``scope`` (the link's folder or resource pool), when given, get tokens."""
         names = self.custom_field_names()
         keys = {k for k, n in names.items() if n == label_name}
         issued: list[tuple[str, str]] = []
         kept = 0
-        for facts in self.all_vms():
+        for facts in self.vms_in_scope(scope):
             if facts.template or not facts.instance_uuid:
                 continue
             if not any(facts.custom_values.get(k) == "true" for k in keys):

@@ -28,7 +28,7 @@ from pyVmomi import vim, vmodl
 from clouds.vmware.errors import UNAVAILABLE, VcenterRequestError, vsphere_errors
 from clouds.vmware.identity import VcenterIdentityMixin
 from clouds.vmware.token import GUESTINFO_TOKEN_KEY
-from contracts.errors import ErrorType, InstanceRefused, TransientCloudError
+from contracts.errors import ErrorType, FleetpatchError, InstanceRefused, TransientCloudError
 from contracts.models import VmMetadata
 from contracts.providers import Provider
 
@@ -181,11 +181,16 @@ class VsphereClient(VcenterIdentityMixin):
 
     def all_vms(self) -> list[VmFacts]:
         """Every VM in the inventory with its facts, read in one PropertyCollector call."""
+        return self.vms_in_scope(None)
+
+    def vms_in_scope(self, scope: str | None) -> list[VmFacts]:
+        """The VMs inside a folder or resource pool (its inventory path, e.g. ``DC0/vm/acme`` or
+        ``DC0/host/DC0_C0/Resources/acme``), at any depth; every VM when ``scope`` is None. A path
+        that names no folder or pool refuses with ``ConfigurationInvalid`` (never "no VMs")."""
         content = self.content
+        root = content.rootFolder if not scope else self._scope_object(scope)
         with vsphere_errors("listing VMs"):
-            view = content.viewManager.CreateContainerView(
-                content.rootFolder, [vim.VirtualMachine], True
-            )
+            view = content.viewManager.CreateContainerView(root, [vim.VirtualMachine], True)
             try:
                 traverse = vmodl.query.PropertyCollector.TraversalSpec(
                     name="view", path="view", skip=False, type=vim.view.ContainerView
@@ -197,6 +202,13 @@ class VsphereClient(VcenterIdentityMixin):
             finally:
                 view.DestroyView()
         return sorted((_facts(r) for r in results), key=lambda f: f.name)
+
+    def _scope_object(self, scope: str) -> Any:
+        with vsphere_errors(f"finding {scope}"):
+            found = self.content.searchIndex.FindByInventoryPath(inventoryPath=scope.strip("/"))
+        if not isinstance(found, vim.Folder | vim.ResourcePool):
+            raise FleetpatchError(ErrorType.CONFIGURATION_INVALID, f"{scope!r} is not a folder or resource pool of this vCenter")
+        return found
 
     def vm_facts(self, vm: Any) -> VmFacts:
         """One VM's facts in one round trip; InstanceNotFound if it disappeared."""
@@ -283,8 +295,9 @@ class VsphereClient(VcenterIdentityMixin):
             state=facts.power_state,
         )
 
-    def list_vm_metadata(self, vcenter_id: str) -> list[VmMetadata]:
-        """Every VM of the inventory (templates left out), as ``vm_metadata`` describes one."""
+    def list_vm_metadata(self, vcenter_id: str, scope: str | None = None) -> list[VmMetadata]:
+        """Every VM of the inventory (or of the folder or resource pool ``scope``; templates left
+        out), as ``vm_metadata`` describes one."""
         names = self.custom_field_names()
         return [
             VmMetadata(
@@ -295,7 +308,7 @@ class VsphereClient(VcenterIdentityMixin):
                 labels=self._named(facts.custom_values, names),
                 state=facts.power_state,
             )
-            for facts in self.all_vms()
+            for facts in self.vms_in_scope(scope)
             if not facts.template and facts.instance_uuid
         ]
 

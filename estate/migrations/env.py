@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
+from estate import reconcile_events  # noqa: F401 - its table, kept in a module of its own
 from estate.db import make_engine
 from estate.schema import Base
 

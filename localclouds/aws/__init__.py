@@ -37,6 +37,8 @@ def worker_env(state_dir: Path, host: str, port: int) -> dict[str, str]:
         "AWS_ACCESS_KEY_ID": ACCESS_KEY_ID,
         "AWS_SECRET_ACCESS_KEY": SECRET_ACCESS_KEY,
         "AWS_DEFAULT_REGION": REGION,
+        # Startup scripts install a missing SSM agent from here (agent_packages.py: stand-ins).
+        "FLEETPATCH_AWS__AGENT_DOWNLOAD_URL": f"http://{host}:{port}/amazon-ssm-{{region}}/latest",
     }
 
 

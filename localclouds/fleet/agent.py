@@ -77,6 +77,7 @@ class AgentVm:
     account_id: str | None = None  # EC2: the customer's account
     command_duration: float | None = None
     failure_rate: float | None = None
+    agent_version: str = AGENT_VERSION  # what the VM's installed agent package says
 
     @property
     def ip_address(self) -> str:
@@ -132,7 +133,7 @@ class Agent:
     async def ping(self) -> None:
         assert self.session is not None
         p = self.vm.platform
-        await self.blocking(self.session.update_instance_information, AgentVersion=AGENT_VERSION,
+        await self.blocking(self.session.update_instance_information, AgentVersion=self.vm.agent_version,
                             AgentName="amazon-ssm-agent", PlatformName=p.platform_name,
                             PlatformType=p.platform_type, PlatformVersion=p.platform_version,
                             ComputerName=self.vm.name, IPAddress=self.vm.ip_address)
@@ -263,7 +264,7 @@ class Agent:
             "additionalInfo": {"agent": {"lang": "en-US", "name": "amazon-ssm-agent",
                                          "os": self.vm.platform.platform_name,
                                          "osver": self.vm.platform.platform_version,
-                                         "ver": AGENT_VERSION},
+                                         "ver": self.vm.agent_version},
                                "dateTime": ended.isoformat(), "runId": "",
                                "runtimeStatusCounts": {status: len(plugins)}},
             "documentStatus": status, "documentTraceOutput": "", "runtimeStatus": runtime,

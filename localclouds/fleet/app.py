@@ -2,20 +2,23 @@
 
 - ``GET /__fleetpatch/health``
 - ``GET /customers?count=K`` -> ``{"links": [...]}``: the admin-API link bodies of K demo customers
-- ``POST /vms`` ``{"count": N, "customers": K, "command_duration"?: S, "failure_rate"?: F}`` -> 202
-  ``{"vms": [...]}``: boots N VMs over the four clouds and K customers
+- ``POST /vms`` ``{"count": N, "customers": K, "command_duration"?: S, "failure_rate"?: F,
+  "without_agent"?: B}`` -> 202 ``{"vms": [...]}``: boots N VMs over the four clouds and K
+  customers (``without_agent``: true boots every Linux VM outside EC2 without an SSM agent, false
+  none; by default every sixth)
 - ``GET /vms`` -> ``{"vms": [...]}`` with each VM's state (booting, registering, activated,
   agent online, failed) and reason; ``GET /vms/{name}``
 - ``PATCH /vms/{name}`` ``{"command_duration", "failure_rate"}``: per-VM behaviour (tests)
 - the stand-ins' back end: ``POST /vms/{name}/agent/register`` ``{"id", "code", "region"}``,
-  ``POST /vms/{name}/agent/start|stop``, ``GET /vms/{name}/agent``
+  ``POST /vms/{name}/agent/start|stop``, ``GET /vms/{name}/agent``, and ``POST
+  /vms/{name}/packages?format=deb|rpm`` (the package file as the body: ``dpkg -i``/``rpm -U``)
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Annotated
+from typing import Annotated, Literal
 
 from botocore.exceptions import ClientError
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
@@ -32,6 +35,7 @@ class BootRequest(BaseModel):
     customers: int = Field(default=1, ge=1, le=100)
     command_duration: float | None = Field(default=None, ge=0, le=3600)
     failure_rate: float | None = Field(default=None, ge=0, le=1)
+    without_agent: bool | None = None
 
 
 class VmSettings(BaseModel):
@@ -83,7 +87,7 @@ async def boot(body: BootRequest, host: Host) -> JSONResponse:
         host.endpoints()
     except (OSError, LookupError, ValueError) as err:
         return _not_ready(err)
-    created = host.boot(body.count, body.customers, body.command_duration, body.failure_rate)
+    created = host.boot(body.count, body.customers, body.command_duration, body.failure_rate, body.without_agent)
     return JSONResponse({"vms": [r.view() for r in created]}, status_code=202)
 
 
@@ -121,6 +125,21 @@ async def register(name: str, body: Activation, host: Host) -> JSONResponse:
         return JSONResponse({"error": error.get("Code", "ClientError"),
                              "reason": error.get("Message", "")}, status_code=400)
     return JSONResponse({"instance_id": instance_id})
+
+
+@vms.post("/vms/{name}/packages")
+async def install_package(name: str, request: Request, host: Host,
+                          format: Literal["deb", "rpm"] = Query(...)) -> JSONResponse:  # noqa: A002
+    if name not in host.store.records:
+        return _missing(name)
+    body = await request.body()
+    if len(body) > 1 << 20:
+        return JSONResponse({"error": "TooLarge", "reason": "not an agent stand-in package"}, status_code=400)
+    try:
+        version = host.install_package(name, format, body)
+    except ValueError as err:
+        return JSONResponse({"error": "NotInstallable", "reason": str(err)}, status_code=400)
+    return JSONResponse({"package": "amazon-ssm-agent", "version": version})
 
 
 @agents.post("/start")

@@ -7,7 +7,9 @@ which links the same accounts through the admin API) agrees on the same names.
 
 VMs are spread round-robin over providers, customers and the eight OS families, and labelled for
 patching; every third VM asks for the ``early`` ring and every fifth for ``late`` (the rest take
-the link's default, ``on-time``).
+the link's default, ``on-time``). Every sixth VM that runs Linux outside EC2 boots without an SSM
+agent (``agent_installed``), so its startup script installs one (EC2 images ship the agent, and
+simulated Windows VMs run the bash script, which installs only Linux packages).
 """
 
 from __future__ import annotations
@@ -90,6 +92,7 @@ class VmPlan:
     customer: Customer
     os: OsFamily
     patch_group: PatchGroup | None  # None: the link's default
+    agent_installed: bool = True  # False: the startup script must install the SSM agent
 
     @property
     def name(self) -> str:
@@ -103,9 +106,16 @@ class VmPlan:
         return labels
 
 
+def can_lack_agent(provider: Provider, os: OsFamily) -> bool:
+    """Whether a VM may boot without an SSM agent (its script then installs one)."""
+    return provider is not Provider.AWS and os is not OsFamily.WINDOWS
+
+
 def plan(first_number: int, count: int, customer_count: int,
-         providers: tuple[Provider, ...] = PROVIDER_ORDER) -> list[VmPlan]:
-    """``count`` VMs numbered from ``first_number``; the vCenter's VMs go to its owner."""
+         providers: tuple[Provider, ...] = PROVIDER_ORDER, without_agent: bool | None = None) -> list[VmPlan]:
+    """``count`` VMs numbered from ``first_number``; the vCenter's VMs go to its owner.
+    ``without_agent``: True boots every VM that can lack an agent without one, False none, None
+    every sixth."""
     every = customers(customer_count)
     owner = next(c for c in every if c.owns_vcenter)
     plans = []
@@ -118,5 +128,6 @@ def plan(first_number: int, count: int, customer_count: int,
                  PatchGroup.LATE if number % 5 == 0 else None)
         # Offset by the round so that every provider, not only the fleet, sees all eight OSes.
         os = OS_ORDER[(number + number // len(providers)) % len(OS_ORDER)]
-        plans.append(VmPlan(number, provider, chosen, os, group))
+        lacks = number % 6 == 5 if without_agent is None else without_agent
+        plans.append(VmPlan(number, provider, chosen, os, group, not (lacks and can_lack_agent(provider, os))))
     return plans

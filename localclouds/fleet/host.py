@@ -3,9 +3,12 @@
 Booting a VM: create it in its local cloud (``provision``), lay out its directory, fetch the
 startup script from the API (``GET /v1/startup/{provider}``, as a VM's user data would), and run
 it with bash in a minimal environment: the VM's metadata URL, the API URL, its os-release
-stand-in, and a PATH whose ``amazon-ssm-agent``/``systemctl`` (and, on vSphere,
-``vmware-rpctool``) are stand-ins that call back here. States: booting -> registering ->
-activated (hybrid) -> agent online, or failed with the script's reason.
+stand-in, and a PATH whose ``systemctl``, ``dpkg``, ``rpm`` (and, on vSphere,
+``vmware-rpctool``) are stand-ins that call back here. The ``amazon-ssm-agent`` stand-in sits in
+the VM's own ``bin/``: put there at boot when the VM comes with an agent, else by installing the
+local AWS's stand-in package (``install_package``), as the real package installs the agent.
+States: booting -> registering -> activated (hybrid) -> agent online, or failed with the
+script's reason.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import shutil
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -25,13 +29,15 @@ import httpx
 from contracts.providers import OsFamily, Provider
 from localclouds.aws.agent_client import AgentClient
 from localclouds.fleet import catalogue, customers, records
-from localclouds.fleet.agent import Agent, AgentSettings, AgentVm, wait_online
+from localclouds.fleet.agent import AGENT_VERSION, Agent, AgentSettings, AgentVm, wait_online
 from localclouds.fleet.platforms import PLATFORMS
 from localclouds.fleet.provision import Endpoints, Provisioner
 from localclouds.fleet.records import FleetStore, VmRecord
 
 log = logging.getLogger("fleetpatch.fleet")
 BIN_DIR = Path(__file__).resolve().parent / "bin"
+AGENT_STANDIN = Path(__file__).resolve().parent / "standins" / "amazon-ssm-agent"
+PACKAGE_MAGIC = "fleetpatch stand-in package"
 SYSTEM_PATH = "/usr/local/bin:/usr/bin:/bin"
 
 
@@ -119,13 +125,14 @@ class FleetHost:
     # --- booting -----------------------------------------------------------------------------
 
     def boot(self, count: int, customer_count: int, duration: float | None = None,
-             failure_rate: float | None = None) -> list[VmRecord]:
-        plans = customers.plan(self.store.next_number(), count, customer_count)
+             failure_rate: float | None = None, without_agent: bool | None = None) -> list[VmRecord]:
+        plans = customers.plan(self.store.next_number(), count, customer_count, without_agent=without_agent)
         created = []
         for plan in plans:
             record = VmRecord(plan.name, plan.number, plan.provider.value, plan.customer.name,
                               plan.os.value, plan.patch_group.value if plan.patch_group else None,
-                              command_duration=duration, failure_rate=failure_rate)
+                              command_duration=duration, failure_rate=failure_rate,
+                              agent_version=AGENT_VERSION if plan.agent_installed else "")
             self.store.records[record.name] = record
             task = asyncio.create_task(self._boot_one(plan, record))
             self._boots.add(task)
@@ -164,6 +171,8 @@ class FleetHost:
         (vm_dir / "os-release").write_text(PLATFORMS[os_family].os_release())
         if "bios_uuid" in record.extra:
             (vm_dir / "product_uuid").write_text(record.extra["bios_uuid"] + "\n")
+        if record.agent_version:
+            self._put_agent(record)
         software = vm_dir / "software.json"
         if not software.exists():
             now = datetime.now(UTC)
@@ -172,7 +181,7 @@ class FleetHost:
 
     def script_env(self, record: VmRecord) -> dict[str, str]:
         vm_dir = self.store.vm_dir(record.name)
-        path = [str(BIN_DIR)]
+        path = [str(vm_dir / "bin"), str(BIN_DIR)]
         if "rpctool_dir" in record.extra:
             path.append(record.extra["rpctool_dir"])
         env = {
@@ -260,6 +269,29 @@ class FleetHost:
 
     # --- the agent stand-ins' back end -------------------------------------------------------
 
+    def _put_agent(self, record: VmRecord) -> None:
+        """The agent on the VM's PATH (``bin/amazon-ssm-agent``), as an installed package has it."""
+        target = self.store.vm_dir(record.name) / "bin" / "amazon-ssm-agent"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if not target.exists():
+            target.symlink_to(AGENT_STANDIN)
+
+    def install_package(self, name: str, package_format: str, body: bytes) -> str:
+        """``dpkg -i`` / ``rpm -U`` of the SSM agent: only the local AWS's stand-in package of that
+        format is accepted (ValueError otherwise); the VM then has its agent. Its version."""
+        record = self.record(name)
+        fields = dict(line.split(": ", 1) for line in body.decode(errors="replace").splitlines()[1:] if ": " in line)
+        if not body.decode(errors="replace").startswith(PACKAGE_MAGIC + "\n"):
+            raise ValueError("not a package this VM can install")
+        if fields.get("package") != "amazon-ssm-agent" or fields.get("format") != package_format:
+            raise ValueError(f"not a {package_format} package of amazon-ssm-agent")
+        if not re.fullmatch(r"[0-9]+(\.[0-9]+){1,3}", fields.get("version", "")):
+            raise ValueError("the package has no version")
+        record.agent_version = fields["version"]
+        self._put_agent(record)
+        self.store.save()
+        return record.agent_version
+
     def record(self, name: str) -> VmRecord:
         found = self.store.records.get(name)
         if found is None:
@@ -289,7 +321,8 @@ class FleetHost:
         software_path = self.store.vm_dir(name) / "software.json"
         software = catalogue.Installed.from_json(json.loads(software_path.read_text()))
         vm = AgentVm(name, PLATFORMS[OsFamily(record.os)], software, save=lambda: None,
-                     command_duration=record.command_duration, failure_rate=record.failure_rate)
+                     command_duration=record.command_duration, failure_rate=record.failure_rate,
+                     agent_version=record.agent_version or AGENT_VERSION)
         vm.save = self._software_saver(name, vm)
         if record.provider == Provider.AWS.value:
             vm.ec2_instance_id, vm.account_id = record.instance_id, record.extra["account_id"]

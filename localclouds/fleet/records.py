@@ -42,6 +42,7 @@ class VmRecord:
     extra: dict[str, str] = field(default_factory=dict)
     command_duration: float | None = None
     failure_rate: float | None = None
+    agent_version: str = ""  # the SSM agent installed on the VM; "" while it has none
 
     def public(self) -> dict[str, str]:
         return {"provider": self.provider, "name": self.name, "instance_key": self.instance_key,

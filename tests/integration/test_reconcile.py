@@ -5,6 +5,7 @@ server and the local clouds: VMs enroll for real, then change the way their owne
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -173,6 +174,7 @@ async def test_gcp_reconcile_dry_run_then_for_real(stack: Stack) -> None:
     assert dry["dry_run"] and dry["systems_account"] == account and not any(a["applied"] for a in dry["actions"])
     assert dry["vms_seen"] == 5 and dry["managed_seen"] == 6
     assert _nodes(ssm, project) == before  # a dry run changes nothing
+    assert _recorded(stack, project) == []  # not even the estate store
     assert leftover["ActivationId"] in {a["ActivationId"] for a in ssm.describe_activations()["ActivationList"]}
     retag = next(a for a in dry["actions"] if a["kind"] == "retag")
     assert retag["evidence"]["tag_was"] == "early" and retag["tags"] == {"Patch Group": "late"}
@@ -185,6 +187,12 @@ async def test_gcp_reconcile_dry_run_then_for_real(stack: Stack) -> None:
     assert set(after) == {kept[2], relabelled[2], clone}
     assert after[relabelled[2]]["Patch Group"] == "late" and after[kept[2]]["Patch Group"] == "early"
     assert leftover["ActivationId"] not in {a["ActivationId"] for a in ssm.describe_activations()["ActivationList"]}
+
+    # Every action, with its evidence, is in the estate store too (the report included).
+    recorded = _recorded(stack, project)
+    assert sorted((r.kind, r.target, r.applied) for r in recorded) == sorted(
+        (a["kind"], a["target"], a["applied"]) for a in done["actions"])
+    assert next(r for r in recorded if r.kind == "retag").evidence == json.dumps(retag["evidence"], sort_keys=True)
 
     again = await _reconcile(stack, "gcp", project, dry_run=False)
     assert [a["kind"] for a in again["actions"]] == ["report-unenrolled"]  # nothing else left to do
@@ -212,11 +220,20 @@ async def test_a_deleted_azure_vm_is_no_longer_a_managed_instance(stack: Stack) 
         key = f"{subscription}/{instance['compute']['vmId']}"
         enrolled.append((name, *await _enrolled(stack, "azure", key, answer["activation"])))
     (gone, gone_managed, account), (_, stays, _) = enrolled
+    synced = await stack.api.post("/v1/admin/compliance/sync", params={"wait": "true"}, headers=stack.admin_headers)
+    assert synced.status_code == 200, synced.text  # both instances are in the estate store
     await asyncio.to_thread(lambda: compute.virtual_machines.begin_delete("rg-web", gone).result())
 
     result = await _reconcile(stack, "azure", subscription, dry_run=False)
     assert [(a["kind"], a["target"], a["applied"]) for a in result["actions"]] == [("deregister", gone_managed, True)]
     assert set(_nodes(_ssm_in(stack, account), subscription)) == {stays}
+    # The instance's audit chain shows what reconcile did to it, with the evidence.
+    shown = await stack.api.get(f"/v1/instances/{gone_managed}", headers=stack.admin_headers)
+    assert shown.status_code == 200, shown.text
+    [event] = shown.json()["reconcile"]
+    assert (event["action"], event["applied"], event["systems_account"]) == ("deregister", True, account)
+    assert event["evidence"] == result["actions"][0]["evidence"] and event["reason"] == result["actions"][0]["reason"]
+    assert (await stack.api.get(f"/v1/instances/{stays}", headers=stack.admin_headers)).json()["reconcile"] == []
 
 
 async def test_offboarding_a_gcp_account_and_removing_one_instance(stack: Stack) -> None:
@@ -336,3 +353,20 @@ async def test_ec2_tags_follow_labels_through_the_links_role(stack: Stack) -> No
     assert tags[moved][TAG_PATCH_GROUP] == "late"
     assert TAG_ENROLLMENT_ID not in tags[dropped] and TAG_PATCH_GROUP not in tags[dropped]
     assert tags[dropped]["rackspace-addon-patching"] == "false"  # the customer's own labels stay
+
+
+def _recorded(stack: Stack, cloud_account: str) -> list[Any]:
+    """The reconcile events the estate store holds for one cloud account."""
+    from sqlalchemy import select
+
+    from estate import db
+    from estate.reconcile_events import ReconcileEvent
+
+    engine = db.make_engine(stack.settings.database_url)
+    try:
+        with db.sessions(engine)() as session:
+            rows = list(session.scalars(select(ReconcileEvent).where(ReconcileEvent.cloud_account == cloud_account)))
+            session.expunge_all()
+            return rows
+    finally:
+        engine.dispose()

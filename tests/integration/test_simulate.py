@@ -44,6 +44,24 @@ async def test_simulate_enrolls_eight_vms_over_four_clouds(tmp_path: Path) -> No
         assert {v["customer"] for v in vms} == {"acme", "globex"}
         listed = json.loads((state / "fleet" / "vms.json").read_text())
         assert {v["name"] for v in listed} == {v["name"] for v in vms}
+        # Some booted without an SSM agent: their script installed the local AWS's stand-in
+        # package (checksum verified) and they enrolled like the rest.
+        from localclouds.aws.agent_packages import STANDIN_VERSION
+        from localclouds.fleet.customers import plan
+
+        agentless = {p.name for p in plan(0, 8, 2) if not p.agent_installed}
+        assert agentless
+        for vm in (v for v in vms if v["name"] in agentless):
+            boot_log = (state / "fleet" / "vms" / vm["name"] / "boot.log").read_text()
+            assert "SSM agent installed from" in boot_log and "verified" in boot_log, boot_log
+            assert vm["agent_version"] == STANDIN_VERSION
+        # The installed agent's version reaches the estate store (ComplianceSync).
+        admin = {"Authorization": f"Bearer {(state / 'secrets' / 'admin-token').read_text().strip()}"}
+        synced = httpx.post(f"{doc['api']}/v1/admin/compliance/sync", params={"wait": "true"}, headers=admin, timeout=300)
+        assert synced.status_code == 200, synced.text
+        installed = next(v for v in vms if v["name"] in agentless)
+        shown = httpx.get(f"{doc['api']}/v1/instances/{installed['managed_instance_id']}", headers=admin, timeout=30)
+        assert shown.status_code == 200 and shown.json()["agent_version"] == STANDIN_VERSION, shown.text
 
         # Every hybrid VM is a managed instance online in some systems account; the EC2 VMs are
         # EC2 nodes in their customers' own accounts.

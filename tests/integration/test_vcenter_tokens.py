@@ -155,3 +155,76 @@ async def test_a_token_signed_for_another_customer_enrolls_nothing(stack: Stack)
     refused = await stack.api.post("/v1/registrations", json=body)
     assert refused.status_code == 403, refused.text
     assert refused.json()["error"] == "TenantNotLinked" and "globex" in refused.json()["reason"]
+
+
+async def test_a_vcenter_linked_per_folder_gives_tokens_only_inside_it_and_only_they_enroll(stack: Stack) -> None:
+    """A vCenter shared by several customers is linked per folder: the schedule writes tokens to the
+    labelled VMs inside the link's folder only, and a VM outside it is refused (401) even holding
+    a genuine token of this vCenter for this customer."""
+    from datetime import UTC, datetime, timedelta
+
+    from clouds.vmware.factory import client_for
+    from clouds.vmware.token import issue_token
+
+    vcenter = stack.local["vcenter"]
+    vc_id, inside, outside = vcenter["vcenter_id"], "DC0_C0_RP0_VM0", "DC0_C0_RP0_VM1"
+    keys = [Path(vcenter["public_key"]).read_text()]
+
+    def arrange() -> None:
+        with client_for(stack.settings.vmware, vc_id) as vsphere:
+            for name in (inside, outside):
+                vsphere.set_custom_attribute(vsphere.find_vm_by_name(name), "rackspace-addon-patching", "true")
+                vsphere.write_token(vsphere.find_vm_by_name(name), "")
+            datacenter = vsphere.content.rootFolder.childEntity[0]
+            folder = datacenter.vmFolder.CreateFolder("umbrella")
+            vsphere._wait(folder.MoveIntoFolder_Task([vsphere.find_vm_by_name(inside)]), "moving a VM")
+
+    await asyncio.to_thread(arrange)
+    try:
+        linked = await stack.link(provider="vmware", cloud_account=vc_id, customer="umbrella",
+                                  vcenter_public_keys=keys, vcenter_scope="DC0/vm/umbrella")
+        assert linked.status_code == 201, linked.text
+        assert linked.json()["vcenter_scope"] == "DC0/vm/umbrella"
+        schedule = stack.client.get_schedule_handle(ids.vcenter_tokens_schedule(vc_id))
+        action = (await schedule.describe()).schedule.action
+        assert isinstance(action, ScheduleActionStartWorkflow)
+        [inp] = await stack.client.data_converter.decode(action.args, [VcenterTokensInput])
+        assert inp.scope == "DC0/vm/umbrella"
+        for running in (await schedule.describe()).info.running_actions:
+            await stack.client.get_workflow_handle(running.workflow_id).terminate("left by an earlier run")
+        await schedule.trigger()
+
+        async def token(name: str) -> str | None:
+            answer = await _guest(stack, name, "guestinfo/fleetpatch.token")
+            return answer.text.strip() if answer.status_code == 200 and answer.text.strip() else None
+
+        assert await eventually(lambda: token(inside), timeout=60)
+        last = (await schedule.describe()).info.recent_actions[-1].action
+        await asyncio.wait_for(stack.client.get_workflow_handle(last.workflow_id).result(), timeout=60)
+        assert await token(outside) is None  # the run is over: the VM outside the folder got nothing
+
+        def plant() -> str:  # a genuine token of this vCenter and customer, written by hand
+            with client_for(stack.settings.vmware, vc_id) as vsphere:
+                vm = vsphere.find_vm_by_name(outside)
+                planted = issue_token(Path(vcenter["signing_key"]).read_text(), vcenter_id=vc_id,
+                                      instance_uuid=vsphere.vm_facts(vm).instance_uuid, customer="umbrella",
+                                      now=datetime.now(UTC), ttl=timedelta(hours=1))
+                vsphere.write_token(vm, planted)
+                return planted
+
+        planted = await asyncio.to_thread(plant)
+        bios = (await _guest(stack, outside, "bios-uuid")).text.strip()
+        body = {"provider": "vmware", "identity": {"token": planted, "bios_uuid": bios}, "hostname": "dc0-c0-rp0-vm1",
+                "platform": {"os": "ubuntu", "version": "22.04"}}
+        refused = await stack.api.post("/v1/registrations", json=body)
+        assert refused.status_code == 401, refused.text
+        assert refused.json()["error"] == "IdentityOutOfScope"
+        # Reconcile sees the folder's VMs only: the one outside is not this link's to report.
+        dry = await stack.api.post("/v1/admin/reconcile", headers=stack.admin_headers,
+                                   json={"provider": "vmware", "account": vc_id, "dry_run": True, "wait": True})
+        assert dry.status_code == 200, dry.text
+        (result,) = dry.json()["results"]
+        assert result["vms_seen"] == 1
+        assert outside not in {a["evidence"].get("vm_name") for a in result["actions"]}
+    finally:  # the vCenter id is shared by the session's stacks: leave it linked without a folder
+        await stack.link(provider="vmware", cloud_account=vc_id, customer="umbrella", vcenter_public_keys=keys)

@@ -24,7 +24,7 @@ from clients.api.errors import bad_request, error_response, error_responses
 from clients.api.openapi import links_to
 from contracts.estate import Compliance
 from contracts.providers import PatchGroup
-from estate import reads
+from estate import reads, reconcile_events
 from estate.results import GROUP_KEYS, InstanceFilters, Scope
 
 router = APIRouter(prefix="/v1", tags=["estate"])
@@ -139,7 +139,8 @@ def list_instances(
 
 @router.get(
     "/instances/{managed_instance_id}",
-    summary="One instance's audit chain: identity evidence, enrollment, baseline, patches, inventory, windows",
+    summary="One instance's audit chain: identity evidence, enrollment, baseline, patches, inventory, windows, "
+    "and what reconcile did to it (`reconcile`, newest first)",
     operation_id="get_instance",
     responses=error_responses(401, 404),
 )
@@ -152,7 +153,9 @@ def instance(
     detail = reads.instance_detail(opened, scope, managed_instance_id)
     if detail is None:
         return error_response("NotFound", f"no instance {managed_instance_id} in this token's scope", 404)
-    return JSONResponse(views.detail_doc(detail, *ui_of(request)))
+    doc = views.detail_doc(detail, *ui_of(request))
+    doc["reconcile"] = reconcile_events.for_instance(opened, scope, detail.instance)  # what reconcile did, newest first
+    return JSONResponse(doc)
 
 
 def ui_of(request: Request) -> tuple[str | None, str]:

@@ -47,6 +47,7 @@ def _link_json(link: TenantLink) -> dict[str, Any]:
         "external_id": "***" if link.external_id else None,
         "vcenter_public_keys": link.vcenter_public_keys,
         "windows": link.windows,
+        "vcenter_scope": link.vcenter_scope,
         "remote_access": link.remote_access,
     }
 

@@ -65,7 +65,8 @@ async def link_schedules(request: Request, link: TenantLink) -> dict[str, str]:
     answer = {"reconcile_schedule": await schedules.ensure_schedule(client, inp, link.customer, settings.reconcile.interval)}
     if link.provider is Provider.VMWARE:
         tokens = VcenterTokensInput(vcenter_id=link.cloud_account, customer=link.customer, public_keys=link.vcenter_public_keys,
-                                    patching_label=settings.labels.patching, queue_prefix=settings.task_queue_prefix)
+                                    patching_label=settings.labels.patching, queue_prefix=settings.task_queue_prefix,
+                                    scope=link.vcenter_scope)
         answer["token_schedule"] = await token_schedules.ensure_schedule(client, tokens, settings.vmware.token_interval)
     return answer
 

@@ -352,7 +352,8 @@ async def startup_script(provider: Provider, request: Request, os: Literal["linu
     settings = _settings(request)
     base = settings.api.public_url or str(request.base_url).rstrip("/")
     try:
-        text = startup.render(provider, os, api_url=base, audience=settings.gcp.audience)
+        agent_url = settings.aws.agent_download_url.replace("{region}", settings.aws.region)
+        text = startup.render(provider, os, api_url=base, audience=settings.gcp.audience, agent_url=agent_url)
     except ValueError as err:
         return error_response("ConfigurationInvalid", str(err), 503 if settings.api.public_url else 400)
     return PlainTextResponse(text, media_type=startup.media_type(os) if os == "linux" else "text/x-powershell; charset=utf-8")

@@ -94,3 +94,15 @@ def test_watch_asks_a_busy_fleet_host_again() -> None:
     with httpx.Client(base_url="http://fleet", transport=httpx.MockTransport(handler)) as http:
         vms = watch(http, {"a"}, timeout=30, interval=0)
     assert [v["state"] for v in vms] == ["agent online"]
+
+
+def test_a_loaded_api_answering_202_is_followed_and_without_agent_is_asked(cli: FakeApi) -> None:
+    """Past its budget the admin API answers 202 + Location; simulate follows it to the result."""
+    operation = "/v1/admin/operations/op-1"
+    cli.on("GET", "/v1/admin/links", Answer(202, {"state": "running"}, {"Location": operation, "Retry-After": "0"}))
+    cli.on("GET", operation, Answer(200, {"state": "completed", "result": {"links": LINKS}}))
+    cli.on("GET", "/vms", Answer(200, {"vms": [_vm("a", "gcp", "agent online"), _vm("b", "aws", "agent online")]}))
+    result = _invoke("--vms", "2", "--without-agent")
+    assert result.exit_code == 0, result.output
+    assert [s for s in cli.posts() if s.path == "/v1/admin/links"] == []  # both already linked
+    assert next(s for s in cli.posts() if s.path == "/vms").json() == {"count": 2, "customers": 1, "without_agent": True}

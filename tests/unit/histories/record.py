@@ -56,6 +56,7 @@ from contracts.reconcile import (
     ManagedNode,
     ReconcileInput,
     ReconcileResult,
+    RecordReconcileInput,
 )
 from tests.unit.enrollment.fakes import FakeClouds, Vm
 from tests.unit.patching import record_histories
@@ -121,6 +122,10 @@ class AdminFakes:
                 else:
                     managed.tags.update(inp.action.tags)
 
+    @activity.defn(name=ActivityName.RECORD_RECONCILE_ACTIONS)
+    async def record_reconcile_actions(self, inp: RecordReconcileInput) -> int:
+        return len(inp.actions)
+
     @activity.defn(name=ActivityName.UNTAG_EC2_INSTANCE)
     async def untag_ec2_instance(self, inp: Ec2UntagInput) -> None:
         for vm in self._clouds.vms.values():
@@ -136,7 +141,8 @@ async def workers(client: Client, fake: FakeClouds) -> AsyncIterator[None]:
         (WorkerRole.ORCHESTRATOR, [TemporalActivities(client).await_workflow, admin.ensure_window_schedules],
          list(ALL_WORKFLOWS)),
         (WorkerRole.AWS, [*fake.aws_activities(), admin.put_link, admin.delete_link, admin.list_links,
-                          admin.deregister_managed_instance, admin.list_managed_nodes, admin.apply_reconcile_action], []),
+                          admin.deregister_managed_instance, admin.list_managed_nodes, admin.apply_reconcile_action,
+                          admin.record_reconcile_actions], []),
         (WorkerRole.GCP, [*fake.provider_activities(), admin.list_cloud_vms], []),
         (WorkerRole.EC2, [*fake.provider_activities(), admin.untag_ec2_instance], []),
     ]

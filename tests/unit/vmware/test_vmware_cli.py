@@ -68,3 +68,22 @@ def test_refusals(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, vcsim: VcsimP
     _configure(monkeypatch, vcsim, signing, password="wrong")
     refused = runner.invoke(app, ["issue-tokens", "--vcenter", VC, "--customer", "acme"])
     assert refused.exit_code == 1 and "ConfigurationInvalid" in refused.output
+
+
+def test_issue_tokens_in_one_folder(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, vcsim: VcsimProcess,
+                                    client: VsphereClient) -> None:
+    signing, _ = ensure_keys(tmp_path)
+    _configure(monkeypatch, vcsim, signing)
+    for name in ("DC0_H0_VM0", "DC0_H0_VM1"):
+        client.set_custom_attribute(client.find_vm_by_name(name), "rackspace-addon-patching", "true")
+    datacenter = client.content.rootFolder.childEntity[0]
+    folder = datacenter.vmFolder.CreateFolder("acme")
+    client._wait(folder.MoveIntoFolder_Task([client.find_vm_by_name("DC0_H0_VM1")]), "moving a VM")
+
+    result = CliRunner().invoke(app, ["issue-tokens", "--vcenter", VC, "--customer", "acme", "--folder", "DC0/vm/acme"])
+
+    assert result.exit_code == 0, result.output
+    assert client.read_token(client.find_vm_by_name("DC0_H0_VM1")) is not None
+    assert client.read_token(client.find_vm_by_name("DC0_H0_VM0")) is None
+    missing = CliRunner().invoke(app, ["issue-tokens", "--vcenter", VC, "--customer", "acme", "--folder", "DC0/vm/nope"])
+    assert missing.exit_code == 1 and "ConfigurationInvalid" in missing.output

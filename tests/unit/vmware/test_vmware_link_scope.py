@@ -1,0 +1,104 @@
+"""A vCenter link's folder or resource pool (``links add --folder``): the API validates it (400
+naming the field), states it in OpenAPI, the link store keeps it, and the CLI sends it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from pydantic import SecretStr
+from temporalio.client import Client
+from typer.testing import CliRunner
+
+from clients.api.app import create_app
+from clients.api.gateway import TemporalGateway
+from clients.cli import links_cmd
+from clouds.aws.links import link_from_json, link_to_json
+from clouds.vmware.token import generate_signing_key
+from config.settings import ApiSettings, Settings
+from contracts.enrollment import TenantLink
+from contracts.providers import Provider
+
+TOKEN = "t" * 32
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+PUBLIC = generate_signing_key("EdDSA")[1]
+
+
+class _NoTemporal:
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def __call__(self) -> Client:
+        self.calls += 1
+        raise ConnectionError("no Temporal here")
+
+
+def _api(temporal: _NoTemporal) -> httpx.AsyncClient:
+    app = create_app(Settings(api=ApiSettings(admin_token=SecretStr(TOKEN))), TemporalGateway(temporal))
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api")
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"provider": "vmware", "vcenter_scope": "DC0//acme"}, "vcenter_scope"),
+        ({"provider": "vmware", "vcenter_scope": "/DC0/vm/acme"}, "vcenter_scope"),
+        ({"provider": "vmware", "vcenter_scope": "DC0/vm/acme;rm"}, "vcenter_scope"),
+        ({"provider": "vmware", "vcenter_scope": "x" * 256}, "vcenter_scope"),
+        ({"provider": "gcp", "cloud_account": "acme-prod", "vcenter_scope": "DC0/vm/acme"}, "vcenter_scope"),
+    ],
+)
+async def test_a_bad_folder_is_400_naming_it_before_any_workflow(body: dict[str, Any], field: str) -> None:
+    full = {"cloud_account": "vc-dc1", "customer": "acme", "vcenter_public_keys": [PUBLIC], **body}
+    if full["provider"] != "vmware":
+        full.pop("vcenter_public_keys")
+    temporal = _NoTemporal()
+    async with _api(temporal) as api:
+        response = await api.post("/v1/admin/links", json=full, headers=AUTH)
+    assert response.status_code == 400, response.text
+    assert response.json()["field"].split(".")[-1] == field
+    assert temporal.calls == 0
+
+
+async def test_a_good_folder_passes_validation() -> None:
+    """It reaches Temporal (here: unreachable, 503), so the body was accepted."""
+    temporal = _NoTemporal()
+    body = {"provider": "vmware", "cloud_account": "vc-dc1", "customer": "acme", "vcenter_public_keys": [PUBLIC],
+            "vcenter_scope": "DC0/host/DC0_C0/Resources/acme prod"}
+    async with _api(temporal) as api:
+        response = await api.post("/v1/admin/links", json=body, headers=AUTH)
+    assert response.status_code == 503, response.text
+    assert temporal.calls >= 1
+
+
+def test_openapi_states_the_folder_on_vmware_links_only() -> None:
+    schemas = create_app(Settings(), TemporalGateway(_NoTemporal())).openapi()["components"]["schemas"]
+    scope = schemas["VmwareLink"]["properties"]["vcenter_scope"]
+    assert any(option.get("pattern") and option.get("maxLength") == 255 for option in scope["anyOf"])
+    assert "vcenter_scope" not in schemas["GcpLink"]["properties"]
+
+
+def test_the_link_store_keeps_the_folder() -> None:
+    link = TenantLink(provider=Provider.VMWARE, cloud_account="vc-dc1", customer="acme", vcenter_public_keys=[PUBLIC],
+                      vcenter_scope="DC0/vm/acme")
+    assert link_from_json(link_to_json(link)).vcenter_scope == "DC0/vm/acme"
+    unscoped = TenantLink(provider=Provider.VMWARE, cloud_account="vc-dc1", customer="acme")
+    assert link_from_json(link_to_json(unscoped)).vcenter_scope is None
+
+
+def test_links_add_folder_sends_the_scope(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    sent: list[dict[str, Any]] = []
+
+    def call(_settings: Any, method: str, path: str, json: dict[str, Any]) -> dict[str, Any]:
+        sent.append(json)
+        return {**json, "default_patch_group": "on-time", "time_zone": "UTC"}
+
+    monkeypatch.setattr(links_cmd, "call", call)
+    key = tmp_path / "vc.pub.pem"
+    key.write_text(PUBLIC)
+    result = CliRunner().invoke(links_cmd.app, ["add", "--customer", "acme", "--vcenter", "vc-dc1",
+                                                "--public-key", str(key), "--folder", "DC0/vm/acme"])
+    assert result.exit_code == 0, result.output
+    assert sent[0]["vcenter_scope"] == "DC0/vm/acme" and sent[0]["provider"] == "vmware"
