@@ -47,7 +47,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--window-instances", type=int, help="p3: managed instances of the window (default 10000)")
     parser.add_argument("--window-poll", type=float, default=10.0, help="p3: the agents' poll interval (s)")
     parser.add_argument("--estate-instances", type=int, help="p5: instances in the store (default 10000)")
-    parser.add_argument("--estate-db", choices=["sqlite", "postgresql", "both"], default="sqlite")
+    parser.add_argument("--estate-db", choices=["sqlite", "postgresql", "both"], default="both")
     parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
                         help="extra environment of the local default (worker tuning, for comparisons)")
     parser.add_argument("--profile", type=Path, help="py-spy the busiest processes during p1's burst and p3's window")
