@@ -201,7 +201,9 @@ function Complete-Enrollment([string]$Answer) {
     $output = & $AgentExe -register -code $a.code -id $a.id -region $a.region -y 2>&1 | Out-String
     if ($LASTEXITCODE -ne 0) {
         Write-Log ($output.Replace([string]$a.code, '<redacted>'))
-        Stop-Script 1 "amazon-ssm-agent -register failed for activation $($a.id)"
+        Write-Log "amazon-ssm-agent -register failed for activation $($a.id)"
+        $script:RegisterFailed = $true
+        return
     }
     Write-Log "SSM agent registered with activation $($a.id) in $($a.region)"
     Start-Agent
@@ -222,12 +224,33 @@ function Wait-Enrollment([string]$Location) {
     Stop-Script 3 "the enrollment did not finish after $MaxAttempts polls"
 }
 
+# An activation the agent cannot register with (used, expired or deleted) is answered by
+# registering again: the running enrollment then issues a fresh one (bounded here and there).
+$MaxFreshActivations = if ($env:FLEETPATCH_MAX_FRESH_ACTIVATIONS) { [int]$env:FLEETPATCH_MAX_FRESH_ACTIVATIONS } else { 2 }
+$FreshActivations = 0
+$script:RegisterFailed = $false
+
+function Request-FreshActivation {
+    $script:FreshActivations++
+    if ($script:FreshActivations -gt $MaxFreshActivations) {
+        Stop-Script 1 "amazon-ssm-agent -register failed with $($script:FreshActivations) activations; giving up"
+    }
+    Write-Log "registering again for a fresh activation ($($script:FreshActivations) of $MaxFreshActivations)"
+    $script:RegisterFailed = $false
+}
+
 Install-Agent
 Write-Log "registering this Windows VM ($Provider) with $ApiUrl"
 for ($attempt = 1; $attempt -le $MaxAttempts; $attempt++) {
     $r = Invoke-Http 'POST' "$ApiUrl/v1/registrations" (Get-RegistrationBody)
-    if ($r.Status -eq 200 -or $r.Status -eq 201) { Complete-Enrollment $r.Body; exit 0 }
-    if ($r.Status -eq 202) { Wait-Enrollment ([string]$r.Location); exit 0 }
+    $answered = $false
+    if ($r.Status -eq 200 -or $r.Status -eq 201) { Complete-Enrollment $r.Body; $answered = $true }
+    elseif ($r.Status -eq 202) { Wait-Enrollment ([string]$r.Location); $answered = $true }
+    if ($answered) {
+        if (-not $script:RegisterFailed) { exit 0 }
+        Request-FreshActivation
+        continue
+    }
     $running = $false
     if ($r.Status -eq 409) { try { $running = (($r.Body | ConvertFrom-Json).error -eq 'EnrollmentRunning') } catch { } }
     # An earlier attempt (whose answer was lost) may still be enrolling this VM: wait and retry.

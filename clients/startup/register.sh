@@ -38,6 +38,11 @@ RETRY_BASE="${FLEETPATCH_RETRY_BASE:-2}"
 RETRY_CAP="${FLEETPATCH_RETRY_CAP:-300}"
 RETRY_DEADLINE="${FLEETPATCH_RETRY_DEADLINE:-3600}"
 AGENT_SERVICE=amazon-ssm-agent
+# An activation the agent cannot register with (used, expired or deleted) is answered by
+# registering again: the running enrollment then issues a fresh one (bounded here and there).
+MAX_FRESH_ACTIVATIONS="${FLEETPATCH_MAX_FRESH_ACTIVATIONS:-2}"
+FRESH_ACTIVATIONS=0
+REGISTER_FAILED=0
 
 case "$PROVIDER" in
     gcp) DEFAULT_METADATA_URL='http://metadata.google.internal' ;;
@@ -342,7 +347,9 @@ enrolled() {
         local out
         out=$(cat "$WORK/agent.out")
         printf '%s\n' "${out//"$code"/<redacted>}" >&2
-        die 1 "amazon-ssm-agent -register failed for activation $id"
+        log "amazon-ssm-agent -register failed for activation $id"
+        REGISTER_FAILED=1
+        return 0
     }
     log "SSM agent registered with activation $id in $region"
     start_agent || die 1 "could not start $AGENT_SERVICE"
@@ -369,6 +376,16 @@ await_enrollment() {
     die 3 "the enrollment did not finish after $MAX_ATTEMPTS polls"
 }
 
+# After a failed agent registration: register again for a fresh activation, a bounded number of times.
+fresh_activation() {
+    FRESH_ACTIVATIONS=$((FRESH_ACTIVATIONS + 1))
+    if [ "$FRESH_ACTIVATIONS" -gt "$MAX_FRESH_ACTIVATIONS" ]; then
+        die 1 "amazon-ssm-agent -register failed with $FRESH_ACTIVATIONS activations; giving up"
+    fi
+    log "registering again for a fresh activation ($FRESH_ACTIVATIONS of $MAX_FRESH_ACTIVATIONS)"
+    REGISTER_FAILED=0
+}
+
 main() {
     command -v curl >/dev/null 2>&1 || die 1 "curl is required"
     detect_platform
@@ -379,8 +396,14 @@ main() {
         registration_body
         http POST "$API_URL/v1/registrations" "$WORK/registration.json"
         case "$HTTP_STATUS" in
-            201 | 200) enrolled "$HTTP_BODY"; return 0 ;;
-            202) HTTP_RETRY_AFTER=''; await_enrollment "$HTTP_LOCATION"; return 0 ;;
+            201 | 200) enrolled "$HTTP_BODY" ;;
+            202) HTTP_RETRY_AFTER=''; await_enrollment "$HTTP_LOCATION" ;;
+        esac
+        case "$HTTP_STATUS" in
+            201 | 200 | 202)
+                [ "$REGISTER_FAILED" = 1 ] || return 0
+                fresh_activation
+                continue ;;
         esac
         if [ "$HTTP_STATUS" = 409 ] && [ "$(printf '%s' "$HTTP_BODY" | json_get error)" = EnrollmentRunning ]; then
             # An earlier attempt (whose answer was lost) is still enrolling this VM; it ends

@@ -49,10 +49,10 @@ def _create(clouds: dict[str, Any], provider: Provider, os_family: OsFamily = Os
 
 
 def _run(tmp_path: Path, vm: CreatedVm, api: str, os_family: OsFamily = OsFamily.UBUNTU,
-         **env: str) -> subprocess.CompletedProcess[str]:
+         agent: str = RECORDING_AGENT, **env: str) -> subprocess.CompletedProcess[str]:
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir(exist_ok=True)
-    for name, text in (("amazon-ssm-agent", RECORDING_AGENT), ("systemctl", RECORDING_SYSTEMCTL)):
+    for name, text in (("amazon-ssm-agent", agent), ("systemctl", RECORDING_SYSTEMCTL)):
         (bin_dir / name).write_text(text)
         (bin_dir / name).chmod(0o755)
     (tmp_path / "os-release").write_text(PLATFORMS[os_family].os_release())
@@ -257,9 +257,28 @@ def test_a_failing_agent_registration_never_shows_the_code(clouds: dict[str, Any
            "FLEETPATCH_METADATA_URL": vm.metadata_url, "FLEETPATCH_OS_RELEASE": str(tmp_path / "os-release"),
            "RECORD_DIR": str(tmp_path)}
     failed = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True, timeout=60)
-    assert failed.returncode == 1
+    assert failed.returncode == 1 and "failed with 3 activations; giving up" in failed.stderr
+    assert len([s for s in fake_api.posts() if s.path == "/v1/registrations"]) == 1 + 3  # the first run, then 3 here
     assert CODE not in failed.stdout + failed.stderr
     assert "cannot register with code <redacted>" in failed.stderr
+
+
+def test_an_activation_the_agent_cannot_use_is_replaced_by_registering_again(
+        clouds: dict[str, Any], fake_api: FakeApi, tmp_path: Path) -> None:
+    """A used or expired activation fails ``amazon-ssm-agent -register``: the script registers
+    again (the running enrollment answers with a fresh activation) and registers with that one."""
+    vm = _create(clouds, Provider.GCP)
+    fresh = {**ACTIVATION, "id": "9e8d7c6b-5a49-4382-9171-605f4e3d2c1b", "code": CODE + "2"}
+    fake_api.on("POST", "/v1/registrations", Answer(201, ENROLLED), Answer(201, {**ENROLLED, "activation": fresh}))
+    picky = ("#!/bin/sh\n"
+             f"[ \"$3\" = '{CODE}' ] && {{ echo 'ActivationExpired'; exit 1; }}\n"
+             "printf '%s\\n' \"$@\" > \"$RECORD_DIR/agent.args\"\n")
+    result = _run(tmp_path, vm, fake_api.url, agent=picky)
+    assert result.returncode == 0, result.stderr
+    assert len([s for s in fake_api.posts() if s.path == "/v1/registrations"]) == 2
+    assert _agent_args(tmp_path)[:5] == ["-register", "-code", fresh["code"], "-id", fresh["id"]]
+    assert "registering again for a fresh activation (1 of 2)" in result.stderr
+    assert fresh["code"] not in result.stdout + result.stderr
 
 
 def test_unsupported_os_and_unreadable_metadata(clouds: dict[str, Any], fake_api: FakeApi, tmp_path: Path) -> None:
@@ -308,7 +327,8 @@ def test_powershell_script_structure() -> None:
                    "'Metadata-Flavor' = 'Google'", "/metadata/attested/document?api-version=2020-09-01&nonce=",
                    "/metadata/instance/compute/resourceId?api-version=2021-02-01&format=text",
                    "info-get guestinfo.fleetpatch.token", "Win32_ComputerSystemProduct", "/v1/registrations",
-                   "/v1/challenge", "-register -code", "Restart-Service", "Retry-After", "Stop-Script 2"):
+                   "/v1/challenge", "-register -code", "Restart-Service", "Retry-After", "Stop-Script 2",
+                   "Request-FreshActivation", "$script:RegisterFailed = $true"):
         assert needle in text, needle
     assert text.count("{") == text.count("}") and text.count("(") == text.count(")")
     assert startup.media_type("windows").startswith("text/plain")
