@@ -27,6 +27,6 @@ class EvidenceActivities:
         with transaction(self._store_sessions) as session:
             created = evidence.record(session, inp)
         activity.logger.info("enrollment evidence recorded", extra={
-            "instance_key": inp.instance_key, "provider": inp.provider, "key_kind": inp.key_kind, "created": created,
+            "instance_key": inp.instance_key, "provider": inp.provider, "key_kind": inp.key_kind, "evidence_created": created,
         })
         return RecordEvidenceResult(created=created)
