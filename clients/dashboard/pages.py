@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import parse_qs, urlencode
@@ -219,19 +220,8 @@ def cves(request: Request, cve: str = "", scope: Scope = Depends(viewer), opened
 @router.post("/windows/{account}/{group}/release")
 async def release(request: Request, account: Annotated[str, PathParam(pattern=r"^[A-Za-z0-9._-]{1,64}$")],
                   group: PatchGroup, scope: Scope = Depends(viewer)) -> Response:
-    form = await _form(request)
-    if not signin.csrf_ok(request, presented_token(request, cookie=True), form.get("csrf")):
-        return render("message.html", status=400, title="Not released", message="The form expired; reload the page.")
-    if not scope.admin:
-        return render("message.html", status=403, title="Forbidden", message="Only an admin releases a ring.")
-    try:
-        client = await request.app.state.gateway.client()
-        await schedules.release(client, account, group, by="dashboard", reason=form.get("reason", "")[:500])
-    except schedules.WindowNotFound as err:
-        return render("message.html", status=404, title="Not released", message=err.reason)
-    except (FleetpatchError, schedules.WindowConflict) as err:
-        return render("message.html", status=409, title="Not released", message=str(err))
-    return RedirectResponse("/dashboard", status_code=303, headers=_SECURITY)
+    return await _release(request, scope, lambda client, reason: schedules.release(
+        client, account, group, by="dashboard", reason=reason))
 
 
 @router.post("/customers/{customer}/windows/{group}/release")
@@ -239,14 +229,19 @@ async def release_customer(request: Request, customer: Annotated[str, PathParam(
                            group: PatchGroup, scope: Scope = Depends(viewer)) -> Response:
     """A customer-scoped ring: released in every systems account of the customer (as
     ``POST /v1/admin/windows/customers/{customer}/{group}/release``)."""
+    return await _release(request, scope, lambda client, reason: schedules.release_customer(
+        client, customer, group, by="dashboard", reason=reason))
+
+
+async def _release(request: Request, scope: Scope, release_with: Callable[[Any, str], Awaitable[Any]]) -> Response:
+    """The release form: CSRF, admins only, then the release; its refusals as pages."""
     form = await _form(request)
     if not signin.csrf_ok(request, presented_token(request, cookie=True), form.get("csrf")):
         return render("message.html", status=400, title="Not released", message="The form expired; reload the page.")
     if not scope.admin:
         return render("message.html", status=403, title="Forbidden", message="Only an admin releases a ring.")
     try:
-        client = await request.app.state.gateway.client()
-        await schedules.release_customer(client, customer, group, by="dashboard", reason=form.get("reason", "")[:500])
+        await release_with(await request.app.state.gateway.client(), form.get("reason", "")[:500])
     except schedules.WindowNotFound as err:
         return render("message.html", status=404, title="Not released", message=err.reason)
     except (FleetpatchError, schedules.WindowConflict) as err:
