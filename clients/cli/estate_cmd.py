@@ -13,11 +13,10 @@ import typer
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich import box
-from rich.measure import Measurement
 from rich.table import Table
 
 from clients.cli.api_client import call
-from clients.cli.common import console, err_console, print_table
+from clients.cli.common import console, err_console, print_table, print_whole
 from clients.cli.estate_api import get
 from config.settings import Settings
 
@@ -54,9 +53,7 @@ def compliance(
     for row in rows:
         table.add_row(*row)
     table.add_row(*(["[b]total[/b]"] + [""] * (len(keys) - 1) if keys else []), *[f"[b]{body['totals'][c]}[/b]" for c in COUNTERS])
-    # Never cut a number or a name: wider than the terminal, the lines run on (or use --json).
-    needed = Measurement.get(console, console.options, table).minimum
-    console.print(table, width=max(needed, console.width), crop=False)
+    print_whole(table)  # never cut a number or a name: wider than the terminal, lines run on
     for held in body.get("held") or []:  # later rings that only scan an OS: add an early instance of it
         console.print(f"[yellow]{held['customer']}: {held['note']}[/yellow]", soft_wrap=True)
 

@@ -203,3 +203,18 @@ def test_summary_json_names_the_fields_scripts_read() -> None:
     assert data["held_os"] == ["debian"] and data["group"] == "on-time" and data["started"] == now.isoformat()
     assert data["instances"] == [{"instance": "mi-0123456789abcdef0", "os": "rhel", "status": "succeeded", "installed": 3,
                                   "missing": 0, "failed": 0, "pending_reboot": 0, "reason": ""}]
+
+
+def test_no_column_is_squeezed_away_when_whole_ids_fill_the_terminal(monkeypatch) -> None:
+    """Two whole ids wider than the terminal with the rest: every column keeps its values (the
+    lines run on), and a date folds at its words, never inside them."""
+    console = Console(width=80, record=True)
+    monkeypatch.setattr(common, "console", console)
+    row = ["085539764123", "on-time", "acme", "Tue 02:00 on days 15-21 (UTC)", "active", "2026-12-15 02:00 UTC",
+           "patch-window/085539764123/on-time-2026-11-17T01:00:00Z"]
+    common.print_table("patch windows", ["account", "group", "customer", "when", "state", "next run", "last run"],
+                       [row], whole=("account", "last run"))
+    text = console.export_text()
+    for value in ("085539764123", "on-time", "acme", "active", "2026-12-15", row[-1]):
+        assert value in text, text
+    assert "…" not in text and console.width == 80
