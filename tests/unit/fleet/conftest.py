@@ -186,3 +186,22 @@ def fake_api() -> Iterator[FakeApi]:
 
 
 __all__ += ["Answer", "FakeApi", "os"]
+
+
+def enroll_with_activations(ssm: Any, account_id: str, group: str, tags: list[dict[str, str]] | None = None) -> Any:
+    """A fake API's registration answer: EC2 needs no activation; every other VM gets a real one
+    from the local AWS (``ssm`` of ``account_id``), so its agent can register."""
+    from localclouds.aws import REGION
+
+    def enroll(body: bytes) -> Answer:
+        request = json.loads(body)
+        if request["provider"] == "aws":
+            return Answer(201, {"enrollment_id": "e", "activation": None, "systems_account": "x",
+                                "patch_group": "on-time", "managed_instance_id": "i"})
+        created = ssm.create_activation(IamRole="SSMServiceRole", DefaultInstanceName=request["hostname"],
+                                        **({"Tags": tags} if tags else {}))
+        return Answer(201, {"enrollment_id": "e", "systems_account": account_id, "patch_group": group,
+                            "managed_instance_id": None, "activation": {
+                                "id": created["ActivationId"], "code": created["ActivationCode"], "region": REGION}})
+
+    return enroll

@@ -20,7 +20,7 @@ from localclouds.aws import REGION, agent_packages
 from localclouds.fleet import customers
 from localclouds.fleet.host import FleetHost
 from localclouds.fleet.platforms import PLATFORMS
-from tests.unit.fleet.conftest import Answer, FakeApi, LocalAws
+from tests.unit.fleet.conftest import Answer, FakeApi, LocalAws, enroll_with_activations
 from tests.unit.fleet.test_fleet_host import AUDIENCE, _wait_all, fleet  # noqa: F401 - the fixture
 
 DEB = "latest/debian_amd64/amazon-ssm-agent.deb"
@@ -57,16 +57,7 @@ def test_vms_booted_without_an_agent_install_it_and_enroll(fleet: tuple[str, Fle
     account_id, session = local_aws.new_account()
     ssm = local_aws.client("ssm", session)
 
-    def enroll(body: bytes) -> Answer:
-        request = json.loads(body)
-        if request["provider"] == "aws":
-            return Answer(201, {"enrollment_id": "e", "activation": None, "systems_account": "x",
-                                "patch_group": "on-time", "managed_instance_id": "i"})
-        created = ssm.create_activation(IamRole="SSMServiceRole", DefaultInstanceName=request["hostname"])
-        return Answer(201, {"enrollment_id": "e", "systems_account": account_id, "patch_group": "on-time",
-                            "managed_instance_id": None, "activation": {
-                                "id": created["ActivationId"], "code": created["ActivationCode"], "region": REGION}})
-
+    enroll = enroll_with_activations(ssm, account_id, "on-time")
     fake_api.on("POST", "/v1/registrations", Answer(0, enroll))
     httpx.post(f"{url}/vms", json={"count": 4, "customers": 1, "without_agent": True}).raise_for_status()
     vms = _wait_all(url, 4, timeout=90)

@@ -18,7 +18,7 @@ from clients import startup
 from localclouds.aws import REGION
 from localclouds.fleet.app import create_app
 from localclouds.fleet.host import FleetHost, HostSettings
-from tests.unit.fleet.conftest import Answer, FakeApi, LocalAws
+from tests.unit.fleet.conftest import Answer, FakeApi, LocalAws, enroll_with_activations
 from tests.unit.gcp.serving import serve
 
 AUDIENCE = "https://fleetpatch.example/v1/registrations"
@@ -66,18 +66,7 @@ def test_boot_one_vm_per_cloud_to_agent_online(fleet: tuple[str, FleetHost], fak
     account_id, session = local_aws.new_account()
     ssm = local_aws.client("ssm", session)
 
-    def enroll(body: bytes) -> Answer:
-        request = json.loads(body)
-        if request["provider"] == "aws":
-            return Answer(201, {"enrollment_id": "e", "activation": None, "systems_account": "x",
-                                "patch_group": "on-time", "managed_instance_id": "i"})
-        created = ssm.create_activation(IamRole="SSMServiceRole", DefaultInstanceName=request["hostname"],
-                                        Tags=[{"Key": "Patch Group", "Value": "early"}])
-        return Answer(201, {"enrollment_id": "e", "systems_account": account_id, "patch_group": "early",
-                            "managed_instance_id": None,
-                            "activation": {"id": created["ActivationId"], "code": created["ActivationCode"],
-                                           "region": REGION}})
-
+    enroll = enroll_with_activations(ssm, account_id, "early", tags=[{"Key": "Patch Group", "Value": "early"}])
     fake_api.on("POST", "/v1/registrations", Answer(0, enroll))
     booted = httpx.post(f"{url}/vms", json={"count": 4, "customers": 2}).json()["vms"]
     assert sorted(v["provider"] for v in booted) == ["aws", "azure", "gcp", "vmware"]
