@@ -15,7 +15,7 @@ from temporalio import activity
 from clouds.aws.customer_accounts import CustomerAccounts
 from clouds.aws.patch_train import PatchTrainStore
 from clouds.aws.sessions import AwsSessions
-from clouds.aws.ssm_commands import READ, SEND, RateLimiter, SsmCommands, classify
+from clouds.aws.ssm_commands import READ, SEND, RateLimiter, SsmCommands, classify, whole_second
 from config.settings import AwsSettings, PatchingSettings
 from contracts.enrollment import AccountRef
 from contracts.models import ActivityName
@@ -156,8 +156,7 @@ class PatchingActivities:
         row.failed = int(state.get("FailedCount", 0))
         row.pending_reboot = int(state.get("InstalledPendingRebootCount", 0))
         started = state.get("OperationStartTime")
-        # SSM's times have whole seconds; the window's start has microseconds.
-        this_window = inp.since is None or (started is not None and started >= inp.since.replace(microsecond=0))
+        this_window = inp.since is None or (started is not None and started >= whole_second(inp.since))
         if row.status is InstanceStatus.SUCCEEDED and row.failed and this_window and row.operation == Operation.INSTALL.value:
             _, failed = self._ssm.patches_since(inp.account, row.instance_id, inp.since)
             names = ", ".join(p.id for p in failed[:FAILED_PATCHES_IN_REASON])

@@ -127,6 +127,12 @@ def _tail(output: str) -> str:
     return f": {lines[-1][:300]}" if lines else ""
 
 
+
+def whole_second(moment: datetime) -> datetime:
+    """A window's start as SSM compares it: SSM's times (InstalledTime, OperationStartTime) have
+    whole seconds, so what happened in the second the window opened belongs to the window."""
+    return moment.replace(microsecond=0)
+
 class SsmCommands:
     def __init__(self, sessions: AwsSessions, limiter: RateLimiter) -> None:
         self._sessions = sessions
@@ -258,7 +264,7 @@ class SsmCommands:
         InstalledTime has whole seconds (the package manager's install time), so ``since`` is taken
         to its whole second: a patch installed in the very second the window opened is this
         window's."""
-        since = since.replace(microsecond=0) if since is not None else None
+        since = whole_second(since) if since is not None else None
         ssm = self._ssm(account)
         installed: list[PatchRef] = []
         failed: list[PatchRef] = []
