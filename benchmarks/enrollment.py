@@ -1,4 +1,4 @@
-"""p1 and p4: enrollment through the API of a running local default (``fleetpatch up``: every
+"""p1: enrollment through the API of a running local default (``fleetpatch up``: every
 worker role its own process).
 
 GCP VMs are created in the local GCP and their identity tokens fetched from their metadata server
@@ -10,10 +10,9 @@ first and vends the project's systems account; then:
 - trivial: as many Doctor workflows (one ``ping`` activity on the gcp worker, the workflow on the
   orchestrator) started at once on the same server; ``p1_ratio_vs_trivial`` = the ratio of the two
   throughputs;
-- paced: ``paced`` VMs register at 10 per second; ``p1_p99_latency_s`` is their latency's p99;
-- open: no agent ever registers, so every enrollment stays open waiting for its agent;
-  ``p4_rss_mb_per_1000_open`` = the orchestrator worker's RSS growth from before the burst to after
-  the last answer, per 1,000 open enrollments.
+- paced: ``paced`` VMs register at 10 per second; ``p1_p99_latency_s`` is their latency's p99.
+
+The memory of open enrollments is measured by its own part (``open_enrollments``, p4).
 """
 
 from __future__ import annotations
@@ -155,16 +154,12 @@ async def run(local: LocalDefault, results: Results, burst: int, paced: int, rat
         during = local.use()
         trivial_s = await _trivial(local, burst)
         paced_latencies = await _paced(http, paced_tokens, rate) if paced_tokens else []
-    after = local.use()
     per_s, trivial_per_s = burst / burst_s, burst / trivial_s
     results.set("p1_enroll_per_s", per_s)
     results.set("p1_ratio_vs_trivial", per_s / trivial_per_s)
     results.set("p1_p99_latency_s", _p99(paced_latencies) if paced_latencies else None)
-    grown = after["worker-orchestrator"].rss_mb - before["worker-orchestrator"].rss_mb
-    results.set("p4_rss_mb_per_1000_open", grown / (burst + paced) * 1000)
     results.conditions["p1"] = (f"GCP VMs of one linked project (systems account vended first), {burst} registering at once;"
                                 f" {len(paced_tokens)} at {rate:g}/s; trivial: {burst} Doctor(gcp) workflows at once")
-    results.conditions["p4"] = f"{burst + paced} enrollments left open (no agent registers), orchestrator RSS before/after"
     cpu = {name: round(during[name].cpu_s - before[name].cpu_s, 1) for name in during if name in before}
     results.details["p1"] = {
         "first_vm_with_vending_s": round(vending, 2), "burst_s": round(burst_s, 2),
@@ -173,6 +168,3 @@ async def run(local: LocalDefault, results: Results, burst: int, paced: int, rat
         "paced_latency_p50_s": round(statistics.median(paced_latencies), 3) if paced_latencies else None,
         "cpu_s_during_burst_by_process": dict(sorted(cpu.items(), key=lambda kv: -kv[1])),
     }
-    results.details["p4"] = {"open_enrollments": burst + paced + 1,
-                             "orchestrator_rss_mb_before": round(before["worker-orchestrator"].rss_mb, 1),
-                             "orchestrator_rss_mb_after": round(after["worker-orchestrator"].rss_mb, 1)}

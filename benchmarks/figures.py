@@ -88,7 +88,6 @@ def table(results: Results) -> Any:
     for figure in FIGURES:
         value = results.values[figure.key]
         part = figure.key.split("_", 1)[0]
-        part = "p1" if part == "p4" else part  # p4 is measured with p1
         if value is None:
             note = (results.notes.get(figure.key) or results.notes.get(part) or "not run")[:120]
             shown = "-"

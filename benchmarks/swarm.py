@@ -2,9 +2,12 @@
 
 The agents are the fleet's own (``localclouds.fleet.agent``: ping, GetMessages, run
 AWS-RunPatchBaseline against a synthetic package set, SendReply, PutComplianceItems), registered
-in a systems account of the local AWS with one multi-use activation (as an operator would for a
-lab), so a window can target thousands of real managed instances without booting thousands of
-VMs. Every agent shares one instance key: key generation is not what the benchmark measures.
+in a systems account of the local AWS with multi-use activations (as an operator would for a lab;
+SSM allows at most 1,000 registrations per activation, so one per thousand agents), so a window
+can target thousands of real managed instances without booting thousands of VMs. Registrations
+run ``--threads`` at a time through the real RegisterManagedInstance; every agent shares one
+instance key (key generation is not what the benchmark measures) and the process's botocore
+clients (``AgentClient``: each call signed with its own agent's credentials).
 
 Writes ``{"registered": N, "online": M}`` to ``--status`` as agents come up; runs until SIGTERM.
 """
@@ -48,9 +51,12 @@ async def main(args: argparse.Namespace) -> None:
     gate = asyncio.Semaphore(args.threads)
     agents: list[Agent] = []
 
+    activations = [a.split(":", 1) for a in args.activation]
+
     async def one(n: int) -> None:
+        activation_id, code = activations[n // args.per_activation]
         async with gate:
-            registration = await loop.run_in_executor(pool, lambda: client.register(args.activation_id, args.code, key=key))
+            registration = await loop.run_in_executor(pool, lambda: client.register(activation_id, code, key=key))
         family = families[n % len(families)]
         vm = AgentVm(f"swarm-{n:05d}", PLATFORMS[family], catalogue.Installed.from_json(software[family].to_json()),
                      save=lambda: None, registration=registration)
@@ -74,8 +80,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.swarm")
     parser.add_argument("--endpoint", required=True)
     parser.add_argument("--region", required=True)
-    parser.add_argument("--activation-id", required=True)
-    parser.add_argument("--code", required=True)
+    parser.add_argument("--activation", action="append", required=True, metavar="ID:CODE",
+                        help="an activation; agent n registers with the (n // --per-activation)th")
+    parser.add_argument("--per-activation", type=int, default=1000)
     parser.add_argument("--count", type=int, required=True)
     parser.add_argument("--status", type=Path, required=True)
     parser.add_argument("--os", default="ubuntu,amazon-linux-2,windows")

@@ -56,16 +56,24 @@ async def _systems_account(local: LocalDefault) -> str:
     return answer.json()["systems_account"]
 
 
+PER_ACTIVATION = 1000  # SSM's largest RegistrationLimit
+
+
 def _swarm(local: LocalDefault, account: str, count: int, poll: float) -> tuple[subprocess.Popen[bytes], object]:
-    created = _ssm_in(local, account).create_activation(
-        Description="benchmark swarm", DefaultInstanceName="swarm", IamRole=SERVICE_ROLE, RegistrationLimit=count,
-        ExpirationDate=datetime.now(UTC) + timedelta(hours=6), Tags=[{"Key": "Patch Group", "Value": "early"}])
+    ssm = _ssm_in(local, account)
+    activations = []
+    for first in range(0, count, PER_ACTIVATION):
+        created = ssm.create_activation(
+            Description="benchmark swarm", DefaultInstanceName="swarm", IamRole=SERVICE_ROLE,
+            RegistrationLimit=min(PER_ACTIVATION, count - first), ExpirationDate=datetime.now(UTC) + timedelta(hours=6),
+            Tags=[{"Key": "Patch Group", "Value": "early"}])
+        activations += ["--activation", f"{created['ActivationId']}:{created['ActivationCode']}"]
     status = local.root / "swarm.json"
     log = open(local.root / "swarm.out", "wb")  # noqa: SIM115 - the child holds it
     proc = subprocess.Popen(
-        [sys.executable, "-m", "benchmarks.swarm", "--endpoint", local.doc["aws"], "--region", REGION,
-         "--activation-id", created["ActivationId"], "--code", created["ActivationCode"], "--count", str(count),
-         "--status", str(status), "--poll-interval", str(poll)], stdout=log, stderr=subprocess.STDOUT)
+        [sys.executable, "-m", "benchmarks.swarm", "--endpoint", local.doc["aws"], "--region", REGION, *activations,
+         "--per-activation", str(PER_ACTIVATION), "--count", str(count), "--status", str(status),
+         "--poll-interval", str(poll)], stdout=log, stderr=subprocess.STDOUT)
     return proc, status
 
 

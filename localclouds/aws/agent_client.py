@@ -11,7 +11,9 @@ Three botocore clients cover every agent-side call:
 - ``ssm`` (boto3's own model): PutInventory, PutComplianceItems,
   GetDeployablePatchSnapshotForInstance.
 Errors surface as botocore ``ClientError`` subclasses with the service's error codes, and
-throttling is retried by botocore's own retry handler.
+throttling is retried by botocore's own retry handler. Every agent of a process shares one client
+per service (and its connection pool); each call is signed with the calling agent's own key or
+role credentials, so a process can hold thousands of agents.
 """
 
 from __future__ import annotations
@@ -101,6 +103,7 @@ class _RsaSigV4(SigV4Auth):
 
 
 _SESSION_LOCK = threading.Lock()
+_CALL = threading.local()  # how the call on this thread signs: set by _Signed, read at before-sign
 
 
 @functools.cache
@@ -112,44 +115,77 @@ def _session() -> botocore.session.Session:
     return session
 
 
+def _sign_for_caller(request: Any, signing_name: str, region_name: str, **_: Any) -> None:
+    """Sign with whatever the calling agent set for this call (nothing: the call stays unsigned)."""
+    signer = getattr(_CALL, "signer", None)
+    if signer is not None:
+        signer(signing_name, region_name).add_auth(request)
+
+
+_SHARED: dict[tuple[str, str | None, str], Any] = {}
+
+
+def _shared_client(service: str, endpoint_url: str | None, region: str) -> Any:
+    """One unsigned client per (service, endpoint, region) for every agent of the process; each
+    call is signed by its own agent (``_Signed``). Agents differ only in their credentials, so
+    thousands of them need not hold thousands of clients and connection pools."""
+    key = (service, endpoint_url, region)
+    with _SESSION_LOCK:  # botocore sessions are not safe for concurrent client creation
+        client = _SHARED.get(key)
+        if client is None:
+            config = Config(retries={"mode": "standard", "max_attempts": 5}, signature_version=UNSIGNED,
+                            max_pool_connections=64)
+            client = _session().create_client(service, region_name=region, endpoint_url=endpoint_url, config=config)
+            client.meta.events.register("before-sign", _sign_for_caller)
+            _SHARED[key] = client
+        return client
+
+
+class _Signed:
+    """A shared client's operations, each call signed with one agent's own signer."""
+
+    def __init__(self, client: Any, signer: Any) -> None:
+        self._client, self._signer = client, signer
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._client, name)
+        if not callable(attribute) or name.startswith("_"):
+            return attribute
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            _CALL.signer = self._signer
+            try:
+                return attribute(*args, **kwargs)
+            finally:
+                _CALL.signer = None
+
+        return call
+
+
 class AgentClient:
     """The unauthenticated start of an agent's life: registration."""
 
-    def __init__(self, endpoint_url: str | None, region: str, config: Config | None = None):
+    def __init__(self, endpoint_url: str | None, region: str):
         self.endpoint_url = endpoint_url
         self.region = region
-        self.config = config or Config(retries={"mode": "standard", "max_attempts": 5})
-        self._session = _session()
 
-    def _client(self, service: str, config: Config | None = None, **credentials: Any) -> Any:
-        with _SESSION_LOCK:  # botocore sessions are not safe for concurrent client creation
-            return self._session.create_client(service, region_name=self.region,
-                                               endpoint_url=self.endpoint_url,
-                                               config=config or self.config, **credentials)
+    def _client(self, service: str, signer: Any = None) -> Any:
+        return _Signed(_shared_client(service, self.endpoint_url, self.region), signer)
 
     def register(self, activation_id: str, activation_code: str,
                  fingerprint: str | None = None, key: InstanceKey | None = None) -> Registration:
         """RegisterManagedInstance -> the new mi- id, plus the key and fingerprint to keep."""
         key = key or InstanceKey.generate()
         fingerprint = fingerprint or str(uuid.uuid4())
-        client = self._client("ssm-agent", config=self.config.merge(
-            Config(signature_version=UNSIGNED)))
-        answer = client.register_managed_instance(
+        answer = self._client("ssm-agent").register_managed_instance(
             ActivationCode=activation_code, ActivationId=activation_id,
             PublicKey=key.public_key, PublicKeyType=KEY_TYPE, Fingerprint=fingerprint)
         return Registration(answer["InstanceId"], self.region, fingerprint, key)
 
     def request_role_token(self, registration: Registration) -> RoleCredentials:
         """RequestManagedInstanceRoleToken, signed with the instance key."""
-        client = self._client("ssm-agent", config=self.config.merge(
-            Config(signature_version=UNSIGNED)))
-
-        def sign(request: Any, **_: Any) -> None:
-            _RsaSigV4(registration.instance_id, registration.key, "ssm",
-                      registration.region).add_auth(request)
-
-        client.meta.events.register("before-sign.ssm-agent.RequestManagedInstanceRoleToken",
-                                    sign)
+        client = self._client("ssm-agent", lambda _name, _region: _RsaSigV4(
+            registration.instance_id, registration.key, "ssm", registration.region))
         answer = client.request_managed_instance_role_token(Fingerprint=registration.fingerprint)
         return RoleCredentials(answer["AccessKeyId"], answer["SecretAccessKey"],
                                answer["SessionToken"], answer["TokenExpirationDate"])
@@ -165,12 +201,14 @@ class AgentSession:
                  credentials: RoleCredentials) -> None:
         self.registration = registration
         self.credentials = credentials
-        keys = {"aws_access_key_id": credentials.access_key_id,
-                "aws_secret_access_key": credentials.secret_access_key,
-                "aws_session_token": credentials.session_token}
-        self.ssm_agent = client._client("ssm-agent", **keys)
-        self.messages = client._client("ec2messages", **keys)
-        self.ssm = client._client("ssm", **keys)
+        frozen = Credentials(credentials.access_key_id, credentials.secret_access_key, credentials.session_token)
+
+        def sigv4(signing_name: str, region: str) -> SigV4Auth:
+            return SigV4Auth(frozen, signing_name, region)
+
+        self.ssm_agent = client._client("ssm-agent", sigv4)
+        self.messages = client._client("ec2messages", sigv4)
+        self.ssm = client._client("ssm", sigv4)
 
     @property
     def instance_id(self) -> str:

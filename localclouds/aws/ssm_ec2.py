@@ -41,10 +41,22 @@ def _tags(instance: Any) -> dict[str, str]:
 
 
 class Ec2Nodes:
-    """Find-or-create the managed-node record of an EC2 instance; keep its tags current."""
+    """Find-or-create the managed-node record of an EC2 instance; keep its tags current.
+
+    ``refresh`` runs before every SSM request, so it visits only the region's EC2 nodes (an index
+    found once per region by one scan, then kept by ``node_for_ping``, the only place that makes
+    them), never the region's thousands of hybrid instances."""
 
     def __init__(self, state: SsmState) -> None:
         self.state = state
+        self._index: dict[int, tuple[RegionState, set[str]]] = {}  # id(region) -> its EC2 node ids
+
+    def _ec2_ids(self, region: RegionState) -> set[str]:
+        entry = self._index.get(id(region))
+        if entry is None or entry[0] is not region:
+            found = {i for i, node in region.instances.items() if node.resource_type == EC2_RESOURCE_TYPE}
+            entry = self._index[id(region)] = (region, found)
+        return entry[1]
 
     def node_for_ping(self, ctx: RequestContext, instance_id: str) -> ManagedInstance:
         region = self.state.region(ctx.account_id, ctx.region)
@@ -61,14 +73,16 @@ class Ec2Nodes:
                 resource_type=EC2_RESOURCE_TYPE,
             )
             region.instances[instance_id] = node
+            self._ec2_ids(region).add(instance_id)
         node.tags = _tags(found)
         node.name = node.tags.get("Name")
         return node
 
     def refresh(self, region: RegionState) -> None:
         """Re-read the EC2 tags and state of the region's EC2 nodes."""
-        for node in region.instances.values():
-            if node.resource_type != EC2_RESOURCE_TYPE or node.deregistered:
+        for instance_id in self._ec2_ids(region):
+            node = region.instances.get(instance_id)
+            if node is None or node.resource_type != EC2_RESOURCE_TYPE or node.deregistered:
                 continue
             found = _moto_instance(region.account_id, region.region, node.instance_id)
             if found is None or found._state.name not in LIVE_STATES:

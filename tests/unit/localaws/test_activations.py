@@ -168,13 +168,13 @@ def test_role_token_signature_covers_the_body(local_aws, ssm):
         request.body = json.dumps({"Fingerprint": registration.fingerprint + " "}).encode()
         request.headers["Content-Length"] = str(len(request.body))
 
-    session = agent_client._session()
-    session.register("before-send.ssm-agent.RequestManagedInstanceRoleToken", tamper)
+    events = agent_client._shared_client("ssm-agent", local_aws.endpoint, REGION).meta.events  # every agent's client
+    events.register("before-send.ssm-agent.RequestManagedInstanceRoleToken", tamper)
     try:
         with pytest.raises(botocore.exceptions.ClientError) as refused:
             client.request_role_token(registration)
     finally:
-        session.unregister("before-send.ssm-agent.RequestManagedInstanceRoleToken", tamper)
+        events.unregister("before-send.ssm-agent.RequestManagedInstanceRoleToken", tamper)
     assert _code(refused.value) == "AccessDeniedException"
     assert client.request_role_token(registration).access_key_id.startswith("ASIA")
 
