@@ -77,9 +77,8 @@ class MessageService:
         if not isinstance(visibility, int) or isinstance(visibility, bool) or visibility < 0:
             raise AwsError("ValidationException", "VisibilityTimeoutInSeconds must be >= 0")
         region = self._destination(ctx, destination)
-        ready = [m for m in region.messages.values()
-                 if m.destination == destination and not m.acknowledged
-                 and m.visible_after <= ctx.now]
+        ready = [m for m in self.engine.messages_for(region, destination)
+                 if not m.acknowledged and m.visible_after <= ctx.now]
         ready.sort(key=lambda m: m.created)
         for message in ready:
             message.visible_after = ctx.now + timedelta(seconds=visibility)

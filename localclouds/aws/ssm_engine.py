@@ -49,10 +49,33 @@ def finish(invocation: Invocation, status: str, details: str, now: datetime) -> 
 
 
 class CommandEngine:
-    """Dispatches, times out and summarises commands of one (account, region)."""
+    """Dispatches, times out and summarises commands of one (account, region).
+
+    Only the engine posts and drops messages, so it also keeps each region's inbox per destination
+    (message ids; found once per region by one scan): GetMessages reads one instance's messages,
+    never the region's (a window over 10,000 instances leaves 10,000 of them)."""
 
     def __init__(self, state: SsmState) -> None:
         self.state = state
+        self._inboxes: dict[int, tuple[RegionState, dict[str, dict[str, None]]]] = {}  # id(region) -> ...
+
+    def _inbox(self, region: RegionState) -> dict[str, dict[str, None]]:
+        entry = self._inboxes.get(id(region))
+        if entry is None or entry[0] is not region:
+            boxes: dict[str, dict[str, None]] = {}
+            for message in region.messages.values():
+                boxes.setdefault(message.destination, {})[message.message_id] = None
+            entry = self._inboxes[id(region)] = (region, boxes)
+        return entry[1]
+
+    def post(self, region: RegionState, message: Message) -> None:
+        region.messages[message.message_id] = message
+        self._inbox(region).setdefault(message.destination, {})[message.message_id] = None
+
+    def messages_for(self, region: RegionState, destination: str) -> list[Message]:
+        """The messages (of any state) addressed to one instance, oldest first."""
+        box = self._inbox(region).get(destination, {})
+        return [region.messages[i] for i in box if i in region.messages]
 
     def advance(self, region: RegionState, now: datetime) -> None:
         for command in region.commands.values():
@@ -105,7 +128,7 @@ class CommandEngine:
                 "CloudWatchLogGroupName": "",
                 "CloudWatchOutputEnabled": "false",
             }
-            region.messages[invocation.message_id] = Message(
+            self.post(region, Message(
                 message_id=invocation.message_id,
                 destination=invocation.instance_id,
                 topic=f"aws.ssm.sendCommand.{region.region}.1",
@@ -113,11 +136,11 @@ class CommandEngine:
                 created=now,
                 visible_after=now,
                 command_id=command.command_id,
-            )
+            ))
 
-    @staticmethod
-    def _drop_messages(region: RegionState, invocation: Invocation) -> None:
+    def _drop_messages(self, region: RegionState, invocation: Invocation) -> None:
         region.messages.pop(invocation.message_id, None)
+        self._inbox(region).get(invocation.instance_id, {}).pop(invocation.message_id, None)
 
     @staticmethod
     def error_count(command: Command) -> int:
@@ -164,14 +187,14 @@ class CommandEngine:
                 continue
             invocation.status = invocation.details = "Cancelling"
             message_id = f"aws.ssm.{uuid.uuid4()}.{invocation.instance_id}"
-            region.messages[message_id] = Message(
+            self.post(region, Message(
                 message_id=message_id,
                 destination=invocation.instance_id,
                 topic=f"aws.ssm.cancelCommand.{region.region}.1",
                 payload=json.dumps({"CancelMessageId": invocation.message_id}),
                 created=now,
                 visible_after=now,
-            )
+            ))
         self._summarise(command)
 
     @staticmethod

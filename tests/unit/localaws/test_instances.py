@@ -135,9 +135,13 @@ def test_accounts_are_isolated(local_aws, account):
 def test_agent_credentials_cannot_act_for_another_instance(local_aws, ssm):
     first = local_aws.agent(ssm)
     second = local_aws.agent(ssm)
+    # One botocore client per service serves every agent of the process; each call is still
+    # signed with its own agent's credentials.
+    assert first.ssm_agent._client is second.ssm_agent._client and first.messages._client is second.messages._client
     with pytest.raises(botocore.exceptions.ClientError) as refused:
         first.ssm_agent.update_instance_information(InstanceId=second.instance_id)
     assert refused.value.response["Error"]["Code"] == "AccessDeniedException"
+    second.ssm_agent.update_instance_information(InstanceId=second.instance_id)
 
 
 def _agent_session(agent):
