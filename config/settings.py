@@ -275,10 +275,24 @@ class WorkerTuning(BaseModel):
     sync_threads: int | None = Field(default=None, ge=1)  # thread pool of synchronous activities
 
 
+#: Workflow runs the orchestrator keeps in memory between their tasks (the SDK's default is 1,000).
+#: Every open enrollment waiting for its agent is such a run (~0.27 MB each in the sandbox), so the
+#: SDK's default lets 1,000 of them take ~275 MB; an evicted run replays its history (an open
+#: enrollment: ~70 events, tens of ms) on its next task, which for a waiting enrollment is the one
+#: when its agent comes online. Least recently used runs go first, so runs that are progressing stay.
+ORCHESTRATOR_STICKY_CACHE = 250
+
+
+class OrchestratorTuning(WorkerTuning):
+    """The orchestrator's options: a bounded sticky cache by default (see ORCHESTRATOR_STICKY_CACHE)."""
+
+    max_cached_workflows: int | None = Field(default=ORCHESTRATOR_STICKY_CACHE, ge=0)
+
+
 class WorkerSettings(BaseModel):
     """Per role, e.g. ``FLEETPATCH_WORKER__ORCHESTRATOR__WORKFLOW_TASK_POLLS=4``."""
 
-    orchestrator: WorkerTuning = WorkerTuning()
+    orchestrator: OrchestratorTuning = OrchestratorTuning()
     aws: WorkerTuning = WorkerTuning()
     gcp: WorkerTuning = WorkerTuning()
     azure: WorkerTuning = WorkerTuning()

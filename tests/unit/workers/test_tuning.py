@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from clients.local.services import temporal_spec
-from config.settings import Settings, WorkerTuning
+from config.settings import ORCHESTRATOR_STICKY_CACHE, Settings, WorkerTuning
 from workers.runner import worker_options
 
 
@@ -22,6 +22,19 @@ def test_worker_options_per_role_from_the_environment(monkeypatch: pytest.Monkey
     assert worker_options(settings.worker.gcp) == {}  # unset: the SDK's defaults
     with pytest.raises(ValueError):
         WorkerTuning(workflow_task_polls=0)
+
+
+def test_the_orchestrator_keeps_a_bounded_sticky_cache_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Open enrollments wait in the orchestrator's cache: bounded by default, also when another
+    of its knobs is set; configurable; the other roles keep the SDK's default."""
+    assert worker_options(Settings().worker.orchestrator) == {"max_cached_workflows": ORCHESTRATOR_STICKY_CACHE}
+    assert 0 < ORCHESTRATOR_STICKY_CACHE < 1000  # below the SDK's default of 1,000 runs
+    monkeypatch.setenv("FLEETPATCH_WORKER__ORCHESTRATOR__WORKFLOW_TASK_POLLS", "2")
+    assert worker_options(Settings().worker.orchestrator) == {
+        "max_concurrent_workflow_task_polls": 2, "max_cached_workflows": ORCHESTRATOR_STICKY_CACHE}
+    monkeypatch.setenv("FLEETPATCH_WORKER__ORCHESTRATOR__MAX_CACHED_WORKFLOWS", "0")
+    assert worker_options(Settings().worker.orchestrator)["max_cached_workflows"] == 0
+    assert "max_cached_workflows" not in worker_options(Settings().worker.aws)
 
 
 def test_the_dev_server_gets_its_sqlite_pragmas(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
