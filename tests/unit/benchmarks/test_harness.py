@@ -57,5 +57,6 @@ def test_options_pick_parts_and_sizes() -> None:
     assert quick.parts == ["p1", "p3"] and quick.enroll == 20 and quick.window_instances == 100
     full = bench.parse(["--window-instances", "2000"])
     assert full.parts == list(bench.PARTS) and full.enroll == 200 and full.window_instances == 2000
+    assert "p4" in full.parts and full.open == 1000 and quick.open == 500
     with pytest.raises(SystemExit):
         bench.parse(["--only", "p9"])
