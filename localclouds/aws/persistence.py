@@ -9,7 +9,10 @@ here.
 The file is one header line (JSON: format, moto version, when) and a pickle, written to a
 temporary file and renamed over the old one, so a crash leaves the previous save intact. Saves
 happen every ``interval`` seconds when something changed, and once more at a clean shutdown; a
-``kill -9`` loses at most the last interval. Requests and a save never overlap (``Gate``).
+``kill -9`` loses at most the last interval. Requests and a save never overlap (``Gate``), so a
+large state (10,000 managed instances: seconds to pickle) spaces its saves out: the next save
+waits at least ``PAUSE_SHARE`` times the requests' last pause, so saves hold requests back at
+most 1/``PAUSE_SHARE`` of the time.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import os
 import pickle
 import sys
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Iterator
 from copy import deepcopy
@@ -38,6 +42,12 @@ log = logging.getLogger(__name__)
 
 FORMAT = 1
 STATE_FILE = "state.bin"
+PAUSE_SHARE = 20
+
+
+def next_save_in(interval: float, paused: float) -> float:
+    """Seconds until the next save: the interval, or longer when the last one held requests long."""
+    return max(interval, paused * PAUSE_SHARE)
 
 
 class StateNotRestored(RuntimeError):
@@ -287,13 +297,15 @@ class StateStore:
             {"moto": _moto_backends(), "local": local})
         return buffer.getvalue()
 
-    def save(self, timeout: float = 10.0) -> None:
-        """Write the state now (temporary file + rename)."""
+    def save(self, timeout: float = 10.0) -> float:
+        """Write the state now (temporary file + rename); the seconds requests were held back."""
         self.dirty.clear()
         with self.gate.exclusive(timeout) as quiet:
+            started = time.monotonic()
             if not quiet:
                 log.warning("saving while requests are still running")
             data = self._snapshot()
+            paused = time.monotonic() - started
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         with tmp.open("wb") as out:
@@ -307,6 +319,7 @@ class StateStore:
                 os.fsync(fd)
             finally:
                 os.close(fd)
+        return paused
 
     def start(self) -> None:
         if self.interval > 0:
@@ -314,10 +327,11 @@ class StateStore:
             self._thread.start()
 
     def _run(self) -> None:
-        while not self._stop.wait(self.interval):
+        wait = self.interval
+        while not self._stop.wait(wait):
             if self.dirty.is_set():
                 try:
-                    self.save()
+                    wait = next_save_in(self.interval, self.save())
                 except Exception:  # keep serving; the next period tries again
                     log.exception("saving the local AWS state failed")
 

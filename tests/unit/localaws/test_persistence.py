@@ -111,3 +111,32 @@ def test_an_unreadable_state_stops_the_start_with_a_clear_message(tmp_path: Path
     with pytest.raises(RuntimeError, match="fleetpatch reset"):
         with _start(tmp_path):
             pass
+
+
+def test_a_state_slow_to_save_spaces_its_saves_out(tmp_path: Path) -> None:
+    """Saves hold requests back; a large state (seconds to pickle) is saved less often, so the
+    pauses stay a small share of the time, and a small one keeps the configured period."""
+    import threading
+
+    from localclouds.aws.persistence import PAUSE_SHARE, Gate, StateStore, next_save_in
+
+    assert next_save_in(5.0, 0.01) == 5.0
+    assert next_save_in(5.0, 2.0) == 2.0 * PAUSE_SHARE
+    assert PAUSE_SHARE >= 10
+
+    class SlowApp:
+        gate, changed = Gate(), threading.Event()
+
+        def state_objects(self) -> dict[str, Any]:
+            time.sleep(0.2)  # a snapshot that takes a while
+            return {}
+
+    store = StateStore(tmp_path, SlowApp(), interval=0.05)
+    assert store.save() >= 0.2
+    saves = []
+    store.save = lambda timeout=10.0: (saves.append(time.monotonic()), 0.2)[1]  # type: ignore[method-assign]
+    store.dirty.set()
+    store.start()
+    time.sleep(1.5)
+    store._stop.set()
+    assert 1 <= len(saves) <= 2, saves  # every 0.2 * PAUSE_SHARE = 4 s, not every 0.05 s
