@@ -65,13 +65,16 @@ async def main(args: argparse.Namespace) -> None:
         tasks.append(asyncio.create_task(agent.run(stop)))
 
     tasks: list[asyncio.Task[None]] = []
-    await asyncio.gather(*(one(n) for n in range(args.count)))
-    while not stop.is_set():
+    registering = asyncio.ensure_future(asyncio.gather(*(one(n) for n in range(args.count))))
+    while not stop.is_set():  # the status from the first registration on
         _write(args.status, registered=len(agents), online=sum(a.online.is_set() for a in agents))
         try:
             await asyncio.wait_for(stop.wait(), timeout=2)
         except TimeoutError:
             pass
+        if registering.done() and registering.exception() is not None:
+            raise registering.exception()  # type: ignore[misc]
+    registering.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
     pool.shutdown(wait=False, cancel_futures=True)
 
