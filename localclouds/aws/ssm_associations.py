@@ -6,10 +6,18 @@ Agent side, as the real agent pulls its associations: ListInstanceAssociations (
 that target the calling instance), then DescribeAssociation for the document and parameters, then
 UpdateInstanceAssociationStatus with the run's result. An instance's association status follows
 what its agent reported (see ``ssm_instances.association_status``).
+
+An association's Overview (status counts over every instance it targets) is an aggregate that
+SSM computes behind the scenes: here it is counted again when the region's instances were added
+or removed, when the association's targets changed, or when it is older than ``OVERVIEW_FRESH``
+(so an agent's reported run shows within that); otherwise the last count is answered, so the
+DescribeAssociation every agent sends after its ping is not O(instances) at 10,000 instances.
 """
 
 from __future__ import annotations
 
+import json
+import time
 import uuid
 from typing import Any
 
@@ -26,10 +34,14 @@ OPTIONAL = ("Parameters", "ScheduleExpression", "AssociationName", "DocumentVers
             "OutputLocation", "SyncCompliance")
 
 
+OVERVIEW_FRESH = 1.0  # seconds
+
+
 class AssociationService:
     def __init__(self, state: SsmState, hybrid: HybridService) -> None:
         self.state = state
         self.hybrid = hybrid
+        self._overviews: dict[tuple[int, str], tuple[Any, ...]] = {}  # (id(region), association) -> cached
 
     def handlers(self) -> dict[str, Any]:
         return {
@@ -43,6 +55,17 @@ class AssociationService:
         }
 
     def _overview(self, region: RegionState, association: Association) -> dict[str, Any]:
+        key = (id(region), association.association_id)
+        stamp = (region, len(region.instances), json.dumps(association.targets, sort_keys=True, default=str))
+        cached = self._overviews.get(key)
+        if cached is not None and cached[0] is stamp[0] and cached[1:3] == stamp[1:] and (
+                time.monotonic() - cached[3] < OVERVIEW_FRESH):
+            return cached[4]
+        overview = self._count(region, association)
+        self._overviews[key] = (*stamp, time.monotonic(), overview)
+        return overview
+
+    def _count(self, region: RegionState, association: Association) -> dict[str, Any]:
         selected = [i for i in region.instances.values()
                     if not i.deregistered and targets_instance(association.targets, i)]
         counts: dict[str, int] = {}

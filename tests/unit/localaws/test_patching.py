@@ -252,3 +252,27 @@ def test_inventory_association(local_aws, ssm):
     assert ssm.list_associations()["Associations"] == []
     with pytest.raises(ssm.exceptions.AssociationDoesNotExist):
         ssm.describe_association(AssociationId=association_id)
+
+
+def test_an_association_overview_follows_new_instances_at_once_and_reported_runs_within_a_second(local_aws, ssm):
+    """The Overview is an aggregate kept between DescribeAssociation calls (every agent sends one
+    after its ping): a new instance counts at once, a reported run within OVERVIEW_FRESH."""
+    import time
+
+    from localclouds.aws.ssm_associations import OVERVIEW_FRESH
+
+    association_id = ssm.create_association(
+        Name="AWS-GatherSoftwareInventory", Targets=[{"Key": "InstanceIds", "Values": ["*"]}],
+        ScheduleExpression="rate(30 minutes)")["AssociationDescription"]["AssociationId"]
+
+    def counts() -> dict[str, int]:
+        return ssm.describe_association(AssociationId=association_id)["AssociationDescription"]["Overview"][
+            "AssociationStatusAggregatedCount"]
+
+    first = local_aws.agent(ssm)
+    assert counts() == {"Pending": 1}
+    local_aws.agent(ssm)
+    assert counts() == {"Pending": 2}  # at once, though the last count is fresh
+    first.update_instance_association_status(association_id, "Success", datetime.now(UTC))
+    time.sleep(OVERVIEW_FRESH + 0.1)
+    assert counts() == {"Pending": 1, "Success": 1}
