@@ -8,7 +8,7 @@ until the agent comes online). After each quarter the orchestrator's RSS is read
 
 ``p4_rss_mb_per_1000_open`` = the RSS growth from after the first enrollment to after the last
 one answered, per 1,000 open enrollments (measured, not extrapolated: the part refuses fewer than
-``MIN_OPEN``). The quarters show whether the growth is linear (every run kept in the sticky
+``MIN_OPEN``); each VM's identity token is fetched just before it registers. The quarters show whether the growth is linear (every run kept in the sticky
 cache) or levels off (a bounded cache). What a bounded cache costs is measured too: an evicted
 open enrollment replays its history on its next task, so the part fetches one open enrollment's
 history and replays it with the worker's own workflows, as the worker would.
@@ -52,14 +52,17 @@ async def _replay_cost(local: LocalDefault) -> dict[str, float]:
             "replay_cold_ms": round((cold - fetched) * 1000, 1), "replay_warm_ms": round((warm - cold) / 5 * 1000, 1)}
 
 
-async def _open(http, tokens: list[str]) -> list[float]:  # noqa: ANN001
+async def _open(local: LocalDefault, http, vms: list[str]) -> list[float]:  # noqa: ANN001
+    """Register ``vms``, IN_FLIGHT at a time; each fetches its identity token just before it
+    registers (a token lives 10 minutes; on a loaded machine a quarter takes longer)."""
     gate = asyncio.Semaphore(IN_FLIGHT)
 
-    async def one(token: str) -> float:
+    async def one(vm: str) -> float:
         async with gate:
+            token = (await enrollment._tokens(local, [vm]))[0]
             return await enrollment._register(http, token)
 
-    return list(await asyncio.gather(*(one(t) for t in tokens)))
+    return list(await asyncio.gather(*(one(vm) for vm in vms)))
 
 
 def _rss(local: LocalDefault) -> float:
@@ -82,8 +85,7 @@ async def run(local: LocalDefault, results: Results, count: int, cache: str) -> 
         started = time.perf_counter()
         marks = [count * q // 4 for q in range(5)]
         for low, high in zip(marks, marks[1:]):
-            # identity tokens live 10 minutes: each quarter fetches its own just before it registers
-            await _open(http, await enrollment._tokens(local, vms[1 + low:1 + high]))
+            await _open(local, http, vms[1 + low:1 + high])
             await asyncio.sleep(2)
             curve[high] = round(_rss(local), 1)
         opened_s = time.perf_counter() - started
