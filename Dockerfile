@@ -28,7 +28,8 @@ ENV PATH=/opt/fleetpatch/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     FLEETPATCH_LOG_FORMAT=json \
-    FLEETPATCH_STATE_DIR=/tmp/fleetpatch
+    FLEETPATCH_STATE_DIR=/tmp/fleetpatch \
+    MALLOC_ARENA_MAX=2
 WORKDIR /home/fleetpatch
 USER 10001:10001
 CMD ["python", "-m", "workers", "--role", "orchestrator"]

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from clients.local.services import temporal_spec
+from clients.local.services import WORKER_MALLOC_ARENAS, temporal_spec, worker_specs
 from config.settings import ORCHESTRATOR_STICKY_CACHE, Settings, WorkerTuning
 from workers.runner import worker_options
 
@@ -42,3 +42,11 @@ def test_the_dev_server_gets_its_sqlite_pragmas(tmp_path: Path, monkeypatch: pyt
     assert [argv[i + 1] for i, a in enumerate(argv) if a == "--sqlite-pragma"] == ["journal_mode=wal", "synchronous=normal"]
     monkeypatch.setenv("FLEETPATCH_LOCAL__TEMPORAL_SQLITE_PRAGMAS", "[]")  # SQLite's own defaults
     assert "--sqlite-pragma" not in temporal_spec(Settings(state_dir=tmp_path)).argv
+
+
+def test_local_workers_run_with_few_malloc_arenas_unless_the_environment_says(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
+    specs = worker_specs(Settings(state_dir=tmp_path), {"X": "1"})
+    assert specs and all(s.env["MALLOC_ARENA_MAX"] == WORKER_MALLOC_ARENAS == "2" and s.env["X"] == "1" for s in specs)
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "8")
+    assert {s.env["MALLOC_ARENA_MAX"] for s in worker_specs(Settings(state_dir=tmp_path), {})} == {"8"}
