@@ -92,23 +92,32 @@ class InstanceService:
         if params.get("Filters") and params.get("InstanceInformationFilterList"):
             raise AwsError("InvalidInstanceInformationFilterValue",
                            "InstanceInformationFilterList and Filters can't be used together.")
-        rows = [self._row(region, i, ctx.now) for i in region.instances.values()
-                if not i.deregistered]
-        legacy = [(f.get("key"), f.get("valueSet")) for f in
-                  params.get("InstanceInformationFilterList") or []]
-        modern = [(f.get("Key"), f.get("Values")) for f in params.get("Filters") or []]
-        for key, values in legacy:
-            rows = self._filter(region, rows, key, string_list(values, "valueSet"), tags=False)
-        for key, values in modern:
-            rows = self._filter(region, rows, key, string_list(values, "Values"), tags=True)
-        rows.sort(key=lambda row: row["RegistrationDate"])
-        page, token = paginate(rows, params, default=10, maximum=50, minimum=5)
+        filters = [(f.get("key"), string_list(f.get("valueSet"), "valueSet"), False)
+                   for f in params.get("InstanceInformationFilterList") or []]
+        filters += [(f.get("Key"), string_list(f.get("Values"), "Values"), True) for f in params.get("Filters") or []]
+        instances = [i for i in region.instances.values() if not i.deregistered]
+        narrowed: list[ManagedInstance] | None = instances
+        for key, values, tags in filters:
+            narrowed = _narrow(narrowed, key, values, tags) if narrowed is not None else None
+        if narrowed is not None:  # no filter needs a computed field: rows only for the page
+            for key, values, tags in filters:
+                self._filter(region, [], key, values, tags=tags)  # the same refusals of bad filters
+            narrowed.sort(key=lambda i: i.registered)
+            chosen, token = paginate(narrowed, params, default=10, maximum=50, minimum=5)
+            page = [self._row(region, i, ctx.now) for i in chosen]
+        else:
+            rows = [self._row(region, i, ctx.now) for i in instances]
+            for key, values, tags in filters:
+                rows = self._filter(region, rows, key, values, tags=tags)
+            rows.sort(key=lambda row: row["RegistrationDate"])
+            page, token = paginate(rows, params, default=10, maximum=50, minimum=5)
         result: dict[str, Any] = {"InstanceInformationList": page}
         if token:
             result["NextToken"] = token
         return result
 
     def _row(self, region: RegionState, instance: ManagedInstance, now: datetime) -> dict[str, Any]:
+        """One instance's InstanceInformation (its ping and association status computed now)."""
         ec2 = instance.resource_type == "EC2Instance"
         row: dict[str, Any] = {
             "InstanceId": instance.instance_id,
@@ -211,3 +220,18 @@ class InstanceService:
         if tags is None:
             return PASS_TO_MOTO
         return {"TagList": dict_to_tags(tags)}
+
+
+def _narrow(instances: list[ManagedInstance], key: Any, values: list[str], tags: bool) -> list[ManagedInstance] | None:
+    """What ``_filter`` keeps, chosen on the instances themselves, for the filters that need no
+    computed field (ids, tags); None for the others. A full listing of 10,000 instances in pages
+    of 50 then builds 10,000 rows, not 200 times 10,000."""
+    if not isinstance(key, str) or not values:
+        return None
+    if tags and key.startswith("tag:"):
+        return [i for i in instances if i.tags.get(key[4:]) in values]
+    if key == "InstanceIds":
+        return [i for i in instances if i.instance_id in values]
+    if key == "ActivationIds":
+        return [i for i in instances if i.resource_type != "EC2Instance" and i.activation_id in values]
+    return None

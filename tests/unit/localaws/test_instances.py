@@ -150,3 +150,31 @@ def _agent_session(agent):
     return boto3.Session(aws_access_key_id=agent.credentials.access_key_id,
                          aws_secret_access_key=agent.credentials.secret_access_key,
                          aws_session_token=agent.credentials.session_token)
+
+
+def test_listing_by_ids_or_tags_pages_in_registration_order(local_aws, ssm):
+    """Pages of a listing chosen by ids or tags (rows built for the page only) hold the same
+    instances, in registration order, as one chosen by a computed field."""
+    tagged = ssm.create_activation(IamRole="R", RegistrationLimit=6, Tags=[{"Key": "Patch Group", "Value": "early"}])
+    agents = [local_aws.agent(ssm, tagged) for _ in range(6)]
+    other = local_aws.agent(ssm)
+    ids = [a.instance_id for a in agents]
+
+    def listed(**kwargs) -> list[str]:
+        found, token = [], None
+        while True:
+            page = ssm.describe_instance_information(MaxResults=5, **kwargs, **({"NextToken": token} if token else {}))
+            found += [i["InstanceId"] for i in page["InstanceInformationList"]]
+            token = page.get("NextToken")
+            if not token:
+                return found
+
+    assert listed(Filters=[{"Key": "tag:Patch Group", "Values": ["early"]}]) == ids
+    assert listed(Filters=[{"Key": "InstanceIds", "Values": [ids[4], other.instance_id, ids[1]]}]) == [
+        ids[1], ids[4], other.instance_id]
+    assert listed(Filters=[{"Key": "PingStatus", "Values": ["Online"]}]) == ids + [other.instance_id]
+    assert listed(InstanceInformationFilterList=[{"key": "ActivationIds", "valueSet": [tagged["ActivationId"]]}]) == ids
+    with pytest.raises(botocore.exceptions.ClientError) as bad:
+        ssm.describe_instance_information(Filters=[{"Key": "PingStatus", "Values": ["Sleeping"]},
+                                                   {"Key": "tag:Patch Group", "Values": ["early"]}])
+    assert bad.value.response["Error"]["Code"] == "InvalidInstanceInformationFilterValue"
