@@ -132,6 +132,15 @@ def list_(
                 whole=("cloud account",))
 
 
+@app.command("show")
+def show(
+    provider: str = typer.Argument(..., help="gcp, azure, aws or vmware"),
+    cloud_account: str = typer.Argument(..., help="the cloud account; a vmware link: VCENTER or VCENTER:NAME"),
+) -> None:
+    """One linked cloud account, as JSON (an AWS link's ExternalId masked)."""
+    print_json(call(Settings(), "GET", f"/v1/admin/links/{provider}/{cloud_account}"))
+
+
 @app.command("remove")
 def remove(
     provider: str = typer.Argument(..., help="gcp, azure, aws or vmware"),

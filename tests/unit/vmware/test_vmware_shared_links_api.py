@@ -171,6 +171,20 @@ def test_links_add_name_makes_a_further_link_of_the_vcenter(monkeypatch: pytest.
     assert refused.exit_code == 2 and len(sent) == 1
 
 
+def test_links_show_reads_one_link_by_its_id(monkeypatch: pytest.MonkeyPatch) -> None:
+    asked: list[tuple[str, str]] = []
+
+    def call(_settings: Any, method: str, path: str) -> dict[str, Any]:
+        asked.append((method, path))
+        return {"provider": "vmware", "cloud_account": "vc01:acme", "customer": "acme", "vcenter_scope": "DC0/vm/acme"}
+
+    monkeypatch.setattr(links_cmd, "call", call)
+    result = CliRunner().invoke(links_cmd.app, ["show", "vmware", "vc01:acme"])
+    assert result.exit_code == 0, result.output
+    assert asked == [("GET", "/v1/admin/links/vmware/vc01:acme")]
+    assert '"vcenter_scope": "DC0/vm/acme"' in result.output
+
+
 def test_issue_tokens_of_a_further_link_needs_its_folder(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FLEETPATCH_VMWARE__VCENTERS", '{"vc01": {"url": "http://127.0.0.1:9/sdk"}}')
     for args, says in ((["--vcenter", "vc01:acme", "--customer", "acme"], "--folder"),
