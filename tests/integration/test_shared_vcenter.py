@@ -146,6 +146,7 @@ async def test_two_customers_on_one_vcenter_enroll_into_their_own_accounts(stack
 
         await _a_token_of_globex_in_acmes_folder_is_refused(stack, links["globex"])
         await _reconcile_sees_each_links_folder(stack, links)
+        await _offboarding_one_customer_leaves_the_other(stack, links, results)
     finally:
         for link_id in links.values():
             for sid in (ids.vcenter_tokens_schedule(link_id), ids.reconcile_schedule("vmware", link_id)):
@@ -195,3 +196,23 @@ async def _reconcile_sees_each_links_folder(stack: Stack, links: dict[str, str])
         (result,) = dry.json()["results"]
         assert (result["cloud_account"], result["vms_seen"], result["managed_seen"]) == (link_id, 1, 1)
         assert result["actions"] == []  # each link's VM is enrolled in its own account: nothing to do
+
+
+async def _offboarding_one_customer_leaves_the_other(stack: Stack, links: dict[str, str],
+                                                     results: dict[str, EnrollResult]) -> None:
+    answer = await stack.api.post("/v1/admin/offboard", headers=stack.admin_headers,
+                                  json={"provider": "vmware", "account": links["acme"], "yes": True})
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert [(a["kind"], a["target"]) for a in body["result"]["actions"]] == [
+        ("deregister", results["acme"].managed_instance_id)]
+    assert {ids.vcenter_tokens_schedule(links["acme"]), ids.reconcile_schedule("vmware", links["acme"])} <= set(body["paused"])
+    assert body["unlinked"] == f"vmware/{links['acme']}"
+    gone = await stack.api.get(f"/v1/admin/links/vmware/{links['acme']}", headers=stack.admin_headers)
+    kept = await stack.api.get(f"/v1/admin/links/vmware/{links['globex']}", headers=stack.admin_headers)
+    assert (gone.status_code, kept.status_code) == (404, 200), (gone.text, kept.text)
+    described = await stack.client.get_schedule_handle(ids.vcenter_tokens_schedule(links["globex"])).describe()
+    assert not described.schedule.state.paused
+    dry = await stack.api.post("/v1/admin/reconcile", headers=stack.admin_headers,
+                               json={"provider": "vmware", "account": links["globex"], "dry_run": True, "wait": True})
+    assert dry.status_code == 200 and dry.json()["results"][0]["managed_seen"] == 1, dry.text
