@@ -95,9 +95,27 @@ class LinkStore:
         return link_from_json(value)
 
     def put(self, link: TenantLink) -> None:
-        name = parameter_name(self._prefix, link.provider, link.cloud_account)
-        if link.provider is Provider.VMWARE:
+        """Store a link (again: change it). A vmware link is checked against its vCenter's other
+        links before and after it is written: Parameter Store has no transaction, so a link that a
+        concurrent change made overlap is taken back (its previous version restored) and refused;
+        two racing overlapping links are then both refused, never both kept."""
+        if link.provider is not Provider.VMWARE:
+            self._write(link)
+            return
+        check_vmware_scopes(link, self.list())
+        previous = self.get(link.provider, link.cloud_account)
+        self._write(link)
+        try:
             check_vmware_scopes(link, self.list())
+        except FleetpatchError:
+            if previous is None:
+                self.delete(link.provider, link.cloud_account)
+            else:
+                self._write(previous)
+            raise
+
+    def _write(self, link: TenantLink) -> None:
+        name = parameter_name(self._prefix, link.provider, link.cloud_account)
         with aws_call("ssm:PutParameter"):
             self._ssm().put_parameter(
                 Name=name,

@@ -69,3 +69,35 @@ def test_a_further_link_without_a_scope_is_refused(sessions: AwsSessions) -> Non
         store.put(_link("vc01:acme", "acme", None))
     assert caught.value.type == ErrorType.CONFIGURATION_INVALID
     assert store.list() == []
+
+
+class _Racing(LinkStore):
+    """A store where another operator's link lands between this put's check and its write."""
+
+    def __init__(self, sessions: AwsSessions, prefix: str, racer: TenantLink) -> None:
+        super().__init__(sessions, prefix)
+        self._racer: TenantLink | None = racer
+
+    def list(self) -> list[TenantLink]:
+        seen = super().list()
+        if self._racer is not None:
+            racer, self._racer = self._racer, None
+            LinkStore(self._sessions, self._prefix).put(racer)
+        return seen
+
+
+@pytest.mark.parametrize("previous_scope", [None, "DC0/vm/initech"])
+def test_a_link_made_to_overlap_by_a_concurrent_change_is_taken_back(
+    sessions: AwsSessions, previous_scope: str | None
+) -> None:
+    prefix = f"/fleetpatch/test-{uuid.uuid4().hex[:6]}/links"
+    if previous_scope:
+        LinkStore(sessions, prefix).put(_link("vc01:initech", "initech", previous_scope))
+    racer = _link("vc01:acme", "acme", "DC0/vm/shared")
+    store = _Racing(sessions, prefix, racer)
+    with pytest.raises(FleetpatchError) as caught:
+        store.put(_link("vc01:initech", "initech", "DC0/vm/shared/initech"))
+    assert caught.value.type == ErrorType.LINK_SCOPES_OVERLAP
+    kept = {l.cloud_account: l.vcenter_scope for l in LinkStore(sessions, prefix).list()}
+    expected = {"vc01:acme": "DC0/vm/shared"} | ({"vc01:initech": previous_scope} if previous_scope else {})
+    assert kept == expected
