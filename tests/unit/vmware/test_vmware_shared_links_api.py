@@ -185,6 +185,21 @@ def test_links_show_reads_one_link_by_its_id(monkeypatch: pytest.MonkeyPatch) ->
     assert '"vcenter_scope": "DC0/vm/acme"' in result.output
 
 
+def test_links_list_shows_each_links_folder(monkeypatch: pytest.MonkeyPatch) -> None:
+    def call(_settings: Any, method: str, path: str, params: Any = None) -> dict[str, Any]:
+        return {"links": [
+            {"provider": "vmware", "cloud_account": f"vc01:{c}", "customer": c, "default_patch_group": "on-time",
+             "time_zone": "UTC", "role_arn": None, "vcenter_public_keys": [PUBLIC], "vcenter_scope": f"DC0/vm/{c}"}
+            for c in ("acme", "globex")]}
+
+    monkeypatch.setattr(links_cmd, "call", call)
+    monkeypatch.setenv("COLUMNS", "200")
+    result = CliRunner().invoke(links_cmd.app, ["list"])
+    assert result.exit_code == 0, result.output
+    for customer in ("acme", "globex"):
+        assert f"vc01:{customer}" in result.output and f"1 key(s) in DC0/vm/{customer}" in result.output
+
+
 def test_issue_tokens_of_a_further_link_needs_its_folder(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FLEETPATCH_VMWARE__VCENTERS", '{"vc01": {"url": "http://127.0.0.1:9/sdk"}}')
     for args, says in ((["--vcenter", "vc01:acme", "--customer", "acme"], "--folder"),
