@@ -228,3 +228,28 @@ def test_replacing_a_used_token_keeps_its_link(client: VsphereClient, ed_keys: t
     fresh = client.read_token(vm)
     assert fresh != used and peek_vcenter_token(fresh)[0] == ACME
     assert _verify(client, vm, ed_keys, ACME, acme).cloud_account == ACME
+
+
+@pytest.mark.vcsim
+def test_issue_tokens_by_hand_for_one_link_of_a_shared_vcenter(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any, vcsim: Any, client: VsphereClient
+) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from clients.cli.vcenter_cmd import app
+    from localclouds.vcsim import PASSWORD, USERNAME
+    from localclouds.vcsim.keys import ensure_keys
+
+    signing, public = ensure_keys(tmp_path)
+    monkeypatch.setenv("FLEETPATCH_VMWARE__VCENTERS", json.dumps(
+        {VC: {"url": vcsim.url, "username": USERNAME, "password": PASSWORD, "signing_key_file": str(signing)}}))
+    acme, _ = _two_customers(client)
+    result = CliRunner().invoke(app, ["issue-tokens", "--vcenter", ACME, "--customer", "acme", "--folder", acme])
+    assert result.exit_code == 0, result.output
+    assert "DC0_H0_VM0" in result.output and "DC0_H0_VM1" not in result.output
+    assert client.read_token(_vm(client, "DC0_H0_VM1")) is None  # globex's VM is not acme's link's to touch
+    verified = verify_token(client.read_token(_vm(client, "DC0_H0_VM0")), public_keys=[public.read_text()],
+                            vcenter_id=VC, now=datetime.now(UTC), link=ACME)
+    assert (verified.link, verified.customer) == (ACME, "acme")
