@@ -171,7 +171,11 @@ class VmwareLink(_Link):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
         {"provider": "vmware", "cloud_account": "vc01:acme", "customer": "ACME", "vcenter_scope": "DC0/vm/acme",
          "vcenter_public_keys": ["-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEA3CNLjSpaHDIC8zKrHSeQ3sX2ZyjbWzZ0UYbdq21d03g=\n"
-                                 "-----END PUBLIC KEY-----\n"]}]})
+                                 "-----END PUBLIC KEY-----\n"]}],
+        # A further link of a shared vCenter (VCENTER:NAME) names its folder or pool: the rule
+        # ``_named_link_is_scoped`` enforces, stated so the document says it.
+        "anyOf": [{"properties": {"cloud_account": {"pattern": "^[^:]*$"}}},
+                  {"required": ["vcenter_scope"], "properties": {"vcenter_scope": {"type": "string"}}}]})
 
     provider: Literal["vmware"]
     cloud_account: Annotated[str, StringConstraints(pattern=ACCOUNT_FORMATS[Provider.VMWARE])] = Field(

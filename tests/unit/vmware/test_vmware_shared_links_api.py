@@ -4,11 +4,13 @@ the key cache by link id, and the CLI (``links add --name``, ``vcenter issue-tok
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
+import jsonschema
 import pytest
 from pydantic import SecretStr
 from temporalio.client import Client
@@ -93,6 +95,13 @@ def test_openapi_states_link_ids_and_the_overlap_conflict() -> None:
     account = document["components"]["schemas"]["VmwareLink"]["properties"]["cloud_account"]
     assert ":" in account["pattern"] and "vc01:acme" in account["examples"]
     assert "409" in document["paths"]["/v1/admin/links"]["post"]["responses"]
+    # The document states that a VCENTER:NAME link names its folder: the rule the 400 above enforces.
+    schemas = document["components"]["schemas"]
+    schema = json.loads(json.dumps({"$defs": schemas, **schemas["VmwareLink"]}).replace("#/components/schemas/", "#/$defs/"))
+    validator = jsonschema.Draft202012Validator(schema)
+    assert validator.is_valid(_link()) and validator.is_valid(_link(cloud_account="vc01", vcenter_scope=None))
+    assert not validator.is_valid({k: v for k, v in _link().items() if k != "vcenter_scope"})
+    assert not validator.is_valid(_link(vcenter_scope=None))
 
 
 async def test_the_api_verifies_a_token_with_its_links_keys_and_names_the_link_in_the_key() -> None:
