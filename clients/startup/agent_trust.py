@@ -1,0 +1,170 @@
+"""The trust anchor a startup script checks a downloaded SSM agent package against.
+
+Linux packages carry a detached OpenPGP signature (``<package>.sig``). The key that must have made
+it is configuration (settings ``aws.agent_signing_key_file``, default AWS's own key shipped in
+``clouds/aws/trust/amazon-ssm-agent.asc``), pinned by its fingerprint(s)
+(``aws.agent_signing_fingerprints``); the API bakes the key, as a binary keyring, into every script
+it serves, so a VM never fetches a key at boot. Windows installers carry Authenticode signatures:
+the script checks the signer's name (and thumbprints, when configured).
+
+Only what the API needs is parsed here: the armor (with its CRC-24) and the public key packets'
+v4 fingerprints. The signature itself is checked on the VM, by ``gpgv``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from config.settings import AwsSettings
+
+__all__ = ["AgentTrust", "DEFAULT_KEY_FILE", "dearmor", "fingerprints", "from_settings", "load", "normalize_fingerprint"]
+
+DEFAULT_KEY_FILE = Path(__file__).resolve().parents[2] / "clouds" / "aws" / "trust" / "amazon-ssm-agent.asc"
+_BEGIN = "-----BEGIN PGP PUBLIC KEY BLOCK-----"
+_END = "-----END PGP PUBLIC KEY BLOCK-----"
+_PUBLIC_KEY, _PUBLIC_SUBKEY = 6, 14
+_FINGERPRINT = re.compile(r"^[0-9A-F]{40}$")
+#: What a Windows signer name may hold to be baked into a PowerShell single-quoted string.
+_SIGNER = re.compile(r"^[A-Za-z0-9 .,&()-]{1,200}$")
+_THUMBPRINT = re.compile(r"^[0-9A-F]{40}$")
+
+
+@dataclass(frozen=True)
+class AgentTrust:
+    """What a served script trusts: the keyring (base64 of binary OpenPGP packets), the primary
+    key fingerprints a signature must come from, and the Windows installer's signer."""
+
+    keyring_b64: str
+    fingerprints: tuple[str, ...]
+    windows_signer: str = "Amazon.com Services LLC"
+    windows_thumbprints: tuple[str, ...] = ()
+
+
+def normalize_fingerprint(value: str) -> str:
+    """``DE92 C7DA ...`` or ``de92c7da...`` -> 40 upper-case hex digits; ValueError otherwise."""
+    compact = re.sub(r"\s+", "", value).upper().removeprefix("0X")
+    if not _FINGERPRINT.match(compact):
+        raise ValueError(f"{value!r} is not a v4 OpenPGP fingerprint (40 hex digits)")
+    return compact
+
+
+def _crc24(data: bytes) -> int:
+    crc = 0xB704CE
+    for byte in data:
+        crc ^= byte << 16
+        for _ in range(8):
+            crc <<= 1
+            if crc & 0x1000000:
+                crc ^= 0x1864CFB
+    return crc & 0xFFFFFF
+
+
+def dearmor(data: bytes) -> bytes:
+    """The binary packets of an armored public key block (CRC-24 checked), or ``data`` itself
+    when it is binary already. ValueError for anything else."""
+    if data[:1] and data[0] & 0x80:
+        return data
+    text = data.decode("ascii", errors="strict") if data.isascii() else ""
+    lines = [line.strip() for line in text.replace("\r", "").split("\n")]
+    if _BEGIN not in lines or _END not in lines:
+        raise ValueError("not an OpenPGP public key block (armored or binary)")
+    body = lines[lines.index(_BEGIN) + 1:lines.index(_END)]
+    if "" in body:  # armor headers (Version: ...) end at the first blank line
+        body = body[body.index("") + 1:]
+    checksum = [line for line in body if line.startswith("=")]
+    payload = "".join(line for line in body if line and not line.startswith("="))
+    try:
+        packets = base64.b64decode(payload, validate=True)
+        expected = base64.b64decode(checksum[0][1:], validate=True) if checksum else None
+    except binascii.Error:
+        raise ValueError("the armored key is not valid base64") from None
+    if expected is not None and int.from_bytes(expected, "big") != _crc24(packets):
+        raise ValueError("the armored key's CRC-24 does not match (damaged copy)")
+    if not packets:
+        raise ValueError("the armored key holds no packets")
+    return packets
+
+
+def _packets(data: bytes) -> list[tuple[int, bytes]]:
+    """(tag, body) of every packet; ValueError for a truncated or indeterminate-length packet."""
+    found, at = [], 0
+    while at < len(data):
+        first = data[at]
+        if not first & 0x80:
+            raise ValueError(f"no OpenPGP packet at byte {at}")
+        if first & 0x40:  # new format
+            tag, at = first & 0x3F, at + 1
+            octet = data[at] if at < len(data) else 256
+            if octet < 192:
+                length, at = octet, at + 1
+            elif octet < 224:
+                length, at = ((octet - 192) << 8) + data[at + 1] + 192, at + 2
+            elif octet == 255:
+                length, at = int.from_bytes(data[at + 1:at + 5], "big"), at + 5
+            else:
+                raise ValueError("partial-length packets are not used in keys")
+        else:  # old format
+            tag, kind, at = (first >> 2) & 0x0F, first & 0x03, at + 1
+            if kind == 3:
+                raise ValueError("indeterminate-length packets are not used in keys")
+            size = (1, 2, 4)[kind]
+            length, at = int.from_bytes(data[at:at + size], "big"), at + size
+        if at + length > len(data):
+            raise ValueError("truncated OpenPGP packet")
+        found.append((tag, data[at:at + length]))
+        at += length
+    return found
+
+
+def fingerprints(keyring: bytes) -> list[str]:
+    """The v4 fingerprints of the primary keys in ``keyring`` (binary packets), in order."""
+    primaries = []
+    for tag, body in _packets(keyring):
+        if tag == _PUBLIC_KEY:
+            if body[:1] != b"\x04":
+                raise ValueError("only version 4 OpenPGP keys are supported")
+            framed = b"\x99" + len(body).to_bytes(2, "big") + body
+            primaries.append(hashlib.sha1(framed, usedforsecurity=False).hexdigest().upper())
+    if not primaries:
+        raise ValueError("the keyring holds no public key")
+    return primaries
+
+
+def load(key_file: Path | None, pinned: list[str], windows_signer: str = "Amazon.com Services LLC",
+         windows_thumbprints: list[str] | None = None) -> AgentTrust:
+    """The trust to bake into scripts: ``key_file`` (None: AWS's shipped key) must hold a key for
+    every pinned fingerprint (the scripts accept a signature only from a pinned key, whatever else
+    the file holds). ValueError saying what is wrong."""
+    path = key_file or DEFAULT_KEY_FILE
+    try:
+        keyring = dearmor(path.read_bytes())
+    except OSError as err:
+        raise ValueError(f"cannot read the agent signing key {path}: {err.strerror}") from None
+    wanted = [normalize_fingerprint(f) for f in pinned]
+    if not wanted:
+        raise ValueError("no agent signing fingerprint is configured (aws.agent_signing_fingerprints)")
+    present = fingerprints(keyring)
+    missing = [f for f in wanted if f not in present]
+    if missing:
+        raise ValueError(f"the agent signing key file {path.name} holds no key {', '.join(missing)}"
+                         f" (it holds {', '.join(present)})")
+    if not _SIGNER.match(windows_signer):
+        raise ValueError(f"aws.agent_windows_signer {windows_signer!r} is not a plain signer name")
+    thumbprints = tuple(re.sub(r"\s+", "", t).upper() for t in windows_thumbprints or [])
+    bad = [t for t in thumbprints if not _THUMBPRINT.match(t)]
+    if bad:
+        raise ValueError(f"aws.agent_windows_thumbprints {bad[0]!r} is not a SHA-1 thumbprint (40 hex digits)")
+    return AgentTrust(base64.b64encode(keyring).decode(), tuple(wanted), windows_signer, thumbprints)
+
+
+def from_settings(aws: AwsSettings) -> AgentTrust:
+    """:func:`load` with the ``aws.agent_*`` settings."""
+    return load(aws.agent_signing_key_file, aws.agent_signing_fingerprints, aws.agent_windows_signer,
+                aws.agent_windows_thumbprints)
