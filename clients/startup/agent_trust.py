@@ -67,15 +67,25 @@ def _crc24(data: bytes) -> int:
 
 
 def dearmor(data: bytes) -> bytes:
-    """The binary packets of an armored public key block (CRC-24 checked), or ``data`` itself
-    when it is binary already. ValueError for anything else."""
+    """The binary packets of one or more armored public key blocks (each CRC-24 checked, their
+    packets concatenated), or ``data`` itself when it is binary already. ValueError otherwise."""
     if data[:1] and data[0] & 0x80:
         return data
-    text = data.decode("ascii", errors="strict") if data.isascii() else ""
+    text = data.decode("ascii") if data.isascii() else ""
     lines = [line.strip() for line in text.replace("\r", "").split("\n")]
-    if _BEGIN not in lines or _END not in lines:
+    packets, at = b"", 0
+    while _BEGIN in lines[at:]:
+        begin = lines.index(_BEGIN, at)
+        if _END not in lines[begin:]:
+            raise ValueError("an armored key block has no END line")
+        at = lines.index(_END, begin)
+        packets += _block(lines[begin + 1:at])
+    if not packets:
         raise ValueError("not an OpenPGP public key block (armored or binary)")
-    body = lines[lines.index(_BEGIN) + 1:lines.index(_END)]
+    return packets
+
+
+def _block(body: list[str]) -> bytes:
     if "" in body:  # armor headers (Version: ...) end at the first blank line
         body = body[body.index("") + 1:]
     checksum = [line for line in body if line.startswith("=")]
@@ -87,8 +97,6 @@ def dearmor(data: bytes) -> bytes:
         raise ValueError("the armored key is not valid base64") from None
     if expected is not None and int.from_bytes(expected, "big") != _crc24(packets):
         raise ValueError("the armored key's CRC-24 does not match (damaged copy)")
-    if not packets:
-        raise ValueError("the armored key holds no packets")
     return packets
 
 

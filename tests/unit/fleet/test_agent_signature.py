@@ -127,6 +127,9 @@ def test_a_key_in_the_keyring_is_trusted_only_when_pinned(tmp_path: Path, fake_a
     assert result.returncode == 1, result.stderr
     assert f"signed by key {unpinned.fingerprint}, which is not a pinned fingerprint ({signer.fingerprint})" in result.stderr
     assert _installed(tmp_path) == []
+    rotating = _run(tmp_path, fake_api, OsFamily.UBUNTU, _trust(signer, unpinned, pinned=2))  # old and new key pinned
+    assert "installed no amazon-ssm-agent command" in rotating.stderr, rotating.stderr
+    assert _installed(tmp_path)[:2] == ["dpkg", "-i"]
 
 
 def test_an_expired_key_counts_only_for_what_it_signed_while_valid(tmp_path: Path, fake_api: FakeApi) -> None:
@@ -198,6 +201,10 @@ def test_the_trust_anchor_is_checked_before_it_is_baked_in(tmp_path: Path, signe
         assert agent_trust.load(tmp_path / name, [spaced]).fingerprints == (signer.fingerprint,)
     with pytest.raises(ValueError, match=f"holds no key {AWS_FINGERPRINT}"):
         agent_trust.load(tmp_path / "key.asc", [AWS_FINGERPRINT])
+    # Rotation: the old and the new key in one file (two armored blocks), both pinned.
+    (tmp_path / "both.asc").write_text(agent_trust.DEFAULT_KEY_FILE.read_text() + "\n" + armored)
+    both = agent_trust.load(tmp_path / "both.asc", [AWS_FINGERPRINT, signer.fingerprint])
+    assert agent_trust.fingerprints(base64.b64decode(both.keyring_b64)) == [AWS_FINGERPRINT, signer.fingerprint]
     lines = armored.split("\n")
     lines[3] = lines[3][:10] + ("A" if lines[3][10] != "A" else "B") + lines[3][11:]
     (tmp_path / "damaged.asc").write_text("\n".join(lines))
