@@ -19,12 +19,13 @@ import re
 from importlib import resources
 from typing import Literal
 
-from clients.startup.agent_trust import AgentTrust
+from clients.startup.agent_trust import AgentTrust, expiry_warning
 from clients.startup.agent_trust import from_settings as trust_from_settings
 from config.settings import AwsSettings
 from contracts.providers import Provider
 
-__all__ = ["AgentTrust", "ScriptOs", "media_type", "render", "script_name", "template", "trust_from_settings"]
+__all__ = ["AgentTrust", "ScriptOs", "expiry_warning", "media_type", "render", "script_name", "template",
+           "trust_from_settings"]
 
 ScriptOs = Literal["linux", "windows"]
 

@@ -18,13 +18,15 @@ import binascii
 import hashlib
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from config.settings import AwsSettings
 
-__all__ = ["AgentTrust", "DEFAULT_KEY_FILE", "dearmor", "fingerprints", "from_settings", "load", "normalize_fingerprint"]
+__all__ = ["AgentTrust", "DEFAULT_KEY_FILE", "dearmor", "expiries", "expiry_warning", "fingerprints", "from_settings",
+           "load", "normalize_fingerprint"]
 
 DEFAULT_KEY_FILE = Path(__file__).resolve().parents[2] / "clouds" / "aws" / "trust" / "amazon-ssm-agent.asc"
 _BEGIN = "-----BEGIN PGP PUBLIC KEY BLOCK-----"
@@ -131,18 +133,83 @@ def _packets(data: bytes) -> list[tuple[int, bytes]]:
     return found
 
 
+def _fingerprint(key_body: bytes) -> str:
+    if key_body[:1] != b"\x04":
+        raise ValueError("only version 4 OpenPGP keys are supported")
+    framed = b"\x99" + len(key_body).to_bytes(2, "big") + key_body
+    return hashlib.sha1(framed, usedforsecurity=False).hexdigest().upper()
+
+
 def fingerprints(keyring: bytes) -> list[str]:
     """The v4 fingerprints of the primary keys in ``keyring`` (binary packets), in order."""
     primaries = []
     for tag, body in _packets(keyring):
         if tag == _PUBLIC_KEY:
-            if body[:1] != b"\x04":
-                raise ValueError("only version 4 OpenPGP keys are supported")
-            framed = b"\x99" + len(body).to_bytes(2, "big") + body
-            primaries.append(hashlib.sha1(framed, usedforsecurity=False).hexdigest().upper())
+            primaries.append(_fingerprint(body))
     if not primaries:
         raise ValueError("the keyring holds no public key")
     return primaries
+
+
+def _subpackets(data: bytes) -> dict[int, bytes]:
+    """Signature subpackets by type (the critical bit dropped; the last of a type wins)."""
+    found, at = {}, 0
+    while at < len(data):
+        octet = data[at]
+        if octet < 192:
+            length, at = octet, at + 1
+        elif octet < 255:
+            length, at = ((octet - 192) << 8) + data[at + 1] + 192, at + 2
+        else:
+            length, at = int.from_bytes(data[at + 1:at + 5], "big"), at + 5
+        if length and at + length <= len(data):
+            found[data[at] & 0x7F] = data[at + 1:at + length]
+        at += length
+    return found
+
+
+def _self_signature(body: bytes, key_id: bytes) -> tuple[int, int | None] | None:
+    """(created, key expiry seconds or None) of a v4 self-certification by ``key_id``, else None."""
+    if len(body) < 6 or body[0] != 4 or body[1] not in (0x10, 0x11, 0x12, 0x13, 0x1F):
+        return None
+    hashed_end = 6 + int.from_bytes(body[4:6], "big")
+    hashed = _subpackets(body[6:hashed_end])
+    unhashed = _subpackets(body[hashed_end + 2:hashed_end + 2 + int.from_bytes(body[hashed_end:hashed_end + 2], "big")])
+    issuer = hashed.get(16) or unhashed.get(16) or (hashed.get(33) or b"")[-8:]
+    if issuer != key_id or 2 not in hashed:
+        return None
+    seconds = int.from_bytes(hashed[9], "big") if 9 in hashed else 0
+    return int.from_bytes(hashed[2], "big"), seconds or None
+
+
+def expiries(keyring: bytes) -> dict[str, int | None]:
+    """When each primary key expires (seconds since the epoch; None: never), as its newest
+    self-signature says. Informative only (no signature is checked here): gpgv decides on the VM."""
+    found: dict[str, int | None] = {}
+    current: tuple[str, int, int] | None = None  # fingerprint, key created, newest self-signature
+    for tag, body in _packets(keyring):
+        if tag == _PUBLIC_KEY:
+            fingerprint = _fingerprint(body)
+            current = (fingerprint, int.from_bytes(body[1:5], "big"), -1)
+            found[fingerprint] = None
+        elif tag == 2 and current is not None:
+            signature = _self_signature(body, bytes.fromhex(current[0][-16:]))
+            if signature and signature[0] >= current[2]:
+                current = (current[0], current[1], signature[0])
+                found[current[0]] = None if signature[1] is None else current[1] + signature[1]
+    return found
+
+
+def expiry_warning(trust: AgentTrust, now: float) -> str | None:
+    """What an operator should hear when a pinned key has expired (packages signed since then
+    are refused), or None."""
+    expired = {f: e for f, e in expiries(base64.b64decode(trust.keyring_b64)).items()
+               if f in trust.fingerprints and e is not None and e <= now}
+    if not expired:
+        return None
+    dates = ", ".join(f"{f} on {datetime.fromtimestamp(e, UTC):%Y-%m-%d}" for f, e in expired.items())
+    return (f"the SSM agent signing key expired ({dates}): VMs refuse agent packages signed since then; "
+            "configure the key's current copy (FLEETPATCH_AWS__AGENT_SIGNING_KEY_FILE)")
 
 
 def load(key_file: Path | None, pinned: list[str], windows_signer: str = "Amazon.com Services LLC",

@@ -183,6 +183,30 @@ def test_the_production_default_trusts_aws_signing_key_only() -> None:
         startup.render("gcp", "linux", "https://api.example", AUDIENCE, agent_url="https://x.example/$(id)")
 
 
+def test_the_shipped_aws_key_expired_and_the_api_says_so_at_start(caplog: pytest.LogCaptureFixture,
+                                                                    tmp_path: Path) -> None:
+    from clients.api.app import create_app
+    from clients.api.gateway import TemporalGateway
+
+    shipped = agent_trust.dearmor(agent_trust.DEFAULT_KEY_FILE.read_bytes())
+    assert agent_trust.expiries(shipped) == {AWS_FINGERPRINT: 1739832066}  # 2025-02-17, as gpg shows it
+    fresh = agent_signing.generate(expires_after=86400)
+    assert agent_trust.expiries(fresh.public_packets()) == {fresh.fingerprint: fresh.created + 86400}
+    assert agent_trust.expiries(agent_signing.generate().public_packets()).popitem()[1] is None
+
+    def app_log(aws: AwsSettings) -> str:
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="fleetpatch.api"):
+            create_app(Settings(aws=aws), TemporalGateway(lambda: None))  # type: ignore[arg-type]
+        return caplog.text
+
+    assert "the SSM agent signing key expired (DE92C7DA3E56E92331D62A36BC1F495C97DD04ED on 2025-02-17)" in app_log(AwsSettings())
+    (tmp_path / "fresh.asc").write_text(agent_signing.armor(fresh.public_packets()))
+    assert "signing" not in app_log(AwsSettings(agent_signing_key_file=tmp_path / "fresh.asc",
+                                                agent_signing_fingerprints=[fresh.fingerprint]))
+    assert "no startup script can be served" in app_log(AwsSettings(agent_signing_key_file=tmp_path / "fresh.asc"))
+
+
 def test_under_the_production_default_a_locally_signed_package_is_refused(
         tmp_path: Path, fake_api: FakeApi, signer: agent_signing.SigningKey) -> None:
     body = agent_packages.standin("rpm")
