@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import re
 from dataclasses import dataclass
@@ -212,6 +213,12 @@ def expiry_warning(trust: AgentTrust, now: float) -> str | None:
             "configure the key's current copy (FLEETPATCH_AWS__AGENT_SIGNING_KEY_FILE)")
 
 
+@functools.lru_cache(maxsize=8)
+def _keyring(path: str, mtime_ns: int) -> bytes:
+    """The file's packets, read again only when it changes (the API serves a script per VM)."""
+    return dearmor(Path(path).read_bytes())
+
+
 def load(key_file: Path | None, pinned: list[str], windows_signer: str = "Amazon.com Services LLC",
          windows_thumbprints: list[str] | None = None) -> AgentTrust:
     """The trust to bake into scripts: ``key_file`` (None: AWS's shipped key) must hold a key for
@@ -219,7 +226,7 @@ def load(key_file: Path | None, pinned: list[str], windows_signer: str = "Amazon
     the file holds). ValueError saying what is wrong."""
     path = key_file or DEFAULT_KEY_FILE
     try:
-        keyring = dearmor(path.read_bytes())
+        keyring = _keyring(str(path), path.stat().st_mtime_ns)
     except OSError as err:
         raise ValueError(f"cannot read the agent signing key {path}: {err.strerror}") from None
     wanted = [normalize_fingerprint(f) for f in pinned]
