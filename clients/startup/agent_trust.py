@@ -202,14 +202,14 @@ def expiries(keyring: bytes) -> dict[str, int | None]:
 
 
 def expiry_warning(trust: AgentTrust, now: float) -> str | None:
-    """What an operator should hear when a pinned key has expired (packages signed since then
-    are refused), or None."""
+    """What an operator should hear when a pinned key has expired (the scripts refuse whatever
+    it signed), or None."""
     expired = {f: e for f, e in expiries(base64.b64decode(trust.keyring_b64)).items()
                if f in trust.fingerprints and e is not None and e <= now}
     if not expired:
         return None
     dates = ", ".join(f"{f} on {datetime.fromtimestamp(e, UTC):%Y-%m-%d}" for f, e in expired.items())
-    return (f"the SSM agent signing key expired ({dates}): VMs refuse agent packages signed since then; "
+    return (f"the SSM agent signing key expired ({dates}): VMs without an agent refuse every package it signed; "
             "configure the key's current copy (FLEETPATCH_AWS__AGENT_SIGNING_KEY_FILE)")
 
 

@@ -5,8 +5,8 @@
 # and Amazon Linux: the .rpm with yum or rpm) from the region's agent download location baked in
 # below, after verifying the package's detached OpenPGP signature (<package>.sig, as AWS publishes
 # it) with gpgv (or gpg) against the signing key baked in below, made by a key whose fingerprint
-# is one baked in below: a package whose signature is missing, bad, by another key, or made after
-# that key expired is never installed, and neither is one when no gpgv/gpg is there to check it.
+# is one baked in below: a package whose signature is missing, bad, by another key, or by an
+# expired or revoked key is never installed, nor is one when no gpgv/gpg is there to check it.
 # No key is ever fetched at boot. Then reads this VM's signed
 # identity from its cloud's metadata service, registers it with the fleetpatch API, and registers
 # and starts the agent with the activation the API returns (EC2: the agent only has to run).
@@ -269,9 +269,9 @@ download() {
 refuse_agent() { die 1 "refusing to install the SSM agent: $*"; }
 
 # verify_signature PACKAGE SIG NAME: gpgv (else gpg, with a throwaway home and no default keyring)
-# against the baked-in keyring only; then the signing key's primary fingerprint must be a pinned
-# one, and a signature by an expired key counts only if it was made before the key expired.
-# Sets SIGNER to the fingerprint. Refuses (exit 1) otherwise.
+# against the baked-in keyring only; the signature must be good, by a key that has neither expired
+# nor been revoked (gpgv exits 0 for those too: its status lines say it), whose primary fingerprint
+# is a pinned one. Sets SIGNER to that fingerprint. Refuses (exit 1) otherwise.
 verify_signature() {
     local package=$1 sig=$2 name=$3 keyring="$WORK/trusted.gpg" status="$WORK/gpg.status" rc=0
     printf '%s' "$AGENT_KEYRING" | base64 -d >"$keyring" 2>/dev/null || refuse_agent "the baked-in signing key is not base64"
@@ -289,21 +289,15 @@ verify_signature() {
         refuse_agent "$name's signature is BAD: the package (or its .sig) was altered"
     elif grep -q '^\[GNUPG:\] NO_PUBKEY ' "$status"; then
         refuse_agent "$name is signed by key $(awk '$2 == "NO_PUBKEY" { print $3; exit }' "$status"), not by a trusted key ($AGENT_FINGERPRINTS)"
-    elif [ "$rc" -ne 0 ] || [ -z "$SIGNER" ] || ! grep -Eq '^\[GNUPG:\] (GOODSIG|EXPKEYSIG) ' "$status"; then
+    elif grep -Eq '^\[GNUPG:\] (EXPKEYSIG|REVKEYSIG|EXPSIG) ' "$status"; then
+        refuse_agent "$name is signed by key ${SIGNER:-?}, which has expired or been revoked; configure the signing key's current copy (aws.agent_signing_key_file)"
+    elif [ "$rc" -ne 0 ] || [ -z "$SIGNER" ] || ! grep -q '^\[GNUPG:\] GOODSIG ' "$status"; then
         refuse_agent "$name's signature could not be verified ($(tr '\n' ' ' <"$WORK/gpg.out" | head -c 300))"
     fi
     case " $AGENT_FINGERPRINTS " in
         *" $SIGNER "*) ;;
         *) refuse_agent "$name is signed by key $SIGNER, which is not a pinned fingerprint ($AGENT_FINGERPRINTS)" ;;
     esac
-    if grep -q '^\[GNUPG:\] EXPKEYSIG ' "$status"; then
-        local made expired
-        made=$(awk '$2 == "VALIDSIG" { print $5; exit }' "$status")
-        expired=$(awk '$2 == "KEYEXPIRED" { print $3; exit }' "$status")
-        if [ -z "$made" ] || [ -z "$expired" ] || [ -n "${made//[0-9]/}${expired//[0-9]/}" ] || [ "$made" -ge "$expired" ]; then
-            refuse_agent "$name is signed by key $SIGNER after it expired; configure the signing key's current copy (aws.agent_signing_key_file)"
-        fi
-    fi
 }
 
 # install_agent: the package for this OS family, its signature verified first.

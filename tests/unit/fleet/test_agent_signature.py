@@ -1,6 +1,6 @@
 """The startup scripts' check of a downloaded SSM agent package, script alone against a fake
 download location: the detached OpenPGP signature must verify with gpgv (or gpg) against the
-keyring the API baked in, by a pinned fingerprint, made while the key was valid; the production
+keyring the API baked in, by a pinned fingerprint of a key that has not expired; the production
 default is AWS's own signing key; the PowerShell script checks the installer's Authenticode
 signer (statically: no PowerShell here)."""
 
@@ -132,18 +132,18 @@ def test_a_key_in_the_keyring_is_trusted_only_when_pinned(tmp_path: Path, fake_a
     assert _installed(tmp_path)[:2] == ["dpkg", "-i"]
 
 
-def test_an_expired_key_counts_only_for_what_it_signed_while_valid(tmp_path: Path, fake_api: FakeApi) -> None:
+def test_a_signature_by_an_expired_key_is_refused_even_one_made_before_it_expired(tmp_path: Path,
+                                                                                   fake_api: FakeApi) -> None:
     now = int(time.time())
     expired = agent_signing.generate(created=now - 10_000, expires_after=5_000)  # expired 5000 s ago
     body = agent_packages.standin("deb")
-    _publish(fake_api, DEB, body, expired.sign(body, now=now - 100))
-    late = _run(tmp_path, fake_api, OsFamily.UBUNTU, _trust(expired))
-    assert late.returncode == 1 and f"signed by key {expired.fingerprint} after it expired" in late.stderr, late.stderr
+    for signed_at in (now - 100, now - 8_000):  # after it expired; while it was valid (or backdated)
+        _publish(fake_api, DEB, body, expired.sign(body, now=signed_at))
+        result = _run(tmp_path, fake_api, OsFamily.UBUNTU, _trust(expired))
+        assert result.returncode == 1, result.stderr
+        assert f"signed by key {expired.fingerprint}, which has expired or been revoked" in result.stderr
+        assert "aws.agent_signing_key_file" in result.stderr
     assert _installed(tmp_path) == []
-    _publish(fake_api, DEB, body, expired.sign(body, now=now - 8_000))
-    early = _run(tmp_path, fake_api, OsFamily.UBUNTU, _trust(expired))
-    assert "installed no amazon-ssm-agent command" in early.stderr, early.stderr
-    assert _installed(tmp_path)[:2] == ["dpkg", "-i"]
 
 
 def test_without_gpgv_gpg_verifies_and_without_either_nothing_is_installed(
