@@ -7,8 +7,9 @@ it is configuration (settings ``aws.agent_signing_key_file``, default AWS's own 
 it serves, so a VM never fetches a key at boot. Windows installers carry Authenticode signatures:
 the script checks the signer's name (and thumbprints, when configured).
 
-Only what the API needs is parsed here: the armor (with its CRC-24) and the public key packets'
-v4 fingerprints. The signature itself is checked on the VM, by ``gpgv``.
+Only what the API needs is parsed here: the armor (with its CRC-24), the public key packets' v4
+fingerprints and (for a warning) their self-signatures' expiry. Signatures are checked on the VM,
+by ``gpgv``, never here.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ __all__ = ["AgentTrust", "DEFAULT_KEY_FILE", "dearmor", "expiries", "expiry_warn
 DEFAULT_KEY_FILE = Path(__file__).resolve().parents[2] / "clouds" / "aws" / "trust" / "amazon-ssm-agent.asc"
 _BEGIN = "-----BEGIN PGP PUBLIC KEY BLOCK-----"
 _END = "-----END PGP PUBLIC KEY BLOCK-----"
-_PUBLIC_KEY, _PUBLIC_SUBKEY = 6, 14
+_PUBLIC_KEY = 6
 _FINGERPRINT = re.compile(r"^[0-9A-F]{40}$")
 #: What a Windows signer name may hold to be baked into a PowerShell single-quoted string.
 _SIGNER = re.compile(r"^[A-Za-z0-9 .,&()-]{1,200}$")
