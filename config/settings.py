@@ -66,21 +66,15 @@ class AwsSettings(BaseModel):
     # Cadence of the AWS-UpdateSSMAgent association in every systems account (a State Manager
     # schedule expression: rate(...) or cron(...)).
     agent_update_schedule: Annotated[str, Field(pattern=r"^(rate|cron)\(.+\)$")] = "rate(14 days)"
-    # Where startup scripts download the SSM agent when a VM has none ({region}: ``region``):
-    # debian_{arch}/amazon-ssm-agent.deb, linux_{arch}/amazon-ssm-agent.rpm (each with its
-    # detached OpenPGP signature beside it, ``<package>.sig``) and windows_amd64/AmazonSSMAgentSetup.exe
-    # (Authenticode-signed); a package whose signature is missing or does not verify is not installed.
+    # Where startup scripts download the SSM agent when a VM has none ({region}: ``region``), and
+    # what its packages must be signed by (clients/startup/agent_trust.py, README "Agent install
+    # verification"): Linux .deb/.rpm by an OpenPGP key in agent_signing_key_file (None: AWS's, in
+    # clouds/aws/trust/) with a pinned fingerprint; the Windows installer by Authenticode.
     agent_download_url: str = "https://s3.{region}.amazonaws.com/amazon-ssm-{region}/latest"
-    # The trust anchor of Linux packages (clients/startup/agent_trust.py): an OpenPGP public key file
-    # (armored or binary; None: AWS's key shipped in clouds/aws/trust/amazon-ssm-agent.asc) and the
-    # fingerprint(s) a package's signature must come from. Baked into every script the API serves.
     agent_signing_key_file: Path | None = None
-    agent_signing_fingerprints: list[str] = Field(
-        default_factory=lambda: ["DE92C7DA3E56E92331D62A36BC1F495C97DD04ED"], min_length=1)
-    # Windows: the installer's Authenticode signer (certificate subject's common name) and, when
-    # not empty, the SHA-1 thumbprints its certificate must have.
-    agent_windows_signer: str = "Amazon.com Services LLC"
-    agent_windows_thumbprints: list[str] = Field(default_factory=list)
+    agent_signing_fingerprints: list[str] = Field(default=["DE92C7DA3E56E92331D62A36BC1F495C97DD04ED"], min_length=1)
+    agent_windows_signer: str = "Amazon.com Services LLC"  # the signer certificate's subject name
+    agent_windows_thumbprints: list[str] = Field(default_factory=list)  # when any: its SHA-1 must be one
     activation_expiry: Duration = timedelta(hours=24)
     agent_online_timeout: Duration = timedelta(minutes=30)
     links_parameter_prefix: str = "/fleetpatch/links"
