@@ -72,7 +72,7 @@ class AwsSettings(BaseModel):
     # clouds/aws/trust/) with a pinned fingerprint; the Windows installer by Authenticode.
     agent_download_url: str = "https://s3.{region}.amazonaws.com/amazon-ssm-{region}/latest"
     agent_signing_key_file: Path | None = None
-    agent_signing_fingerprints: list[str] = Field(default=["DE92C7DA3E56E92331D62A36BC1F495C97DD04ED"], min_length=1)
+    agent_signing_fingerprints: list[str] = Field(default=["1C5B395CBE5E74E2F1CA21592784DBF388D19D46"], min_length=1)
     agent_windows_signer: str = "Amazon.com Services LLC"  # the signer certificate's subject name
     agent_windows_thumbprints: list[str] = Field(default_factory=list)  # when any: its SHA-1 must be one
     activation_expiry: Duration = timedelta(hours=24)

@@ -26,7 +26,8 @@ from tests.unit.fleet.conftest import Answer, FakeApi
 
 AUDIENCE = "https://fleetpatch.example/v1/registrations"
 #: AWS's SSM agent signing key (clouds/aws/trust/SOURCE.txt).
-AWS_FINGERPRINT = "DE92C7DA3E56E92331D62A36BC1F495C97DD04ED"
+AWS_FINGERPRINT = "1C5B395CBE5E74E2F1CA21592784DBF388D19D46"  # AWS's current key (created 2026-06-04)
+AWS_EXPIRED_2025 = "DE92C7DA3E56E92331D62A36BC1F495C97DD04ED"  # an earlier key in the same file
 DEB = "/agent/debian_amd64/amazon-ssm-agent.deb"
 RPM = "/agent/linux_amd64/amazon-ssm-agent.rpm"
 
@@ -173,7 +174,7 @@ def test_windows_under_bash_is_pointed_to_the_powershell_script(tmp_path: Path, 
 def test_the_production_default_trusts_aws_signing_key_only() -> None:
     assert AwsSettings().agent_signing_fingerprints == [AWS_FINGERPRINT] and AwsSettings().agent_signing_key_file is None
     shipped = agent_trust.dearmor(agent_trust.DEFAULT_KEY_FILE.read_bytes())
-    assert agent_trust.fingerprints(shipped) == [AWS_FINGERPRINT]
+    assert AWS_FINGERPRINT in agent_trust.fingerprints(shipped)
     text = startup.render("gcp", "linux", "https://api.example", AUDIENCE)
     assert "@@" not in text
     assert 'AGENT_URL="${FLEETPATCH_AGENT_URL:-https://s3.us-east-1.amazonaws.com/amazon-ssm-us-east-1/latest}"' in text
@@ -183,13 +184,23 @@ def test_the_production_default_trusts_aws_signing_key_only() -> None:
         startup.render("gcp", "linux", "https://api.example", AUDIENCE, agent_url="https://x.example/$(id)")
 
 
-def test_the_shipped_aws_key_expired_and_the_api_says_so_at_start(caplog: pytest.LogCaptureFixture,
-                                                                    tmp_path: Path) -> None:
+def test_the_api_says_at_start_when_a_pinned_key_has_expired(caplog: pytest.LogCaptureFixture, tmp_path: Path) -> None:
     from clients.api.app import create_app
     from clients.api.gateway import TemporalGateway
 
     shipped = agent_trust.dearmor(agent_trust.DEFAULT_KEY_FILE.read_bytes())
-    assert agent_trust.expiries(shipped) == {AWS_FINGERPRINT: 1739832066}  # 2025-02-17, as gpg shows it
+    # As gpg --show-keys shows them: AWS's file keeps its earlier keys beside the current one.
+    assert agent_trust.expiries(shipped) == {
+        "8108A07A9EBE248E3F1C63F254F4F56E693ECA21": 1648574438,  # 2022-03-29
+        "2BC7C7C267BBD505EAA491E6DD81A61756BAA549": 1693954175,  # 2023-09-05
+        AWS_EXPIRED_2025: 1739832066,  # 2025-02-17
+        "4855A9E6833216D6A77D8FE451A8E050D0052E5D": 1784139566,  # 2026-07-15
+        AWS_FINGERPRINT: 1827151087,  # 2027-11-25
+    }
+    default = agent_trust.from_settings(AwsSettings())
+    assert agent_trust.expiry_warning(default, now=1827151087 - 86400) is None
+    late = agent_trust.expiry_warning(default, now=1827151087 + 86400)
+    assert late is not None and f"({AWS_FINGERPRINT} on 2027-11-25)" in late
     fresh = agent_signing.generate(expires_after=86400)
     assert agent_trust.expiries(fresh.public_packets()) == {fresh.fingerprint: fresh.created + 86400}
     assert agent_trust.expiries(agent_signing.generate().public_packets()).popitem()[1] is None
@@ -200,7 +211,8 @@ def test_the_shipped_aws_key_expired_and_the_api_says_so_at_start(caplog: pytest
             create_app(Settings(aws=aws), TemporalGateway(lambda: None))  # type: ignore[arg-type]
         return caplog.text
 
-    assert "the SSM agent signing key expired (DE92C7DA3E56E92331D62A36BC1F495C97DD04ED on 2025-02-17)" in app_log(AwsSettings())
+    expired = f"the SSM agent signing key expired ({AWS_EXPIRED_2025} on 2025-02-17)"
+    assert expired in app_log(AwsSettings(agent_signing_fingerprints=[AWS_EXPIRED_2025]))
     (tmp_path / "fresh.asc").write_text(agent_signing.armor(fresh.public_packets()))
     assert "signing" not in app_log(AwsSettings(agent_signing_key_file=tmp_path / "fresh.asc",
                                                 agent_signing_fingerprints=[fresh.fingerprint]))
@@ -228,7 +240,8 @@ def test_the_trust_anchor_is_checked_before_it_is_baked_in(tmp_path: Path, signe
     # Rotation: the old and the new key in one file (two armored blocks), both pinned.
     (tmp_path / "both.asc").write_text(agent_trust.DEFAULT_KEY_FILE.read_text() + "\n" + armored)
     both = agent_trust.load(tmp_path / "both.asc", [AWS_FINGERPRINT, signer.fingerprint])
-    assert agent_trust.fingerprints(base64.b64decode(both.keyring_b64)) == [AWS_FINGERPRINT, signer.fingerprint]
+    shipped = agent_trust.fingerprints(agent_trust.dearmor(agent_trust.DEFAULT_KEY_FILE.read_bytes()))
+    assert agent_trust.fingerprints(base64.b64decode(both.keyring_b64)) == [*shipped, signer.fingerprint]
     lines = armored.split("\n")
     lines[3] = lines[3][:10] + ("A" if lines[3][10] != "A" else "B") + lines[3][11:]
     (tmp_path / "damaged.asc").write_text("\n".join(lines))
