@@ -114,10 +114,11 @@ async def signin_submit(request: Request) -> Response:
         with store(request)() as opened:
             return scope_of(request, opened, token)
 
-    if await run_in_threadpool(check) is None:
+    scope = await run_in_threadpool(check)
+    if scope is None:
         return signin_page(request, failed=True)
     response = RedirectResponse("/dashboard", status_code=303, headers=_SECURITY)
-    signin.set_session(request, response, token)
+    signin.set_session(request, response, token, admin=scope.admin)
     return response
 
 
