@@ -3,9 +3,9 @@
 Order of start-up, so that health means ready: signing key (generated once under DIR/vcsim/),
 vcsim binary (built by scripts/build-vcsim.sh when missing or stale), guest tools service on G
 (health 503), vcsim on P, custom attribute ``rackspace-addon-patching=true`` on the VMs named by
-``--label-vms``, tokens for them when ``--customer`` is given, the VMs saved by the last run
-re-created (``localclouds/vcsim/inventory.py``); then health on G answers 200. While it runs it
-saves the VMs made after start every ``--save-every`` seconds and once more when it stops.
+``--label-vms`` (none by default), tokens for them when ``--customer`` is given, the VMs saved
+by the last run re-created (``localclouds/vcsim/inventory.py``); then health on G answers 200.
+While it runs it saves the VMs made after start every ``--save-every`` seconds and on stop.
 Stops vcsim and itself on SIGTERM/SIGINT, and exits non-zero when vcsim dies on its own.
 """
 
@@ -28,7 +28,9 @@ from localclouds.vcsim.guest import GuestTools, make_server
 from localclouds.vcsim.keys import ensure_keys
 from localclouds.vcsim.process import start_vcsim
 
-DEFAULT_LABELLED = "DC0_H0_VM0,DC0_C0_RP0_VM0"
+#: No built-in VM is labelled by default: each would be a labelled VM that never enrolls, reported
+#: by every reconcile. Tests and demos that want one label it (``--label-vms`` or the vSphere API).
+DEFAULT_LABELLED = ""
 
 
 def _parser() -> argparse.ArgumentParser:

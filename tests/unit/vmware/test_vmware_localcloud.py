@@ -79,7 +79,7 @@ def wrapper(vcsim_binary: Path, tmp_path: Path) -> Iterator[tuple[subprocess.Pop
     proc = subprocess.Popen(
         [sys.executable, "-m", "localclouds.vcsim", "--host", "127.0.0.1", "--port", str(port),
          "--state-dir", str(tmp_path), "--guest-port", str(guest_port), "--binary", str(vcsim_binary),
-         "--customer", "acme"],
+         "--customer", "acme", "--label-vms", "DC0_H0_VM0"],
         cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
     described = describe(tmp_path, "127.0.0.1", port, guest_port=guest_port)
@@ -237,6 +237,10 @@ def test_a_restart_keeps_the_vms_made_in_the_local_vcenter(vcsim_binary: Path, t
             assert httpx.get(d["guest_tools"].format(name="fleet-vm-1") + "/bios-uuid").text.strip() \
                 == made["fleet-vm-1"].bios_uuid
             assert len(client.all_vms()) == 6  # the four built-in VMs, no duplicates
+            # By default no built-in VM is labelled for patching (each would never enroll).
+            for facts in client.all_vms():
+                if facts.name.startswith("DC0_"):
+                    assert client.custom_attributes(facts.vm) == {}, facts.name
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(15) == 0
