@@ -36,7 +36,7 @@ from workflows.registry import ALL_WORKFLOWS
 async def workers(client: Client, prefix: str, fake: FakeClouds) -> AsyncIterator[None]:
     async with AsyncExitStack() as stack:
         specs = [
-            (WorkerRole.ORCHESTRATOR, [TemporalActivities(client).await_workflow], list(ALL_WORKFLOWS)),
+            (WorkerRole.ORCHESTRATOR, TemporalActivities(client).all(), list(ALL_WORKFLOWS)),
             (WorkerRole.AWS, [*fake.aws_activities(), fake.deregister_managed_instance], []),
             (WorkerRole.GCP, fake.provider_activities(), []),
             (WorkerRole.EC2, fake.provider_activities(), []),
