@@ -66,11 +66,15 @@ class AwsSettings(BaseModel):
     # Cadence of the AWS-UpdateSSMAgent association in every systems account (a State Manager
     # schedule expression: rate(...) or cron(...)).
     agent_update_schedule: Annotated[str, Field(pattern=r"^(rate|cron)\(.+\)$")] = "rate(14 days)"
-    # Where startup scripts download the SSM agent when a VM has none ({region}: ``region``):
-    # debian_{arch}/amazon-ssm-agent.deb, linux_{arch}/amazon-ssm-agent.rpm and
-    # windows_amd64/AmazonSSMAgentSetup.exe, each with its SHA-256 published beside it
-    # (``<package>.sha256``); a package without one, or that does not match it, is not installed.
+    # Where startup scripts download the SSM agent when a VM has none ({region}: ``region``), and
+    # what its packages must be signed by (clients/startup/agent_trust.py, README "Agent install
+    # verification"): Linux .deb/.rpm by an OpenPGP key in agent_signing_key_file (None: AWS's, in
+    # clouds/aws/trust/) with a pinned fingerprint; the Windows installer by Authenticode.
     agent_download_url: str = "https://s3.{region}.amazonaws.com/amazon-ssm-{region}/latest"
+    agent_signing_key_file: Path | None = None
+    agent_signing_fingerprints: list[str] = Field(default=["1C5B395CBE5E74E2F1CA21592784DBF388D19D46"], min_length=1)
+    agent_windows_signer: str = "Amazon.com Services LLC"  # the signer certificate's subject name
+    agent_windows_thumbprints: list[str] = Field(default_factory=list)  # when any: its SHA-1 must be one
     activation_expiry: Duration = timedelta(hours=24)
     agent_online_timeout: Duration = timedelta(minutes=30)
     links_parameter_prefix: str = "/fleetpatch/links"

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Debian packages fleetpatch's local default needs: Go and govmomi to build vcsim (the local
-# vCenter), curl for the startup scripts, openssl and shellcheck for the tests' cross-checks,
+# vCenter), curl for the startup scripts, gpgv and gpg that they verify the SSM agent packages with
+# (as a VM does), openssl and shellcheck for the tests' cross-checks,
 # postgresql (15) whose binaries the estate store's tests and `make bench` start throwaway clusters from.
 # chromium drives the dashboard's browser tests (Playwright; never a downloaded browser). Idempotent:
 # installs only what is missing.
 set -euo pipefail
 
-packages=(golang-go golang-github-vmware-govmomi-dev curl ca-certificates openssl shellcheck postgresql chromium)
+packages=(golang-go golang-github-vmware-govmomi-dev curl ca-certificates openssl shellcheck gpgv gpg postgresql chromium)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

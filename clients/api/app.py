@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -17,6 +18,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from temporalio.service import RPCError
 
+from clients import startup
 from clients.api import observability, openapi
 from clients.api.budget import EarlyAnswer
 from clients.api.errors import ServiceMisconfigured, bad_request_handler, error_response
@@ -75,7 +77,18 @@ def create_app(settings: Settings, gateway: TemporalGateway | None = None, proof
     codec.install(app, settings)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     _handle_errors(app)
+    _warn_about_agent_trust(settings)
     return app
+
+
+def _warn_about_agent_trust(settings: Settings) -> None:
+    """Say at start what would make VMs refuse every agent package (startup scripts, README)."""
+    try:
+        problem = startup.expiry_warning(startup.trust_from_settings(settings.aws), time.time())
+    except ValueError as err:
+        problem = f"no startup script can be served: agent signing trust: {err}"
+    if problem:
+        log.warning("%s", problem)
 
 
 def _handle_errors(app: FastAPI) -> None:

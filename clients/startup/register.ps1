@@ -1,8 +1,10 @@
 # fleetpatch startup script for Windows VMs (Windows PowerShell 5.1 and PowerShell 7).
 #
 # Installs the AWS SSM agent when it is missing (windows_amd64/AmazonSSMAgentSetup.exe from the
-# region's agent download location baked in below, checked against the SHA-256 published beside
-# it, <package>.sha256: a package whose checksum is missing or differs is never run). Then reads
+# region's agent download location baked in below, run only when its Authenticode signature is
+# Valid and its signer certificate's subject name is the one baked in below, with one of the
+# thumbprints baked in below when any is: an unsigned, altered or foreign installer is never
+# run). Then reads
 # this VM's signed identity from its cloud's metadata service, registers it with the fleetpatch
 # API, and registers and starts the agent with the activation the API returns (EC2: the agent
 # only has to run).
@@ -24,6 +26,9 @@ $Provider = '@@PROVIDER@@'
 $ApiUrl = if ($env:FLEETPATCH_API_URL) { $env:FLEETPATCH_API_URL } else { '@@API_URL@@' }
 $Audience = '@@AUDIENCE@@'
 $AgentUrl = if ($env:FLEETPATCH_AGENT_URL) { $env:FLEETPATCH_AGENT_URL } else { '@@AGENT_URL@@' }
+# The installer's trust anchor (settings aws.agent_windows_signer, aws.agent_windows_thumbprints).
+$AgentSigner = '@@AGENT_WINDOWS_SIGNER@@'
+$AgentThumbprints = @('@@AGENT_WINDOWS_THUMBPRINTS@@'.Split(',') | Where-Object { $_ })
 $MaxAttempts = if ($env:FLEETPATCH_MAX_ATTEMPTS) { [int]$env:FLEETPATCH_MAX_ATTEMPTS } else { 40 }
 $RetryBase = if ($env:FLEETPATCH_RETRY_BASE) { [double]$env:FLEETPATCH_RETRY_BASE } else { 2.0 }
 $RetryCap = if ($env:FLEETPATCH_RETRY_CAP) { [double]$env:FLEETPATCH_RETRY_CAP } else { 300.0 }
@@ -155,8 +160,25 @@ function Get-RegistrationBody {
     return ($body | ConvertTo-Json -Depth 10 -Compress)
 }
 
-# The SSM agent, when missing: the installer for this architecture, run only when its SHA-256
-# matches the checksum published beside it.
+# The SSM agent, when missing: the installer for this architecture, run only when Windows finds
+# its Authenticode signature Valid (chain to a trusted root, file unaltered) and the signer is the
+# configured one (subject common name, and thumbprint when configured).
+function Test-AgentSignature([string]$File, [string]$Path) {
+    $signature = Get-AuthenticodeSignature -FilePath $File
+    if ($signature.Status -ne 'Valid') {
+        Stop-Script 1 "refusing to install the SSM agent: $Path's Authenticode signature is $($signature.Status) ($($signature.StatusMessage))"
+    }
+    $certificate = $signature.SignerCertificate
+    $name = $certificate.GetNameInfo([Security.Cryptography.X509Certificates.X509NameType]::SimpleName, $false)
+    if ($name -ne $AgentSigner) {
+        Stop-Script 1 "refusing to install the SSM agent: $Path is signed by '$name', not '$AgentSigner'"
+    }
+    if ($AgentThumbprints.Count -gt 0 -and $AgentThumbprints -notcontains $certificate.Thumbprint.ToUpperInvariant()) {
+        Stop-Script 1 "refusing to install the SSM agent: $Path's signer certificate $($certificate.Thumbprint) is not a configured thumbprint"
+    }
+    return $certificate.Thumbprint
+}
+
 function Install-Agent {
     if ((Test-Path $AgentExe) -and (Get-Service -Name $AgentService -ErrorAction SilentlyContinue)) { return }
     if (-not [Environment]::Is64BitOperatingSystem) { Stop-Script 1 'the SSM agent is not installed and has no 32-bit package' }
@@ -167,19 +189,12 @@ function Install-Agent {
     Write-Log "the SSM agent is not installed: downloading $AgentUrl/$path"
     try {
         Invoke-WebRequest -Uri "$AgentUrl/$path" -OutFile $file -UseBasicParsing -TimeoutSec 600
-        $published = (Invoke-WebRequest -Uri "$AgentUrl/$path.sha256" -UseBasicParsing -TimeoutSec 60).Content
-    } catch { Stop-Script 1 "could not download the SSM agent package or its checksum: $($_.Exception.Message)" }
-    if ($published -is [byte[]]) { $published = [Text.Encoding]::ASCII.GetString($published) }
-    $expected = ([string]$published).Trim().Split(' ')[0].ToLowerInvariant()
-    if ($expected -notmatch '^[0-9a-f]{64}$') { Stop-Script 1 "refusing to install the SSM agent: $path.sha256 holds no SHA-256 checksum" }
-    $actual = (Get-FileHash -Algorithm SHA256 -Path $file).Hash.ToLowerInvariant()
-    if ($actual -ne $expected) {
-        Stop-Script 1 "refusing to install the SSM agent: $path does not match its published SHA-256 (expected $expected, got $actual)"
-    }
+    } catch { Stop-Script 1 "could not download the SSM agent package: $($_.Exception.Message)" }
+    $thumbprint = Test-AgentSignature $file $path
     $setup = Start-Process -FilePath $file -ArgumentList @('/q', '/log', (Join-Path $work 'install.log')) -Wait -PassThru
     if ($setup.ExitCode -ne 0) { Stop-Script 1 "installing the SSM agent failed (exit $($setup.ExitCode))" }
     if (-not (Test-Path $AgentExe)) { Stop-Script 1 "the SSM agent installer left no $AgentExe" }
-    Write-Log "SSM agent installed from $path (SHA-256 $actual verified)"
+    Write-Log "SSM agent installed from $path (Authenticode signature by '$AgentSigner', certificate $thumbprint, verified)"
 }
 
 function Start-Agent {

@@ -3,8 +3,11 @@
 #
 # Installs the AWS SSM agent when it is missing (Debian/Ubuntu: the .deb with dpkg; RHEL family
 # and Amazon Linux: the .rpm with yum or rpm) from the region's agent download location baked in
-# below, after checking the package against the SHA-256 published beside it (<package>.sha256):
-# a package whose checksum is missing or differs is never installed. Then reads this VM's signed
+# below, after verifying the package's detached OpenPGP signature (<package>.sig, as AWS publishes
+# it) with gpgv (or gpg) against the signing key baked in below, made by a key whose fingerprint
+# is one baked in below: a package whose signature is missing, bad, by another key, or by an
+# expired or revoked key is never installed, nor is one when no gpgv/gpg is there to check it.
+# No key is ever fetched at boot. Then reads this VM's signed
 # identity from its cloud's metadata service, registers it with the fleetpatch API, and registers
 # and starts the agent with the activation the API returns (EC2: the agent only has to run).
 #
@@ -21,7 +24,7 @@
 # Every API call (challenge, registration, polling) is retried with backoff through an API
 # restart (connection refused, 429, 5xx), within the attempts and the total deadline.
 # Exit status: 0 enrolled; 1 local failure (unsupported OS, metadata unreachable, agent missing
-# and not installable, a package that fails its checksum, agent failed);
+# and not installable, a package whose signature does not verify, agent failed);
 # 2 the API refused the registration (its reason is printed); 3 gave up after retries.
 # Neither the activation code nor the enrollment id (it carries a secret) is ever printed.
 set -euo pipefail
@@ -31,6 +34,10 @@ PROVIDER='@@PROVIDER@@'
 API_URL="${FLEETPATCH_API_URL:-@@API_URL@@}"
 AUDIENCE='@@AUDIENCE@@'
 AGENT_URL="${FLEETPATCH_AGENT_URL:-@@AGENT_URL@@}"
+# The agent packages' trust anchor (settings aws.agent_signing_*): a binary OpenPGP keyring
+# (base64) and the primary key fingerprints a signature must come from. Not overridable.
+AGENT_KEYRING='@@AGENT_KEYRING@@'
+AGENT_FINGERPRINTS='@@AGENT_FINGERPRINTS@@'
 OS_RELEASE="${FLEETPATCH_OS_RELEASE:-/etc/os-release}"
 BIOS_UUID_PATH="${FLEETPATCH_BIOS_UUID_PATH:-/sys/class/dmi/id/product_uuid}"
 MAX_ATTEMPTS="${FLEETPATCH_MAX_ATTEMPTS:-40}"
@@ -241,10 +248,11 @@ agent_arch() {
     esac
 }
 
-# download URL FILE: the body of a GET into FILE, retried through network errors, 429 and 5xx
-# (within the attempts and the total deadline, like the API calls).
+# download URL FILE [WHAT]: the body of a GET into FILE, retried through network errors, 429 and
+# 5xx (within the attempts and the total deadline, like the API calls). With WHAT, a failure is a
+# refusal to install the agent (WHAT names what is missing).
 download() {
-    local url=$1 file=$2 attempt status=000
+    local url=$1 file=$2 what=${3:-} attempt status=000
     for attempt in $(seq 1 "$MAX_ATTEMPTS"); do
         status=$(curl -sS -L --connect-timeout 5 --max-time 600 -o "$file" -w '%{http_code}' "$url" \
             2>"$WORK/curl.err") || status=000
@@ -254,20 +262,47 @@ download() {
         HTTP_RETRY_AFTER=''
         [ "$attempt" -lt "$MAX_ATTEMPTS" ] && retry_pause "$attempt"
     done
+    [ -z "$what" ] || refuse_agent "no $what at $url (HTTP ${status/#000/no answer})"
     die 1 "could not download $url (HTTP ${status/#000/no answer})"
 }
 
-sha256_of() {
-    if command -v sha256sum >/dev/null 2>&1; then
-        sha256sum "$1" | cut -d ' ' -f 1
+refuse_agent() { die 1 "refusing to install the SSM agent: $*"; }
+
+# verify_signature PACKAGE SIG NAME: gpgv (else gpg, with a throwaway home and no default keyring)
+# against the baked-in keyring only; the signature must be good, by a key that has neither expired
+# nor been revoked (gpgv exits 0 for those too: its status lines say it), whose primary fingerprint
+# is a pinned one. Sets SIGNER to that fingerprint. Refuses (exit 1) otherwise.
+verify_signature() {
+    local package=$1 sig=$2 name=$3 keyring="$WORK/trusted.gpg" status="$WORK/gpg.status" rc=0
+    printf '%s' "$AGENT_KEYRING" | base64 -d >"$keyring" 2>/dev/null || refuse_agent "the baked-in signing key is not base64"
+    if command -v gpgv >/dev/null 2>&1; then
+        gpgv --status-fd 3 --keyring "$keyring" "$sig" "$package" 3>"$status" >"$WORK/gpg.out" 2>&1 || rc=$?
+    elif command -v gpg >/dev/null 2>&1; then
+        mkdir -m 700 "$WORK/gnupg"
+        gpg --homedir "$WORK/gnupg" --batch --no-default-keyring --keyring "$keyring" --trust-model always \
+            --status-fd 3 --verify "$sig" "$package" 3>"$status" >"$WORK/gpg.out" 2>&1 || rc=$?
     else
-        shasum -a 256 "$1" | cut -d ' ' -f 1
+        refuse_agent "neither gpgv nor gpg is installed to verify $name's signature (install gpgv or gnupg)"
     fi
+    SIGNER=$(awk '$2 == "VALIDSIG" { print $NF; exit }' "$status")
+    if grep -q '^\[GNUPG:\] BADSIG ' "$status"; then
+        refuse_agent "$name's signature is BAD: the package (or its .sig) was altered"
+    elif grep -q '^\[GNUPG:\] NO_PUBKEY ' "$status"; then
+        refuse_agent "$name is signed by key $(awk '$2 == "NO_PUBKEY" { print $3; exit }' "$status"), not by a trusted key ($AGENT_FINGERPRINTS)"
+    elif grep -Eq '^\[GNUPG:\] (EXPKEYSIG|REVKEYSIG|EXPSIG) ' "$status"; then
+        refuse_agent "$name is signed by key ${SIGNER:-?}, which has expired or been revoked; configure the signing key's current copy (aws.agent_signing_key_file)"
+    elif [ "$rc" -ne 0 ] || [ -z "$SIGNER" ] || ! grep -q '^\[GNUPG:\] GOODSIG ' "$status"; then
+        refuse_agent "$name's signature could not be verified ($(tr '\n' ' ' <"$WORK/gpg.out" | head -c 300))"
+    fi
+    case " $AGENT_FINGERPRINTS " in
+        *" $SIGNER "*) ;;
+        *) refuse_agent "$name is signed by key $SIGNER, which is not a pinned fingerprint ($AGENT_FINGERPRINTS)" ;;
+    esac
 }
 
-# install_agent: the package for this OS family, checked against its published SHA-256 first.
+# install_agent: the package for this OS family, its signature verified first.
 install_agent() {
-    local arch path file expected actual
+    local arch path file
     arch=$(agent_arch)
     case "$PLATFORM_OS" in
         ubuntu | debian) path="debian_$arch/amazon-ssm-agent.deb" ;;
@@ -277,15 +312,8 @@ install_agent() {
     file="$WORK/${path##*/}"
     log "the SSM agent is not installed: downloading $AGENT_URL/$path"
     download "$AGENT_URL/$path" "$file"
-    download "$AGENT_URL/$path.sha256" "$WORK/agent.sha256"
-    expected=$(head -c 200 "$WORK/agent.sha256" | tr -d '\r' | head -n 1 | cut -d ' ' -f 1 | tr '[:upper:]' '[:lower:]')
-    if [ "${#expected}" -ne 64 ] || [ -n "${expected//[0-9a-f]/}" ]; then
-        die 1 "refusing to install the SSM agent: $path.sha256 holds no SHA-256 checksum"
-    fi
-    actual=$(sha256_of "$file")
-    if [ "$actual" != "$expected" ]; then
-        die 1 "refusing to install the SSM agent: $path does not match its published SHA-256 (expected $expected, got $actual)"
-    fi
+    download "$AGENT_URL/$path.sig" "$WORK/agent.sig" "signature"
+    verify_signature "$file" "$WORK/agent.sig" "$path"
     case "$path" in
         *.deb) dpkg -i "$file" ;;
         *) if command -v yum >/dev/null 2>&1; then yum install -y "$file"; else rpm -U --replacepkgs "$file"; fi ;;
@@ -294,7 +322,7 @@ install_agent() {
         die 1 "installing the SSM agent package ${path##*/} failed"
     }
     command -v amazon-ssm-agent >/dev/null 2>&1 || die 1 "the SSM agent package installed no amazon-ssm-agent command"
-    log "SSM agent installed from $path (SHA-256 $actual verified)"
+    log "SSM agent installed from $path (signature by key $SIGNER verified)"
 }
 
 ensure_agent() {

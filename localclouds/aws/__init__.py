@@ -30,7 +30,15 @@ def describe(state_dir: Path, host: str, port: int) -> dict:
 
 
 def worker_env(state_dir: Path, host: str, port: int) -> dict[str, str]:
-    """Environment for a worker that should use this local AWS instead of AWS itself."""
+    """Environment for a worker that should use this local AWS instead of AWS itself.
+
+    Creates the state directory's agent signing key when it has none (agent_signing.py): the
+    scripts the API serves then trust it instead of AWS's key, by configuration only."""
+    import json
+
+    from localclouds.aws.agent_signing import ensure_key
+
+    signer, public_key = ensure_key(state_dir)
     return {
         "FLEETPATCH_AWS__ENDPOINT_URL": f"http://{host}:{port}",
         "FLEETPATCH_AWS__REGION": REGION,
@@ -39,6 +47,9 @@ def worker_env(state_dir: Path, host: str, port: int) -> dict[str, str]:
         "AWS_DEFAULT_REGION": REGION,
         # Startup scripts install a missing SSM agent from here (agent_packages.py: stand-ins).
         "FLEETPATCH_AWS__AGENT_DOWNLOAD_URL": f"http://{host}:{port}/amazon-ssm-{{region}}/latest",
+        # ... each package verified against the local AWS's signing key (not AWS's).
+        "FLEETPATCH_AWS__AGENT_SIGNING_KEY_FILE": str(public_key),
+        "FLEETPATCH_AWS__AGENT_SIGNING_FINGERPRINTS": json.dumps([signer.fingerprint]),
     }
 
 

@@ -12,7 +12,7 @@ import logging
 import sys
 from datetime import timedelta
 
-from localclouds.aws import MANAGEMENT_ACCOUNT, REGION, agent_packages, iam_policies, state_path
+from localclouds.aws import MANAGEMENT_ACCOUNT, REGION, agent_packages, agent_signing, iam_policies, state_path
 from localclouds.aws.organizations import create_organization
 from localclouds.aws.persistence import StateNotRestored, StateStore
 from localclouds.aws.server import make_app, make_server
@@ -50,7 +50,8 @@ def main(argv: list[str] | None = None) -> int:
         log.error("%s", err)
         return 3
     create_organization(MANAGEMENT_ACCOUNT, REGION)
-    agent_packages.publish(MANAGEMENT_ACCOUNT, REGION)  # the SSM agent's download location (stand-ins)
+    signer, _ = agent_signing.ensure_key(args.state_dir)  # the stand-ins' signing key, like a local CA
+    agent_packages.publish(MANAGEMENT_ACCOUNT, REGION, signer)  # the SSM agent's download location
     log.info("local AWS: %s", f"state restored from {store.path}" if restored else "fresh state")
     store.start()
     try:

@@ -4,16 +4,19 @@ AWS publishes the agent per region in the bucket ``amazon-ssm-{region}`` under `
 ``debian_{arch}/amazon-ssm-agent.deb``, ``linux_{arch}/amazon-ssm-agent.rpm`` and
 ``windows_amd64/AmazonSSMAgentSetup.exe``. The local AWS publishes stand-in packages on the same
 keys (small text files that the simulated VMs' ``dpkg``/``rpm`` stand-ins "install", which gives
-the VM its simulated agent), each with its SHA-256 beside it (``<key>.sha256``, as
-``sha256sum`` prints it) that fleetpatch's startup scripts check before installing. The bucket
-is readable without credentials, as AWS's is. Published at every start (after the saved state
-is restored), so the objects always match this code.
+the VM its simulated agent). As AWS does, each Linux package has its detached OpenPGP signature
+beside it (``<key>.sig``), made with the local AWS's own signing key (agent_signing.py), which
+the local default configures as the scripts' trust anchor; the Windows stand-in carries no
+Authenticode signature (no simulated VM runs the PowerShell script). The bucket is readable
+without credentials, as AWS's is. Published at every start (after the saved state is restored),
+so the objects always match this code and the state directory's key.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
+
+from localclouds.aws.agent_signing import SigningKey
 
 #: The version the stand-in packages carry (the simulated agent then reports it).
 STANDIN_VERSION = "3.3.1802.0"
@@ -37,14 +40,14 @@ def standin(kind: str, version: str = STANDIN_VERSION) -> bytes:
     return f"{MAGIC}\npackage: amazon-ssm-agent\nformat: {kind}\nversion: {version}\n".encode()
 
 
-def checksum_file(body: bytes, key: str) -> bytes:
-    """``<sha256>  <file name>`` as ``sha256sum`` prints it."""
-    return f"{hashlib.sha256(body).hexdigest()}  {key.rsplit('/', 1)[-1]}\n".encode()
+def signed(kind: str) -> bool:
+    """Whether AWS publishes an OpenPGP signature beside packages of ``kind`` (Linux ones)."""
+    return kind in ("deb", "rpm")
 
 
-def publish(account_id: str, region: str) -> list[str]:
-    """Create (or refresh) the region's agent bucket with every stand-in and its checksum; the
-    keys written."""
+def publish(account_id: str, region: str, signer: SigningKey) -> list[str]:
+    """Create (or refresh) the region's agent bucket with every stand-in and the signatures of
+    the Linux ones; the keys written."""
     from moto.s3.exceptions import BucketAlreadyExists
     from moto.s3.models import s3_backends
 
@@ -63,6 +66,8 @@ def publish(account_id: str, region: str) -> list[str]:
         body = standin(kind)
         key = f"latest/{path}"
         backend.put_object(name, key, body)
-        backend.put_object(name, f"{key}.sha256", checksum_file(body, key))
-        written += [key, f"{key}.sha256"]
+        written.append(key)
+        if signed(kind):
+            backend.put_object(name, f"{key}.sig", signer.sign(body))
+            written.append(f"{key}.sig")
     return written

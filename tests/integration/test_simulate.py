@@ -45,15 +45,19 @@ async def test_simulate_enrolls_eight_vms_over_four_clouds(tmp_path: Path) -> No
         listed = json.loads((state / "fleet" / "vms.json").read_text())
         assert {v["name"] for v in listed} == {v["name"] for v in vms}
         # Some booted without an SSM agent: their script installed the local AWS's stand-in
-        # package (checksum verified) and they enrolled like the rest.
+        # package (its signature verified against the local AWS's key, which the local default
+        # configures instead of AWS's) and they enrolled like the rest.
         from localclouds.aws.agent_packages import STANDIN_VERSION
+        from localclouds.aws.agent_signing import ensure_key
         from localclouds.fleet.customers import plan
 
+        local_key = ensure_key(state)[0].fingerprint
+        assert f"AGENT_FINGERPRINTS='{local_key}'" in httpx.get(f"{doc['api']}/v1/startup/gcp", timeout=10).text
         agentless = {p.name for p in plan(0, 8, 2) if not p.agent_installed}
         assert agentless
         for vm in (v for v in vms if v["name"] in agentless):
             boot_log = (state / "fleet" / "vms" / vm["name"] / "boot.log").read_text()
-            assert "SSM agent installed from" in boot_log and "verified" in boot_log, boot_log
+            assert f"(signature by key {local_key} verified)" in boot_log, boot_log
             assert vm["agent_version"] == STANDIN_VERSION
         # The installed agent's version reaches the estate store (ComplianceSync).
         admin = {"Authorization": f"Bearer {(state / 'secrets' / 'admin-token').read_text().strip()}"}

@@ -46,6 +46,17 @@ class NoRetrySessions(AwsSessions):
 class LocalAws:
     endpoint: str
     process: subprocess.Popen[bytes] | None = None
+    state_dir: Path | None = None
+
+    def agent_trust(self) -> Any:
+        """The trust anchor the local default bakes into startup scripts: this local AWS's agent
+        signing key (what its worker_env configures)."""
+        from clients.startup.agent_trust import load
+        from localclouds.aws.agent_signing import ensure_key
+
+        assert self.state_dir is not None, "a local AWS started by running_local_aws"
+        signer, public_key = ensure_key(self.state_dir)
+        return load(public_key, [signer.fingerprint])
 
     def client(self, service: str, session: boto3.Session | None = None,
                config: Config | None = None) -> Any:
@@ -126,7 +137,7 @@ def running_local_aws(state_dir: Path, *, create_account_delay: float, ping_time
                 if process.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError("local AWS did not start: " + log_path.read_text()[-2000:])
                 time.sleep(0.1)
-            yield LocalAws(endpoint, process)
+            yield LocalAws(endpoint, process, state_dir)
         finally:
             killed = process.poll() is not None and process.returncode < 0
             process.terminate()

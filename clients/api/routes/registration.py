@@ -348,12 +348,18 @@ _SCRIPT = {"schema": {"type": "string"}}
                **error_responses(429, 503)},
 )
 async def startup_script(provider: Provider, request: Request, os: Literal["linux", "windows"] = "linux") -> Response:
-    """Bash for Linux, PowerShell for Windows, with this API's public URL baked in."""
+    """Bash for Linux, PowerShell for Windows, with this API's public URL and the SSM agent's
+    download location and trust anchor baked in."""
     settings = _settings(request)
     base = settings.api.public_url or str(request.base_url).rstrip("/")
     try:
+        trust = startup.trust_from_settings(settings.aws)
+    except ValueError as err:  # the operator's key or fingerprints, never the caller's fault
+        return error_response("ConfigurationInvalid", f"agent signing trust: {err}", 503)
+    try:
         agent_url = settings.aws.agent_download_url.replace("{region}", settings.aws.region)
-        text = startup.render(provider, os, api_url=base, audience=settings.gcp.audience, agent_url=agent_url)
+        text = startup.render(provider, os, api_url=base, audience=settings.gcp.audience, agent_url=agent_url,
+                              agent_trust=trust)
     except ValueError as err:
         return error_response("ConfigurationInvalid", str(err), 503 if settings.api.public_url else 400)
     return PlainTextResponse(text, media_type=startup.media_type(os) if os == "linux" else "text/x-powershell; charset=utf-8")

@@ -147,9 +147,9 @@ class FakeApi:
                     return
                 if callable(answer.body):
                     answer = answer.body(body)
-                text = isinstance(answer.body, str)
-                data = (answer.body.encode() if text else json.dumps(answer.body).encode()
-                        if answer.body is not None else b"")
+                text = isinstance(answer.body, str | bytes)  # bytes: served as they are (a download)
+                data = (answer.body if isinstance(answer.body, bytes) else answer.body.encode() if text
+                        else json.dumps(answer.body).encode() if answer.body is not None else b"")
                 self.send_response(answer.status)
                 self.send_header("Content-Type", "text/plain" if text else "application/json")
                 self.send_header("Content-Length", str(len(data)))

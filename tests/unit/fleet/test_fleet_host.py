@@ -26,14 +26,15 @@ _BATCHES = itertools.count(1)  # x 1000: below the startup-script tests numbers
 
 
 @pytest.fixture
-def fleet(clouds: dict[str, Any], fake_api: FakeApi, tmp_path: Path,
-          pool: ThreadPoolExecutor) -> Iterator[tuple[str, FleetHost]]:
+def fleet(clouds: dict[str, Any], fake_api: FakeApi, tmp_path: Path, pool: ThreadPoolExecutor,
+          local_aws: LocalAws) -> Iterator[tuple[str, FleetHost]]:
     local_json = tmp_path / "local.json"
     local_json.write_text(json.dumps({**clouds, "api": fake_api.url}))
     agent_url = f"{clouds['aws']}/amazon-ssm-{REGION}/latest"  # VMs booted without an agent install it
+    trust = local_aws.agent_trust()  # ... verified against the local AWS's signing key
     for provider in ("gcp", "azure", "aws", "vmware"):
-        fake_api.on("GET", f"/v1/startup/{provider}",
-                    Answer(200, startup.render(provider, "linux", fake_api.url, AUDIENCE, agent_url=agent_url)))
+        fake_api.on("GET", f"/v1/startup/{provider}", Answer(200, startup.render(
+            provider, "linux", fake_api.url, AUDIENCE, agent_url=agent_url, agent_trust=trust)))
     fake_api.on("GET", "/v1/challenge", Answer(200, {"nonce": "n0nce42", "expires_at": "2030-01-01T00:00:00Z"}))
     settings = HostSettings(fleet_url="", local_json=local_json, poll_interval=0.2,
                             command_duration=0.05, online_timeout=30)
@@ -119,15 +120,16 @@ def test_a_refused_vm_fails_with_the_reason(fleet: tuple[str, FleetHost], fake_a
     assert "TenantNotLinked): project is not linked" in vm["reason"]
 
 
-def test_the_startup_script_is_fetched_through_an_api_restart(fleet: tuple[str, FleetHost],
-                                                              fake_api: FakeApi) -> None:
+def test_the_startup_script_is_fetched_through_an_api_restart(fleet: tuple[str, FleetHost], fake_api: FakeApi,
+                                                              local_aws: LocalAws) -> None:
     url, host = fleet
     host.settings.script_fetch_retry_cap = 0.5
     for provider in ("gcp", "azure", "aws", "vmware"):
         fake_api.on("GET", f"/v1/startup/{provider}", Answer(0, drop=True),
                     Answer(503, {"error": "TemporalUnavailable", "reason": "restarting"}),
                     Answer(200, startup.render(provider, "linux", fake_api.url, AUDIENCE,
-                                               agent_url=f"{host.endpoints().aws}/amazon-ssm-{REGION}/latest")))
+                                               agent_url=f"{host.endpoints().aws}/amazon-ssm-{REGION}/latest",
+                                               agent_trust=local_aws.agent_trust())))
     fake_api.on("POST", "/v1/registrations", Answer(403, {"error": "TenantNotLinked", "reason": "not linked"}))
     httpx.post(f"{url}/vms", json={"count": 1, "customers": 1})
     (vm,) = _wait_all(url, 1)
