@@ -1,5 +1,8 @@
 """vCenter activities (vmware worker): verify fleetpatch-issued tokens against the live VM (inside
-the link's folder or resource pool, when it has one), issue and rotate them, replace a used one."""
+the link's folder or resource pool, when it has one), issue and rotate them, replace a used one.
+
+A cloud account here is a vmware link id (``vc01`` or ``vc01:acme`` on a vCenter shared by several
+customers, ``contracts.vcenter_links``): the connection and the signing key are the vCenter's."""
 
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ from contracts.errors import ErrorType, FleetpatchError, IdentityRefused
 from contracts.identity import VerifiedIdentity
 from contracts.models import ActivityName, VerifyIdentityInput, VmMetadata, VmMetadataInput
 from contracts.reconcile import ListCloudVmsInput, ListCloudVmsResult
+from contracts.vcenter_links import vcenter_of
 from contracts.vcenter_tokens import ReplaceTokenInput, VcenterTokensInput, VcenterTokensResult
 
 
@@ -28,10 +32,13 @@ class VmwareActivities:
             raise IdentityRefused(ErrorType.IDENTITY_MALFORMED, "a vmware identity is {\"token\", \"bios_uuid\"}")
         if not inp.vcenter_public_keys:
             raise IdentityRefused(ErrorType.IDENTITY_KEY_UNKNOWN, "the vCenter's link holds no token keys")
-        vcenter_id, _ = peek_vcenter_token(token)
+        # The link the token names; the workflow looked up that same link (its keys and scope, from
+        # the instance key the API read from this token) and requires the verified link to be it.
+        link, _ = peek_vcenter_token(token)
         return factory.verify_vmware_identity(
             inp.identity,
-            vcenter_id=vcenter_id,
+            vcenter_id=vcenter_of(link),
+            link=link,
             public_keys=inp.vcenter_public_keys,
             settings=self._settings,
             now=datetime.now(UTC),
@@ -46,7 +53,8 @@ class VmwareActivities:
     def list_cloud_vms(self, inp: ListCloudVmsInput) -> ListCloudVmsResult:
         return ListCloudVmsResult(vms=factory.list_vms(self._settings, inp.cloud_account, scope=inp.scope))
 
-    def _signing_key(self, vcenter_id: str) -> str:
+    def _signing_key(self, link_id: str) -> str:
+        vcenter_id = vcenter_of(link_id)
         configured = self._settings.vcenters.get(vcenter_id)
         if configured is None or configured.signing_key_file is None:
             raise FleetpatchError(ErrorType.CONFIGURATION_INVALID, f"vCenter {vcenter_id!r} has no signing_key_file")

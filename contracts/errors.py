@@ -30,6 +30,7 @@ class ErrorType(StrEnum):
     IDENTITY_INSTANCE_MISMATCH = "IdentityInstanceMismatch"
     IDENTITY_VCENTER_UNKNOWN = "IdentityVCenterUnknown"
     IDENTITY_OUT_OF_SCOPE = "IdentityOutOfScope"  # vmware: the VM is outside the link's folder/pool
+    IDENTITY_LINK_MISMATCH = "IdentityLinkMismatch"  # vmware: the token was issued under another link
 
     # The VM and its cloud account.
     INSTANCE_NOT_FOUND = "InstanceNotFound"
@@ -58,6 +59,8 @@ class ErrorType(StrEnum):
 
     # Configuration the operator must fix.
     CONFIGURATION_INVALID = "ConfigurationInvalid"
+    # A vmware link whose folder or pool may share VMs with another link of the same vCenter.
+    LINK_SCOPES_OVERLAP = "LinkScopesOverlap"
 
 
 #: Error types a retry may cure; every other type is final.

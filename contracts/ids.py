@@ -37,5 +37,6 @@ def reconcile_run(provider: Provider | str, cloud_account: str, run: str) -> str
 
 
 def vcenter_tokens_schedule(vcenter_id: str) -> str:
-    """The token schedule of one linked vCenter (its scheduled runs carry this prefix)."""
+    """The token schedule of one vmware link, ``vc01`` or ``vc01:acme`` (its scheduled runs carry
+    this prefix)."""
     return f"vcenter-tokens/{vcenter_id}"

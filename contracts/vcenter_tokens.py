@@ -1,4 +1,4 @@
-"""Contracts of vCenter tokens without an operator: a schedule per vCenter link issues tokens to
+"""Contracts of vCenter tokens without an operator: a schedule per vmware link issues tokens to
 labelled VMs that lack a valid one and rotates them before they expire; an enrollment replaces the
 token it used, so a copy of it enrolls nothing. Fields are only ever added (with defaults)."""
 
@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 @dataclass
 class VcenterTokensInput:
-    vcenter_id: str
+    vcenter_id: str  # the link id: the vCenter's id, or "{vcenter id}:{name}" for a further link of it
     customer: str
     public_keys: list[str] = field(default_factory=list)  # the link's: a token they do not verify is replaced
     patching_label: str = "rackspace-addon-patching"
@@ -25,6 +25,6 @@ class VcenterTokensResult:
 
 @dataclass
 class ReplaceTokenInput:
-    vcenter_id: str
+    vcenter_id: str  # the link id the VM enrolled under (its verified cloud account)
     instance_uuid: str
     customer: str

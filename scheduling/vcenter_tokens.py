@@ -1,5 +1,6 @@
-"""The token schedule of a linked vCenter, ``vcenter-tokens/{vcenter}``: created (or brought up
-to date, keeping its pause state) when the vCenter is linked. Shared by the API and the CLI."""
+"""The token schedule of a vmware link, ``vcenter-tokens/{link id}`` (``vc01`` or ``vc01:acme``):
+created (or brought up to date, keeping its pause state) when the link is made. Shared by the API
+and the CLI."""
 
 from __future__ import annotations
 

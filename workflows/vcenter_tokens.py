@@ -1,6 +1,7 @@
-"""VcenterTokens: one linked vCenter's VMs hold valid fleetpatch tokens, with no operator.
+"""VcenterTokens: one vmware link's VMs hold valid fleetpatch tokens, with no operator.
 
-Run by the schedule ``vcenter-tokens/{vcenter}`` (every few minutes): labelled VMs that lack a
+Run by the schedule ``vcenter-tokens/{link id}`` (every few minutes; the link id is the vCenter's,
+or ``{vcenter}:{name}`` for one of several links of a shared vCenter): labelled VMs that lack a
 valid token get one, tokens near their expiry are rotated (vmware worker). ``fleetpatch vcenter
 issue-tokens`` stays as the manual trigger.
 """

@@ -46,6 +46,7 @@ _STATUS.update(
         ErrorType.INSTANCE_NOT_RUNNING.value: 403,
         ErrorType.ALREADY_ENROLLED.value: 409,
         ErrorType.ENROLLMENT_RUNNING.value: 409,
+        ErrorType.LINK_SCOPES_OVERLAP.value: 409,
         ErrorType.AGENT_REGISTRATION_TIMEOUT.value: 410,
         ErrorType.WINDOW_NOT_FOUND.value: 404,
     }

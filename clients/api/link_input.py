@@ -13,21 +13,25 @@ from typing import Annotated, Any, Literal, Union
 
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationInfo, field_validator
 
 from clients.api.json_types import INTEGER, NUMBER, JsonBool
 from contracts.enrollment import TenantLink
 from contracts.patch_config import RebootOption, WindowConfigError, validate_window_config, window_config
 from contracts.providers import PatchGroup, Provider
+from contracts.vcenter_links import LINK_ID, name_of
 
-#: A cloud account id of any provider, as a path segment (each provider's body is stricter).
-ANY_ACCOUNT = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+#: A cloud account id of any provider, as a path segment (each provider's body is stricter): a
+#: vmware link id may be ``{vcenter id}:{name}`` (a further link of a vCenter shared by customers).
+ANY_ACCOUNT = LINK_ID
+#: An instance key, ``{cloud account}/{instance id}``.
+INSTANCE_KEY = ANY_ACCOUNT.removesuffix("$") + r"/[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
 ACCOUNT_EXAMPLES = ["acme-prod", "111122223333"]
 ACCOUNT_FORMATS = {
     Provider.GCP: r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$",
     Provider.AZURE: r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$",
     Provider.AWS: r"^[0-9]{12}$",
-    Provider.VMWARE: ANY_ACCOUNT,
+    Provider.VMWARE: LINK_ID,
 }
 CUSTOMER = r"^[A-Za-z0-9][A-Za-z0-9 _.-]{0,63}$"
 _ROLE_NAME = r"^(?:[A-Za-z0-9_+=,.@-]+/)*[A-Za-z0-9_+=,.@-]{1,64}$"
@@ -164,16 +168,37 @@ class AwsLink(_Link):
 
 
 class VmwareLink(_Link):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"provider": "vmware", "cloud_account": "vc01:acme", "customer": "ACME", "vcenter_scope": "DC0/vm/acme",
+         "vcenter_public_keys": ["-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEA3CNLjSpaHDIC8zKrHSeQ3sX2ZyjbWzZ0UYbdq21d03g=\n"
+                                 "-----END PUBLIC KEY-----\n"]}],
+        # A further link of a shared vCenter (VCENTER:NAME) names its folder or pool: the rule
+        # ``_named_link_is_scoped`` enforces, stated so the document says it.
+        "anyOf": [{"properties": {"cloud_account": {"pattern": "^[^:]*$"}}},
+                  {"required": ["vcenter_scope"], "properties": {"vcenter_scope": {"type": "string"}}}]})
+
     provider: Literal["vmware"]
-    cloud_account: Annotated[str, StringConstraints(pattern=ACCOUNT_FORMATS[Provider.VMWARE])]
+    cloud_account: Annotated[str, StringConstraints(pattern=ACCOUNT_FORMATS[Provider.VMWARE])] = Field(
+        examples=["vc01", "vc01:acme"],
+        description="the link id: the vCenter's id (fleetpatch's connection to it), or VCENTER:NAME for a further "
+        "link of a vCenter shared by several customers, which then needs vcenter_scope; links of one vCenter may not "
+        "have overlapping scopes (409)",
+    )
     vcenter_public_keys: list[Annotated[str, StringConstraints(pattern=PUBLIC_KEY_PEM)]] = Field(
         min_length=1, max_length=4, description="PEM public keys (Ed25519 or P-256) the vCenter's tokens are signed with"
     )
     vcenter_scope: Annotated[str, StringConstraints(max_length=255, pattern=INVENTORY_PATH)] | None = Field(
-        default=None, examples=["DC0/vm/acme"],
+        default=None, examples=["DC0/vm/acme"], validate_default=True,
         description="a vCenter shared by several customers: this customer's folder or resource pool (inventory path, "
         "e.g. DC0/vm/acme or DC0/host/C0/Resources/acme); tokens go only to VMs inside it, and only they enroll",
     )
+
+    @field_validator("vcenter_scope")
+    @classmethod
+    def _named_link_is_scoped(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None and name_of(info.data.get("cloud_account") or ""):
+            raise ValueError("a link VCENTER:NAME of a shared vCenter needs its folder or resource pool")
+        return value
 
     @field_validator("vcenter_public_keys")
     @classmethod

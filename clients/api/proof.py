@@ -32,8 +32,9 @@ from clouds.vmware.token import peek_vcenter_token, verify_token
 from config.settings import Settings
 from contracts.errors import ErrorType, IdentityRefused
 from contracts.identity import instance_key
+from contracts.vcenter_links import vcenter_of
 
-#: ``vcenter id -> PEM public keys`` of its link, or None when that vCenter is not linked.
+#: ``link id -> PEM public keys`` of that vmware link, or None when no such link exists.
 VcenterKeys = Callable[[str], Awaitable[list[str] | None]]
 
 
@@ -118,10 +119,12 @@ class IdentityProof:
         return instance_key(v.cloud_account, v.instance_id)
 
     async def _vmware(self, identity: VmwareIdentity) -> str:
-        vcenter_id, _ = peek_vcenter_token(identity.token)
-        keys = await self._vcenter_keys(vcenter_id)
+        # The token names its link (a vCenter shared by several customers has one per folder or
+        # pool): that link's keys verify it, and the token must name that link of its vCenter.
+        link, _ = peek_vcenter_token(identity.token)
+        keys = await self._vcenter_keys(link)
         if not keys:
             # An unlinked vCenter and a linked one without keys look the same to the caller.
-            raise IdentityRefused(ErrorType.IDENTITY_KEY_UNKNOWN, "no token keys are known for that vCenter")
-        token = verify_token(identity.token, public_keys=keys, vcenter_id=vcenter_id, now=datetime.now(UTC))
-        return instance_key(vcenter_id, token.instance_uuid)
+            raise IdentityRefused(ErrorType.IDENTITY_KEY_UNKNOWN, "no token keys are known for that vCenter link")
+        token = verify_token(identity.token, public_keys=keys, vcenter_id=vcenter_of(link), link=link, now=datetime.now(UTC))
+        return instance_key(token.link, token.instance_uuid)

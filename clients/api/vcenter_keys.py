@@ -3,7 +3,7 @@
 Links live in the management account's Parameter Store, which only the aws worker reads. The API
 learns them the way its admin routes do: by running the read-only ``LinkAdmin`` ``list`` command
 (one shared workflow id, so concurrent refreshes share one run) and keeping the vCenter links'
-public keys in memory. The cache is refreshed when older than ``vcenter_keys_ttl``, and a token
+public keys in memory, by link id (``vc01``, or ``vc01:acme`` for a further link of a shared vCenter). The cache is refreshed when older than ``vcenter_keys_ttl``, and a token
 naming an unknown vCenter refreshes it at most once per ``vcenter_keys_min_refresh``: an
 unauthenticated caller cannot make the API run more than one listing per interval, whatever it
 sends. A failed refresh keeps the keys it had (fail closed for vCenters it never saw). A caller

@@ -26,6 +26,10 @@ def add(
     role_arn: str | None = typer.Option(None, "--role-arn", help="aws: the cross-account role fleetpatch assumes."),
     external_id: str | None = typer.Option(None, "--external-id", help="aws: the role's ExternalId, if any."),
     vcenter: str | None = typer.Option(None, "--vcenter", help="A vCenter id (its VMs get fleetpatch tokens)."),
+    name: str | None = typer.Option(
+        None, "--name", help="vmware: a further link of a vCenter shared by several customers, VCENTER:NAME "
+        "(with --folder; links of one vCenter may not overlap).",
+    ),
     public_key: list[Path] = typer.Option(
         [], "--public-key", exists=True, dir_okay=False, help="vmware: PEM public key(s) the vCenter's tokens are signed with."
     ),
@@ -48,6 +52,11 @@ def add(
         err_console.print("[red]name exactly one of --gcp-project, --azure-subscription, --aws-account, --vcenter[/red]")
         raise typer.Exit(2)
     provider, account = chosen[0]
+    if name:
+        if provider != "vmware":
+            err_console.print("[red]--name names a further link of a vCenter: use it with --vcenter[/red]")
+            raise typer.Exit(2)
+        account = f"{account}:{name}"
     body = {
         "provider": provider,
         "cloud_account": account,
@@ -71,6 +80,12 @@ def add(
     link = link["links"][0] if "links" in link else link  # the run's own result, when it answered 202
     console.print(f"linked {link['provider']}/{link['cloud_account']} to {link['customer']} "
                   f"(default patch group {link['default_patch_group']}, {link['time_zone']})")
+
+
+def _vmware_note(link: dict) -> str:
+    """``1 key(s) in DC0/vm/acme`` for a vmware link."""
+    keys = f"{len(link['vcenter_public_keys'])} key(s)" if link.get("vcenter_public_keys") else ""
+    return f"{keys} in {link['vcenter_scope']}" if link.get("vcenter_scope") else keys
 
 
 def _role(role_arn: str, account: str) -> dict[str, str]:
@@ -109,12 +124,21 @@ def list_(
         print_json({"links": links})
         return
     rows = [[link["customer"], link["provider"], link["cloud_account"], link["default_patch_group"], link["time_zone"],
-             link.get("role_arn") or (f"{len(link['vcenter_public_keys'])} key(s)" if link.get("vcenter_public_keys") else ""),
+             link.get("role_arn") or _vmware_note(link),
              f"[yellow]{link['held']}[/yellow]" if link.get("held") else ""]
             for link in links]
     print_table(f"{len(links)} linked cloud account(s)",
                 ["customer", "provider", "cloud account", "default group", "time zone", "role / keys", "rings"], rows,
                 whole=("cloud account",))
+
+
+@app.command("show")
+def show(
+    provider: str = typer.Argument(..., help="gcp, azure, aws or vmware"),
+    cloud_account: str = typer.Argument(..., help="the cloud account; a vmware link: VCENTER or VCENTER:NAME"),
+) -> None:
+    """One linked cloud account, as JSON (an AWS link's ExternalId masked)."""
+    print_json(call(Settings(), "GET", f"/v1/admin/links/{provider}/{cloud_account}"))
 
 
 @app.command("remove")

@@ -2,7 +2,9 @@
 
 ``issue-tokens`` writes a fresh fleetpatch identity token into ``guestinfo.fleetpatch.token`` of
 every VM labelled for patching, so each VM can prove who it is at enrollment. Connection and
-signing key come from settings (``FLEETPATCH_VMWARE__VCENTERS``). Tokens are never printed.
+signing key come from settings (``FLEETPATCH_VMWARE__VCENTERS``). Tokens are never printed. On a
+vCenter shared by several customers, ``--vcenter vc01:acme --folder DC0/vm/acme`` issues the tokens
+of link ``vc01:acme`` (they enroll under that link only) to the VMs inside its folder.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from rich.table import Table
 
 from clients.cli.common import console, err_console
 from config.settings import Settings
+from contracts import vcenter_links
 from contracts.errors import FleetpatchError
 
 app = typer.Typer(name="vcenter", help="Linked vCenters: identity tokens.", no_args_is_help=True)
@@ -26,7 +29,9 @@ def vcenter() -> None:
 
 @app.command("issue-tokens")
 def issue_tokens(
-    vcenter: str = typer.Option(..., "--vcenter", help="fleetpatch's id of the vCenter."),
+    vcenter: str = typer.Option(
+        ..., "--vcenter", help="fleetpatch's id of the vCenter, or the link VCENTER:NAME of a shared vCenter."
+    ),
     customer: str | None = typer.Option(
         None, "--customer", help="Customer the tokens name (default: the vCenter's setting)."
     ),
@@ -38,10 +43,16 @@ def issue_tokens(
     from clouds.vmware.vsphere import VcenterEndpoint, VsphereClient  # pyvmomi: the vmware extra only
 
     settings = Settings()
-    configured = settings.vmware.vcenters.get(vcenter)
+    if not vcenter_links.is_link_id(vcenter):
+        err_console.print(f"[red]--vcenter {vcenter!r} is neither a vCenter id nor VCENTER:NAME[/red]")
+        raise typer.Exit(2)
+    if vcenter_links.name_of(vcenter) and not folder:
+        err_console.print(f"[red]link {vcenter} shares its vCenter: --folder (the link's folder or pool) is required[/red]")
+        raise typer.Exit(2)
+    configured = settings.vmware.vcenters.get(vcenter_links.vcenter_of(vcenter))
     if configured is None:
         known = ", ".join(sorted(settings.vmware.vcenters)) or "none"
-        err_console.print(f"[red]unknown vCenter {vcenter!r} (configured: {known})[/red]")
+        err_console.print(f"[red]unknown vCenter {vcenter_links.vcenter_of(vcenter)!r} (configured: {known})[/red]")
         raise typer.Exit(2)
     customer = customer or configured.customer
     if not customer:
@@ -52,7 +63,7 @@ def issue_tokens(
         raise typer.Exit(2)
     try:
         private_pem = configured.signing_key_file.read_text()
-        endpoint = VcenterEndpoint.from_settings(settings.vmware, vcenter)
+        endpoint = VcenterEndpoint.from_settings(settings.vmware, vcenter_links.vcenter_of(vcenter))
     except (OSError, ValueError) as err:
         err_console.print(f"[red]{err}[/red]")
         raise typer.Exit(2) from err

@@ -151,14 +151,17 @@ def _vmware(text: str, *, now: datetime, roots: Path | None, **_: Any) -> Verifi
     if roots is None:
         raise IdentityRefused(ErrorType.IDENTITY_KEY_UNKNOWN, "give the vCenter's token public keys with --roots FILE")
     pems = re.findall(r"-----BEGIN PUBLIC KEY-----.+?-----END PUBLIC KEY-----", roots.read_text(), flags=re.S)
-    vcenter_id, _ = peek_vcenter_token(text)
-    token = verify_token(text, public_keys=pems, vcenter_id=vcenter_id, now=now)
+    from contracts.vcenter_links import vcenter_of
+
+    link, _ = peek_vcenter_token(text)  # the link it names: give that link's keys
+    token = verify_token(text, public_keys=pems, vcenter_id=vcenter_of(link), link=link, now=now)
     return VerifiedIdentity(
         provider=Provider.VMWARE,
-        cloud_account=token.vcenter_id,
+        cloud_account=token.link,
         instance_id=token.instance_uuid,
         issued_at=token.issued_at,
-        evidence={"jti": token.jti, "alg": token.alg, "key_sha256": token.key_fingerprint, "live_vm_check": "not done offline"},
+        evidence={"jti": token.jti, "alg": token.alg, "key_sha256": token.key_fingerprint, "customer": token.customer,
+                  "live_vm_check": "not done offline (nor the link's folder or pool)"},
     )
 
 

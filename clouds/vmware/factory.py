@@ -3,9 +3,11 @@
 Settings are passed in, never read here. Each call opens its own vCenter session and closes it
 (vCenter ends idle sessions, so a worker does not keep one for hours).
 
-The routing rule for callers: read the vCenter id from the token with ``peek_vcenter_token``,
-look up THAT vCenter's link (its public keys), and pass both here. ``verify_vmware_identity``
-then requires the token's ``vc`` to equal that id and its signature to be one of those keys.
+The routing rule for callers: read the link id from the token with ``peek_vcenter_token``, look
+up THAT link (its public keys, its scope), and pass both here. ``verify_vmware_identity`` then
+requires the token to name that link of that vCenter and its signature to be one of those keys.
+Every entry point takes a link id (``vc01`` or ``vc01:acme``, ``contracts.vcenter_links``) where it
+names a cloud account, and connects to the vCenter the link id names.
 """
 
 from __future__ import annotations
@@ -21,12 +23,15 @@ from config.settings import VmwareSettings
 from contracts.errors import ErrorType, IdentityRefused
 from contracts.identity import VerifiedIdentity
 from contracts.models import VmMetadata
+from contracts.vcenter_links import vcenter_of
 
 
 def client_for(
     settings: VmwareSettings, vcenter_id: str, *, connect: Callable[..., Any] = SmartConnect
 ) -> VsphereClient:
-    """A client for a configured vCenter; ``IdentityVCenterUnknown`` when none is configured."""
+    """A client for a configured vCenter (named by its id or by a link id of it);
+    ``IdentityVCenterUnknown`` when none is configured."""
+    vcenter_id = vcenter_of(vcenter_id)
     endpoint = VcenterEndpoint.from_settings(settings, vcenter_id)
     if endpoint is None:
         raise IdentityRefused(
@@ -44,8 +49,10 @@ def verify_vmware_identity(
     now: datetime,
     connect: Callable[..., Any] = SmartConnect,
     scope: str | None = None,
+    link: str | None = None,
 ) -> VerifiedIdentity:
-    """Verify ``{"token", "bios_uuid"}`` as sent by a VM (see ``identity.py`` for the checks)."""
+    """Verify ``{"token", "bios_uuid"}`` as sent by a VM under ``link`` (default: the link named by
+    the vCenter; see ``identity.py`` for the checks)."""
     if not isinstance(identity, dict):
         raise IdentityRefused(ErrorType.IDENTITY_MALFORMED, "the vmware identity is not an object")
     token, bios_uuid = identity.get("token"), identity.get("bios_uuid")
@@ -53,7 +60,7 @@ def verify_vmware_identity(
         raise IdentityRefused(ErrorType.IDENTITY_CLAIMS_MISSING, "token and bios_uuid are required")
     with client_for(settings, vcenter_id, connect=connect) as client:
         return client.verify_vm_identity(
-            token, bios_uuid, vcenter_id=vcenter_id, public_keys=public_keys, now=now, scope=scope
+            token, bios_uuid, vcenter_id=vcenter_id, public_keys=public_keys, now=now, scope=scope, link=link
         )
 
 

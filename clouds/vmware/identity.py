@@ -4,7 +4,8 @@ Mixed into ``VsphereClient`` (vsphere.py), whose VM operations it uses.
 
 ``verify_vm_identity`` accepts a VM only when all of these hold:
 
-1. the token verifies for this vCenter (token.py: signature, algorithm, times, ``vc``);
+1. the token verifies for this link of this vCenter (token.py: signature, algorithm, times, ``vc``,
+   ``link``): a token issued under another link of the same vCenter is refused;
 2. a VM with the token's instanceUuid exists in this vCenter. If none does, the refusal is
    ``InstanceRefused(InstanceNotFound)``: the token is genuine but names a VM that is gone
    (deleted or unregistered), which is a fact about the inventory, not a forged identity;
@@ -17,7 +18,9 @@ Mixed into ``VsphereClient`` (vsphere.py), whose VM operations it uses.
 5. when the link is scoped to a folder or resource pool (a vCenter shared by several customers),
    the VM is inside it, at any depth; else ``IdentityOutOfScope``.
 
-``issue_tokens`` and ``ensure_tokens`` write tokens only to labelled VMs inside that scope.
+``issue_tokens`` and ``ensure_tokens`` write tokens only to labelled VMs inside that scope, each
+token naming the link it was issued under. Links are named by their id (``vc01`` or ``vc01:acme``,
+``contracts.vcenter_links``); the verified identity's cloud account is that link id.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from clouds.vmware.biosuuid import bios_uuid_matches
 from clouds.vmware.token import GUESTINFO_TOKEN_KEY, issue_token, verify_token
+from contracts.vcenter_links import vcenter_of
 from contracts.errors import ErrorType, IdentityRefused, InstanceRefused
 from contracts.identity import VerifiedIdentity
 from contracts.providers import Provider
@@ -58,13 +62,15 @@ class VcenterIdentityMixin:
         public_keys: list[str],
         now: datetime,
         scope: str | None = None,
+        link: str | None = None,
     ) -> VerifiedIdentity:
-        """Prove that the caller is the VM the token names (see the module docstring).
+        """Prove that the caller is the VM the token names, under ``link`` (default: the link named
+        by the vCenter; see the module docstring).
 
         Raises IdentityRefused for a bad token or a mismatch, InstanceRefused(InstanceNotFound)
         when the named VM is gone, and TransientCloudError / VcenterAuthError from vCenter.
         """
-        verified = verify_token(token, public_keys=public_keys, vcenter_id=vcenter_id, now=now)
+        verified = verify_token(token, public_keys=public_keys, vcenter_id=vcenter_id, now=now, link=link)
         assert isinstance(token, str)  # verify_token refuses anything else
         if not isinstance(bios_uuid, str):
             raise IdentityRefused(ErrorType.IDENTITY_MALFORMED, "bios_uuid is not a string")
@@ -94,7 +100,7 @@ class VcenterIdentityMixin:
             raise IdentityRefused(ErrorType.IDENTITY_OUT_OF_SCOPE, f"the VM is not inside {scope}, the link's folder or pool")
         return VerifiedIdentity(
             provider=Provider.VMWARE,
-            cloud_account=vcenter_id,
+            cloud_account=verified.link,
             instance_id=facts.instance_uuid,
             issued_at=verified.issued_at,
             instance_name=facts.name,
@@ -109,7 +115,7 @@ class VcenterIdentityMixin:
 
     def issue_tokens(
         self,
-        vcenter_id: str,
+        link_id: str,
         customer: str,
         private_pem: str,
         *,
@@ -118,7 +124,8 @@ class VcenterIdentityMixin:
         ttl: timedelta,
         scope: str | None = None,
     ) -> list[tuple[str, str]]:
-        """Write a fresh token to every VM whose custom attribute ``label_name`` is ``true``.
+        """Write a fresh token, under link ``link_id``, to every VM whose custom attribute
+        ``label_name`` is ``true``.
 
         Only VMs inside ``scope`` (a folder or resource pool) when given.
         Returns ``(vm name, instance uuid)`` of each VM written, sorted by name. Templates and
@@ -135,11 +142,12 @@ class VcenterIdentityMixin:
                 continue
             token = issue_token(
                 private_pem,
-                vcenter_id=vcenter_id,
+                vcenter_id=vcenter_of(link_id),
                 instance_uuid=facts.instance_uuid,
                 customer=customer,
                 now=now,
                 ttl=ttl,
+                link=link_id,
             )
             self.write_token(facts.vm, token)
             issued.append((facts.name, facts.instance_uuid))
@@ -147,7 +155,7 @@ class VcenterIdentityMixin:
 
     def ensure_tokens(
         self,
-        vcenter_id: str,
+        link_id: str,
         customer: str,
         private_pem: str,
         *,
@@ -160,7 +168,7 @@ class VcenterIdentityMixin:
     ) -> tuple[list[tuple[str, str]], int]:
         """Issue a token to each labelled VM that lacks a valid one, or whose token expires within
         ``renew_before``; ``(issued (name, uuid), kept)``. A token is valid only when it verifies
-        with ``public_keys``, names this VM and this customer: anything else is replaced. Only VMs inside
+        with ``public_keys``, names this link, this VM and this customer: anything else is replaced. Only VMs inside
         ``scope`` (the link's folder or resource pool), when given, get tokens."""
         names = self.custom_field_names()
         keys = {k for k, n in names.items() if n == label_name}
@@ -172,31 +180,33 @@ class VcenterIdentityMixin:
             if not any(facts.custom_values.get(k) == "true" for k in keys):
                 continue
             current = facts.extra_config.get(GUESTINFO_TOKEN_KEY)
-            if self._still_good(current, facts, vcenter_id, customer, public_keys, now + renew_before):
+            if self._still_good(current, facts, link_id, customer, public_keys, now + renew_before):
                 kept += 1
                 continue
-            token = issue_token(private_pem, vcenter_id=vcenter_id, instance_uuid=facts.instance_uuid,
-                                customer=customer, now=now, ttl=ttl)
+            token = issue_token(private_pem, vcenter_id=vcenter_of(link_id), instance_uuid=facts.instance_uuid,
+                                customer=customer, now=now, ttl=ttl, link=link_id)
             self.write_token(facts.vm, token)
             issued.append((facts.name, facts.instance_uuid))
         return issued, kept
 
     @staticmethod
     def _still_good(
-        token: str | None, facts: VmFacts, vcenter_id: str, customer: str, public_keys: list[str], until: datetime
+        token: str | None, facts: VmFacts, link_id: str, customer: str, public_keys: list[str], until: datetime
     ) -> bool:
         if not token or not public_keys:
             return False
         try:
-            verified = verify_token(token, public_keys=public_keys, vcenter_id=vcenter_id, now=until, leeway=timedelta(0))
+            verified = verify_token(token, public_keys=public_keys, vcenter_id=vcenter_of(link_id), now=until,
+                                    leeway=timedelta(0), link=link_id)
         except IdentityRefused:
             return False  # expired by then, forged, or signed with a retired key
         return verified.instance_uuid.lower() == facts.instance_uuid.lower() and verified.customer == customer
 
     def replace_token(
-        self, vcenter_id: str, instance_uuid: str, customer: str, private_pem: str, *, now: datetime, ttl: timedelta
+        self, link_id: str, instance_uuid: str, customer: str, private_pem: str, *, now: datetime, ttl: timedelta
     ) -> None:
-        """A fresh token for one VM: the one it enrolled with is superseded and enrolls nothing."""
+        """A fresh token (under link ``link_id``) for one VM: the one it enrolled with is superseded
+        and enrolls nothing."""
         vm = self.get_vm_by_instance_uuid(instance_uuid)
-        self.write_token(vm, issue_token(private_pem, vcenter_id=vcenter_id, instance_uuid=instance_uuid,
-                                         customer=customer, now=now, ttl=ttl))
+        self.write_token(vm, issue_token(private_pem, vcenter_id=vcenter_of(link_id), instance_uuid=instance_uuid,
+                                         customer=customer, now=now, ttl=ttl, link=link_id))

@@ -7,8 +7,11 @@ VMware Tools and presents it. The verifier here checks the token itself; ``vsphe
 checks that the VM still holds this very token and that the guest's BIOS UUID fits.
 
 Claims: ``iss`` = "fleetpatch", ``vc`` = vCenter id, ``sub`` = the VM's instanceUuid,
-``customer``, ``jti`` (random), ``iat``, ``exp`` (integer seconds). The header carries ``kid``, the
-signing key's fingerprint, so several keys (rotation) can be configured at once.
+``customer``, ``jti`` (random), ``iat``, ``exp`` (integer seconds), and ``link``: the vmware link
+the token was issued under (``vc01:acme`` on a vCenter shared by several customers, see
+``contracts.vcenter_links``). A token without ``link`` (issued before links could share a vCenter)
+names the link named by its vCenter, ``vc``. The header carries ``kid``, the signing key's
+fingerprint, so several keys (rotation) can be configured at once.
 
 Verification order and the refusal each step raises:
 
@@ -16,7 +19,9 @@ Verification order and the refusal each step raises:
    duplicate keys, claims of the right types -> ``IdentityMalformed`` (oversized too), missing
    claims -> ``IdentityClaimsMissing``;
 2. ``alg`` is EdDSA or ES256 -> else ``IdentityAlgorithmRefused``;
-3. ``vc`` equals the vCenter being verified for -> else ``IdentityVCenterUnknown``. This is read
+3. ``vc`` equals the vCenter being verified for -> else ``IdentityVCenterUnknown``; the token's
+   link is the link being verified for, and a link of that vCenter -> else ``IdentityLinkMismatch``
+   (a token of link A never enrolls under link B, even on the same vCenter). This is read
    before the signature on purpose: the keys at hand belong to this vCenter only, so another
    vCenter's token could never verify, and the precise reason is more useful. (A token that
    claims this vCenter but was signed by another vCenter's key ends in ``IdentityKeyUnknown``
@@ -50,6 +55,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
 
 from clouds.vmware.biosuuid import bios_uuid_matches
 from clouds.vmware.jws import b64url, b64url_decode, compact_json, json_object
+from contracts import vcenter_links
 from contracts.errors import ErrorType, IdentityRefused
 
 __all__ = [
@@ -95,6 +101,7 @@ class VerifiedVcenterToken:
     expires_at: datetime
     alg: str
     key_fingerprint: str  # "sha256:<hex of the SubjectPublicKeyInfo DER>"
+    link: str = ""  # the link id the token was issued under ("vc01" or "vc01:acme")
 
 
 # --- keys ----------------------------------------------------------------------------------
@@ -158,8 +165,10 @@ def issue_token(
     customer: str,
     now: datetime,
     ttl: timedelta,
+    link: str | None = None,
 ) -> str:
-    """Sign a token for one VM. The algorithm follows the key (Ed25519 -> EdDSA, P-256 -> ES256).
+    """Sign a token for one VM under ``link`` (default: the link named by the vCenter). The
+    algorithm follows the key (Ed25519 -> EdDSA, P-256 -> ES256).
 
     Raises ValueError for a key or arguments fleetpatch would refuse to verify (programming or
     configuration errors, never VM input).
@@ -177,10 +186,14 @@ def issue_token(
             raise ValueError(f"{name} must be 1..{MAX_CLAIM_CHARS} characters")
     if not _UUID.match(instance_uuid):
         raise ValueError("instance_uuid must be a UUID")
+    link = link or vcenter_id
+    if not vcenter_links.is_link_id(link) or vcenter_links.vcenter_of(link) != vcenter_id:
+        raise ValueError(f"link must be a link id of vCenter {vcenter_id}")
     iat = int(now.timestamp())
     claims = {
         "iss": ISSUER,
         "vc": vcenter_id,
+        "link": link,
         "sub": instance_uuid,
         "customer": customer,
         "jti": secrets.token_urlsafe(16),
@@ -207,8 +220,10 @@ def verify_token(
     vcenter_id: str,
     now: datetime,
     leeway: timedelta = DEFAULT_LEEWAY,
+    link: str | None = None,
 ) -> VerifiedVcenterToken:
-    """Verify a vCenter token for ``vcenter_id`` against its configured public keys (PEM).
+    """Verify a vCenter token for ``link`` (a link id of ``vcenter_id``; default: the link named
+    by the vCenter) against that link's public keys (PEM).
 
     See the module docstring for the order of checks and the refusal of each.
     """
@@ -218,6 +233,9 @@ def verify_token(
     alg = header["alg"]
     if claims["vc"] != vcenter_id:
         _refuse(ErrorType.IDENTITY_VCENTER_UNKNOWN, "the token was issued for another vCenter")
+    expected = link or vcenter_id
+    if _link_of(claims) != expected or vcenter_links.vcenter_of(expected) != vcenter_id:
+        _refuse(ErrorType.IDENTITY_LINK_MISMATCH, "the token was issued under another link of this vCenter")
     key = _verify_signature(alg, header.get("kid"), signing_input, signature, public_keys)
     if claims["iss"] != ISSUER:
         _refuse(ErrorType.IDENTITY_ISSUER_MISMATCH, "the token was not issued by fleetpatch")
@@ -238,17 +256,23 @@ def verify_token(
         expires_at=expires_at,
         alg=alg,
         key_fingerprint=key_fingerprint(key),
+        link=expected,
     )
 
 
 def peek_vcenter_token(token: object) -> tuple[str, str]:
-    """``(vcenter id, instance uuid)`` read WITHOUT verifying anything.
+    """``(link id, instance uuid)`` read WITHOUT verifying anything; the link id is the vCenter id
+    for a whole-vCenter link (and for a token without a ``link`` claim).
 
-    Only for routing (which vCenter's keys and connection to use); never trust the result
-    before ``verify_token`` has accepted the same token.
+    Only for routing (which link's keys, which vCenter's connection); never trust the result
+    before ``verify_token`` has accepted the same token for that link.
     """
     _, claims, _, _ = _parse(token)
-    return claims["vc"], claims["sub"]
+    return _link_of(claims), claims["sub"]
+
+
+def _link_of(claims: dict[str, Any]) -> str:
+    return claims.get("link", claims["vc"])
 
 
 # --- parsing -------------------------------------------------------------------------------
@@ -299,6 +323,8 @@ def _check_claims(claims: dict[str, Any]) -> None:
         value = claims[name]
         if not isinstance(value, str) or not 0 < len(value) <= MAX_CLAIM_CHARS:
             _refuse(ErrorType.IDENTITY_MALFORMED, f"claim {name} is not a short string")
+    if "link" in claims and (not isinstance(claims["link"], str) or not vcenter_links.is_link_id(claims["link"])):
+        _refuse(ErrorType.IDENTITY_MALFORMED, "claim link is not a vmware link id")
     for name in ("iat", "exp"):
         value = claims[name]
         # bool is an int in Python; a NumericDate must be a plain integer here.

@@ -31,7 +31,8 @@ _ADMIN_ERRORS = (401, 403, 502, 503)
 _BUDGET = budget_note("FLEETPATCH_API__ADMIN_BUDGET", "10 s")
 ProviderPath = Annotated[Provider, Path(description="gcp, azure, aws or vmware", examples=["gcp"])]
 AccountPath = Annotated[str, Path(pattern=ANY_ACCOUNT, examples=ACCOUNT_EXAMPLES[:1],
-                                  description="the cloud account id (project, subscription, account, vCenter)")]
+                                  description="the cloud account id (project, subscription, account; a vmware link "
+                                  "id: VCENTER, or VCENTER:NAME for a further link of a shared vCenter)")]
 _ONE_LINK = {"provider": "$response.body#/provider", "cloud_account": "$response.body#/cloud_account"}
 _FIRST_LINK = {"provider": "$response.body#/links/0/provider", "cloud_account": "$response.body#/links/0/cloud_account"}
 
@@ -76,7 +77,7 @@ def _not_linked(provider: Provider, cloud_account: str) -> JSONResponse:
     "/links", status_code=201, operation_id="addLink", description=_BUDGET,
     summary="Link a customer cloud account (nothing enrolls unless linked); again to change it",
     responses={201: {"description": "linked"}, 202: {"description": "still running; poll Location"},
-               **error_responses(*_ADMIN_ERRORS)},
+               **error_responses(409, *_ADMIN_ERRORS)},
     openapi_extra=polled(links_to(201, getLink={"operationId": "getLink", "parameters": _ONE_LINK},
                                   removeLink={"operationId": "removeLink", "parameters": _ONE_LINK})),
 )

@@ -25,6 +25,7 @@ from clients.api.auth import require_admin
 from clients.api.budget import admin_failure
 from clients.api.errors import error_response, error_responses
 from clients.api.json_types import JsonBool
+from clients.api.link_input import ANY_ACCOUNT, INSTANCE_KEY
 from clients.api.routes.reconcile import linked, reconcile_input
 from config.settings import Settings
 from contracts import ids
@@ -39,8 +40,8 @@ from scheduling import vcenter_tokens as token_schedules
 
 router = APIRouter(prefix="/v1/admin", tags=["offboarding"], dependencies=[Depends(require_admin)])
 
-Account = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
-InstanceKey = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}/[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")]
+Account = Annotated[str, StringConstraints(pattern=ANY_ACCOUNT)]
+InstanceKey = Annotated[str, StringConstraints(pattern=INSTANCE_KEY)]
 NEVER_CLOSED = "fleetpatch never closes an AWS account: the systems account {account} stays open (close it in AWS Organizations if it is no longer wanted)"
 
 

@@ -25,6 +25,7 @@ from clients.api.auth import require_admin
 from clients.api.budget import admin_failure
 from clients.api.errors import error_response, error_responses
 from clients.api.json_types import JsonBool
+from clients.api.link_input import ANY_ACCOUNT
 from config.settings import Settings
 from contracts.enrollment import LinkCommand, LinkCommandResult, TenantLink
 from contracts.names import WorkflowName
@@ -41,7 +42,7 @@ class ReconcileBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     provider: Provider | None = None
-    account: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")] | None = None
+    account: Annotated[str, StringConstraints(pattern=ANY_ACCOUNT)] | None = None
     dry_run: JsonBool = False
     wait: JsonBool = False
 

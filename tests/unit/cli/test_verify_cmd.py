@@ -149,6 +149,17 @@ def test_vmware_token(tmp_path: Path) -> None:
     assert code == 1 and out["refused"] in ("IdentityKeyUnknown", "IdentitySignatureInvalid")
 
 
+def test_vmware_token_of_a_shared_vcenters_link(tmp_path: Path) -> None:
+    private, public = generate_signing_key("EdDSA")
+    token = issue_token(private, vcenter_id="vc-1", instance_uuid="4210d6b2-1111-2222-3333-444455556666",
+                        customer="globex", now=datetime.now(UTC), ttl=timedelta(hours=1), link="vc-1:globex")
+    (tmp_path / "token").write_text(token)
+    (tmp_path / "keys.pem").write_text(public)
+    code, out = _run("--provider", "vmware", "--identity", str(tmp_path / "token"), "--roots", str(tmp_path / "keys.pem"))
+    assert code == 0, out
+    assert (out["cloud_account"], out["instance_key"]) == ("vc-1:globex", "vc-1:globex/4210d6b2-1111-2222-3333-444455556666")
+
+
 def test_garbage_is_refused_not_a_crash(tmp_path: Path) -> None:
     junk = tmp_path / "junk"
     junk.write_text("not-a-token")
