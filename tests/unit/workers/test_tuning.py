@@ -1,4 +1,5 @@
-"""Performance knobs are configuration: worker options per role, the dev server's SQLite pragmas."""
+"""Performance knobs are configuration: worker options per role, the dev server's SQLite pragmas and
+dynamic config."""
 
 from __future__ import annotations
 
@@ -29,3 +30,12 @@ def test_the_dev_server_gets_its_sqlite_pragmas(tmp_path: Path, monkeypatch: pyt
     assert [argv[i + 1] for i, a in enumerate(argv) if a == "--sqlite-pragma"] == ["journal_mode=wal", "synchronous=normal"]
     monkeypatch.setenv("FLEETPATCH_LOCAL__TEMPORAL_SQLITE_PRAGMAS", "[]")  # SQLite's own defaults
     assert "--sqlite-pragma" not in temporal_spec(Settings(state_dir=tmp_path)).argv
+
+
+def test_the_dev_server_gets_its_dynamic_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert "--dynamic-config-value" not in temporal_spec(Settings(state_dir=tmp_path)).argv  # the server's own defaults
+    monkeypatch.setenv("FLEETPATCH_LOCAL__TEMPORAL_DYNAMIC_CONFIG",
+                       '{"matching.numTaskqueueReadPartitions": 1, "frontend.namespaceRPS": 4000}')
+    argv = temporal_spec(Settings(state_dir=tmp_path)).argv
+    assert [argv[i + 1] for i, a in enumerate(argv) if a == "--dynamic-config-value"] == [
+        "matching.numTaskqueueReadPartitions=1", "frontend.namespaceRPS=4000"]
