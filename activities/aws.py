@@ -38,6 +38,7 @@ from contracts.enrollment import (
     TagManagedInstanceInput,
     TenantLink,
 )
+from contracts.enrollment_setup import NewInstanceActivation
 from contracts.errors import ErrorType, FleetpatchError, NotReady
 from contracts.sealing import seal
 from contracts.models import ActivityName
@@ -66,6 +67,7 @@ class AwsActivities:
             self.tag_systems_account,
             self.apply_ssm_configuration,
             self.create_activation,
+            self.activate_new_instance,
             self.delete_activation,
             self.check_activation,
             self.find_managed_instance,
@@ -152,6 +154,20 @@ class AwsActivities:
         )
         activation.code = seal(self._sealing_key, activation.code)
         return activation
+
+    @activity.defn(name=ActivityName.ACTIVATE_NEW_INSTANCE)
+    def activate_new_instance(self, request: NewInstanceActivation) -> Activation:
+        """Trust on first use, then the activation: an instance key that is already a managed
+        instance is refused (an operator must allow re-enrollment). A retry after the activation
+        was created finds no managed instance yet (nobody holds its code) and adopts it."""
+        existing = self._agents.find(request.activation.account, instance_key=request.instance_key)
+        if existing is not None:
+            raise FleetpatchError(
+                ErrorType.ALREADY_ENROLLED,
+                f"{request.instance_key} is already managed instance {existing.instance_id}; "
+                "an operator must allow re-enrollment",
+            )
+        return self.create_activation(request.activation)
 
     @activity.defn(name=ActivityName.DELETE_ACTIVATION)
     def delete_activation(self, inp: DeleteActivationInput) -> None:

@@ -63,10 +63,12 @@ class VmwareActivities:
     @activity.defn(name=ActivityName.ENSURE_VCENTER_TOKENS)
     def ensure_vcenter_tokens(self, inp: VcenterTokensInput) -> VcenterTokensResult:
         private_pem = self._signing_key(inp.vcenter_id)
+        # renew_all: a margin of a whole lifetime renews every token (an operator's manual run).
+        renew_before = self._settings.token_ttl if inp.renew_all else self._settings.token_renew_before
         with factory.client_for(self._settings, inp.vcenter_id) as client:
             issued, kept = client.ensure_tokens(
                 inp.vcenter_id, inp.customer, private_pem, public_keys=inp.public_keys, label_name=inp.patching_label,
-                now=datetime.now(UTC), ttl=self._settings.token_ttl, renew_before=self._settings.token_renew_before,
+                now=datetime.now(UTC), ttl=self._settings.token_ttl, renew_before=renew_before,
                 scope=inp.scope,
             )
         return VcenterTokensResult(issued=[f"{name} ({uuid})" for name, uuid in issued], kept=kept)

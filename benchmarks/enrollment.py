@@ -10,7 +10,10 @@ first and vends the project's systems account; then:
 - trivial: as many Doctor workflows (one ``ping`` activity on the gcp worker, the workflow on the
   orchestrator) started at once on the same server; ``p1_ratio_vs_trivial`` = the ratio of the two
   throughputs;
-- paced: ``paced`` VMs register at 10 per second; ``p1_p99_latency_s`` is their latency's p99.
+- paced: ``paced`` VMs register at 10 per second; ``p1_p99_latency_s`` is their latency's p99;
+- cost per run, which load does not change: the events and workflow tasks of an enrollment up to
+  its activation and of the trivial workflow (median over 10 histories each), and the CPU
+  milliseconds the server and the workers spent per enrollment (burst) and per trivial run.
 
 The memory of open enrollments is measured by its own part (``open_enrollments``, p4).
 """
@@ -22,13 +25,13 @@ import statistics
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 from google.cloud import compute_v1
 
-from benchmarks import profile
+from benchmarks import history_shape, profile
 from benchmarks.figures import Results
 from benchmarks.local import LocalDefault
 from clouds.gcp.compute import instances_client
@@ -130,6 +133,13 @@ async def _paced(http, tokens: list[str], per_second: float) -> list[float]:  # 
     return list(await asyncio.gather(*(later(i, t) for i, t in enumerate(tokens))))
 
 
+def _per_run(start: dict, end: dict, runs: int) -> dict[str, float]:
+    """Milliseconds of CPU per run of the processes a run costs most (server, orchestrator, API)."""
+    names = ("temporal", "worker-orchestrator", "api", "worker-aws", "worker-gcp")
+    return {name: round((end[name].cpu_s - start[name].cpu_s) / runs * 1000, 1) for name in names
+            if name in start and name in end}
+
+
 def _p99(values: list[float]) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(0.99 * (len(ordered) - 1))))]
@@ -146,6 +156,7 @@ async def run(local: LocalDefault, results: Results, burst: int, paced: int, rat
     first, burst_tokens, paced_tokens = tokens[0], tokens[1:1 + burst], tokens[1 + burst:]
     async with local.api() as http:
         vending = await _register(http, first)
+        after_vending = datetime.now(UTC)
         before = local.use()
         with profile.sampling(local, profile_dir, "p1-burst"):
             started = time.perf_counter()
@@ -153,6 +164,7 @@ async def run(local: LocalDefault, results: Results, burst: int, paced: int, rat
             burst_s = time.perf_counter() - started
         during = local.use()
         trivial_s = await _trivial(local, burst)
+        after_trivial = local.use()
         paced_latencies = await _paced(http, paced_tokens, rate) if paced_tokens else []
     per_s, trivial_per_s = burst / burst_s, burst / trivial_s
     results.set("p1_enroll_per_s", per_s)
@@ -161,10 +173,18 @@ async def run(local: LocalDefault, results: Results, burst: int, paced: int, rat
     results.conditions["p1"] = (f"GCP VMs of one linked project (systems account vended first), {burst} registering at once;"
                                 f" {len(paced_tokens)} at {rate:g}/s; trivial: {burst} Doctor(gcp) workflows at once")
     cpu = {name: round(during[name].cpu_s - before[name].cpu_s, 1) for name in during if name in before}
+    client = await local.client()
+    enroll_shape = await history_shape.median_shape(client, WorkflowName.ENROLL_VM, after_vending, until=history_shape.ANSWERED)
+    trivial_shape = await history_shape.median_shape(client, WorkflowName.DOCTOR, after_vending)
     results.details["p1"] = {
         "first_vm_with_vending_s": round(vending, 2), "burst_s": round(burst_s, 2),
         "burst_latency_p50_s": round(statistics.median(latencies), 2), "burst_latency_max_s": round(max(latencies), 2),
         "trivial_s": round(trivial_s, 2), "trivial_per_s": round(trivial_per_s, 2),
         "paced_latency_p50_s": round(statistics.median(paced_latencies), 3) if paced_latencies else None,
         "cpu_s_during_burst_by_process": dict(sorted(cpu.items(), key=lambda kv: -kv[1])),
+        # CPU per run of the server and the orchestrator: what the ratio would be on an idle machine
+        "cpu_ms_per_enrollment": _per_run(before, during, burst),
+        "cpu_ms_per_trivial": _per_run(during, after_trivial, burst + 1),
+        "enrollment_to_activation": enroll_shape,
+        "trivial_workflow": trivial_shape,
     }

@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -327,6 +327,8 @@ class LocalSettings(BaseModel):
     #: PRAGMA=VALUE statements of the dev server's SQLite file: WAL with synchronous=NORMAL
     #: survives any process crash (not a power loss) with far fewer fsyncs than the defaults.
     temporal_sqlite_pragmas: list[str] = Field(default_factory=lambda: ["journal_mode=wal", "synchronous=normal"])
+    #: Dynamic configuration of the dev server (``--dynamic-config-value KEY=JSON``).
+    temporal_dynamic_config: dict[str, Any] = Field(default_factory=dict)
 
 
 class Settings(BaseSettings):

@@ -158,6 +158,7 @@ class WindowRunRecord:
     ended: datetime | None = None
     os: str | None = None  # the instance's OS family, as the window planned it ("ubuntu")
     held: bool = False  # only scanned: no early instance of this OS in the customer's estate
+    baseline_id: str | None = None  # the patch state's BaselineId: the baseline the window patched with
 
 
 @dataclass

@@ -40,3 +40,8 @@ def vcenter_tokens_schedule(vcenter_id: str) -> str:
     """The token schedule of one vmware link, ``vc01`` or ``vc01:acme`` (its scheduled runs carry
     this prefix)."""
     return f"vcenter-tokens/{vcenter_id}"
+
+
+def vcenter_tokens_run(vcenter_id: str, run: str) -> str:
+    """An on-demand token run of one vmware link (``fleetpatch vcenter issue-tokens``)."""
+    return f"{vcenter_tokens_schedule(vcenter_id)}/{run}"

@@ -44,6 +44,7 @@ class ActivityName:
     DELETE_ACTIVATION = "delete_activation"
     CHECK_ACTIVATION = "check_activation"  # a VM registered again: is its activation still usable?
     FIND_MANAGED_INSTANCE = "find_managed_instance"
+    ACTIVATE_NEW_INSTANCE = "activate_new_instance"  # trust on first use + CreateActivation in one call
     AWAIT_MANAGED_INSTANCE = "await_managed_instance"
     TAG_MANAGED_INSTANCE = "tag_managed_instance"
     DEREGISTER_MANAGED_INSTANCE = "deregister_managed_instance"
@@ -74,6 +75,7 @@ class ActivityName:
 
     # orchestrator worker (talks to Temporal itself)
     AWAIT_WORKFLOW = "await_workflow"
+    READ_KNOWN_SETUP = "read_known_setup"  # local: completed SystemsAccount/SsmConfiguration results
     ENSURE_WINDOW_SCHEDULES = "ensure_window_schedules"
 
 

@@ -24,10 +24,11 @@ class ActionKind(StrEnum):
     EC2_RETAG = "ec2-retag"  # EC2: the instance's Patch Group tag follows its label
     EC2_UNTAG = "ec2-untag"  # EC2: the fleetpatch tags leave an instance no longer labelled
     REPORT_UNENROLLED = "report-unenrolled"  # a labelled VM that never enrolled: report only
+    REPORT_ABSENT_ONLINE = "report-absent-online"  # missing from the cloud's list, its agent online: report only
 
 
 #: Kinds that change nothing: reported, never applied.
-REPORT_ONLY = frozenset({ActionKind.REPORT_UNENROLLED})
+REPORT_ONLY = frozenset({ActionKind.REPORT_UNENROLLED, ActionKind.REPORT_ABSENT_ONLINE})
 
 
 @dataclass

@@ -15,6 +15,7 @@ class VcenterTokensInput:
     patching_label: str = "rackspace-addon-patching"
     queue_prefix: str = ""
     scope: str | None = None  # the link's folder or resource pool: only VMs inside it get tokens
+    renew_all: bool = False  # an operator's run (`vcenter issue-tokens`): a fresh token for every labelled VM
 
 
 @dataclass

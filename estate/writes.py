@@ -171,6 +171,7 @@ def _follow_window(row: Instance, run: WindowRunRecord) -> None:
         return
     row.installed, row.missing, row.failed = run.installed, run.missing, run.failed
     row.operation, row.operation_end = "Install", run.ended
+    row.baseline_id = run.baseline_id or row.baseline_id  # shown before the next ComplianceSync
     if run.missing + run.failed == 0:
         row.critical_missing = 0
     row.synced_at = max(row.synced_at, run.ended)

@@ -32,7 +32,7 @@ def _orchestrator(settings: Settings, client: Client) -> WorkerParts:
 
     parts = WorkerParts(
         workflows=list(ALL_WORKFLOWS),
-        activities=[TemporalActivities(client).await_workflow, *ScheduleActivities(client, settings.patching).all()],
+        activities=[*TemporalActivities(client).all(), *ScheduleActivities(client, settings.patching).all()],
     )
     if settings.compliance.schedule:
         parts.on_start.append(lambda: ensure_sync_schedule(client, settings.compliance, settings.task_queue_prefix))

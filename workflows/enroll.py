@@ -13,6 +13,7 @@ import contextlib
 from datetime import datetime, timedelta
 
 from temporalio import workflow
+from temporalio.common import SearchAttributePair
 from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
 
 with workflow.unsafe.imports_passed_through():
@@ -59,11 +60,15 @@ with workflow.unsafe.imports_passed_through():
     from workflows.calls import Calls
     from workflows.enroll_steps import MAX_REISSUES, REFUSALS, REISSUE_ACTIVATION, EnrollSteps, Rechecks, refuse
     from workflows.shared import application_error, upsert
-    from workflows.ssm_configuration import SsmConfigurationWorkflow
-    from workflows.systems_account import SystemsAccountWorkflow
+    from workflows import enroll_setup as setup
 
 #: a refusal completes the run with a refused result instead of failing it
 REFUSAL_COMPLETES = "refusal-completes"
+#: Patch marker: the short path. The tenant link is read beside the verification; the shared
+#: children's completed results are read in one local activity (children only when they have not
+#: completed); trust on first use and the activation are one activity; search attributes set
+#: together. Runs from before it keep the old command sequence.
+FEWER_EVENTS = "enroll-fewer-events"
 
 
 @workflow.defn(name=WorkflowName.ENROLL_VM)
@@ -76,6 +81,7 @@ class EnrollVmWorkflow:
         self._answered = False
         self._rechecks = Rechecks()
         self._verified_at: datetime | None = None  # when the provider's worker verified the identity
+        self._fewer = False  # FEWER_EVENTS: this run takes the short path
 
     # --- the API's view --------------------------------------------------------------------
 
@@ -126,8 +132,12 @@ class EnrollVmWorkflow:
     async def run(self, inp: EnrollInput) -> EnrollResult:
         if inp.secret_digest not in self._owners:
             self._owners.insert(0, inp.secret_digest)
-        upsert(sa.PROVIDER.value_set(inp.provider.value), sa.INSTANCE_KEY.value_set(inp.instance_key))
-        self._set_state(EnrollmentState.VERIFYING)
+        self._fewer = workflow.patched(FEWER_EVENTS)
+        started = (sa.PROVIDER.value_set(inp.provider.value), sa.INSTANCE_KEY.value_set(inp.instance_key))
+        if not self._fewer:
+            upsert(*started)
+            started = ()
+        self._set_state(EnrollmentState.VERIFYING, *started)
         try:
             return await self._enroll(inp)
         except (ActivityError, ChildWorkflowError, ApplicationError) as err:
@@ -145,14 +155,16 @@ class EnrollVmWorkflow:
     async def _enroll(self, inp: EnrollInput) -> EnrollResult:
         steps = EnrollSteps(inp, Calls(inp.queue_prefix))
         identity, link = await self._verify_identity(steps, inp)
-        metadata, cloud_account, link = await self._read_vm(steps, inp, identity, link)
-        group = steps.patch_group(metadata, link)
-        upsert(sa.PATCH_GROUP.value_set(group.value))
-        account = await self._ensure_systems_account(steps, inp, link, cloud_account)
-        ref = AccountRef(
-            account_id=account.account_id, role_arn=account.role_arn, external_id=account.external_id, region=account.region
-        )
-        config = await self._ensure_ssm_configuration(steps, account, ref)
+        staged: list[SearchAttributePair] | None = [] if self._fewer else None
+        metadata, cloud_account, link = await self._read_vm(steps, inp, identity, link, staged)
+        group = setup.patch_group(steps, metadata, link, staged)
+        if staged is not None:
+            account, config = await setup.shared(steps, link, cloud_account, staged, self._set_state)
+        else:
+            upsert(sa.PATCH_GROUP.value_set(group.value))
+            account = await self._ensure_systems_account(steps, inp, link, cloud_account)
+            config = await self._ensure_ssm_configuration(steps, account, setup.account_ref(account))
+        ref = setup.account_ref(account)
         if link.remote_access:
             await steps.on_aws(ActivityName.ENABLE_REMOTE_ACCESS, RemoteAccessInput(account=ref), RemoteAccessResult)
         tags = _instance_tags(inp, group, cloud_account, link)
@@ -162,7 +174,7 @@ class EnrollVmWorkflow:
             self._set_state(EnrollmentState.AWAITING_AGENT)
             managed = await steps.await_online(steps.by_instance_id(ref, identity.instance_id))
         else:
-            self._answer = await steps.activate(ref, config, account, group, tags)
+            self._answer = await steps.activate(ref, config, account, group, tags, at_once=self._fewer)
             self._set_state(EnrollmentState.AWAITING_AGENT)
             if workflow.patched(REISSUE_ACTIVATION):
                 managed = await self._await_agent(steps, ref, config.service_role, tags)
@@ -187,7 +199,9 @@ class EnrollVmWorkflow:
     # --- steps -----------------------------------------------------------------------------
 
     async def _verify_identity(self, steps: EnrollSteps, inp: EnrollInput) -> tuple[VerifiedIdentity, TenantLink | None]:
-        """The identity's signature on the provider's worker; its cloud account must be linked."""
+        """The identity's signature on the provider's worker; its cloud account must be linked.
+        On the short path the claimed account's link is read meanwhile: it counts only once the
+        signed identity names that same account (else the run is refused below)."""
         claimed_account, _, claimed_instance = inp.instance_key.partition("/")
         link: TenantLink | None = None
         verify = VerifyIdentityInput(provider=inp.provider, identity=inp.identity, nonce=inp.nonce)
@@ -197,6 +211,26 @@ class EnrollVmWorkflow:
             link = await steps.link(claimed_account)
             verify.vcenter_public_keys = link.vcenter_public_keys
             verify.vcenter_scope = link.vcenter_scope  # a shared vCenter: only VMs in its folder/pool
+        beside = asyncio.ensure_future(steps.link(claimed_account)) if self._fewer and link is None else None
+        try:
+            identity = await self._verified(steps, inp, verify, link)
+        except BaseException:
+            setup.discard(beside)
+            raise
+        if beside is not None:
+            link = await beside
+        elif link is None and identity.cloud_account:
+            # The tenant comes from the signed identity: an unlinked account is refused before
+            # fleetpatch calls its cloud's API at all.
+            link = await steps.link(identity.cloud_account)
+        return identity, link
+
+    async def _verified(
+        self, steps: EnrollSteps, inp: EnrollInput, verify: VerifyIdentityInput, link: TenantLink | None
+    ) -> VerifiedIdentity:
+        """The verified identity, refused unless it names the claimed instance (and, for a vCenter
+        token, the customer its vCenter is linked to)."""
+        claimed_account, _, claimed_instance = inp.instance_key.partition("/")
         identity = await steps.on_provider(ActivityName.VERIFY_IDENTITY, verify, VerifiedIdentity)
         self._verified_at = workflow.now()
         if identity.instance_id != claimed_instance or (identity.cloud_account and identity.cloud_account != claimed_account):
@@ -210,17 +244,15 @@ class EnrollVmWorkflow:
                 ErrorType.TENANT_NOT_LINKED,
                 f"vCenter {claimed_account} is linked to {link.customer!r}, the token names {identity.evidence['customer']!r}",
             )
-        if link is None and identity.cloud_account:
-            # The tenant comes from the signed identity: an unlinked account is refused before
-            # fleetpatch calls its cloud's API at all.
-            link = await steps.link(identity.cloud_account)
-        return identity, link
+        return identity
 
     @staticmethod
     async def _read_vm(
-        steps: EnrollSteps, inp: EnrollInput, identity: VerifiedIdentity, link: TenantLink | None
+        steps: EnrollSteps, inp: EnrollInput, identity: VerifiedIdentity, link: TenantLink | None,
+        staged: list[SearchAttributePair] | None = None,
     ) -> tuple[VmMetadata, str, TenantLink]:
-        """The VM as its cloud's API describes it (labels, and where it really is)."""
+        """The VM as its cloud's API describes it (labels, and where it really is). Its search
+        attributes go to ``staged`` when given (set later with others), else are set now."""
         read = VmMetadataInput(
             identity=identity,
             resource_id=inp.resource_id,
@@ -238,7 +270,11 @@ class EnrollVmWorkflow:
             )
         if link is None:
             link = await steps.link(cloud_account)
-        upsert(sa.CLOUD_ACCOUNT.value_set(cloud_account), sa.CUSTOMER.value_set(link.customer))
+        where = [sa.CLOUD_ACCOUNT.value_set(cloud_account), sa.CUSTOMER.value_set(link.customer)]
+        if staged is None:
+            upsert(*where)
+        else:
+            staged.extend(where)
         return metadata, cloud_account, link
 
     async def _ensure_systems_account(
@@ -246,22 +282,7 @@ class EnrollVmWorkflow:
     ) -> SystemsAccount:
         """The customer cloud account's systems account: a child shared by concurrent enrollments."""
         self._set_state(EnrollmentState.VENDING)
-        aws = inp.provider is Provider.AWS
-        account = await steps.calls.shared_child(
-            SystemsAccountWorkflow.run,
-            SystemsAccountInput(
-                provider=inp.provider,
-                cloud_account=cloud_account,
-                customer=link.customer,
-                time_zone=link.time_zone,
-                role_arn=link.role_arn if aws else None,
-                external_id=link.external_id if aws else None,
-                windows=link.windows,
-                queue_prefix=inp.queue_prefix,
-            ),
-            id=ids.systems_account(inp.provider, cloud_account),
-            result_type=SystemsAccount,
-        )
+        account = await setup.systems_account_child(steps, link, cloud_account)
         upsert(sa.SYSTEMS_ACCOUNT.value_set(account.account_id))
         return account
 
@@ -270,12 +291,7 @@ class EnrollVmWorkflow:
     ) -> SsmConfigurationResult:
         """The account's SSM configuration, applied once per version (a shared child)."""
         self._set_state(EnrollmentState.CONFIGURING)
-        return await steps.calls.shared_child(
-            SsmConfigurationWorkflow.run,
-            SsmConfigurationInput(account=ref, version=SSM_CONFIGURATION_VERSION, queue_prefix=steps.inp.queue_prefix),
-            id=ids.ssm_configuration(account.account_id, SSM_CONFIGURATION_VERSION),
-            result_type=SsmConfigurationResult,
-        )
+        return await setup.configuration_child(steps, account)
 
     async def _await_agent(self, steps: EnrollSteps, ref: AccountRef, service_role: str, tags: dict[str, str]) -> ManagedInstance:
         """The agent registers with the answered activation and comes online. A VM that registers
@@ -324,9 +340,10 @@ class EnrollVmWorkflow:
 
     # --- plumbing --------------------------------------------------------------------------
 
-    def _set_state(self, state: EnrollmentState) -> None:
+    def _set_state(self, state: EnrollmentState, *pairs: SearchAttributePair) -> None:
+        """The state, with any other search attributes due now (one upsert)."""
         self._state = state
-        upsert(sa.ENROLLMENT_STATE.value_set(state.value))
+        upsert(sa.ENROLLMENT_STATE.value_set(state.value), *pairs)
 
 
 def _instance_tags(inp: EnrollInput, group: PatchGroup, cloud_account: str, link: TenantLink) -> dict[str, str]:

@@ -14,6 +14,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from contracts.enrollment import (
+        SSM_CONFIGURATION_VERSION,
         TAG_ENROLLMENT_ID,
         AccountRef,
         Activation,
@@ -34,6 +35,7 @@ with workflow.unsafe.imports_passed_through():
         TagManagedInstanceInput,
         TenantLink,
     )
+    from contracts.enrollment_setup import KnownSetup, KnownSetupInput, NewInstanceActivation
     from contracts.errors import IDENTITY_REFUSALS, ErrorType
     from contracts.evidence import EnrollmentEvidence, RecordEvidenceResult, identity_digest, signing_key
     from contracts.identity import VerifiedIdentity
@@ -138,6 +140,23 @@ class EnrollSteps:
                 ErrorType.PATCH_GROUP_INVALID, f"label {policy.patch_group_label!r} is {wanted!r}; use one of {allowed}"
             ) from None
 
+    # --- the shared children's results, when they completed ---------------------------------------
+
+    async def known_setup(self, cloud_account: str) -> KnownSetup:
+        """The systems account and its SSM configuration at the current version where their shared
+        workflows completed (a local activity: one marker). Nothing known, should Temporal not
+        answer it: the shared children's path then starts or awaits them as it always did."""
+        look = KnownSetupInput(
+            provider=self.inp.provider, cloud_account=cloud_account, configuration_version=SSM_CONFIGURATION_VERSION
+        )
+        try:
+            return await self.calls.local(ActivityName.READ_KNOWN_SETUP, look, KnownSetup, options.KNOWN_SETUP)
+        except ActivityError as err:
+            workflow.logger.warning(
+                "shared results not read; taking the shared children's path", extra={"reason": str(err.cause or err)}
+            )
+            return KnownSetup()
+
     # --- managed instances -------------------------------------------------------------------
 
     @staticmethod
@@ -180,27 +199,38 @@ class EnrollSteps:
     # --- hybrid: the activation and the agent ------------------------------------------------
 
     async def activate(
-        self, ref: AccountRef, config: SsmConfigurationResult, account: SystemsAccount, group: PatchGroup, tags: dict[str, str]
+        self, ref: AccountRef, config: SsmConfigurationResult, account: SystemsAccount, group: PatchGroup, tags: dict[str, str],
+        at_once: bool = False,
     ) -> RegistrationAnswer:
-        """Trust on first use, then one activation for this VM: the API call's answer."""
+        """Trust on first use, then one activation for this VM: the API call's answer. ``at_once``:
+        both in one activity on the aws worker (``FEWER_EVENTS``), else a look-up, then the activation."""
         inp = self.inp
-        existing = await self.find_managed(ManagedInstanceQuery(account=ref, instance_key=inp.instance_key))
-        if existing is not None:
-            raise refuse(
-                ErrorType.ALREADY_ENROLLED,
-                f"{inp.instance_key} is already managed instance {existing.instance_id}; "
-                "an operator must allow re-enrollment",
-            )
-        activation = await self.new_activation(ref, config.service_role, tags)
+        if at_once:
+            request = self._activation_request(ref, config.service_role, tags)
+            once = NewInstanceActivation(instance_key=inp.instance_key, activation=request)
+            activation = await self.on_aws(ActivityName.ACTIVATE_NEW_INSTANCE, once, Activation)
+        else:
+            existing = await self.find_managed(ManagedInstanceQuery(account=ref, instance_key=inp.instance_key))
+            if existing is not None:
+                raise refuse(
+                    ErrorType.ALREADY_ENROLLED,
+                    f"{inp.instance_key} is already managed instance {existing.instance_id}; "
+                    "an operator must allow re-enrollment",
+                )
+            activation = await self.new_activation(ref, config.service_role, tags)
         return RegistrationAnswer(
             enrollment_id="", systems_account=account.account_id, patch_group=group.value, activation=activation
         )
 
     async def new_activation(self, ref: AccountRef, service_role: str, tags: dict[str, str], serial: int = 0) -> Activation:
         """One activation for this VM (RegistrationLimit 1); ``serial`` > 0 for a reissued one."""
+        request = self._activation_request(ref, service_role, tags, serial)
+        return await self.on_aws(ActivityName.CREATE_ACTIVATION, request, Activation)
+
+    def _activation_request(self, ref: AccountRef, service_role: str, tags: dict[str, str], serial: int = 0) -> ActivationRequest:
         info = workflow.info()
         key = f"{info.workflow_id}/{info.run_id}" + (f"/reissue-{serial}" if serial else "")
-        request = ActivationRequest(
+        return ActivationRequest(
             account=ref,
             service_role=service_role,
             default_instance_name=self.inp.hostname,
@@ -208,7 +238,6 @@ class EnrollSteps:
             tags=tags,
             expiry_seconds=self.inp.policy.activation_expiry_seconds,
         )
-        return await self.on_aws(ActivityName.CREATE_ACTIVATION, request, Activation)
 
     async def reissue(
         self, ref: AccountRef, answer: RegistrationAnswer, service_role: str, tags: dict[str, str], serial: int

@@ -145,6 +145,14 @@ def await_workflow(deadline: timedelta | None) -> ActivityPreset:
     )
 
 
+#: Reading the shared children's completed results (a local activity: two quick reads of Temporal
+#: itself). Brief retries; past them the enrollment takes the shared-child path, which never needs it.
+KNOWN_SETUP = ActivityPreset(
+    start_to_close=timedelta(seconds=5),
+    schedule_to_close=timedelta(seconds=15),
+    retry=RetryPolicy(initial_interval=timedelta(milliseconds=500), maximum_interval=timedelta(seconds=2)),
+)
+
 #: Ensuring an account's window schedules (a local activity: schedule RPCs are quick), retried
 #: while Temporal itself is briefly unavailable; best effort, so it never holds vending for long.
 ENSURE_SCHEDULES = ActivityPreset(

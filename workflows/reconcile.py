@@ -58,6 +58,8 @@ with workflow.unsafe.imports_passed_through():
 
 #: Runs started before this release record nothing in the estate store (their histories replay).
 RECORDS_ACTIONS = "reconcile-records-actions"
+#: Runs started before this release deregistered an online agent whose VM the list missed.
+KEEPS_ONLINE_ABSENT = "reconcile-keeps-online-absent"
 
 
 @workflow.defn(name=WorkflowName.RECONCILE)
@@ -152,7 +154,8 @@ def _plan(inp: ReconcileInput, link: TenantLink, vms: list[VmMetadata], managed:
     group = link.default_patch_group.value
     if ec2:
         return plan_ec2(inp.cloud_account, vms, inp.policy, group)
-    return plan_hybrid(inp.cloud_account, vms, managed.nodes, managed.activations, inp.policy, group)
+    keep_online = workflow.patched(KEEPS_ONLINE_ABSENT)
+    return plan_hybrid(inp.cloud_account, vms, managed.nodes, managed.activations, inp.policy, group, keep_online)
 
 
 async def _record(calls: Calls, inp: ReconcileInput, link: TenantLink, result: ReconcileResult) -> None:

@@ -68,14 +68,22 @@ def plan_hybrid(
     activations: list[PendingActivation],
     policy: ReconcilePolicy,
     default_group: str,
+    keep_online: bool = True,
 ) -> list[ReconcileAction]:
-    """What keeps the systems account's managed instances true to the cloud's VMs."""
+    """What keeps the systems account's managed instances true to the cloud's VMs. With
+    ``keep_online``, a list that misses every managed instance's VM (a vCenter that lost its
+    inventory, a listing cut short) deregisters none whose agent still reports: each is reported."""
     live = {instance_key(cloud_account, vm.instance_id): vm for vm in vms if vm.state.lower() not in GONE_STATES}
+    listed = {instance_key(cloud_account, vm.instance_id) for vm in vms}
     by_key: dict[str, list[ManagedNode]] = {}
     for node in nodes:
         by_key.setdefault(node.instance_key, []).append(node)
+    wiped = keep_online and not listed & set(by_key)
     actions: list[ReconcileAction] = []
     for key in sorted(by_key):
+        if wiped:
+            actions += [_absent(key, n) for n in by_key[key]]
+            continue
         actions += _plan_key(key, live.get(key), by_key[key], policy, default_group)
     for activation in sorted(activations, key=lambda a: a.activation_id):
         if activation.instance_key not in live or activation.expired:
@@ -117,6 +125,17 @@ def _plan_key(
             tags={TAG_PATCH_GROUP: group},
         ))
     return actions
+
+
+def _absent(key: str, node: ManagedNode) -> ReconcileAction:
+    evidence = {"vm": "absent from the cloud's list"}
+    if node.ping_status != "Online":
+        return _deregister(key, node, "the VM no longer exists in its cloud", evidence)
+    return ReconcileAction(
+        kind=ActionKind.REPORT_ABSENT_ONLINE, instance_key=key, target=node.instance_id,
+        reason="absent from the cloud's list but its agent is online: not deregistered (check the listing)",
+        evidence={**_node_evidence(node), **evidence},
+    )
 
 
 def _deregister(key: str, node: ManagedNode, reason: str, evidence: dict[str, str]) -> ReconcileAction:

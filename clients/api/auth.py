@@ -33,3 +33,23 @@ def require_admin(
         raise HTTPException(
             status.HTTP_403_FORBIDDEN, detail={"error": "Forbidden", "reason": "that token is not the admin token"}
         )
+
+
+def require_admin_or_session(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)]
+) -> None:
+    """``require_admin``, or, when no Authorization header is sent, an admin's dashboard session
+    cookie: the Temporal UI calls the codec server from the admin's browser with credentials
+    included, and has no way to send the admin token itself."""
+    from clients.api.estate_access import COOKIE
+
+    cookie = request.cookies.get(COOKIE)
+    if "authorization" in request.headers or not cookie:
+        require_admin(request, credentials)
+        return
+    configured = request.app.state.settings.api.admin_token
+    expected = configured.get_secret_value().encode() if configured is not None else b""
+    if not expected or not hmac.compare_digest(cookie.encode("utf-8", "surrogateescape"), expected):
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN, detail={"error": "Forbidden", "reason": "that session is not an admin's"}
+        )

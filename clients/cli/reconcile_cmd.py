@@ -14,6 +14,7 @@ from clients.cli.api_client import call
 from clients.cli.common import console, err_console
 from config.settings import Settings
 from contracts.providers import Provider
+from contracts.reconcile import REPORT_ONLY
 
 
 def reconcile(
@@ -47,13 +48,24 @@ def reconcile(
 def _print_result(result: dict[str, Any]) -> None:
     """One header per account, then one line per action (ids stay whole, for grep and copy)."""
     mode = " (dry run: nothing changed)" if result["dry_run"] else ""
-    console.print(f"[bold]{result['provider']}/{result['cloud_account']}[/bold]: {result['vms_seen']} VM(s), "
-                  f"{result['managed_seen']} managed instance(s){mode}", soft_wrap=True)
+    # EC2 instances are compared through their own tags: there is no managed-instance listing.
+    managed = (" (EC2: tagged in the account itself)" if result["provider"] == Provider.AWS.value
+               else f", {result['managed_seen']} managed instance(s)")
+    console.print(f"[bold]{result['provider']}/{result['cloud_account']}[/bold]: {result['vms_seen']} VM(s)"
+                  f"{managed}{mode}", soft_wrap=True)
     for action in result["actions"]:
         evidence = ", ".join(f"{k}={v}" for k, v in action["evidence"].items())
-        done = f"[red]failed: {escape(action['error'])}[/red]" if action.get("error") else ("done" if action["applied"] else "not done")
+        done = _outcome(action)
         line = escape(f"  {action['kind']} {action['target']} ({action['instance_key']}): {action['reason']} [{evidence}]")
         console.print(f"{line} {done}", soft_wrap=True, highlight=False)
     if result.get("configuration_version"):
         console.print(f"  SSM configuration v{result['configuration_version']}; "
                       f"{len(result.get('windows_ensured', []))} window schedule(s) ensured", soft_wrap=True)
+
+
+def _outcome(action: dict[str, Any]) -> str:
+    if action.get("error"):
+        return f"[red]failed: {escape(action['error'])}[/red]"
+    if action["kind"] in {kind.value for kind in REPORT_ONLY}:
+        return "reported"
+    return "done" if action["applied"] else "not done"

@@ -95,6 +95,17 @@ def stylesheet() -> Response:
     return Response(css, media_type="text/css", headers={"Cache-Control": "max-age=300"})
 
 
+#: The tab's icon: without one, every browser asks for /favicon.ico and logs its 404.
+_ICON = ('<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16">'
+         '<rect width="16" height="16" rx="3" fill="#1f4e79"/><path d="M4 8.5l2.5 2.5L12 5.5" '
+         'stroke="#fff" stroke-width="2" fill="none"/></svg>')
+
+
+@router.get("/icon.svg")
+def icon() -> Response:
+    return Response(_ICON, media_type="image/svg+xml", headers={"Cache-Control": "max-age=86400"})
+
+
 @router.get("/signin")
 def signin_page(request: Request, failed: bool = False) -> HTMLResponse:
     value = signin.new_signin_value()
@@ -114,10 +125,11 @@ async def signin_submit(request: Request) -> Response:
         with store(request)() as opened:
             return scope_of(request, opened, token)
 
-    if await run_in_threadpool(check) is None:
+    scope = await run_in_threadpool(check)
+    if scope is None:
         return signin_page(request, failed=True)
     response = RedirectResponse("/dashboard", status_code=303, headers=_SECURITY)
-    signin.set_session(request, response, token)
+    signin.set_session(request, response, token, admin=scope.admin)
     return response
 
 

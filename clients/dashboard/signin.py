@@ -18,6 +18,9 @@ from clients.api.estate_access import COOKIE
 
 PRE_COOKIE = "fleetpatch_signin"
 PATH = "/dashboard"
+#: The Temporal UI calls the API's codec server from the operator's browser with credentials
+#: included (it cannot send the admin token): an admin's session cookie is also scoped to it.
+CODEC_PATH = "/codec"
 MAX_AGE = 8 * 3600
 
 
@@ -60,11 +63,13 @@ def set_signin_cookie(request: Request, response: Response, value: str) -> None:
                         secure=_secure(request))
 
 
-def set_session(request: Request, response: Response, token: str) -> None:
-    response.set_cookie(COOKIE, token, max_age=MAX_AGE, path=PATH, httponly=True, samesite="strict",
-                        secure=_secure(request))
+def set_session(request: Request, response: Response, token: str, admin: bool = False) -> None:
+    for path in (PATH, CODEC_PATH) if admin else (PATH,):
+        response.set_cookie(COOKIE, token, max_age=MAX_AGE, path=path, httponly=True, samesite="strict",
+                            secure=_secure(request))
     response.delete_cookie(PRE_COOKIE, path=PATH)
 
 
 def clear_session(response: Response) -> None:
-    response.delete_cookie(COOKIE, path=PATH, httponly=True, samesite="strict")
+    for path in (PATH, CODEC_PATH):
+        response.delete_cookie(COOKIE, path=path, httponly=True, samesite="strict")

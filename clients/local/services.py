@@ -122,6 +122,8 @@ def temporal_spec(settings: Settings) -> ServiceSpec:
     ]
     for pragma in settings.local.temporal_sqlite_pragmas:
         argv += ["--sqlite-pragma", pragma]
+    for key, value in settings.local.temporal_dynamic_config.items():
+        argv += ["--dynamic-config-value", f"{key}={json.dumps(value)}"]
     return ServiceSpec(
         name="temporal",
         argv=argv,

@@ -150,6 +150,7 @@ def window_runs(inp: RecordWindowInput, states: dict[str, dict[str, Any]]) -> li
             failed=int(state.get("FailedCount", 0)) if state else row.failed,
             ended=state.get("OperationEndTime") if state else None,
             os=row.os or None, held=bool(row.os) and row.os in inp.held_os,
+            baseline_id=(state.get("BaselineId") or None) if state else None,
         ))
     return runs
 

@@ -17,7 +17,10 @@ Layout (G defaults to P + 1):
   ``FLEETPATCH_GUEST_TOOLS_URL=http://HOST:G/vm/NAME`` it answers
   ``vmware-rpctool "info-get guestinfo.fleetpatch.token"`` like the real one inside NAME.
 * ``DIR/vcsim/`` - the vCenter token signing key (``signing_key.pem``, 0600) and its public key
-  (``public_key.pem``), generated once and reused; ``vcsim.log`` (vcsim's stderr).
+  (``public_key.pem``), generated once and reused; ``vcsim.log`` (vcsim's stderr);
+  ``inventory.json`` (0600): the VMs made after start (the simulated fleet's), re-created with the
+  same name, folder, instanceUuid, BIOS uuid, guestinfo and custom attributes at the next start
+  (``inventory.py``), so a second ``make run`` still has them.
 
 :func:`describe` and :func:`worker_env` are pure: they compute addresses and paths only.
 """

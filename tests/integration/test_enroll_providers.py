@@ -109,6 +109,8 @@ async def test_a_vcenter_vm_enrolls_with_its_fleetpatch_token(stack: Stack) -> N
 
     def issue() -> list[tuple[str, str]]:
         with client_for(stack.settings.vmware, vc_id) as vsphere:
+            # The local vCenter labels none of its built-in VMs: label one, as an operator would.
+            vsphere.set_custom_attribute(vsphere.find_vm_by_name("DC0_H0_VM0"), "rackspace-addon-patching", "true")
             return vsphere.issue_tokens(vc_id, "umbrella", private_key, now=datetime.now(UTC), ttl=timedelta(hours=1))
 
     issued = await asyncio.to_thread(issue)

@@ -45,6 +45,14 @@ async def test_a_labelled_vcenter_vm_enrolls_with_no_operator_and_its_token_enro
     vc_id = vcenter["vcenter_id"]
     name = "DC0_H0_VM0"
     assert (await _guest(stack, name, "guestinfo/fleetpatch.token")).status_code == 404  # no token yet
+
+    def label() -> None:  # the local vCenter labels none of its built-in VMs
+        from clouds.vmware.factory import client_for
+
+        with client_for(stack.settings.vmware, vc_id) as vsphere:
+            vsphere.set_custom_attribute(vsphere.find_vm_by_name(name), "rackspace-addon-patching", "true")
+
+    await asyncio.to_thread(label)
     linked = await stack.link(provider="vmware", cloud_account=vc_id, customer="umbrella",
                               vcenter_public_keys=[Path(vcenter["public_key"]).read_text()])
     assert linked.status_code == 201, linked.text

@@ -2,8 +2,9 @@
 
 The UI (started with ``--ui-codec-endpoint {api}/codec``, or an operator's UI with that codec
 server configured) sends ``{"payloads": [...]}`` in Temporal's JSON form and shows the decoded
-payloads. Only an admin may call it (bearer admin token); browsers may call it only from the
-configured UI origins (CORS, ``FLEETPATCH_CODEC__UI_ORIGINS``).
+payloads. Only an admin may call it: the bearer admin token, or in a browser where an admin signed in
+to the dashboard, that session's cookie (the UI's "include cross-origin credentials"); browsers may
+call it only from the configured UI origins (CORS, ``FLEETPATCH_CODEC__UI_ORIGINS``).
 """
 
 from __future__ import annotations
@@ -18,14 +19,14 @@ from fastapi.responses import JSONResponse
 from google.protobuf import json_format
 from temporalio.api.common.v1 import Payloads
 
-from clients.api.auth import require_admin
+from clients.api.auth import require_admin_or_session
 from clients.api.errors import error_response
 from config.codec import CodecError, EncryptionCodec
 from config.settings import Settings
 from config.temporal import payload_codec
 
 MAX_BODY = 4 * 1024 * 1024
-router = APIRouter(prefix="/codec", tags=["codec"], dependencies=[Depends(require_admin)])
+router = APIRouter(prefix="/codec", tags=["codec"], dependencies=[Depends(require_admin_or_session)])
 
 #: Temporal's JSON form of a payload's bytes: base64, either alphabet, padding optional.
 B64 = r"^(?:[A-Za-z0-9+/_-]{4})*(?:[A-Za-z0-9+/_-]{2}(?:==)?|[A-Za-z0-9+/_-]{3}=?)?$"
@@ -49,7 +50,9 @@ def install(app: FastAPI, settings: Settings) -> None:
             allow_origins=settings.codec.ui_origins,
             allow_methods=["POST"],
             allow_headers=["Authorization", "Content-Type", "X-Namespace"],
-            allow_credentials=False,
+            # The UI's "include cross-origin credentials": an admin's dashboard session (cookie
+            # scoped to /codec, SameSite=Strict) authenticates the browser's calls.
+            allow_credentials=True,
         )
 
 

@@ -68,3 +68,20 @@ def test_instances_remove_sends_the_instance_key(sent: list) -> None:
     assert out.exit_code == 0, out.output
     assert sent == [("POST", "/v1/admin/instances/remove", {"provider": "gcp", "instance_key": "acme-prod/42", "dry_run": False})]
     assert "did deregister mi-0123456789abcdef0" in out.output
+
+
+def test_reconcile_ec2_and_report_only_actions_are_printed_as_what_they_are(monkeypatch: pytest.MonkeyPatch) -> None:
+    """EC2 instances are read from the account itself (no managed-instance listing): the header says
+    so instead of "0 managed instance(s)"; a report-only action is "reported", never "not done"."""
+    unenrolled = {**ACTION, "kind": "report-unenrolled", "target": "vm-7", "applied": False,
+                  "reason": "labelled for patching but never enrolled"}
+    results = [{**RESULT, "dry_run": False, "actions": [unenrolled]},
+               {**RESULT, "provider": "aws", "cloud_account": "210000001000", "vms_seen": 2, "managed_seen": 0,
+                "dry_run": False, "actions": []}]
+    monkeypatch.setattr(reconcile_cmd, "call", lambda *a, **k: {"results": results})
+    out = CliRunner(env={"COLUMNS": "200"}).invoke(app, ["reconcile", "--wait"])
+    assert out.exit_code == 0, out.output
+    assert "never enrolled [ping_status=ConnectionLost] reported" in out.output and "not done" not in out.output
+    assert "gcp/acme-prod: 3 VM(s), 4 managed instance(s)" in out.output
+    assert "aws/210000001000: 2 VM(s) (EC2: tagged in the account itself)" in out.output
+    assert "0 managed instance(s)" not in out.output

@@ -68,6 +68,8 @@ async def test_cors_preflight_for_the_ui_origin_only() -> None:
         other = await api.options("/codec/decode", headers={**preflight, "Origin": "http://evil.example"})
         posted = await api.post("/codec/decode", json=PLAIN, headers={**AUTH, "Origin": UI})
     assert allowed.status_code == 200 and allowed.headers["access-control-allow-origin"] == UI
+    # the UI includes the browser's credentials (an admin's dashboard session) in its codec calls
+    assert allowed.headers["access-control-allow-credentials"] == "true"
     assert "access-control-allow-origin" not in other.headers
     assert posted.headers["access-control-allow-origin"] == UI
 

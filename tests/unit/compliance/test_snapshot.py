@@ -76,9 +76,11 @@ def test_window_runs_take_counts_from_the_reread_state() -> None:
             InstanceResult("mi-0000000000000000b", "ubuntu", InstanceStatus.NOT_DISPATCHED),
         ])
     reached, skipped = window_runs(inp, {"mi-0000000000000000a": {"InstalledCount": 9, "MissingCount": 0,
-                                                                  "FailedCount": 0, "OperationEndTime": NOW}})
+                                                                  "FailedCount": 0, "OperationEndTime": NOW,
+                                                                  "BaselineId": "pb-0123456789abcdef0"}})
     assert (reached.status, reached.installed, reached.ended, reached.outcome) == ("succeeded", 9, NOW, "succeeded")
-    assert (skipped.status, skipped.ended) == ("not-dispatched", None)  # leaves the stored state alone
+    assert reached.baseline_id == "pb-0123456789abcdef0"  # the baseline the window patched with
+    assert (skipped.status, skipped.ended, skipped.baseline_id) == ("not-dispatched", None, None)  # leaves the stored state alone
 
 
 def test_account_of_a_role_arn() -> None:

@@ -32,7 +32,8 @@ from contracts.enrollment import (
     TenantLink,
     AccountLookup,
 )
-from contracts.errors import ErrorType, IdentityRefused, NotReady
+from contracts.enrollment_setup import NewInstanceActivation
+from contracts.errors import ErrorType, FleetpatchError, IdentityRefused, NotReady
 from contracts.evidence import EnrollmentEvidence, RecordEvidenceResult
 from contracts.identity import VerifiedIdentity
 from contracts.models import ActivityName, VerifyIdentityInput, VmMetadata, VmMetadataInput
@@ -168,6 +169,14 @@ class FakeClouds:
         self.activations[activation_id] = request
         return Activation(id=activation_id, code="secret-code", region="us-east-1")
 
+    @activity.defn(name=ActivityName.ACTIVATE_NEW_INSTANCE)
+    async def activate_new_instance(self, request: NewInstanceActivation) -> Activation:
+        self.calls["activate_new_instance"] += 1
+        existing = self.managed.get(request.instance_key)
+        if existing is not None:
+            raise FleetpatchError(ErrorType.ALREADY_ENROLLED, f"{request.instance_key} is already {existing.instance_id}")
+        return await self.create_activation(request.activation)
+
     @activity.defn(name=ActivityName.DELETE_ACTIVATION)
     async def delete_activation(self, inp: DeleteActivationInput) -> None:
         self.deleted_activations.append(inp.activation_id)
@@ -241,7 +250,8 @@ class FakeClouds:
     def aws_activities(self) -> list:
         return [
             self.get_link, self.find_systems_account, self.submit_create_account, self.poll_create_account,
-            self.tag_systems_account, self.apply_ssm_configuration, self.create_activation, self.delete_activation,
+            self.tag_systems_account, self.apply_ssm_configuration, self.create_activation, self.activate_new_instance,
+            self.delete_activation,
             self.find_managed_instance, self.await_managed_instance, self.tag_managed_instance,
             self.check_activation,
             self.record_enrollment_evidence,

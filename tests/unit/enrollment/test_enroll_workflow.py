@@ -36,7 +36,7 @@ from workflows.registry import ALL_WORKFLOWS
 async def workers(client: Client, prefix: str, fake: FakeClouds) -> AsyncIterator[None]:
     async with AsyncExitStack() as stack:
         specs = [
-            (WorkerRole.ORCHESTRATOR, [TemporalActivities(client).await_workflow], list(ALL_WORKFLOWS)),
+            (WorkerRole.ORCHESTRATOR, TemporalActivities(client).all(), list(ALL_WORKFLOWS)),
             (WorkerRole.AWS, [*fake.aws_activities(), fake.deregister_managed_instance], []),
             (WorkerRole.GCP, fake.provider_activities(), []),
             (WorkerRole.EC2, fake.provider_activities(), []),
@@ -335,3 +335,41 @@ async def test_ec2_is_tagged_not_activated(time_skipping_env: WorkflowEnvironmen
     assert isinstance(result, EnrollResult) and result.systems_account == "111122223333"
     assert vm.labels["Patch Group"] == "on-time"
     assert fake.calls["create_account"] == 0 and fake.activations == {}
+
+
+async def test_an_enrollment_into_an_existing_account_reads_its_setup_and_starts_no_child(
+    time_skipping_env: WorkflowEnvironment, queue_prefix: str, project: str
+) -> None:
+    """The short path: once the systems account and its SSM configuration completed, a second VM's
+    enrollment reads their results (one local activity), starts no child and activates in one call;
+    a VM already managed is refused by that call."""
+    from temporalio.api.enums.v1 import EventType
+
+    client = time_skipping_env.client
+    fake = FakeClouds()
+    first, second = _gcp_vm(project, 1), _gcp_vm(project, 2)
+    fake.vms.update({"tok1": first, "tok2": second})
+    fake.link(Provider.GCP, project)
+    async with workers(client, queue_prefix, fake):
+        answer1, _ = await _enroll(client, _input(first, queue_prefix, "tok1"))
+        inp = _input(second, queue_prefix, "tok2")
+        handle = await client.start_workflow(
+            "EnrollVm", inp, id=ids.enrollment(inp.provider, inp.instance_key),
+            task_queue=taskqueues.for_role(WorkerRole.ORCHESTRATOR, queue_prefix), result_type=EnrollResult)
+        answer2, result2 = await asyncio.gather(
+            handle.execute_update("register", result_type=RegistrationAnswer), handle.result())
+        again, refused = await _enroll(client, _input(second, queue_prefix, "tok2"))  # already managed
+    assert isinstance(answer2, RegistrationAnswer) and answer2.systems_account == answer1.systems_account
+    assert result2.managed_instance_id.startswith("mi-")
+    assert fake.calls["create_account"] == 1 and fake.calls["ssm_config"] == 1
+    events = (await handle.fetch_history()).events
+    kinds = [e.event_type for e in events]
+    assert EventType.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED not in kinds
+    local = [e.marker_recorded_event_attributes.marker_name for e in events if e.HasField("marker_recorded_event_attributes")]
+    assert "core_local_activity" in local
+    scheduled = [e.activity_task_scheduled_event_attributes.activity_type.name for e in events
+                 if e.HasField("activity_task_scheduled_event_attributes")]
+    assert "await_workflow" not in scheduled and "find_managed_instance" not in scheduled
+    assert scheduled[:4] == ["verify_identity", "get_link", "read_vm_metadata", "activate_new_instance"]
+    assert getattr(again, "type", None) == ErrorType.ALREADY_ENROLLED.value
+    assert getattr(refused, "refused", None) == ErrorType.ALREADY_ENROLLED.value

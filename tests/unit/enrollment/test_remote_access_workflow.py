@@ -43,7 +43,7 @@ class Links:
 @asynccontextmanager
 async def workers(client: Client, prefix: str, fake: FakeClouds, remote: RemoteAccessFake) -> AsyncIterator[None]:
     specs = [
-        (WorkerRole.ORCHESTRATOR, [TemporalActivities(client).await_workflow], list(ALL_WORKFLOWS)),
+        (WorkerRole.ORCHESTRATOR, TemporalActivities(client).all(), list(ALL_WORKFLOWS)),
         (WorkerRole.AWS, [*fake.aws_activities(), remote.enable_remote_access], []),
         (WorkerRole.GCP, fake.provider_activities(), []),
     ]

@@ -168,6 +168,30 @@ def test_window_runs_are_idempotent_and_follow_only_newer_results(sessions) -> N
         assert detail.windows[0].outcome == "succeeded"
 
 
+def test_a_window_run_gives_the_instance_its_baseline_before_the_next_sync(sessions) -> None:
+    """An instance synced before its first scan has no baseline; the window's patch state names the
+    one it was patched with, and `instances show` has it before the next ComplianceSync."""
+    with db.transaction(sessions) as session:
+        writes.apply_account_snapshot(session, AccountSnapshot(ACCOUNT, T0, [instance("mi-a")]))
+    with sessions() as session:
+        assert reads.instance_detail(session, ADMIN, "mi-a").baseline is None
+    run = WindowRunRecord("patch-window/111111111111/early/x", "run-8", ACCOUNT, "early", "mi-a", "Success",
+                          "succeeded", installed=3, ended=T0 + timedelta(hours=1), baseline_id="pb-0123456789abcdef0")
+    with db.transaction(sessions) as session:
+        writes.record_window_runs(session, [run])
+    with sessions() as session:
+        detail = reads.instance_detail(session, ADMIN, "mi-a")
+        assert detail.instance.baseline_id == "pb-0123456789abcdef0"
+        assert detail.baseline is not None and detail.baseline.baseline_id == "pb-0123456789abcdef0"
+    # A later run without a state (not reached) keeps the known baseline.
+    later = WindowRunRecord("patch-window/111111111111/early/y", "run-9", ACCOUNT, "early", "mi-a", "Success",
+                            "succeeded", installed=3, ended=T0 + timedelta(hours=2))
+    with db.transaction(sessions) as session:
+        writes.record_window_runs(session, [later])
+    with sessions() as session:
+        assert reads.instance_detail(session, ADMIN, "mi-a").instance.baseline_id == "pb-0123456789abcdef0"
+
+
 def test_aggregates_feed_the_trend(sessions) -> None:
     with db.transaction(sessions) as session:
         writes.apply_account_snapshot(session, AccountSnapshot(ACCOUNT, T0, [

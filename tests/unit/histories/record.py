@@ -138,7 +138,7 @@ class AdminFakes:
 async def workers(client: Client, fake: FakeClouds) -> AsyncIterator[None]:
     admin = AdminFakes(fake)
     specs = [
-        (WorkerRole.ORCHESTRATOR, [TemporalActivities(client).await_workflow, admin.ensure_window_schedules],
+        (WorkerRole.ORCHESTRATOR, [*TemporalActivities(client).all(), admin.ensure_window_schedules],
          list(ALL_WORKFLOWS)),
         (WorkerRole.AWS, [*fake.aws_activities(), admin.put_link, admin.delete_link, admin.list_links,
                           admin.deregister_managed_instance, admin.list_managed_nodes, admin.apply_reconcile_action,
@@ -196,6 +196,19 @@ async def enroll(client: Client, vm: Vm) -> WorkflowHandle:
     return handle
 
 
+async def enroll_into_existing_account(client: Client, fake: FakeClouds, out: Path) -> list[str]:
+    """A second VM of the same project: its systems account and SSM configuration exist (the
+    short path). It leaves the fakes as it found them, for the scenarios after it."""
+    second = Vm(provider=Provider.GCP, cloud_account=GCP_PROJECT, instance_id="1003",
+                labels={"rackspace-addon-patching": "true"})
+    fake.vms[second.instance_id] = second
+    try:
+        return await save(client, await enroll(client, second), "enroll_gcp_existing_account", out)
+    finally:
+        del fake.vms[second.instance_id]
+        fake.managed.pop(f"{GCP_PROJECT}/{second.instance_id}", None)
+
+
 async def run(client: Client, workflow: str, arg: object, workflow_id: str, result_type: type) -> WorkflowHandle:
     handle = await client.start_workflow(
         workflow, arg, id=workflow_id, task_queue=taskqueues.for_role(WorkerRole.ORCHESTRATOR, PREFIX),
@@ -248,6 +261,7 @@ async def record(env: WorkflowEnvironment, out: Path) -> list[str]:
                            "links/list", LinkCommandResult)
         written += await save(client, listed, "link_list", out)
         written += await save(client, await enroll(client, gcp), "enroll_gcp", out)
+        written += await enroll_into_existing_account(client, fake, out)
         written += await save(client, await enroll(client, ec2), "enroll_ec2", out)
         for name, vm in (("reenroll_gcp", gcp), ("reenroll_ec2", ec2)):
             inp = ReenrollInput(provider=vm.provider, instance_key=f"{vm.cloud_account}/{vm.instance_id}", queue_prefix=PREFIX)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from contracts.enrollment import TAG_ENROLLMENT_ID, TAG_INSTANCE_KEY, TAG_PATCH_GROUP
 from contracts.models import VmMetadata
 from contracts.providers import Provider
-from contracts.reconcile import ActionKind, ManagedNode, PendingActivation, ReconcilePolicy
+from contracts.reconcile import REPORT_ONLY, ActionKind, ManagedNode, PendingActivation, ReconcilePolicy
 from workflows.reconcile_plan import plan_ec2, plan_hybrid
 
 PROJECT = "acme-prod"
@@ -34,10 +34,27 @@ def test_a_true_estate_needs_nothing() -> None:
 
 def test_a_deleted_vm_is_deregistered_and_its_activation_deleted() -> None:
     pending = [PendingActivation(activation_id="act-9", instance_key=f"{PROJECT}/9")]
-    actions = plan_hybrid(PROJECT, [vm("1")], [node("mi-1", "1"), node("mi-9", "9")], pending, POLICY, "on-time")
+    actions = plan_hybrid(PROJECT, [vm("1")], [node("mi-1", "1"), node("mi-9", "9", ping="ConnectionLost")], pending, POLICY, "on-time")
     assert kinds(actions) == [("deregister", "mi-9"), ("delete-activation", "act-9")]
     assert actions[0].evidence["vm"] == "absent from the cloud's list"
     assert actions[0].evidence["managed_instance"] == "mi-9"
+
+
+def test_a_list_missing_every_managed_vm_deregisters_no_online_agent() -> None:
+    """A cloud list that misses the VM of every managed instance while their agents still report is
+    wrong (a local vCenter restarted without its VMs, a listing cut short, a permission taken away):
+    the online ones are reported, not deregistered; once an agent stops reporting, it goes."""
+    nodes = [node("mi-1", "1"), node("mi-2", "2", ping="ConnectionLost")]
+    actions = plan_hybrid(PROJECT, [vm("7")], nodes, [], POLICY, "on-time")
+    assert kinds(actions) == [("report-absent-online", "mi-1"), ("deregister", "mi-2"), ("report-unenrolled", "7")]
+    assert actions[0].kind in REPORT_ONLY and actions[0].evidence["ping_status"] == "Online"
+    assert "agent is online" in actions[0].reason
+    # runs started before this release (their histories replay) decided without the guard
+    assert kinds(plan_hybrid(PROJECT, [vm("7")], nodes, [], POLICY, "on-time", keep_online=False)) == [
+        ("deregister", "mi-1"), ("deregister", "mi-2"), ("report-unenrolled", "7")]
+    # one VM deleted while the others are listed: deregistered at once, online or not
+    assert kinds(plan_hybrid(PROJECT, [vm("2")], [node("mi-1", "1"), node("mi-2", "2")], [], POLICY, "on-time")) == [
+        ("deregister", "mi-1")]
 
 
 def test_a_terminated_vm_counts_as_gone() -> None:

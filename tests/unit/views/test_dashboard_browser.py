@@ -75,3 +75,21 @@ def test_customer_sees_its_own_numbers_and_signs_out(site, chromium, customer_to
     expect(page).to_have_url(f"{site}/dashboard/signin")
     page.goto(f"{site}/dashboard")
     expect(page).to_have_url(f"{site}/dashboard/signin")
+
+
+def test_no_page_logs_a_console_error_or_loads_a_missing_resource(site, chromium) -> None:
+    """What a new operator's browser console shows on the sign-in page and every page after it:
+    nothing (no missing icon, stylesheet or script, no CSP refusal)."""
+    page = chromium.new_context().new_page()
+    problems: list[str] = []
+    page.on("console", lambda m: m.type == "error" and problems.append(f"{m.text} on {page.url}"))
+    page.on("response", lambda r: r.status >= 400 and not r.url.endswith("/dashboard/signin")
+            and problems.append(f"{r.status} {r.url}"))
+    page.goto(f"{site}/dashboard/signin")
+    page.fill("#token", ADMIN)
+    page.click("button[type=submit]")
+    expect(page).to_have_url(f"{site}/dashboard")
+    for path in ("/dashboard/instances", "/dashboard/cves", "/dashboard/cves?cve=CVE-2024-3094"):
+        page.goto(f"{site}{path}")
+    page.wait_for_timeout(500)
+    assert problems == []

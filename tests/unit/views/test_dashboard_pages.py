@@ -85,3 +85,25 @@ def test_instance_page_cve_search_and_signout(api) -> None:
     assert client.post("/dashboard/signout", data={"csrf": "forged"}).status_code == 400
     out = client.post("/dashboard/signout", data={"csrf": csrf}, follow_redirects=False)
     assert out.status_code == 303 and 'fleetpatch_token=""' in out.headers["set-cookie"]
+
+
+def test_admin_session_lets_the_temporal_ui_decode_in_that_browser(api, customer_tokens) -> None:
+    """The Temporal UI calls the codec server from the admin's browser with credentials included
+    (it has no way to send the admin token): an admin's dashboard session also opens ``/codec``,
+    a customer's never does, and signing out closes it again."""
+    empty = {"payloads": []}
+    api.cookies.clear()
+    assert api.post("/codec/decode", json=empty).status_code == 401
+    client = _sign_in(api, ADMIN)
+    assert client.post("/codec/decode", json=empty).status_code not in (401, 403)
+    assert client.post("/codec/decode", json=empty, headers={"Authorization": "Bearer wrong"}).status_code == 403
+    overview = client.get("/dashboard").text
+    csrf = re.search(r'name="csrf" value="([^"]+)"', overview).group(1)
+    out = client.post("/dashboard/signout", data={"csrf": csrf}, follow_redirects=False)
+    assert 'Path=/codec' in str(out.headers.get_list("set-cookie"))
+    assert client.post("/codec/decode", json=empty).status_code == 401
+    customer = _sign_in(api, customer_tokens[estate_fleet.CUSTOMERS[0]])
+    assert customer.post("/codec/decode", json=empty).status_code in (401, 403)
+    api.cookies.clear()
+    forged = api.post("/codec/decode", json=empty, cookies={"fleetpatch_token": "not-the-admin-token-at-all-0123456789"})
+    assert forged.status_code == 403

@@ -79,7 +79,7 @@ def wrapper(vcsim_binary: Path, tmp_path: Path) -> Iterator[tuple[subprocess.Pop
     proc = subprocess.Popen(
         [sys.executable, "-m", "localclouds.vcsim", "--host", "127.0.0.1", "--port", str(port),
          "--state-dir", str(tmp_path), "--guest-port", str(guest_port), "--binary", str(vcsim_binary),
-         "--customer", "acme"],
+         "--customer", "acme", "--label-vms", "DC0_H0_VM0"],
         cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
     described = describe(tmp_path, "127.0.0.1", port, guest_port=guest_port)
@@ -167,3 +167,80 @@ def test_wrapper_keys_survive_restart(vcsim_binary: Path, tmp_path: Path) -> Non
     assert public.read_text() == before
     assert json.loads(worker_env(tmp_path, "127.0.0.1", port)["FLEETPATCH_VMWARE__VCENTERS"])[VCENTER_ID][
         "signing_key_file"] == str(signing)
+
+
+def _start_wrapper(binary: Path, state: Path) -> tuple[subprocess.Popen[bytes], dict[str, str]]:
+    port, guest_port = _free_port(), _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "localclouds.vcsim", "--port", str(port), "--guest-port", str(guest_port),
+         "--state-dir", str(state), "--binary", str(binary), "--save-every", "0.5"],
+        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    described = describe(state, "127.0.0.1", port, guest_port=guest_port)
+    deadline = time.monotonic() + 30
+    while True:
+        assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+        try:
+            if httpx.get(described["health_url"], timeout=1).status_code == 200:
+                return proc, described
+        except httpx.TransportError:
+            pass
+        assert time.monotonic() < deadline, "the local vCenter never became healthy"
+        time.sleep(0.1)
+
+
+@pytest.mark.vcsim
+def test_a_restart_keeps_the_vms_made_in_the_local_vcenter(vcsim_binary: Path, tmp_path: Path) -> None:
+    """What `fleetpatch up` starts (python -m localclouds.vcsim) re-creates, after a restart, the VMs
+    the simulated fleet made: same name, folder, instanceUuid, BIOS uuid, labels, token, power."""
+    from pyVmomi import vim
+
+    proc, d = _start_wrapper(vcsim_binary, tmp_path)
+    try:
+        endpoint = VcenterEndpoint(url=d["url"], username=d["username"], password=d["password"])
+        with VsphereClient(endpoint) as client:
+            source = client.find_vm_by_name("DC0_H0_VM0")
+            folder = client.content.rootFolder.childEntity[0].vmFolder.CreateFolder("acme")
+            made = {}
+            for name, power in (("fleet-vm-1", True), ("fleet-vm-2", False)):
+                spec = vim.vm.CloneSpec(location=vim.vm.RelocateSpec(), powerOn=power, template=False)
+                task = source.CloneVM_Task(folder=folder, name=name, spec=spec)
+                client._wait(task, "cloning")
+                vm = task.info.result
+                if not power and client.vm_facts(vm).power_state == "poweredOn":
+                    client._wait(vm.PowerOffVM_Task(), "powering off")
+                client.set_custom_attribute(vm, "rackspace-addon-patching", "true")
+                client.set_custom_attribute(vm, "rackspace-addon-patching-patchgroup", "early")
+                client.write_token(vm, f"token-of-{name}")
+                made[name] = client.vm_facts(vm)
+        time.sleep(1.5)  # at least one periodic save; SIGTERM saves once more
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(15) == 0
+    saved = tmp_path / "vcsim" / "inventory.json"
+    assert stat.S_IMODE(saved.stat().st_mode) == 0o600
+    assert sorted(v["name"] for v in json.loads(saved.read_text())["vms"]) == ["fleet-vm-1", "fleet-vm-2"]
+
+    proc, d = _start_wrapper(vcsim_binary, tmp_path)
+    try:
+        endpoint = VcenterEndpoint(url=d["url"], username=d["username"], password=d["password"])
+        with VsphereClient(endpoint) as client:
+            inside = {f.name: f for f in client.vms_in_scope("DC0/vm/acme")}
+            assert sorted(inside) == ["fleet-vm-1", "fleet-vm-2"]
+            for name, before in made.items():
+                after = client.vm_facts(client.find_vm_by_instance_uuid(before.instance_uuid))
+                assert (after.name, after.bios_uuid, after.power_state) == (name, before.bios_uuid, before.power_state)
+                assert client.read_token(after.vm) == f"token-of-{name}"
+                assert client.custom_attributes(after.vm) == {
+                    "rackspace-addon-patching": "true", "rackspace-addon-patching-patchgroup": "early"}
+            # The guest reads the same identity as before the restart.
+            assert httpx.get(d["guest_tools"].format(name="fleet-vm-1") + "/bios-uuid").text.strip() \
+                == made["fleet-vm-1"].bios_uuid
+            assert len(client.all_vms()) == 6  # the four built-in VMs, no duplicates
+            # By default no built-in VM is labelled for patching (each would never enroll).
+            for facts in client.all_vms():
+                if facts.name.startswith("DC0_"):
+                    assert client.custom_attributes(facts.vm) == {}, facts.name
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(15) == 0

@@ -1,4 +1,5 @@
-"""Performance knobs are configuration: worker options per role, the dev server's SQLite pragmas."""
+"""Performance knobs are configuration: worker options per role, the dev server's SQLite pragmas and
+dynamic config."""
 
 from __future__ import annotations
 
@@ -50,3 +51,12 @@ def test_local_workers_run_with_few_malloc_arenas_unless_the_environment_says(tm
     assert specs and all(s.env["MALLOC_ARENA_MAX"] == WORKER_MALLOC_ARENAS == "2" and s.env["X"] == "1" for s in specs)
     monkeypatch.setenv("MALLOC_ARENA_MAX", "8")
     assert {s.env["MALLOC_ARENA_MAX"] for s in worker_specs(Settings(state_dir=tmp_path), {})} == {"8"}
+
+
+def test_the_dev_server_gets_its_dynamic_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert "--dynamic-config-value" not in temporal_spec(Settings(state_dir=tmp_path)).argv  # the server's own defaults
+    monkeypatch.setenv("FLEETPATCH_LOCAL__TEMPORAL_DYNAMIC_CONFIG",
+                       '{"matching.numTaskqueueReadPartitions": 1, "frontend.namespaceRPS": 4000}')
+    argv = temporal_spec(Settings(state_dir=tmp_path)).argv
+    assert [argv[i + 1] for i, a in enumerate(argv) if a == "--dynamic-config-value"] == [
+        "matching.numTaskqueueReadPartitions=1", "frontend.namespaceRPS=4000"]
