@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from config.settings import AwsSettings
 
-__all__ = ["AgentTrust", "DEFAULT_KEY_FILE", "dearmor", "expiries", "expiry_warning", "fingerprints", "from_settings",
+__all__ = ["AgentTrust", "DEFAULT_KEY_FILE", "crc24", "dearmor", "expiries", "expiry_warning", "fingerprints", "from_settings",
            "load", "normalize_fingerprint"]
 
 DEFAULT_KEY_FILE = Path(__file__).resolve().parents[2] / "clouds" / "aws" / "trust" / "amazon-ssm-agent.asc"
@@ -59,7 +59,8 @@ def normalize_fingerprint(value: str) -> str:
     return compact
 
 
-def _crc24(data: bytes) -> int:
+def crc24(data: bytes) -> int:
+    """OpenPGP armor's checksum (RFC 4880, 6.1)."""
     crc = 0xB704CE
     for byte in data:
         crc ^= byte << 16
@@ -99,7 +100,7 @@ def _block(body: list[str]) -> bytes:
         expected = base64.b64decode(checksum[0][1:], validate=True) if checksum else None
     except binascii.Error:
         raise ValueError("the armored key is not valid base64") from None
-    if expected is not None and int.from_bytes(expected, "big") != _crc24(packets):
+    if expected is not None and int.from_bytes(expected, "big") != crc24(packets):
         raise ValueError("the armored key's CRC-24 does not match (damaged copy)")
     return packets
 

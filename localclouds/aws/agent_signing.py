@@ -22,6 +22,8 @@ from pathlib import Path
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
+from clients.startup.agent_trust import crc24
+
 __all__ = ["SigningKey", "armor", "ensure_key", "generate", "key_dir"]
 
 _RSA, _SHA256 = 1, 8
@@ -47,22 +49,11 @@ def _subpacket(kind: int, data: bytes) -> bytes:
     return bytes([len(data) + 1, kind]) + data
 
 
-def _crc24(data: bytes) -> int:
-    crc = 0xB704CE
-    for byte in data:
-        crc ^= byte << 16
-        for _ in range(8):
-            crc <<= 1
-            if crc & 0x1000000:
-                crc ^= 0x1864CFB
-    return crc & 0xFFFFFF
-
-
 def armor(packets: bytes) -> str:
     """ASCII armor of a public key block (64-column base64 and its CRC-24)."""
     text = base64.b64encode(packets).decode()
     lines = [text[i:i + 64] for i in range(0, len(text), 64)]
-    crc = base64.b64encode(_crc24(packets).to_bytes(3, "big")).decode()
+    crc = base64.b64encode(crc24(packets).to_bytes(3, "big")).decode()
     return "\n".join(["-----BEGIN PGP PUBLIC KEY BLOCK-----", "", *lines, f"={crc}",
                       "-----END PGP PUBLIC KEY BLOCK-----", ""])
 

@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from tests.support.local_aws import LocalAws
+from tests.support.processes import wait_healthy
 from tests.unit.localaws.conftest import local_aws  # noqa: F401 - the fixture itself
 
 __all__ = ["LocalAws"]
@@ -27,13 +28,10 @@ import os  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import threading  # noqa: E402
-import time  # noqa: E402
 from dataclasses import dataclass, field  # noqa: E402
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
-
-import httpx  # noqa: E402
 
 from tests.unit.localclouds_azure_ec2.procs import free_port, start_cloud  # noqa: E402
 
@@ -56,16 +54,9 @@ def _vcenter(state: Path) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
         cwd=REPO, stdout=subprocess.DEVNULL, stderr=log)
     log.close()
     described = describe_vcsim(state, "127.0.0.1", port, guest_port=guest_port)
-    deadline = time.monotonic() + 60
-    while True:
-        assert proc.poll() is None, (state / "vcsim.out").read_text()[-2000:]
-        try:
-            if httpx.get(described["health_url"], timeout=1).status_code == 200:
-                return proc, described
-        except httpx.TransportError:
-            pass
-        assert time.monotonic() < deadline, "the local vCenter never became healthy"
-        time.sleep(0.1)
+    wait_healthy(proc, described["health_url"], "the local vCenter", timeout=60,
+                 output=lambda: (state / "vcsim.out").read_text()[-2000:])
+    return proc, described
 
 
 @pytest.fixture(scope="session")

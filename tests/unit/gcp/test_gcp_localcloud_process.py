@@ -7,11 +7,10 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import httpx
 from tests.conftest import free_port as _free_port
+from tests.support.processes import wait_healthy
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -27,16 +26,7 @@ def test_module_entry_point_serves_and_stops_on_sigterm(tmp_path: Path) -> None:
         env={**os.environ, "PYTHONPATH": str(REPO)},
     )  # fmt: skip
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/__fleetpatch/health").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert process.poll() is None, "the local GCP cloud exited"
-            assert time.monotonic() < deadline, "the local GCP cloud never became healthy"
-            time.sleep(0.1)
+        wait_healthy(process, f"http://127.0.0.1:{port}/__fleetpatch/health", "the local GCP cloud")
         # Healthy means the key exists already.
         assert (tmp_path / "gcp" / "signing-key.pem").exists()
         assert (tmp_path / "gcp" / "jwks.json").exists()

@@ -8,8 +8,6 @@ from typing import Any
 
 import httpx
 import pytest
-from pydantic import SecretStr
-from temporalio.client import Client
 from typer.testing import CliRunner
 
 from clients.api.app import create_app
@@ -17,27 +15,18 @@ from clients.api.gateway import TemporalGateway
 from clients.cli import links_cmd
 from clouds.aws.links import link_from_json, link_to_json
 from clouds.vmware.token import generate_signing_key
-from config.settings import ApiSettings, Settings
+from config.settings import Settings
 from contracts.enrollment import TenantLink
 from contracts.providers import Provider
+from tests.support.offline_api import NoTemporal, offline_api
 
 TOKEN = "t" * 32
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 PUBLIC = generate_signing_key("EdDSA")[1]
 
 
-class _NoTemporal:
-    def __init__(self) -> None:
-        self.calls = 0
-
-    async def __call__(self) -> Client:
-        self.calls += 1
-        raise ConnectionError("no Temporal here")
-
-
-def _api(temporal: _NoTemporal) -> httpx.AsyncClient:
-    app = create_app(Settings(api=ApiSettings(admin_token=SecretStr(TOKEN))), TemporalGateway(temporal))
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api")
+def _api(temporal: NoTemporal) -> httpx.AsyncClient:
+    return offline_api(temporal, TOKEN)
 
 
 @pytest.mark.parametrize(
@@ -54,7 +43,7 @@ async def test_a_bad_folder_is_400_naming_it_before_any_workflow(body: dict[str,
     full = {"cloud_account": "vc-dc1", "customer": "acme", "vcenter_public_keys": [PUBLIC], **body}
     if full["provider"] != "vmware":
         full.pop("vcenter_public_keys")
-    temporal = _NoTemporal()
+    temporal = NoTemporal()
     async with _api(temporal) as api:
         response = await api.post("/v1/admin/links", json=full, headers=AUTH)
     assert response.status_code == 400, response.text
@@ -64,7 +53,7 @@ async def test_a_bad_folder_is_400_naming_it_before_any_workflow(body: dict[str,
 
 async def test_a_good_folder_passes_validation() -> None:
     """It reaches Temporal (here: unreachable, 503), so the body was accepted."""
-    temporal = _NoTemporal()
+    temporal = NoTemporal()
     body = {"provider": "vmware", "cloud_account": "vc-dc1", "customer": "acme", "vcenter_public_keys": [PUBLIC],
             "vcenter_scope": "DC0/host/DC0_C0/Resources/acme prod"}
     async with _api(temporal) as api:
@@ -74,7 +63,7 @@ async def test_a_good_folder_passes_validation() -> None:
 
 
 def test_openapi_states_the_folder_on_vmware_links_only() -> None:
-    schemas = create_app(Settings(), TemporalGateway(_NoTemporal())).openapi()["components"]["schemas"]
+    schemas = create_app(Settings(), TemporalGateway(NoTemporal())).openapi()["components"]["schemas"]
     scope = schemas["VmwareLink"]["properties"]["vcenter_scope"]
     assert any(option.get("pattern") and option.get("maxLength") == 255 for option in scope["anyOf"])
     assert "vcenter_scope" not in schemas["GcpLink"]["properties"]

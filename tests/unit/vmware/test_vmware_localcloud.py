@@ -24,6 +24,7 @@ from localclouds.vcsim import RPCTOOL, VCENTER_ID, describe, worker_env
 from localclouds.vcsim.build import ensure_built
 from localclouds.vcsim.keys import ensure_keys
 from tests.conftest import free_port as _free_port
+from tests.support.processes import wait_healthy
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -83,16 +84,7 @@ def wrapper(vcsim_binary: Path, tmp_path: Path) -> Iterator[tuple[subprocess.Pop
         cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
     described = describe(tmp_path, "127.0.0.1", port, guest_port=guest_port)
-    deadline = time.monotonic() + 30
-    while True:
-        assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
-        try:
-            if httpx.get(described["health_url"], timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        assert time.monotonic() < deadline, "the local vCenter never became healthy"
-        time.sleep(0.1)
+    wait_healthy(proc, described["health_url"], "the local vCenter", output=lambda: proc.stderr.read().decode() if proc.stderr else "")
     try:
         yield proc, described
     finally:
@@ -177,16 +169,8 @@ def _start_wrapper(binary: Path, state: Path) -> tuple[subprocess.Popen[bytes], 
         cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
     described = describe(state, "127.0.0.1", port, guest_port=guest_port)
-    deadline = time.monotonic() + 30
-    while True:
-        assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
-        try:
-            if httpx.get(described["health_url"], timeout=1).status_code == 200:
-                return proc, described
-        except httpx.TransportError:
-            pass
-        assert time.monotonic() < deadline, "the local vCenter never became healthy"
-        time.sleep(0.1)
+    wait_healthy(proc, described["health_url"], "the local vCenter", output=lambda: proc.stderr.read().decode() if proc.stderr else "")
+    return proc, described
 
 
 @pytest.mark.vcsim

@@ -12,8 +12,6 @@ from typing import Any
 import httpx
 import jsonschema
 import pytest
-from pydantic import SecretStr
-from temporalio.client import Client
 from typer.testing import CliRunner
 
 from clients.api.app import create_app
@@ -22,10 +20,11 @@ from clients.api.proof import IdentityProof
 from clients.api.vcenter_keys import VcenterKeyCache
 from clients.cli import links_cmd, vcenter_cmd
 from clouds.vmware.token import generate_signing_key, issue_token
-from config.settings import ApiSettings, Settings
+from config.settings import Settings
 from contracts.enrollment import LinkCommandResult, TenantLink
 from contracts.errors import ErrorType, IdentityRefused
 from contracts.providers import Provider
+from tests.support.offline_api import NoTemporal, offline_api
 
 TOKEN = "t" * 32
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -33,18 +32,8 @@ PRIVATE, PUBLIC = generate_signing_key("EdDSA")
 UUID = "4211aaaa-bbbb-cccc-dddd-eeeeffff0001"
 
 
-class _NoTemporal:
-    def __init__(self) -> None:
-        self.calls = 0
-
-    async def __call__(self) -> Client:
-        self.calls += 1
-        raise ConnectionError("no Temporal here")
-
-
-def _api(temporal: _NoTemporal) -> httpx.AsyncClient:
-    app = create_app(Settings(api=ApiSettings(admin_token=SecretStr(TOKEN))), TemporalGateway(temporal))
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api")
+def _api(temporal: NoTemporal) -> httpx.AsyncClient:
+    return offline_api(temporal, TOKEN)
 
 
 def _link(**body: Any) -> dict[str, Any]:
@@ -64,7 +53,7 @@ def _link(**body: Any) -> dict[str, Any]:
     ],
 )
 async def test_a_bad_shared_vcenter_link_is_400_naming_the_field(body: dict[str, Any], field: str) -> None:
-    temporal = _NoTemporal()
+    temporal = NoTemporal()
     async with _api(temporal) as api:
         response = await api.post("/v1/admin/links", json=body, headers=AUTH)
     assert response.status_code == 400, response.text
@@ -74,7 +63,7 @@ async def test_a_bad_shared_vcenter_link_is_400_naming_the_field(body: dict[str,
 
 async def test_link_ids_pass_the_body_and_path_rules() -> None:
     """Each reaches Temporal (unreachable here: 503), so its input was accepted."""
-    temporal = _NoTemporal()
+    temporal = NoTemporal()
     async with _api(temporal) as api:
         answers = [
             await api.post("/v1/admin/links", json=_link(), headers=AUTH),
@@ -91,7 +80,7 @@ async def test_link_ids_pass_the_body_and_path_rules() -> None:
 
 
 def test_openapi_states_link_ids_and_the_overlap_conflict() -> None:
-    document = create_app(Settings(), TemporalGateway(_NoTemporal())).openapi()
+    document = create_app(Settings(), TemporalGateway(NoTemporal())).openapi()
     account = document["components"]["schemas"]["VmwareLink"]["properties"]["cloud_account"]
     assert ":" in account["pattern"] and "vc01:acme" in account["examples"]
     assert "409" in document["paths"]["/v1/admin/links"]["post"]["responses"]
