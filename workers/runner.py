@@ -16,6 +16,7 @@ from contracts import taskqueues
 from contracts.providers import WorkerRole
 from workers.interceptors import ErrorMappingInterceptor
 from workers.roles import WorkerParts, build
+from workers.sandbox import workflow_runner
 
 log = logging.getLogger("fleetpatch.worker")
 
@@ -40,6 +41,7 @@ def _make(client: Client, role: WorkerRole, settings: Settings) -> tuple[Worker,
         task_queue=queue,
         activities=parts.activities,
         workflows=parts.workflows,
+        workflow_runner=workflow_runner(),
         activity_executor=executor,
         interceptors=[ErrorMappingInterceptor()],
         graceful_shutdown_timeout=timedelta(seconds=20),

@@ -54,14 +54,14 @@ TOKEN_ENROLLS_ONCE = "vcenter-token-enrolls-once"
 RECORDS_EVIDENCE = "enrollment-records-evidence"
 
 #: Refusals: the VM (or its tenant) may not enroll. Everything else that fails is a failure.
-REFUSALS = {t.value for t in IDENTITY_REFUSALS} | {
+REFUSALS = frozenset({t.value for t in IDENTITY_REFUSALS} | {
     ErrorType.TENANT_NOT_LINKED.value,
     ErrorType.PATCHING_NOT_ENABLED.value,
     ErrorType.PATCH_GROUP_INVALID.value,
     ErrorType.ALREADY_ENROLLED.value,
     ErrorType.INSTANCE_NOT_FOUND.value,
     ErrorType.INSTANCE_NOT_RUNNING.value,
-}
+})
 
 
 #: Patch marker: a VM that registers again while its agent is awaited gets a fresh activation when

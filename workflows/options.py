@@ -17,7 +17,7 @@ from temporalio.workflow import ParentClosePolicy
 from contracts.errors import RETRYABLE, ErrorType
 
 #: Business refusals and configuration errors never retry, whatever activity raised them.
-NON_RETRYABLE: list[str] = [t.value for t in ErrorType if t not in RETRYABLE]
+NON_RETRYABLE: tuple[str, ...] = tuple(t.value for t in ErrorType if t not in RETRYABLE)
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
 from contracts.names import WorkflowName
+from workers.sandbox import workflow_runner
 from workflows.registry import ALL_WORKFLOWS
 
 UNIT = Path(__file__).parents[1]
@@ -41,7 +42,7 @@ def _result(history: dict) -> object:
 async def test_replays(path: Path) -> None:
     workflow_id, recorded = _load(path)
     history = WorkflowHistory.from_json(workflow_id, recorded)
-    result = await Replayer(workflows=list(ALL_WORKFLOWS)).replay_workflow(history, raise_on_replay_failure=False)
+    result = await Replayer(workflows=list(ALL_WORKFLOWS), workflow_runner=workflow_runner()).replay_workflow(history, raise_on_replay_failure=False)
     assert result.replay_failure is None
 
 
