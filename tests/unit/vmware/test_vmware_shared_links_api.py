@@ -12,13 +12,14 @@ from typing import Any
 import httpx
 import jsonschema
 import pytest
+from rich.console import Console
 from typer.testing import CliRunner
 
 from clients.api.app import create_app
 from clients.api.gateway import TemporalGateway
 from clients.api.proof import IdentityProof
 from clients.api.vcenter_keys import VcenterKeyCache
-from clients.cli import links_cmd, vcenter_cmd
+from clients.cli import common, links_cmd, vcenter_cmd
 from clouds.vmware.token import generate_signing_key, issue_token
 from config.settings import Settings
 from contracts.enrollment import LinkCommandResult, TenantLink
@@ -191,7 +192,9 @@ def test_links_list_shows_each_links_folder(monkeypatch: pytest.MonkeyPatch) -> 
             for c in ("acme", "globex")]}
 
     monkeypatch.setattr(links_cmd, "call", call)
-    monkeypatch.setenv("COLUMNS", "200")
+    # A wide terminal: the CLI's console is made once per process (its width fixed then), so the
+    # test sets its own rather than COLUMNS, which an earlier test may have read first.
+    monkeypatch.setattr(common, "console", Console(width=200))
     result = CliRunner().invoke(links_cmd.app, ["list"])
     assert result.exit_code == 0, result.output
     for customer in ("acme", "globex"):
