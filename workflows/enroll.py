@@ -17,10 +17,8 @@ from temporalio.common import SearchAttributePair
 from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
 
 with workflow.unsafe.imports_passed_through():
-    from contracts import ids
     from contracts import search_attributes as sa
     from contracts.enrollment import (
-        SSM_CONFIGURATION_VERSION,
         TAG_CLOUD_ACCOUNT,
         TAG_CUSTOMER,
         TAG_ENROLLMENT_ID,
@@ -38,10 +36,8 @@ with workflow.unsafe.imports_passed_through():
         ManagedInstanceQuery,
         RegisterRequest,
         RegistrationAnswer,
-        SsmConfigurationInput,
         SsmConfigurationResult,
         SystemsAccount,
-        SystemsAccountInput,
         TenantLink,
     )
     from contracts.errors import ErrorType

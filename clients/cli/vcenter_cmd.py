@@ -97,8 +97,8 @@ def issue_tokens(
     table = Table(title=f"tokens issued on {vcenter} (valid {settings.vmware.token_ttl})")
     table.add_column("VM")
     table.add_column("instanceUuid")
-    for name, uuid in issued:
-        table.add_row(name, uuid)
+    for name, instance_uuid in issued:
+        table.add_row(name, instance_uuid)
     console.print(table)
     if not issued:
         err_console.print(f"no VM has {settings.labels.patching}=true")

@@ -24,7 +24,7 @@ from typing import Any
 from localclouds.aws.context import RequestContext
 from localclouds.aws.protocol import AwsError, paginate, parse_time, require, validation
 from localclouds.aws.ssm_hybrid import HybridService
-from localclouds.aws.ssm_instances import association_status, targets_instance
+from localclouds.aws.ssm_instances import targets_instance
 from localclouds.aws.ssm_state import Association, RegionState, SsmState
 
 RUN_STATUSES = {"Success", "Failed", "Pending", "InProgress"}

@@ -13,7 +13,6 @@ import httpx
 import pytest
 from pydantic import SecretStr
 from temporalio import workflow
-from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
@@ -25,20 +24,10 @@ from contracts import taskqueues
 from contracts.enrollment import LinkCommand, LinkCommandResult, ReenrollInput, ReenrollResult
 from contracts.names import WorkflowName
 from contracts.providers import WorkerRole
+from tests.support.offline_api import NoTemporal
 
 TOKEN = "t" * 32
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
-
-
-class _Counting:
-    """A Temporal gateway factory that counts connection attempts (and never connects)."""
-
-    def __init__(self) -> None:
-        self.calls = 0
-
-    async def __call__(self) -> Client:
-        self.calls += 1
-        raise ConnectionError("no Temporal here")
 
 
 def _api(factory: Any, **api: Any) -> httpx.AsyncClient:
@@ -48,7 +37,7 @@ def _api(factory: Any, **api: Any) -> httpx.AsyncClient:
 
 
 async def test_unlinking_a_malformed_account_is_400_at_once_and_starts_nothing() -> None:
-    temporal = _Counting()
+    temporal = NoTemporal()
     async with _api(temporal) as api:
         began = time.monotonic()
         response = await api.delete("/v1/admin/links/aws/%3A", headers=AUTH)
@@ -82,7 +71,7 @@ async def test_unlinking_a_malformed_account_is_400_at_once_and_starts_nothing()
     ],
 )
 async def test_malformed_input_is_400_naming_the_field(method: str, path: str, body: Any, field: str) -> None:
-    temporal = _Counting()
+    temporal = NoTemporal()
     async with _api(temporal) as api:
         response = await api.request(method, path, json=body, headers=AUTH)
     assert response.status_code == 400, response.text
@@ -93,7 +82,7 @@ async def test_malformed_input_is_400_naming_the_field(method: str, path: str, b
 
 
 def _document() -> dict[str, Any]:
-    return create_app(Settings(), TemporalGateway(_Counting())).openapi()
+    return create_app(Settings(), TemporalGateway(NoTemporal())).openapi()
 
 
 def test_the_document_declares_400_and_error_bodies_never_422() -> None:

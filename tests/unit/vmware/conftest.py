@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from click.testing import Result
+from typer.testing import CliRunner
 
 from clouds.vmware.token import generate_signing_key
 from clouds.vmware.vsphere import VcenterEndpoint, VsphereClient
@@ -52,3 +55,26 @@ def endpoint(vcsim: VcsimProcess) -> VcenterEndpoint:
 def client(endpoint: VcenterEndpoint) -> Iterator[VsphereClient]:
     with VsphereClient(endpoint) as session:
         yield session
+
+
+@pytest.fixture
+def links_add(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, ed_keys: tuple[str, str]) -> Callable[..., tuple[Result, list[dict[str, Any]]]]:
+    """``fleetpatch links add --customer acme --public-key KEY ARGS...`` with the API call caught:
+    the CLI's result and the bodies it sent."""
+    from clients.cli import links_cmd
+
+    sent: list[dict[str, Any]] = []
+
+    def call(_settings: Any, method: str, path: str, json: dict[str, Any]) -> dict[str, Any]:
+        sent.append(json)
+        return {**json, "default_patch_group": "on-time", "time_zone": "UTC"}
+
+    monkeypatch.setattr(links_cmd, "call", call)
+    key = tmp_path / "vc.pub.pem"
+    key.write_text(ed_keys[1])
+
+    def add(*args: str) -> tuple[Result, list[dict[str, Any]]]:
+        result = CliRunner().invoke(links_cmd.app, ["add", "--customer", "acme", "--public-key", str(key), *args])
+        return result, sent
+
+    return add

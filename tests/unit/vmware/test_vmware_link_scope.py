@@ -3,16 +3,15 @@ naming the field), states it in OpenAPI, the link store keeps it, and the CLI se
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
-from typer.testing import CliRunner
+from click.testing import Result
 
 from clients.api.app import create_app
 from clients.api.gateway import TemporalGateway
-from clients.cli import links_cmd
 from clouds.aws.links import link_from_json, link_to_json
 from clouds.vmware.token import generate_signing_key
 from config.settings import Settings
@@ -77,17 +76,7 @@ def test_the_link_store_keeps_the_folder() -> None:
     assert link_from_json(link_to_json(unscoped)).vcenter_scope is None
 
 
-def test_links_add_folder_sends_the_scope(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    sent: list[dict[str, Any]] = []
-
-    def call(_settings: Any, method: str, path: str, json: dict[str, Any]) -> dict[str, Any]:
-        sent.append(json)
-        return {**json, "default_patch_group": "on-time", "time_zone": "UTC"}
-
-    monkeypatch.setattr(links_cmd, "call", call)
-    key = tmp_path / "vc.pub.pem"
-    key.write_text(PUBLIC)
-    result = CliRunner().invoke(links_cmd.app, ["add", "--customer", "acme", "--vcenter", "vc-dc1",
-                                                "--public-key", str(key), "--folder", "DC0/vm/acme"])
+def test_links_add_folder_sends_the_scope(links_add: Callable[..., tuple[Result, list[dict[str, Any]]]]) -> None:
+    result, sent = links_add("--vcenter", "vc-dc1", "--folder", "DC0/vm/acme")
     assert result.exit_code == 0, result.output
     assert sent[0]["vcenter_scope"] == "DC0/vm/acme" and sent[0]["provider"] == "vmware"

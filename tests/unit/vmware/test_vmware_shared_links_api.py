@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -14,6 +14,7 @@ import jsonschema
 import pytest
 from rich.console import Console
 from typer.testing import CliRunner
+from click.testing import Result
 
 from clients.api.app import create_app
 from clients.api.gateway import TemporalGateway
@@ -151,18 +152,8 @@ async def test_the_key_cache_holds_each_link_of_a_vcenter_apart() -> None:
     assert await cache("vc01:globex") is None
 
 
-def test_links_add_name_makes_a_further_link_of_the_vcenter(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    sent: list[dict[str, Any]] = []
-
-    def call(_settings: Any, method: str, path: str, json: dict[str, Any]) -> dict[str, Any]:
-        sent.append(json)
-        return {**json, "default_patch_group": "on-time", "time_zone": "UTC"}
-
-    monkeypatch.setattr(links_cmd, "call", call)
-    key = tmp_path / "vc.pub.pem"
-    key.write_text(PUBLIC)
-    result = CliRunner().invoke(links_cmd.app, ["add", "--customer", "acme", "--vcenter", "vc01", "--name", "acme",
-                                                "--public-key", str(key), "--folder", "DC0/vm/acme"])
+def test_links_add_name_makes_a_further_link_of_the_vcenter(links_add: Callable[..., tuple[Result, list[dict[str, Any]]]]) -> None:
+    result, sent = links_add("--vcenter", "vc01", "--name", "acme", "--folder", "DC0/vm/acme")
     assert result.exit_code == 0, result.output
     assert (sent[0]["cloud_account"], sent[0]["vcenter_scope"]) == ("vc01:acme", "DC0/vm/acme")
     assert "vmware/vc01:acme" in result.output
