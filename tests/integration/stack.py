@@ -7,6 +7,7 @@ import asyncio
 import os
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,32 @@ class Stack:
 
     async def link(self, **body: Any) -> httpx.Response:
         return await self.api.post("/v1/admin/links", json=body, headers=self.admin_headers)
+
+    async def guest(self, name: str, path: str) -> httpx.Response:
+        """What the local vCenter's guest tools answer a VM's guest (``bios-uuid``, ``guestinfo/KEY``)."""
+        guest = self.local["vcenter"]["guest_tools"].replace("{name}", name)
+        async with httpx.AsyncClient() as http:
+            return await http.get(f"{guest}/{path}")
+
+    async def plant_token(self, name: str, customer: str, link: str | None = None) -> str:
+        """A genuine token of the local vCenter's key for ``customer`` (under ``link``), written by
+        hand into the VM ``name``, as someone with vCenter access could."""
+        from clouds.vmware.factory import client_for
+        from clouds.vmware.token import issue_token
+
+        vcenter = self.local["vcenter"]
+        extra = {"link": link} if link else {}
+
+        def plant() -> str:
+            with client_for(self.settings.vmware, vcenter["vcenter_id"]) as vsphere:
+                vm = vsphere.find_vm_by_name(name)
+                token = issue_token(Path(vcenter["signing_key"]).read_text(), vcenter_id=vcenter["vcenter_id"],
+                                    instance_uuid=vsphere.vm_facts(vm).instance_uuid, customer=customer,
+                                    now=datetime.now(UTC), ttl=timedelta(hours=1), **extra)
+                vsphere.write_token(vm, token)
+                return token
+
+        return await asyncio.to_thread(plant)
 
 
 def _port_env() -> dict[str, str]:

@@ -10,7 +10,6 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,7 @@ from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from clouds.vmware.factory import client_for
-from clouds.vmware.token import issue_token, peek_vcenter_token
+from clouds.vmware.token import peek_vcenter_token
 from contracts import ids
 from contracts.enrollment import EnrollResult
 from contracts.identity import instance_key
@@ -42,14 +41,8 @@ async def stack(dev_env: WorkflowEnvironment, tmp_path_factory: pytest.TempPathF
         yield await start_stack(exits, dev_env.client, tmp_path_factory.mktemp("state"), f"s{uuid.uuid4().hex[:8]}-")
 
 
-async def _guest(stack: Stack, name: str, path: str) -> httpx.Response:
-    guest = stack.local["vcenter"]["guest_tools"].replace("{name}", name)
-    async with httpx.AsyncClient() as http:
-        return await http.get(f"{guest}/{path}")
-
-
 async def _token(stack: Stack, name: str) -> str | None:
-    answer = await _guest(stack, name, "guestinfo/fleetpatch.token")
+    answer = await stack.guest(name, "guestinfo/fleetpatch.token")
     return answer.text.strip() if answer.status_code == 200 and answer.text.strip() else None
 
 
@@ -78,7 +71,7 @@ def _link_body(stack: Stack, customer: str, **extra: Any) -> dict[str, Any]:
 
 
 async def _register(stack: Stack, name: str, token: str) -> httpx.Response:
-    bios = (await _guest(stack, name, "bios-uuid")).text.strip()
+    bios = (await stack.guest(name, "bios-uuid")).text.strip()
     body = {"provider": "vmware", "identity": {"token": token, "bios_uuid": bios}, "hostname": name.lower().replace("_", "-"),
             "platform": {"os": "ubuntu", "version": "22.04"}}
     response = await stack.api.post("/v1/registrations", json=body)
@@ -172,18 +165,8 @@ async def _overlapping_links_are_refused(stack: Stack) -> None:
 async def _a_token_of_globex_in_acmes_folder_is_refused(stack: Stack, globex: str) -> None:
     """The vCenter's key signs it under globex's link, for acme's VM, and it is even written into
     that VM: it is still refused, and acme's VM stays acme's."""
-    vcenter, name = stack.local["vcenter"], CUSTOMERS["acme"]
-
-    def plant() -> str:
-        with client_for(stack.settings.vmware, vcenter["vcenter_id"]) as vsphere:
-            vm = vsphere.find_vm_by_name(name)
-            token = issue_token(Path(vcenter["signing_key"]).read_text(), vcenter_id=vcenter["vcenter_id"],
-                                instance_uuid=vsphere.vm_facts(vm).instance_uuid, customer="globex",
-                                now=datetime.now(UTC), ttl=timedelta(hours=1), link=globex)
-            vsphere.write_token(vm, token)
-            return token
-
-    refused = await _register(stack, name, await asyncio.to_thread(plant))
+    name = CUSTOMERS["acme"]
+    refused = await _register(stack, name, await stack.plant_token(name, "globex", link=globex))
     assert refused.status_code == 401, refused.text
     assert refused.json()["error"] == "IdentityOutOfScope"
 

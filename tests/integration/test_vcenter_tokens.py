@@ -34,17 +34,11 @@ async def stack(dev_env: WorkflowEnvironment, tmp_path_factory: pytest.TempPathF
         yield await start_stack(exits, dev_env.client, tmp_path_factory.mktemp("state"), f"v{uuid.uuid4().hex[:8]}-")
 
 
-async def _guest(stack: Stack, name: str, path: str) -> httpx.Response:
-    guest = stack.local["vcenter"]["guest_tools"].replace("{name}", name)
-    async with httpx.AsyncClient() as http:
-        return await http.get(f"{guest}/{path}")
-
-
 async def test_a_labelled_vcenter_vm_enrolls_with_no_operator_and_its_token_enrolls_once(stack: Stack) -> None:
     vcenter = stack.local["vcenter"]
     vc_id = vcenter["vcenter_id"]
     name = "DC0_H0_VM0"
-    assert (await _guest(stack, name, "guestinfo/fleetpatch.token")).status_code == 404  # no token yet
+    assert (await stack.guest(name, "guestinfo/fleetpatch.token")).status_code == 404  # no token yet
 
     def label() -> None:  # the local vCenter labels none of its built-in VMs
         from clouds.vmware.factory import client_for
@@ -75,11 +69,11 @@ async def test_a_labelled_vcenter_vm_enrolls_with_no_operator_and_its_token_enro
     await schedule.trigger()  # its next tick, now
 
     async def token() -> str | None:
-        answer = await _guest(stack, name, "guestinfo/fleetpatch.token")
+        answer = await stack.guest(name, "guestinfo/fleetpatch.token")
         return answer.text.strip() if answer.status_code == 200 else None
 
     used = await eventually(token, timeout=60)
-    bios = (await _guest(stack, name, "bios-uuid")).text.strip()
+    bios = (await stack.guest(name, "bios-uuid")).text.strip()
     body = {"provider": "vmware", "identity": {"token": used, "bios_uuid": bios}, "hostname": "dc0-h0-vm0",
             "platform": {"os": "windows", "version": "2022"}}
     response = await stack.api.post("/v1/registrations", json=body)
@@ -136,28 +130,14 @@ def _session_starts(stack: Stack, account_id: str, managed: str) -> None:
 
 async def test_a_token_signed_for_another_customer_enrolls_nothing(stack: Stack) -> None:
     """The vCenter's own key signed it, but for a customer this vCenter is not linked to."""
-    from datetime import UTC, datetime, timedelta
-
-    from clouds.vmware.factory import client_for
-    from clouds.vmware.token import issue_token
-
     vcenter = stack.local["vcenter"]
     vc_id, name = vcenter["vcenter_id"], "DC0_H0_VM1"
     linked = await stack.link(provider="vmware", cloud_account=vc_id, customer="umbrella",
                               vcenter_public_keys=[Path(vcenter["public_key"]).read_text()])
     assert linked.status_code == 201, linked.text
 
-    def plant() -> str:
-        with client_for(stack.settings.vmware, vc_id) as vsphere:
-            vm = vsphere.find_vm_by_name(name)
-            uuid_ = vsphere.vm_facts(vm).instance_uuid
-            token = issue_token(Path(vcenter["signing_key"]).read_text(), vcenter_id=vc_id, instance_uuid=uuid_,
-                                customer="globex", now=datetime.now(UTC), ttl=timedelta(hours=1))
-            vsphere.write_token(vm, token)
-            return token
-
-    token = await asyncio.to_thread(plant)
-    bios = (await _guest(stack, name, "bios-uuid")).text.strip()
+    token = await stack.plant_token(name, "globex")
+    bios = (await stack.guest(name, "bios-uuid")).text.strip()
     body = {"provider": "vmware", "identity": {"token": token, "bios_uuid": bios}, "hostname": "dc0-h0-vm1",
             "platform": {"os": "windows", "version": "2022"}}
     refused = await stack.api.post("/v1/registrations", json=body)
@@ -169,10 +149,7 @@ async def test_a_vcenter_linked_per_folder_gives_tokens_only_inside_it_and_only_
     """A vCenter shared by several customers is linked per folder: the schedule writes tokens to the
     labelled VMs inside the link's folder only, and a VM outside it is refused (401) even holding
     a genuine token of this vCenter for this customer."""
-    from datetime import UTC, datetime, timedelta
-
     from clouds.vmware.factory import client_for
-    from clouds.vmware.token import issue_token
 
     vcenter = stack.local["vcenter"]
     vc_id, inside, outside = vcenter["vcenter_id"], "DC0_C0_RP0_VM0", "DC0_C0_RP0_VM1"
@@ -203,7 +180,7 @@ async def test_a_vcenter_linked_per_folder_gives_tokens_only_inside_it_and_only_
         await schedule.trigger()
 
         async def token(name: str) -> str | None:
-            answer = await _guest(stack, name, "guestinfo/fleetpatch.token")
+            answer = await stack.guest(name, "guestinfo/fleetpatch.token")
             return answer.text.strip() if answer.status_code == 200 and answer.text.strip() else None
 
         assert await eventually(lambda: token(inside), timeout=60)
@@ -211,17 +188,8 @@ async def test_a_vcenter_linked_per_folder_gives_tokens_only_inside_it_and_only_
         await asyncio.wait_for(stack.client.get_workflow_handle(last.workflow_id).result(), timeout=60)
         assert await token(outside) is None  # the run is over: the VM outside the folder got nothing
 
-        def plant() -> str:  # a genuine token of this vCenter and customer, written by hand
-            with client_for(stack.settings.vmware, vc_id) as vsphere:
-                vm = vsphere.find_vm_by_name(outside)
-                planted = issue_token(Path(vcenter["signing_key"]).read_text(), vcenter_id=vc_id,
-                                      instance_uuid=vsphere.vm_facts(vm).instance_uuid, customer="umbrella",
-                                      now=datetime.now(UTC), ttl=timedelta(hours=1))
-                vsphere.write_token(vm, planted)
-                return planted
-
-        planted = await asyncio.to_thread(plant)
-        bios = (await _guest(stack, outside, "bios-uuid")).text.strip()
+        planted = await stack.plant_token(outside, "umbrella")  # a genuine token of this customer, by hand
+        bios = (await stack.guest(outside, "bios-uuid")).text.strip()
         body = {"provider": "vmware", "identity": {"token": planted, "bios_uuid": bios}, "hostname": "dc0-c0-rp0-vm1",
                 "platform": {"os": "ubuntu", "version": "22.04"}}
         refused = await stack.api.post("/v1/registrations", json=body)
