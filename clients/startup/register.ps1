@@ -131,8 +131,12 @@ function Get-Identity {
             return @{ attested = ($attested | ConvertFrom-Json); nonce = $nonce; resource_id = $resourceId.Trim() }
         }
         'aws' {
-            $t = Invoke-Http 'PUT' "$MetadataUrl/latest/api/token" $null @{ 'X-aws-ec2-metadata-token-ttl-seconds' = '300' }
-            if ($t.Status -ne 200) { Stop-Script 1 "IMDSv2 token request failed (HTTP $($t.Status))" }
+            for ($attempt = 1; $attempt -le 5; $attempt++) {
+                $t = Invoke-Http 'PUT' "$MetadataUrl/latest/api/token" $null @{ 'X-aws-ec2-metadata-token-ttl-seconds' = '300' }
+                if ($t.Status -eq 200) { break }
+                if (-not (Test-Retryable $t.Status) -or $attempt -ge 5) { Stop-Script 1 "IMDSv2 token request failed (HTTP $($t.Status))" }
+                Start-Sleep -Milliseconds ([int](1000 * (Get-Backoff $attempt $null)))
+            }
             $rsa2048 = Get-Metadata "$MetadataUrl/latest/dynamic/instance-identity/rsa2048" @{ 'X-aws-ec2-metadata-token' = $t.Body }
             return @{ rsa2048 = $rsa2048 }
         }

@@ -212,9 +212,16 @@ identity_azure() {
 }
 
 identity_aws() {
-    local token rsa2048
-    http PUT "$METADATA_URL/latest/api/token" "" 'X-aws-ec2-metadata-token-ttl-seconds: 300'
-    [ "$HTTP_STATUS" = 200 ] || die 1 "IMDSv2 token request failed (HTTP $HTTP_STATUS)"
+    local token rsa2048 attempt
+    for attempt in 1 2 3 4 5; do
+        http PUT "$METADATA_URL/latest/api/token" "" 'X-aws-ec2-metadata-token-ttl-seconds: 300'
+        [ "$HTTP_STATUS" = 200 ] && break
+        if ! retryable "$HTTP_STATUS" || [ "$attempt" -eq 5 ]; then
+            die 1 "IMDSv2 token request failed (HTTP $HTTP_STATUS)"
+        fi
+        HTTP_RETRY_AFTER=''
+        sleep "$(backoff "$attempt")"
+    done
     token=$HTTP_BODY
     rsa2048=$(metadata "$METADATA_URL/latest/dynamic/instance-identity/rsa2048" "X-aws-ec2-metadata-token: $token")
     printf '{"rsa2048":"%s"}' "$(json_escape "$rsa2048")"

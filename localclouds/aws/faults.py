@@ -7,6 +7,10 @@ at most ``count`` matching requests when given. ``"error": "AccessDenied"`` refu
 request as AWS refuses a caller without permission (``AccessDeniedException`` for JSON services,
 ``AccessDenied`` 403 for query ones). ``hold_ms`` holds the answer back *after* the action took
 effect: a caller that dies meanwhile never learns that its call succeeded (a lost answer).
+
+Faults are for the callers under test. The local clouds' own reads of the local AWS (the EC2
+IMDS looks up the instance it serves) name themselves with ``INTERNAL_AGENT`` in their
+User-Agent and are never faulted: a real IMDS does not go through the throttled EC2 API.
 """
 
 from __future__ import annotations
@@ -15,6 +19,15 @@ import random
 import threading
 from dataclasses import asdict, dataclass
 from typing import Any
+
+
+INTERNAL_AGENT = "fleetpatch-localcloud-internal"
+"""User-Agent token (botocore ``user_agent_extra``) of a local cloud's own calls: never faulted."""
+
+
+def internal(user_agent: str) -> bool:
+    """Whether a request comes from another local cloud (its User-Agent names ``INTERNAL_AGENT``)."""
+    return INTERNAL_AGENT in user_agent
 
 
 class FaultRuleError(ValueError):

@@ -22,6 +22,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from clouds.aws.sessions import AssumedRoles
+from localclouds.aws.faults import INTERNAL_AGENT
 
 DOCUMENT_VERSION = "2017-09-30"
 
@@ -44,8 +45,13 @@ class MotoInstances:
                 aws_access_key_id="AKIAFLEETPATCHLOCAL0", aws_secret_access_key="local-ec2-imds"
             )
         self._base = base
+        # The IMDS is not the EC2 API: faults injected into the local AWS for the product's
+        # calls never reach these reads (INTERNAL_AGENT), as a real IMDS is not throttled.
         self._config = Config(
-            retries={"mode": "standard", "max_attempts": 2}, connect_timeout=5, read_timeout=20
+            retries={"mode": "standard", "max_attempts": 4},
+            connect_timeout=5,
+            read_timeout=20,
+            user_agent_extra=INTERNAL_AGENT,
         )
         self._roles = AssumedRoles(session_name="fleetpatch-local-imds", clock=clock)
 

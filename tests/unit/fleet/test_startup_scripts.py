@@ -24,7 +24,7 @@ from contracts.providers import OsFamily, PatchGroup, Provider
 from localclouds.fleet import customers
 from localclouds.fleet.platforms import PLATFORMS
 from localclouds.fleet.provision import CreatedVm, Endpoints, Provisioner
-from tests.unit.fleet.conftest import Answer, FakeApi
+from tests.unit.fleet.conftest import Answer, FakeApi, LocalAws
 
 AUDIENCE = "https://fleetpatch.example/v1/registrations"
 CODE = "Fz9+QmX/ab12CD34ef56"
@@ -134,6 +134,50 @@ def test_ec2_imdsv2_rsa2048_and_no_activation(clouds: dict[str, Any], fake_api: 
     assert body["platform"] == {"os": "amazon-linux-2", "version": "2"}
     assert not (tmp_path / "agent.args").exists()  # EC2: nothing to register
     assert (tmp_path / "systemctl.calls").read_text().splitlines()[-1] == "restart amazon-ssm-agent"
+
+
+def test_ec2_token_request_retries_a_failing_metadata_service(clouds: dict[str, Any], fake_api: FakeApi,
+                                                             tmp_path: Path) -> None:
+    """An IMDS that answers 500, then refuses to answer, is asked again; a 4xx is final."""
+    vm = _create(clouds, Provider.AWS, OsFamily.AMAZON_LINUX_2)
+    imds = CreatedVm(vm.provider, vm.name, vm.cloud_account, vm.instance_id, f"{fake_api.url}/imds")
+    fake_api.on("PUT", "/imds/latest/api/token", Answer(500, "busy"), Answer(200, "token-1"))
+    fake_api.on("GET", "/imds/latest/dynamic/instance-identity/rsa2048", Answer(200, "MIAGCSqG"))
+    fake_api.on("POST", "/v1/registrations", Answer(201, {**ENROLLED, "activation": None,
+                                                          "managed_instance_id": vm.instance_id}))
+    result = _run(tmp_path, imds, fake_api.url, OsFamily.AMAZON_LINUX_2)
+    assert result.returncode == 0, result.stderr
+    puts = [s for s in fake_api.seen if s.method == "PUT"]
+    assert len(puts) == 2
+    (read,) = [s for s in fake_api.seen if s.path.endswith("/rsa2048")]
+    assert read.headers["X-aws-ec2-metadata-token"] == "token-1"
+    assert _registration(fake_api)["identity"] == {"rsa2048": "MIAGCSqG"}
+
+    fake_api.seen.clear()
+    fake_api.on("PUT", "/imds/latest/api/token", Answer(403, "proxied"))
+    refused = _run(tmp_path, imds, fake_api.url, OsFamily.AMAZON_LINUX_2)
+    assert refused.returncode == 1 and "IMDSv2 token request failed (HTTP 403)" in refused.stderr
+    assert len([s for s in fake_api.seen if s.method == "PUT"]) == 1
+    assert fake_api.posts() == []
+
+
+def test_ec2_metadata_is_served_while_the_ec2_api_is_throttled(clouds: dict[str, Any], fake_api: FakeApi,
+                                                               local_aws: LocalAws, tmp_path: Path) -> None:
+    """Faults injected into the local AWS are for the product's calls: the local IMDS, which reads
+    its instance from the local AWS, keeps answering as a real IMDS does."""
+    vm = _create(clouds, Provider.AWS, OsFamily.AMAZON_LINUX_2)
+    fake_api.on("POST", "/v1/registrations", Answer(201, {**ENROLLED, "activation": None,
+                                                          "managed_instance_id": vm.instance_id}))
+    for service in ("ec2", "sts"):
+        local_aws.control("/__fleetpatch/faults", "POST", {"service": service, "throttle_rate": 1.0})
+    try:
+        result = _run(tmp_path, vm, fake_api.url, OsFamily.AMAZON_LINUX_2)
+        still_throttled = local_aws.control("/__fleetpatch/faults", "GET")["rules"]
+    finally:
+        local_aws.control("/__fleetpatch/faults", "DELETE")
+    assert result.returncode == 0, result.stderr
+    assert peek_ec2_instance_key(_registration(fake_api)["identity"]) == (vm.cloud_account, vm.instance_id)
+    assert len(still_throttled) == 2
 
 
 def test_vmware_guestinfo_token_and_bios_uuid(clouds: dict[str, Any], fake_api: FakeApi, tmp_path: Path) -> None:
