@@ -133,7 +133,10 @@ class EnrollVmWorkflow:
         if not self._fewer:
             upsert(*started)
             started = ()
-        self._set_state(EnrollmentState.VERIFYING, *started)
+        if self._fewer and _started_verifying(inp):
+            self._state = EnrollmentState.VERIFYING  # the start set them all: no upsert
+        else:
+            self._set_state(EnrollmentState.VERIFYING, *started)
         try:
             return await self._enroll(inp)
         except (ActivityError, ChildWorkflowError, ApplicationError) as err:
@@ -340,6 +343,18 @@ class EnrollVmWorkflow:
         """The state, with any other search attributes due now (one upsert)."""
         self._state = state
         upsert(sa.ENROLLMENT_STATE.value_set(state.value), *pairs)
+
+
+def _started_verifying(inp: EnrollInput) -> bool:
+    """Whether the start already carried this VM's provider, instance key and the state
+    ``verifying`` (the API's starts do): the run's first upsert would change nothing. Read from
+    the start event, so a replay decides the same."""
+    have = workflow.info().typed_search_attributes
+    return (
+        have.get(sa.PROVIDER) == inp.provider.value
+        and have.get(sa.INSTANCE_KEY) == inp.instance_key
+        and have.get(sa.ENROLLMENT_STATE) == EnrollmentState.VERIFYING.value
+    )
 
 
 def _instance_tags(inp: EnrollInput, group: PatchGroup, cloud_account: str, link: TenantLink) -> dict[str, str]:

@@ -168,11 +168,12 @@ class EnrollSteps:
         return found.instance
 
     async def await_online(self, query: ManagedInstanceQuery, timeout: timedelta | None = None) -> ManagedInstance:
-        """Wait (flat polling) for the agent to report; refuse when it does not in time."""
+        """Wait (polling, less often the longer it is away) for the agent to report; refuse when it
+        does not in time."""
         timeout = timeout or timedelta(seconds=self.inp.policy.agent_online_timeout_seconds)
         try:
             found = await self.on_aws(
-                ActivityName.AWAIT_MANAGED_INSTANCE, query, ManagedInstanceResult, options.poll_flat(timeout)
+                ActivityName.AWAIT_MANAGED_INSTANCE, query, ManagedInstanceResult, options.poll_agent(timeout)
             )
         except ActivityError as err:
             # The retry budget ran out: the last cause is either the timeout or the last "not yet".

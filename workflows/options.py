@@ -125,6 +125,27 @@ def poll_flat(deadline: timedelta) -> ActivityPreset:
     return replace(_POLL_FLAT, schedule_to_close=deadline)
 
 
+#: Waiting for a VM's SSM agent. Every retry is an activity task the server dispatches, and an
+#: enrollment may wait for its agent for half an hour: the first polls come as soon as the flat
+#: poll's (a normal agent reports within seconds of its answer), then the interval grows by half
+#: each time to a minute, so an agent that stays away costs a poll a minute, not twelve.
+#: Attempts at 0, 5, 12.5, 24, 41, 66, 104, 161 s, then every 60 s: 35 in 30 minutes, not 360.
+_POLL_AGENT = replace(
+    _POLL_FLAT,
+    retry=RetryPolicy(
+        initial_interval=timedelta(seconds=5),
+        backoff_coefficient=1.5,
+        maximum_interval=timedelta(seconds=60),
+        non_retryable_error_types=NON_RETRYABLE,
+    ),
+)
+
+
+def poll_agent(deadline: timedelta) -> ActivityPreset:
+    """Polling for an agent to come online, backing off to a poll a minute; gives up after ``deadline``."""
+    return replace(_POLL_AGENT, schedule_to_close=deadline)
+
+
 def ping(budget: timedelta) -> ActivityPreset:
     """A doctor's round trip to a worker: one attempt, and waiting for a poller is what it
     measures, so the whole budget is schedule-to-close. An absent worker shows as absent."""

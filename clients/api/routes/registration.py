@@ -288,9 +288,12 @@ async def _settle(start: WithStartWorkflowOperation) -> None:
 
 
 def sa_pairs(provider: Provider, key: str) -> TypedSearchAttributes:
-    return TypedSearchAttributes(
-        [SearchAttributePair(sa.PROVIDER, provider.value), SearchAttributePair(sa.INSTANCE_KEY, key)]
-    )
+    """The enrollment's first search attributes, set by its start (so its first task upserts none)."""
+    return TypedSearchAttributes([
+        SearchAttributePair(sa.PROVIDER, provider.value),
+        SearchAttributePair(sa.INSTANCE_KEY, key),
+        SearchAttributePair(sa.ENROLLMENT_STATE, EnrollmentState.VERIFYING.value),
+    ])
 
 
 def _failure_response(cause: BaseException | None) -> JSONResponse:

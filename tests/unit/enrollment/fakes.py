@@ -74,6 +74,8 @@ class FakeClouds:
     online_only_reissued: bool = False
     deregistered: list[str] = field(default_factory=list)
     evidence: list[EnrollmentEvidence] = field(default_factory=list)  # what EnrollVm recorded, in order
+    #: when each agent poll (an attempt of ``await_managed_instance``) started, in order
+    poll_times: list[datetime] = field(default_factory=list)
     _polls: Counter = field(default_factory=Counter)
 
     def link(self, provider: Provider, cloud_account: str, customer: str = "acme", **kw) -> None:
@@ -214,6 +216,7 @@ class FakeClouds:
     async def await_managed_instance(self, query: ManagedInstanceQuery) -> ManagedInstanceResult:
         key = query.activation_id or query.instance_id or ""
         self._polls[key] += 1
+        self.poll_times.append(activity.info().started_time)
         reissued = query.activation_id and "/reissue-" in self.activations[query.activation_id].idempotency_key
         if self.agent_online_after_polls is None or self._polls[key] <= self.agent_online_after_polls or (
             self.online_only_reissued and not reissued

@@ -14,9 +14,12 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.temporal_ops import TemporalActivities
+from clients.api.routes.registration import sa_pairs
+from contracts import search_attributes as sa
 from contracts import ids, taskqueues
 from contracts.enrollment import (
     EnrollInput,
+    EnrollmentState,
     ManagedInstance,
     EnrollmentPolicy,
     EnrollmentStatus,
@@ -264,6 +267,13 @@ async def test_agent_timeout_deletes_the_activation(time_skipping_env: WorkflowE
     assert isinstance(answer, RegistrationAnswer) and answer.activation is not None
     assert getattr(result, "type", None) == ErrorType.AGENT_REGISTRATION_TIMEOUT.value
     assert fake.deleted_activations == [answer.activation.id]
+    # An agent that stays away is polled less and less often, at most a minute apart: every poll
+    # is an activity task the server dispatches (a flat 5 s poll asked 120 times in these 10 minutes).
+    gaps = [(b - a).total_seconds() for a, b in zip(fake.poll_times, fake.poll_times[1:])]
+    assert 4 <= gaps[0] <= 7  # a normal agent is seen as soon as before
+    assert all(later >= earlier - 1 for earlier, later in zip(gaps, gaps[1:]))
+    assert 55 <= max(gaps) <= 62
+    assert 12 <= len(fake.poll_times) <= 17
 
 
 async def test_concurrent_enrollments_share_one_systems_account(
@@ -355,7 +365,8 @@ async def test_an_enrollment_into_an_existing_account_reads_its_setup_and_starts
         inp = _input(second, queue_prefix, "tok2")
         handle = await client.start_workflow(
             "EnrollVm", inp, id=ids.enrollment(inp.provider, inp.instance_key),
-            task_queue=taskqueues.for_role(WorkerRole.ORCHESTRATOR, queue_prefix), result_type=EnrollResult)
+            task_queue=taskqueues.for_role(WorkerRole.ORCHESTRATOR, queue_prefix), result_type=EnrollResult,
+            search_attributes=sa_pairs(inp.provider, inp.instance_key))  # as the API starts it
         answer2, result2 = await asyncio.gather(
             handle.execute_update("register", result_type=RegistrationAnswer), handle.result())
         again, refused = await _enroll(client, _input(second, queue_prefix, "tok2"))  # already managed
@@ -371,5 +382,14 @@ async def test_an_enrollment_into_an_existing_account_reads_its_setup_and_starts
                  if e.HasField("activity_task_scheduled_event_attributes")]
     assert "await_workflow" not in scheduled and "find_managed_instance" not in scheduled
     assert scheduled[:4] == ["verify_identity", "get_link", "read_vm_metadata", "activate_new_instance"]
+    # Its start carried the provider, the instance key and the state: the first task upserts only
+    # the SDK's patch version, and the run's later states still reach visibility.
+    first_task = events[:kinds.index(EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED)]
+    upserted = [sorted(e.upsert_workflow_search_attributes_event_attributes.search_attributes.indexed_fields)
+                for e in first_task if e.HasField("upsert_workflow_search_attributes_event_attributes")]
+    assert upserted == [["TemporalChangeVersion"]]
+    described = (await handle.describe()).typed_search_attributes
+    assert described.get(sa.ENROLLMENT_STATE) == EnrollmentState.ENROLLED.value
+    assert described.get(sa.INSTANCE_KEY) == inp.instance_key and described.get(sa.PROVIDER) == "gcp"
     assert getattr(again, "type", None) == ErrorType.ALREADY_ENROLLED.value
     assert getattr(refused, "refused", None) == ErrorType.ALREADY_ENROLLED.value
