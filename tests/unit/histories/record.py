@@ -23,6 +23,7 @@ from temporalio.worker import Worker
 
 from activities.health import HealthActivities
 from activities.temporal_ops import TemporalActivities
+from clients.api.routes.registration import sa_pairs
 from clients.local.tools import temporal_test_server
 from config.temporal import register_search_attributes
 from contracts import ids, taskqueues
@@ -182,12 +183,14 @@ def _enroll_input(vm: Vm) -> EnrollInput:
     )
 
 
-async def enroll(client: Client, vm: Vm) -> WorkflowHandle:
-    """Start EnrollVm, register (the API's update) and wait for its result."""
+async def enroll(client: Client, vm: Vm, as_the_api: bool = False) -> WorkflowHandle:
+    """Start EnrollVm (``as_the_api``: with the search attributes the API's start carries),
+    register (the API's update) and wait for its result."""
     inp = _enroll_input(vm)
     handle = await client.start_workflow(
         WorkflowName.ENROLL_VM, inp, id=ids.enrollment(inp.provider, inp.instance_key),
         task_queue=taskqueues.for_role(WorkerRole.ORCHESTRATOR, PREFIX), result_type=EnrollResult,
+        search_attributes=sa_pairs(inp.provider, inp.instance_key) if as_the_api else None,
     )
     answer, result = await asyncio.gather(
         handle.execute_update(UpdateName.REGISTER, result_type=RegistrationAnswer), handle.result()
@@ -201,12 +204,17 @@ async def enroll_into_existing_account(client: Client, fake: FakeClouds, out: Pa
     short path). It leaves the fakes as it found them, for the scenarios after it."""
     second = Vm(provider=Provider.GCP, cloud_account=GCP_PROJECT, instance_id="1003",
                 labels={"rackspace-addon-patching": "true"})
-    fake.vms[second.instance_id] = second
+    # A third, started as the API starts it: the start carries its first state (no first upsert).
+    third = Vm(provider=Provider.GCP, cloud_account=GCP_PROJECT, instance_id="1004",
+               labels={"rackspace-addon-patching": "true"})
+    fake.vms.update({second.instance_id: second, third.instance_id: third})
     try:
-        return await save(client, await enroll(client, second), "enroll_gcp_existing_account", out)
+        written = await save(client, await enroll(client, second), "enroll_gcp_existing_account", out)
+        return written + await save(client, await enroll(client, third, as_the_api=True), "enroll_gcp_api_start", out)
     finally:
-        del fake.vms[second.instance_id]
-        fake.managed.pop(f"{GCP_PROJECT}/{second.instance_id}", None)
+        for vm in (second, third):
+            del fake.vms[vm.instance_id]
+            fake.managed.pop(f"{GCP_PROJECT}/{vm.instance_id}", None)
 
 
 async def run(client: Client, workflow: str, arg: object, workflow_id: str, result_type: type) -> WorkflowHandle:

@@ -67,3 +67,17 @@ def test_the_recorded_runs_did_their_work() -> None:
     assert [(a["kind"], a["applied"]) for a in reconciled] == [("retag", True), ("deregister", True), ("report-unenrolled", False)]
     drift = _result(recorded["reconcile_gcp.Reconcile.json"])
     assert drift["configuration_version"] == 1 and len(drift["windows_ensured"]) == 3
+
+
+def test_the_recorded_starts_of_both_kinds_are_kept() -> None:
+    """An enrollment started as the API starts it (its first state on the start) upserts no state in
+    its first task; one started without them (earlier APIs, tests) does: both must keep replaying."""
+    def first_task_upserts(name: str) -> list[list[str]]:
+        events = _load(UNIT / "histories" / "recorded" / name)[1]["events"]
+        first = next(i for i, e in enumerate(events) if e["eventType"] == "EVENT_TYPE_ACTIVITY_TASK_SCHEDULED")
+        return [sorted(e["upsertWorkflowSearchAttributesEventAttributes"]["searchAttributes"]["indexedFields"])
+                for e in events[:first] if e["eventType"] == "EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES"]
+
+    assert first_task_upserts("enroll_gcp_api_start.EnrollVm.json") == [["TemporalChangeVersion"]]
+    assert ["EnrollmentState", "InstanceKey", "Provider"] in first_task_upserts("enroll_gcp_existing_account.EnrollVm.json")
+    assert _result(_load(UNIT / "histories" / "recorded" / "enroll_gcp_api_start.EnrollVm.json")[1])["activation_id"]
