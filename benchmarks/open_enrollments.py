@@ -34,6 +34,7 @@ async def _replay_cost(local: LocalDefault) -> dict[str, float]:
     """Fetch an open enrollment's history and replay it, as a worker does after an eviction."""
     from temporalio.worker import Replayer
 
+    from workers.sandbox import workflow_runner
     from workflows.registry import ALL_WORKFLOWS
 
     client = await local.client()
@@ -42,7 +43,8 @@ async def _replay_cost(local: LocalDefault) -> dict[str, float]:
     started = time.perf_counter()
     history = await client.get_workflow_handle(execution.id, run_id=execution.run_id).fetch_history()
     fetched = time.perf_counter()
-    replayer = Replayer(workflows=list(ALL_WORKFLOWS), data_converter=client.data_converter)
+    replayer = Replayer(workflows=list(ALL_WORKFLOWS), data_converter=client.data_converter,
+                        workflow_runner=workflow_runner())  # the workers' own sandbox
     await replayer.replay_workflow(history, raise_on_replay_failure=True)  # cold: the first in this process
     cold = time.perf_counter()
     for _ in range(5):  # warm, as in a worker that has run enrollments before
