@@ -34,6 +34,7 @@ MIN_OPEN = 500
 IN_FLIGHT = 25
 ORCHESTRATOR = "worker-orchestrator"
 QUERIED = 20
+OPEN = f"WorkflowType = '{WorkflowName.ENROLL_VM}' AND ExecutionStatus = 'Running'"
 
 
 async def _replay_cost(local: LocalDefault) -> dict[str, float]:
@@ -44,8 +45,7 @@ async def _replay_cost(local: LocalDefault) -> dict[str, float]:
     from workflows.registry import ALL_WORKFLOWS
 
     client = await local.client()
-    query = f"WorkflowType = '{WorkflowName.ENROLL_VM}' AND ExecutionStatus = 'Running'"
-    execution = await anext(aiter(client.list_workflows(query, limit=1)))
+    execution = await anext(aiter(client.list_workflows(OPEN, limit=1)))
     started = time.perf_counter()
     history = await client.get_workflow_handle(execution.id, run_id=execution.run_id).fetch_history()
     fetched = time.perf_counter()
@@ -66,13 +66,12 @@ async def _copies(history, count: int):  # noqa: ANN001, ANN202 - a WorkflowHist
         yield history
 
 
-async def _query_cost(local: LocalDefault, count: int = QUERIED) -> dict[str, float]:
+async def _query_cost(local: LocalDefault, count: int = QUERIED, query: str = OPEN) -> dict[str, float]:
     """What an evicted open enrollment costs the orchestrator itself on its next task, against a
     cached one: the status of the ``count`` enrollments opened first (the least recently used, so
     evicted once more are open than the cache holds) is queried one at a time, which makes the
     worker replay each one's history (then it is cached), then the same queries again."""
     client = await local.client()
-    query = f"WorkflowType = '{WorkflowName.ENROLL_VM}' AND ExecutionStatus = 'Running'"
     runs = sorted([run async for run in client.list_workflows(query)], key=lambda run: run.start_time)[1:1 + count]
     handles = [client.get_workflow_handle(run.id, run_id=run.run_id) for run in runs]
 
