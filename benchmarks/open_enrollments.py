@@ -10,46 +10,83 @@ until the agent comes online). After each quarter the orchestrator's RSS is read
 one answered, per 1,000 open enrollments (measured, not extrapolated: the part refuses fewer than
 ``MIN_OPEN``); each VM's identity token is fetched just before it registers. The quarters show whether the growth is linear (every run kept in the sticky
 cache) or levels off (a bounded cache). What a bounded cache costs is measured too: an evicted
-open enrollment replays its history on its next task, so the part fetches one open enrollment's
-history and replays it with the worker's own workflows, as the worker would.
+open enrollment replays its history on its next task. The part queries the status of the
+enrollments opened first (evicted once more are open than the cache holds), which makes the
+orchestrator itself replay each, then queries them again (cached now): latency and orchestrator
+CPU per query, evicted against cached. It also replays one open enrollment's history in this
+process with the workers' own runner (cold, then warm).
 """
 
 from __future__ import annotations
 
 import asyncio
+import statistics
 import time
 import uuid
 
 from benchmarks import enrollment
 from benchmarks.figures import Results
 from benchmarks.local import LocalDefault
-from contracts.names import WorkflowName
+from contracts.enrollment import EnrollmentStatusQuery
+from contracts.names import QueryName, WorkflowName
 
 MIN_OPEN = 500
 IN_FLIGHT = 25
 ORCHESTRATOR = "worker-orchestrator"
+QUERIED = 20
+OPEN = f"WorkflowType = '{WorkflowName.ENROLL_VM}' AND ExecutionStatus = 'Running'"
 
 
 async def _replay_cost(local: LocalDefault) -> dict[str, float]:
     """Fetch an open enrollment's history and replay it, as a worker does after an eviction."""
     from temporalio.worker import Replayer
 
+    from workers.sandbox import workflow_runner
     from workflows.registry import ALL_WORKFLOWS
 
     client = await local.client()
-    query = f"WorkflowType = '{WorkflowName.ENROLL_VM}' AND ExecutionStatus = 'Running'"
-    execution = await anext(aiter(client.list_workflows(query, limit=1)))
+    execution = await anext(aiter(client.list_workflows(OPEN, limit=1)))
     started = time.perf_counter()
     history = await client.get_workflow_handle(execution.id, run_id=execution.run_id).fetch_history()
     fetched = time.perf_counter()
-    replayer = Replayer(workflows=list(ALL_WORKFLOWS), data_converter=client.data_converter)
+    replayer = Replayer(workflows=list(ALL_WORKFLOWS), data_converter=client.data_converter,
+                        workflow_runner=workflow_runner())  # the workers' own sandbox
     await replayer.replay_workflow(history, raise_on_replay_failure=True)  # cold: the first in this process
     cold = time.perf_counter()
-    for _ in range(5):  # warm, as in a worker that has run enrollments before
-        await replayer.replay_workflow(history, raise_on_replay_failure=True)
+    # Warm, as in a worker that has run enrollments before: one replay worker for five copies
+    # (``replay_workflow`` makes a replay worker of its own for each call).
+    await replayer.replay_workflows(_copies(history, 5), raise_on_replay_failure=True)
     warm = time.perf_counter()
     return {"events": len(history.events), "fetch_ms": round((fetched - started) * 1000, 1),
             "replay_cold_ms": round((cold - fetched) * 1000, 1), "replay_warm_ms": round((warm - cold) / 5 * 1000, 1)}
+
+
+async def _copies(history, count: int):  # noqa: ANN001, ANN202 - a WorkflowHistory, an async iterator of it
+    for _ in range(count):
+        yield history
+
+
+async def _query_cost(local: LocalDefault, count: int = QUERIED, query: str = OPEN) -> dict[str, float]:
+    """What an evicted open enrollment costs the orchestrator itself on its next task, against a
+    cached one: the status of the ``count`` enrollments opened first (the least recently used, so
+    evicted once more are open than the cache holds) is queried one at a time, which makes the
+    worker replay each one's history (then it is cached), then the same queries again."""
+    client = await local.client()
+    runs = sorted([run async for run in client.list_workflows(query)], key=lambda run: run.start_time)[1:1 + count]
+    handles = [client.get_workflow_handle(run.id, run_id=run.run_id) for run in runs]
+
+    async def one_round() -> tuple[float, float]:
+        cpu, walls = local.use()[ORCHESTRATOR].cpu_s, []
+        for handle in handles:
+            started = time.perf_counter()
+            await handle.query(QueryName.STATUS, EnrollmentStatusQuery(secret_digest="-"))
+            walls.append(time.perf_counter() - started)
+        return statistics.median(walls) * 1000, (local.use()[ORCHESTRATOR].cpu_s - cpu) / len(handles) * 1000
+
+    evicted_ms, evicted_cpu_ms = await one_round()
+    cached_ms, cached_cpu_ms = await one_round()
+    return {"queried": len(handles), "evicted_median_ms": round(evicted_ms, 1), "evicted_cpu_ms": round(evicted_cpu_ms, 1),
+            "cached_median_ms": round(cached_ms, 1), "cached_cpu_ms": round(cached_cpu_ms, 1)}
 
 
 async def _open(local: LocalDefault, http, vms: list[str]) -> list[float]:  # noqa: ANN001
@@ -93,12 +130,18 @@ async def run(local: LocalDefault, results: Results, count: int, cache: str) -> 
     results.set("p4_rss_mb_per_1000_open", (after - before) / count * 1000)
     results.conditions["p4"] = (f"{count} enrollments left open (no agent registers), {IN_FLIGHT} registering at a time;"
                                 f" orchestrator sticky cache {cache}; RSS after the first enrollment vs after the last")
-    try:
-        replay = await _replay_cost(local)
-    except Exception as err:  # noqa: BLE001 - the figure stands; the note says why the cost is missing
-        replay = {"error": f"{type(err).__name__}: {err}"[:200]}
     results.details["p4"] = {
         "open_enrollments": count, "orchestrator_sticky_cache": cache, "opened_s": round(opened_s, 1),
-        "orchestrator_rss_mb_by_open": curve, "replay_of_an_evicted_enrollment": replay,
+        "orchestrator_rss_mb_by_open": curve,
+        "orchestrator_peak_rss_mb": round(local.use()[ORCHESTRATOR].peak_rss_mb, 1),
+        "query_of_an_evicted_vs_a_cached_enrollment": await _cost(_query_cost(local)),
+        "replay_of_an_evicted_enrollment": await _cost(_replay_cost(local)),
     }
+
+
+async def _cost(measure) -> dict[str, float | str]:  # noqa: ANN001 - a coroutine giving a dict
+    try:
+        return await measure
+    except Exception as err:  # noqa: BLE001 - the figure stands; the detail says why the cost is missing
+        return {"error": f"{type(err).__name__}: {err}"[:200]}
 
