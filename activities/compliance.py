@@ -14,7 +14,7 @@ from temporalio import activity
 from clouds.aws.links import LinkStore
 from clouds.aws.organizations import Organizations
 from clouds.aws.sessions import AwsSessions
-from clouds.aws.ssm_estate import SsmEstateReader, build_snapshot, window_runs
+from clouds.aws.ssm_estate import PART_SIZE, SsmEstateReader, build_snapshot, window_runs
 from config.settings import AwsSettings
 from contracts.models import ActivityName
 from contracts.compliance import (
@@ -36,8 +36,10 @@ from estate.db import transaction
 
 
 class ComplianceActivities:
-    def __init__(self, settings: AwsSettings, sessions: sessionmaker[Session], aws: AwsSessions | None = None) -> None:
+    def __init__(self, settings: AwsSettings, sessions: sessionmaker[Session], aws: AwsSessions | None = None,
+                 part_size: int = PART_SIZE) -> None:
         self._settings = settings
+        self._part_size = part_size
         self._store_sessions = sessions
         self._aws = aws or AwsSessions(settings)
         self._org = Organizations(self._aws)
@@ -73,12 +75,20 @@ class ComplianceActivities:
 
     @activity.defn(name=ActivityName.SYNC_ACCOUNT_ESTATE)
     def sync_account_estate(self, inp: SyncAccountInput) -> ApplyResult:
-        """Read the account's SSM state and apply it to the store as one snapshot."""
-        reading = self._reader.read(inp.target.account, progress=_heartbeat)
-        snapshot = build_snapshot(inp.target, inp.taken_at, reading)
-        with transaction(self._store_sessions) as session:  # the snapshot lands whole or not at all
-            result = writes.apply_account_snapshot(session, snapshot)
-        activity.logger.info("account synced", extra={"systems_account": snapshot.systems_account,
+        """Read the account's SSM state a part at a time (``SsmEstateReader.parts``) and apply each
+        part in a transaction of its own; once every part has landed, mark the instances SSM no
+        longer has departed. A failed sync departs nothing (its retry reads the account again), and
+        the worker holds one part, not the account, nor the store's lock while SSM answers."""
+        account = inp.target.account
+        result = ApplyResult(systems_account=account.account_id)
+        present: set[str] = set()
+        for reading in self._reader.parts(account, progress=_heartbeat, size=self._part_size):
+            snapshot = build_snapshot(inp.target, inp.taken_at, reading)
+            with transaction(self._store_sessions) as session:
+                present |= writes.apply_account_part(session, snapshot, result)
+        with transaction(self._store_sessions) as session:
+            result.departed = writes.mark_departed(session, account.account_id, inp.taken_at, present)
+        activity.logger.info("account synced", extra={"systems_account": account.account_id,
                                                       "instances": result.instances, "departed": result.departed})
         return result
 

@@ -1,7 +1,8 @@
 """The only functions that write the estate store; activities call them, nothing else does.
 
-Each function works inside the caller's session and transaction (``estate.db.transaction``):
-the activity commits once, so a snapshot lands whole or not at all.
+Each function works inside the caller's session and transaction (``estate.db.transaction``): a
+snapshot lands whole or not at all. ComplianceSync applies an account in parts, one transaction
+each, and marks departures only once every part has landed.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from collections import defaultdict
 from dataclasses import fields
 from datetime import UTC, datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from contracts.estate import (
@@ -36,6 +37,7 @@ from estate.schema import (
 )
 
 RANK = {Compliance.NON_COMPLIANT: 0, Compliance.UNKNOWN: 1, Compliance.COMPLIANT: 2}
+DEPART_CHUNK = 500  # ids per UPDATE (SQLite's bound parameters)
 _COPIED = [f.name for f in fields(InstanceSnapshot)]  # each one is an ``instances`` column (a test holds it)
 
 
@@ -77,20 +79,21 @@ def _upsert_instances(session: Session, snapshot: AccountSnapshot, result: Apply
         row.departed_at = None
         row.synced_at = snapshot.taken_at
         _set_compliance(row)
-    result.instances = len(wanted)
+    result.instances += len(wanted)
     return existing
 
 
-def _mark_departed(session: Session, snapshot: AccountSnapshot, present: set[str]) -> int:
-    query = select(Instance).where(
-        Instance.systems_account == snapshot.systems_account, Instance.departed_at.is_(None)
+def mark_departed(session: Session, systems_account: str, taken_at: datetime, present: set[str]) -> int:
+    """Mark the account's instances that a sync at ``taken_at`` did not find departed (ids only
+    are loaded, and rows updated in chunks, so an account of any size costs a set of ids)."""
+    query = select(Instance.managed_instance_id).where(
+        Instance.systems_account == systems_account, Instance.departed_at.is_(None)
     )
-    departed = 0
-    for row in session.scalars(query):
-        if row.managed_instance_id not in present:
-            row.departed_at = snapshot.taken_at
-            departed += 1
-    return departed
+    gone = sorted(mid for mid in session.scalars(query) if mid not in present)
+    for start in range(0, len(gone), DEPART_CHUNK):
+        session.execute(update(Instance).where(Instance.managed_instance_id.in_(gone[start:start + DEPART_CHUNK]))
+                        .values(departed_at=taken_at))
+    return len(gone)
 
 
 def _replace_patches(session: Session, rows: dict[str, Instance], snapshot: AccountSnapshot) -> int:
@@ -151,16 +154,24 @@ def _upsert_baselines(session: Session, snapshot: AccountSnapshot) -> None:
         row.synced_at = snapshot.taken_at
 
 
-def apply_account_snapshot(session: Session, snapshot: AccountSnapshot) -> ApplyResult:
-    """Upsert every row of one systems account; mark its instances absent from the snapshot departed."""
+def apply_account_part(session: Session, snapshot: AccountSnapshot, result: ApplyResult) -> set[str]:
+    """Upsert the rows of some of an account's instances (their patches and software replaced),
+    add their counts to ``result``; return their ids. Departures are ``mark_departed``'s."""
     _check(snapshot)
-    result = ApplyResult(systems_account=snapshot.systems_account)
     rows = _upsert_instances(session, snapshot, result)
     session.flush()
-    result.departed = _mark_departed(session, snapshot, set(rows))
-    result.patches = _replace_patches(session, rows, snapshot)
-    result.software = _replace_software(session, rows, snapshot)
+    result.patches += _replace_patches(session, rows, snapshot)
+    result.software += _replace_software(session, rows, snapshot)
     _upsert_baselines(session, snapshot)
+    session.flush()
+    return set(rows)
+
+
+def apply_account_snapshot(session: Session, snapshot: AccountSnapshot) -> ApplyResult:
+    """Upsert every row of one systems account; mark its instances absent from the snapshot departed."""
+    result = ApplyResult(systems_account=snapshot.systems_account)
+    present = apply_account_part(session, snapshot, result)
+    result.departed = mark_departed(session, snapshot.systems_account, snapshot.taken_at, present)
     session.flush()
     return result
 

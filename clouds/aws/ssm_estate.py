@@ -3,7 +3,8 @@
 ``SsmEstateReader`` makes the calls (DescribeInstanceInformation, ListTagsForResource for hybrid
 instances, EC2 DescribeInstances for the tags of EC2 nodes, DescribeInstancePatchStates in chunks of 50 ids and pages, DescribeInstancePatches per
 instance, GetInventory for ``AWS:Application``, GetPatchBaseline per baseline in use);
-``build_snapshot`` turns the answers into an ``AccountSnapshot`` (pure, tested without AWS).
+``parts`` reads an account a few hundred instances at a time, so a sync's memory does not grow
+with the account; ``build_snapshot`` turns the answers into an ``AccountSnapshot`` (pure, tested without AWS).
 
 The tenant of every row comes from the systems account (the Organizations tags fleetpatch wrote
 when it vended the account, or the link of a customer's own AWS account), never from an
@@ -36,6 +37,11 @@ from contracts.providers import Provider
 
 #: DescribeInstancePatchStates takes at most 50 instance ids per call.
 STATE_CHUNK = 50
+#: Instances a sync reads (and writes) at a time.
+PART_SIZE = 200
+#: GetInventory takes at most 40 values in a filter.
+INVENTORY_FILTER_VALUES = 40
+INVENTORY_INSTANCE_ID = "AWS:InstanceInformation.InstanceId"
 #: SSM's patch states -> the store's.
 STATES = {
     "INSTALLED": PatchState.INSTALLED, "INSTALLED_OTHER": PatchState.INSTALLED_OTHER,
@@ -100,19 +106,33 @@ class SsmEstateReader:
                             tags[instance["InstanceId"]] = {t["Key"]: t["Value"] for t in instance.get("Tags", [])}
         return tags
 
-    def read(self, account: AccountRef, progress: Progress = lambda _: None) -> AccountReading:
+    def parts(self, account: AccountRef, progress: Progress = lambda _: None,
+              size: int = PART_SIZE) -> Iterator[AccountReading]:
+        """The account ``size`` instances at a time, in DescribeInstanceInformation's order: a part
+        holds its instances' tags, patch states, patches and software, and the baselines no earlier
+        part named; what the caller keeps, not the account's size, sets the memory it takes."""
         ssm = self._ssm(account)
-        reading = AccountReading()
+        seen: set[str] = set()
+        infos: list[dict[str, Any]] = []
         for page in self._pages(ssm, "describe_instance_information", "DescribeInstanceInformation",
                                 PaginationConfig={"PageSize": 50}):
-            reading.infos += page.get("InstanceInformationList", [])
-        ids_ = [i["InstanceId"] for i in reading.infos]
-        for info in reading.infos:
+            infos += page.get("InstanceInformationList", [])
+            while len(infos) >= size:
+                yield self._part(ssm, account, infos[:size], seen, progress)
+                infos = infos[size:]
+        if infos:
+            yield self._part(ssm, account, infos, seen, progress)
+
+    def _part(self, ssm: Any, account: AccountRef, infos: list[dict[str, Any]], seen: set[str],
+              progress: Progress) -> AccountReading:
+        reading = AccountReading(infos=infos)
+        ids_ = [i["InstanceId"] for i in infos]
+        for info in infos:
             if info.get("ResourceType", "ManagedInstance") == "ManagedInstance":
                 with aws_call("ssm:ListTagsForResource"):
                     listed = ssm.list_tags_for_resource(ResourceType="ManagedInstance", ResourceId=info["InstanceId"])
                 reading.tags[info["InstanceId"]] = {t["Key"]: t["Value"] for t in listed.get("TagList", [])}
-        reading.tags.update(self.ec2_tags(account, [i["InstanceId"] for i in reading.infos
+        reading.tags.update(self.ec2_tags(account, [i["InstanceId"] for i in infos
                                                      if i.get("ResourceType") == "EC2Instance"]))
         reading.states = self.patch_states(account, ids_)
         progress(f"{len(ids_)} instances, {len(reading.states)} patch states")
@@ -123,15 +143,25 @@ class SsmEstateReader:
                 rows += page.get("Patches", [])
             reading.patches[instance_id] = rows
             progress(instance_id)
-        for page in self._pages(ssm, "get_inventory", "GetInventory",
-                                ResultAttributes=[{"TypeName": "AWS:Application"}], PaginationConfig={"PageSize": 50}):
-            for entity in page.get("Entities", []):
-                content = (entity.get("Data", {}).get("AWS:Application") or {}).get("Content", [])
-                reading.applications[entity["Id"]] = content
-        for baseline_id in sorted({s["BaselineId"] for s in reading.states.values() if s.get("BaselineId")}):
+        reading.applications = self.applications(ssm, ids_)
+        for baseline_id in sorted({s["BaselineId"] for s in reading.states.values() if s.get("BaselineId")} - seen):
             with aws_call("ssm:GetPatchBaseline"):
                 reading.baselines[baseline_id] = ssm.get_patch_baseline(BaselineId=baseline_id)
+            seen.add(baseline_id)
         return reading
+
+    def applications(self, ssm: Any, instance_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
+        """GetInventory's ``AWS:Application`` of these instances (a filter of 40 ids a call)."""
+        found: dict[str, list[dict[str, Any]]] = {}
+        for start in range(0, len(instance_ids), INVENTORY_FILTER_VALUES):
+            chunk = instance_ids[start:start + INVENTORY_FILTER_VALUES]
+            for page in self._pages(ssm, "get_inventory", "GetInventory",
+                                    Filters=[{"Key": INVENTORY_INSTANCE_ID, "Values": chunk, "Type": "Equal"}],
+                                    ResultAttributes=[{"TypeName": "AWS:Application"}],
+                                    PaginationConfig={"PageSize": 50}):
+                for entity in page.get("Entities", []):
+                    found[entity["Id"]] = (entity.get("Data", {}).get("AWS:Application") or {}).get("Content", [])
+        return found
 
 
 def window_runs(inp: RecordWindowInput, states: dict[str, dict[str, Any]]) -> list[WindowRunRecord]:

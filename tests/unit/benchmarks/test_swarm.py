@@ -1,5 +1,6 @@
 """The p3 agent swarm over the real protocol: several activations (SSM's limit is 1,000
-registrations each), agents registered concurrently, every one online in its own systems
+registrations each), agents registered concurrently and their loops started once all have,
+every one online in its own systems
 account and acting only as itself; and p4 refuses a sample too small to measure."""
 
 from __future__ import annotations
@@ -34,9 +35,9 @@ def test_the_swarm_registers_over_several_activations_and_comes_online(tmp_path:
              "--per-activation", "2", "--count", "3", "--status", str(status), "--poll-interval", "1"],
             cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         try:
-            deadline = time.monotonic() + 60
+            deadline, seen = time.monotonic() + 60, []
             while time.monotonic() < deadline:
-                if status.exists() and json.loads(status.read_text())["online"] == 3:
+                if status.exists() and (seen := [*seen, json.loads(status.read_text())])[-1]["online"] == 3:
                     break
                 assert swarm.poll() is None, swarm.stderr.read() if swarm.stderr else ""
                 time.sleep(0.5)
@@ -45,8 +46,11 @@ def test_the_swarm_registers_over_several_activations_and_comes_online(tmp_path:
         finally:
             swarm.terminate()
             swarm.wait(timeout=30)
+        # no agent's loop (ping, poll) runs before every agent has registered
+        assert all(s["registered"] == 3 for s in seen if s["online"]), seen
         listed = ssm.describe_instance_information()["InstanceInformationList"]
         assert len(listed) == 3 and all(i["PingStatus"] == "Online" for i in listed)
+        assert min(i["LastPingDateTime"] for i in listed) >= max(i["RegistrationDate"] for i in listed)
         assert {i["ActivationId"] for i in listed} == {m["ActivationId"] for m in made}
         counts = {a["ActivationId"]: a["RegistrationsCount"] for a in ssm.describe_activations()["ActivationList"]}
         assert counts == {made[0]["ActivationId"]: 2, made[1]["ActivationId"]: 1}

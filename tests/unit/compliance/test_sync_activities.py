@@ -13,6 +13,7 @@ from temporalio.testing import ActivityEnvironment
 from activities.compliance import ComplianceActivities
 from clouds.aws.links import LinkStore
 from clouds.aws.organizations import Organizations
+from clouds.aws.ssm_estate import SsmEstateReader
 from contracts.compliance import (
     ListSyncAccountsInput,
     RecordAggregatesInput,
@@ -115,6 +116,35 @@ def test_sync_account_fills_the_store_as_ssm_reports(local_aws, aws_settings, aw
     with store() as session:
         assert reads.compliance(session, Scope.of_customer("acme"), []).totals.instances == 2
         assert len(reads.trend(session, Scope.everything(), days=1)) == 1
+
+
+def test_a_sync_reads_and_writes_the_account_a_part_at_a_time(local_aws, aws_settings, aws_sessions, store) -> None:
+    """The worker never holds a whole account: ``parts`` yields at most ``size`` instances, each
+    with only its own tags, states, patches and software (inventory filtered by instance id), a
+    baseline once; the sync applies part by part and departs only what the whole listing missed."""
+    target, ssm, (ubuntu, windows, silent) = _populated_account(local_aws, aws_sessions)
+    parts = list(SsmEstateReader(aws_sessions).parts(target.account, size=2))
+    assert [len(p.infos) for p in parts] == [2, 1]
+    for part in parts:
+        ids = {i["InstanceId"] for i in part.infos}
+        assert set(part.tags) == ids and set(part.patches) == ids
+        assert set(part.states) <= ids and set(part.applications) <= ids
+    assert [app for p in parts for app in p.applications] == [ubuntu.instance_id]
+    assert sum(len(p.baselines) for p in parts) == 1  # read once, by the first part that names it
+
+    acts = ComplianceActivities(aws_settings, store, aws_sessions, part_size=2)
+    env = ActivityEnvironment()
+    applied = env.run(acts.sync_account_estate, SyncAccountInput(target=target, taken_at=datetime.now(UTC)))
+    assert (applied.instances, applied.new, applied.departed, applied.patches, applied.software) == (3, 3, 0, 7, 2)
+    with store() as session:
+        assert reads.compliance(session, Scope.everything(), []).totals.instances == 3
+        detail = reads.instance_detail(session, Scope.everything(), windows.instance_id)
+        assert detail.baseline is not None and detail.baseline.name == "fleetpatch-windows-early"
+    ssm.deregister_managed_instance(InstanceId=ubuntu.instance_id)  # the first part's instance left
+    again = env.run(acts.sync_account_estate, SyncAccountInput(target=target, taken_at=datetime.now(UTC)))
+    assert (again.instances, again.new, again.departed) == (2, 0, 1)
+    with store() as session:
+        assert reads.compliance(session, Scope.everything(), []).totals.instances == 2
 
 
 def test_window_results_reach_the_store(local_aws, aws_settings, aws_sessions, store) -> None:

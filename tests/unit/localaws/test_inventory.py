@@ -78,6 +78,15 @@ def test_get_inventory(local_aws, ssm):
                                        "Type": "BeginWith"}])["Entities"]
     assert [e["Id"] for e in edge] == [windows.instance_id]
 
+    named = ssm.get_inventory(Filters=[{"Key": "AWS:InstanceInformation.InstanceId", "Type": "Equal",
+                                        "Values": [windows.instance_id, silent.instance_id, "mi-00000000000000000"]}],
+                              ResultAttributes=[{"TypeName": "AWS:Application"}])["Entities"]
+    assert [e["Id"] for e in named] == [windows.instance_id]  # silent has no AWS:Application
+    both = ssm.get_inventory(Filters=[
+        {"Key": "AWS:InstanceInformation.InstanceId", "Values": [ubuntu.instance_id, windows.instance_id]},
+        {"Key": "AWS:InstanceInformation.PlatformType", "Values": ["Linux"]}])["Entities"]
+    assert [e["Id"] for e in both] == [ubuntu.instance_id]  # every filter still applies
+
     paged, token = [], None
     while True:
         page = ssm.get_inventory(MaxResults=1, **({"NextToken": token} if token else {}))
